@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from compute.models import KeyPair
+
+
+@admin.register(KeyPair)
+class KeyPairAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "tenant", "key_type", "bits", "fingerprint", "created_at"]
+    list_filter = ["key_type", "tenant"]
+    search_fields = ["name", "fingerprint"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in KeyPair._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tenants import their own keys
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

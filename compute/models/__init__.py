@@ -1,0 +1,5 @@
+"""Compute models, one module per kind of resource."""
+
+from compute.models.keypairs import KeyPair
+
+__all__ = ["KeyPair"]

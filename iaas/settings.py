@@ -1,0 +1,274 @@
+"""Andromède settings.
+
+Everything comes from environment variables with safe defaults (DESIGN §11). With nothing set,
+the project runs on one machine: SQLite under `var/`, a private Redis on a unix socket under
+`var/run/` (started by `make run`), and a secret key generated once into `var/secret_key`.
+Production sets DATABASE_URL, CELERY_BROKER_URL, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS and
+serves over TLS (ANDROMEDE_SECURE_COOKIES=true).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from iaas.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_json_dict,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("ANDROMEDE_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def _secret_key() -> str:
+    """The configured key, or one generated once and kept in var/ for the embedded default."""
+    configured = env_str("DJANGO_SECRET_KEY", "")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "iaas",
+    "tenants",
+    "compute",
+    "portal",
+]
+
+MIDDLEWARE = [
+    "iaas.middleware.RequestIdMiddleware",
+    "iaas.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "iaas.urls"
+WSGI_APPLICATION = "iaas.wsgi.application"
+ASGI_APPLICATION = "iaas.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": database_from_url(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'andromede.sqlite3'}")
+    )
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Every query is bounded: a stuck statement must not hold a request or a row lock forever.
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
+    _pg_options.setdefault(
+        "options", f"-c statement_timeout={env_int('DATABASE_STATEMENT_TIMEOUT_MS', 30000)}"
+    )
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Authentication and sign-in protection --------------------------------------------------
+AUTHENTICATION_BACKENDS = ["tenants.signin.LockoutModelBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:login"
+# Failed sign-ins per username (and per source address) inside the window before lockout.
+SIGNIN_MAX_FAILURES = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES", 5)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 20)
+SIGNIN_WINDOW = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_WINDOW_SECONDS", 900))
+SIGNIN_LOCKOUT = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_LOCKOUT_SECONDS", 900))
+# API tokens: the longest lifetime a new token may ask for, and the default one.
+TOKEN_MAX_LIFETIME = timedelta(days=env_int("ANDROMEDE_TOKEN_MAX_DAYS", 365))
+TOKEN_DEFAULT_LIFETIME = timedelta(days=env_int("ANDROMEDE_TOKEN_DEFAULT_DAYS", 90))
+
+SECURE_COOKIES = env_bool("ANDROMEDE_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("ANDROMEDE_SESSION_SECONDS", 8 * 3600)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if SECURE_COOKIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 31536000
+
+# --- Request limits -------------------------------------------------------------------------
+# Largest request body accepted by the API, in bytes (image uploads will have their own path).
+API_MAX_BODY_BYTES = env_int("ANDROMEDE_API_MAX_BODY_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (the admin and the offline Swagger UI are served by WhiteNoise) -----------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- REST API conventions (DESIGN §10) ------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "iaas.api.pagination.CreatedCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["iaas.api.filters.StrictFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "iaas.api.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "PAGE_SIZE": 50,
+}
+API_MAX_PAGE_SIZE = 1000
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Andromède API",
+    "DESCRIPTION": (
+        "Self-service API of Andromède, a sovereign French IaaS. Authenticate with "
+        "`Authorization: Bearer <token>`. Errors have one shape: "
+        '`{"error": {"code", "message", "details"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Idempotency-Key records are kept this long; a retry after that creates anew.
+IDEMPOTENCY_TTL = timedelta(hours=env_int("ANDROMEDE_IDEMPOTENCY_TTL_HOURS", 24))
+
+# --- Quotas -----------------------------------------------------------------------------------
+# Default limit per resource for tenants without an explicit limit; -1 means unlimited.
+# Override with ANDROMEDE_DEFAULT_QUOTAS='{"keypairs": 20}'.
+DEFAULT_QUOTAS: dict[str, int] = {
+    "keypairs": 100,
+    **env_json_dict("ANDROMEDE_DEFAULT_QUOTAS", {}),
+}
+
+# --- Residency ------------------------------------------------------------------------------
+# A new tenant's residency policy: the jurisdictions its data may live in (ISO 3166 codes).
+DEFAULT_RESIDENCY = env_list("ANDROMEDE_DEFAULT_RESIDENCY", ["FR"])
+
+# --- Celery (DESIGN §4) -----------------------------------------------------------------------
+PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis+socket://{PRIVATE_REDIS_SOCKET}")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = "control"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ROUTES = ("iaas.celery.route_task",)
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Longer than the longest operation, so a slow task is not redelivered while it runs.
+    "visibility_timeout": env_int("ANDROMEDE_VISIBILITY_TIMEOUT", 4 * 3600),
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired-idempotency-records": {
+        "task": "iaas.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
+    "purge-old-signin-attempts": {
+        "task": "tenants.purge_signin_attempts",
+        "schedule": 3600.0,
+    },
+}
+# The readiness probe gives the broker this long to answer.
+READINESS_TIMEOUT_SECONDS = 3
+
+# --- Logging: JSON lines, each carrying the request id ---------------------------------------
+LOG_LEVEL = env_str("ANDROMEDE_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "iaas.logging.RequestIdFilter"},
+        "redact": {"()": "iaas.logging.RedactSecretsFilter"},
+    },
+    "formatters": {"json": {"()": "iaas.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id", "redact"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}

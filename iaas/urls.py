@@ -1,0 +1,30 @@
+"""URL map: the API under /api/v1/, its schema and docs, health probes, the operator admin
+and the tenant portal."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from iaas.api import errors
+from iaas.api.views import ApiRootView, healthz, readyz
+
+api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("", include("tenants.api.urls")),
+    path("", include("compute.api.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("", include("portal.urls")),
+]
+
+handler400 = errors.handler400
+handler403 = errors.handler403
+handler404 = errors.handler404
+handler500 = errors.handler500

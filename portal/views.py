@@ -1,0 +1,21 @@
+"""The tenant portal. For now: sign-in (through the same lockout as the API) and a landing
+page listing the user's tenants and keypairs; the self-service pages come with later issues."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from compute.selectors import keypair_list
+from tenants.models import Membership
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    memberships = Membership.objects.filter(user=request.user).select_related("tenant")
+    tenants = [
+        {"membership": m, "keypairs": list(keypair_list(m.tenant).order_by("name")[:50])}
+        for m in memberships
+    ]
+    return render(request, "portal/home.html", {"tenants": tenants})

@@ -1,0 +1,54 @@
+"""Query filters of the tenancy endpoints."""
+
+from __future__ import annotations
+
+import django_filters
+
+from iaas.models import AuditEvent
+from tenants.models import ApiToken, Membership, Role, Tenant
+
+
+class MembershipFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+    username = django_filters.CharFilter(field_name="user__username")
+
+    class Meta:
+        model = Membership
+        fields = ["role", "username"]
+
+
+class TokenFilter(django_filters.FilterSet):
+    revoked = django_filters.BooleanFilter(
+        field_name="revoked_at", lookup_expr="isnull", exclude=True
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["revoked"]
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    action = django_filters.CharFilter()
+    outcome = django_filters.ChoiceFilter(choices=AuditEvent.Outcome.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["action", "outcome", "created_after", "created_before"]
+
+
+class OperatorAuditEventFilter(AuditEventFilter):
+    tenant = django_filters.UUIDFilter(field_name="tenant_id")
+
+    class Meta(AuditEventFilter.Meta):
+        fields = [*AuditEventFilter.Meta.fields, "tenant"]
+
+
+class TenantFilter(django_filters.FilterSet):
+    slug = django_filters.CharFilter()
+    status = django_filters.ChoiceFilter(choices=Tenant.Status.choices)
+
+    class Meta:
+        model = Tenant
+        fields = ["slug", "status"]

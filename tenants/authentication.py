@@ -1,0 +1,82 @@
+"""API authentication: `Authorization: Bearer andr_…` tokens, and sessions for the portal."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from tenants import tokens
+from tenants.context import source_address
+from tenants.models import ApiToken, Membership, Tenant
+
+# last_used_at is refreshed at most this often, so reads do not each cost a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+class TokenRefused(AuthenticationFailed):
+    """A bearer token was presented and refused. Carries what the audit log may record about
+    it (never the secret)."""
+
+    def __init__(self, message: str, code: str, token: ApiToken | None = None):
+        super().__init__(message, code=code)
+        self.token = token
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        try:
+            return self._authenticate(request)
+        except TokenRefused as refused:
+            # Kept on the request so the exception handler can audit which token was refused.
+            request._andromede_token_refused = refused
+            raise
+
+    def _authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        header = get_authorization_header(request)
+        if not header:
+            return None
+        scheme, _, value = header.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        parts = tokens.parse(value.strip())
+        if parts is None:
+            raise TokenRefused("The bearer token is malformed.", "invalid_token")
+        token = (
+            ApiToken.objects.select_related("user", "tenant").filter(key_id=parts.key_id).first()
+        )
+        if token is None or not tokens.matches(parts, token.secret_hash):
+            raise TokenRefused("The bearer token is not valid.", "invalid_token")
+        now = timezone.now()
+        if token.revoked_at is not None:
+            raise TokenRefused("This token has been revoked.", "token_revoked", token)
+        if token.expires_at <= now:
+            raise TokenRefused("This token has expired.", "token_expired", token)
+        if not token.user.is_active:
+            raise TokenRefused("This token's account is disabled.", "account_disabled", token)
+        self._check_scope(token)
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(
+                last_used_at=now, last_used_address=source_address(request)
+            )
+        return token.user, token
+
+    @staticmethod
+    def _check_scope(token: ApiToken) -> None:
+        if token.tenant_id is None:
+            if not token.user.is_staff:
+                raise TokenRefused("This token has no tenant.", "invalid_token", token)
+            return
+        assert token.tenant is not None
+        if token.tenant.status != Tenant.Status.ACTIVE:
+            raise TokenRefused("This token's tenant is suspended.", "tenant_suspended", token)
+        if not Membership.objects.filter(user_id=token.user_id, tenant_id=token.tenant_id).exists():
+            raise TokenRefused(
+                "This token's owner is no longer a member of its tenant.", "invalid_token", token
+            )
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="andromede"'

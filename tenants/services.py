@@ -1,0 +1,256 @@
+"""The only code that writes tenants, memberships, tokens and quota limits.
+
+Every function runs in one transaction and writes its audit event in it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from iaas.audit import Actor, audit_record
+from iaas.errors import ConflictError, InvalidRequest, PermissionDeniedError
+from tenants import tokens
+from tenants.models import ApiToken, Membership, Quota, Role, Tenant
+from tenants.quotas import check_resource
+
+User = get_user_model()
+
+ISO_COUNTRY_LENGTH = 2
+
+
+def _validate_residency(residency: list[str]) -> list[str]:
+    codes = sorted({code.upper() for code in residency})
+    if not codes or any(len(c) != ISO_COUNTRY_LENGTH or not c.isalpha() for c in codes):
+        raise InvalidRequest(
+            "A residency policy is a non-empty list of ISO 3166 country codes, e.g. ['FR'].",
+            details={"residency": residency},
+        )
+    return codes
+
+
+@transaction.atomic
+def tenant_create(
+    *, actor: Actor, name: str, slug: str, residency: list[str] | None = None
+) -> Tenant:
+    codes = _validate_residency(residency or list(settings.DEFAULT_RESIDENCY))
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ConflictError(f"A tenant with slug {slug!r} exists.", code="already_exists")
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(name=name, slug=slug, residency=codes)
+    except IntegrityError as exc:
+        raise ConflictError(f"A tenant with slug {slug!r} exists.", code="already_exists") from exc
+    audit_record(
+        actor=actor,
+        action="tenant.create",
+        tenant_id=tenant.id,
+        target=tenant,
+        details={"name": name, "residency": codes},
+    )
+    return tenant
+
+
+def _lock_tenant(tenant: Tenant) -> None:
+    Tenant.objects.select_for_update().only("pk").get(pk=tenant.pk)
+
+
+def _admin_count(tenant: Tenant) -> int:
+    return Membership.objects.filter(tenant=tenant, role=Role.ADMIN).count()
+
+
+@transaction.atomic
+def membership_add(*, actor: Actor, tenant: Tenant, username: str, role: str) -> Membership:
+    """Add an existing user account to the tenant. Operator (staff) accounts are kept apart
+    from tenants and cannot be added."""
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise InvalidRequest(
+            f"No active user account is named {username!r}.",
+            code="unknown_user",
+            details={"username": username},
+        )
+    if user.is_staff:
+        raise InvalidRequest("Operator accounts cannot be tenant members.", code="operator_account")
+    _lock_tenant(tenant)
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(user=user, tenant=tenant, role=Role(role))
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"{username} is already a member of this tenant.", code="already_member"
+        ) from exc
+    audit_record(
+        actor=actor,
+        action="membership.create",
+        tenant_id=tenant.id,
+        target=membership,
+        target_label=username,
+        details={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    _lock_tenant(membership.tenant)
+    membership.refresh_from_db()
+    old_role = membership.role
+    if old_role == Role.ADMIN and role != Role.ADMIN and _admin_count(membership.tenant) == 1:
+        raise ConflictError("A tenant must keep at least one admin.", code="last_admin")
+    membership.role = Role(role)
+    membership.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        action="membership.update",
+        tenant_id=membership.tenant_id,
+        target=membership,
+        target_label=membership.user.get_username(),
+        details={"from": old_role, "to": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    """Remove a member; their tokens for this tenant are revoked with it."""
+    _lock_tenant(membership.tenant)
+    if membership.role == Role.ADMIN and _admin_count(membership.tenant) == 1:
+        raise ConflictError("A tenant must keep at least one admin.", code="last_admin")
+    username = membership.user.get_username()
+    revoked = ApiToken.objects.filter(
+        user_id=membership.user_id, tenant_id=membership.tenant_id, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    audit_record(
+        actor=actor,
+        action="membership.delete",
+        tenant_id=membership.tenant_id,
+        target=membership,
+        target_label=username,
+        details={"role": membership.role, "tokens_revoked": revoked},
+    )
+    membership.delete()
+
+
+def _check_expiry(expires_at: datetime | None, ceiling: datetime | None) -> datetime:
+    now = timezone.now()
+    if expires_at is None:
+        expires_at = now + settings.TOKEN_DEFAULT_LIFETIME
+    if expires_at <= now:
+        raise InvalidRequest("expires_at must be in the future.", details={"expires_at": "past"})
+    longest = now + settings.TOKEN_MAX_LIFETIME
+    if ceiling is not None:
+        longest = min(longest, ceiling)
+    if expires_at > longest:
+        raise InvalidRequest(
+            f"expires_at may be at most {longest.isoformat()}.",
+            code="expiry_too_far",
+            details={"max_expires_at": longest.isoformat()},
+        )
+    return expires_at
+
+
+@transaction.atomic
+def token_create(
+    *,
+    actor: Actor,
+    user: AbstractBaseUser,
+    name: str,
+    tenant: Tenant | None,
+    role: str | None = None,
+    expires_at: datetime | None = None,
+    creating_token: ApiToken | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for `user` and return it with its secret, which is never shown again.
+
+    A tenant token's role is at most the user's membership role and, when created with
+    another token, at most that token's role, and expires no later than it. An operator token
+    (tenant None) is only for staff accounts.
+    """
+    if tenant is None:
+        if not getattr(user, "is_staff", False):
+            raise PermissionDeniedError("Only operator accounts may hold operator tokens.")
+        token_role = ""
+    else:
+        membership = Membership.objects.filter(user=user, tenant=tenant).first()
+        if membership is None:
+            raise PermissionDeniedError("You are not a member of this tenant.")
+        ceiling_role = Role(membership.role)
+        if creating_token is not None and creating_token.role:
+            ceiling_role = Role.lowest(ceiling_role, creating_token.role)
+        token_role = Role(role or ceiling_role)
+        if Role.rank(token_role) > Role.rank(ceiling_role):
+            raise PermissionDeniedError(
+                f"A token's role cannot exceed yours ({ceiling_role}).",
+                code="role_too_high",
+                details={"max_role": str(ceiling_role)},
+            )
+    ceiling = creating_token.expires_at if creating_token is not None else None
+    expires = _check_expiry(expires_at, ceiling)
+    parts, secret = tokens.generate()
+    token = ApiToken.objects.create(
+        user=user,
+        tenant=tenant,
+        name=name,
+        role=token_role,
+        key_id=parts.key_id,
+        secret_hash=tokens.secret_hash(parts),
+        expires_at=expires,
+    )
+    audit_record(
+        actor=actor,
+        action="token.create",
+        tenant_id=tenant.id if tenant else None,
+        target=token,
+        details={"role": token_role, "expires_at": expires.isoformat(), "key_id": parts.key_id},
+    )
+    return token, secret
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    """Revoke a token. Revoking an already revoked token changes nothing."""
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    token.refresh_from_db()
+    if updated:
+        audit_record(
+            actor=actor,
+            action="token.revoke",
+            tenant_id=token.tenant_id,
+            target=token,
+            details={"key_id": token.key_id},
+        )
+    return token
+
+
+@transaction.atomic
+def quota_set(*, actor: Actor, tenant: Tenant, resource: str, limit: int) -> Quota:
+    """Set a tenant's limit for a resource (-1 = unlimited). A limit below current usage is
+    allowed: it blocks new consumption and takes nothing away."""
+    check_resource(resource)
+    if limit < -1:
+        raise InvalidRequest("A limit is -1 (unlimited) or a number ≥ 0.", details={"limit": limit})
+    _lock_tenant(tenant)
+    previous = Quota.objects.filter(tenant=tenant, resource=resource).first()
+    quota, _ = Quota.objects.update_or_create(
+        tenant=tenant, resource=resource, defaults={"limit": limit}
+    )
+    audit_record(
+        actor=actor,
+        action="quota.update",
+        tenant_id=tenant.id,
+        target=quota,
+        details={
+            "resource": resource,
+            "from": previous.limit if previous else None,
+            "to": limit,
+        },
+    )
+    return quota
