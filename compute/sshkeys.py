@@ -62,8 +62,8 @@ def parse_public_key(text: str) -> PublicKey:
     comment = fields[2] if len(fields) == 3 else ""
     if key_type not in ACCEPTED_TYPES:
         raise InvalidPublicKey(
-            f"Key type {key_type[:40]!r} is not accepted; use ssh-ed25519, ecdsa-sha2-nistp256/384/521"
-            " or ssh-rsa (2048 bits or more)."
+            f"Key type {key_type[:40]!r} is not accepted; use ssh-ed25519, "
+            "ecdsa-sha2-nistp256/384/521 or ssh-rsa (2048 bits or more)."
         )
     if any(ord(c) < 32 or ord(c) == 127 for c in comment):
         raise InvalidPublicKey("The comment contains control characters.")

@@ -22,8 +22,7 @@ class StrictFilterBackend(DjangoFilterBackend):
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:
             raise ValidationError(
-                dict.fromkeys(unknown, "Unknown query parameter.")
-                | {"allowed": sorted(allowed)},
+                dict.fromkeys(unknown, "Unknown query parameter.") | {"allowed": sorted(allowed)},
                 code="unknown_filter",
             )
         return super().filter_queryset(request, queryset, view)

@@ -1,0 +1,90 @@
+"""Shared fixtures: tenants, users with roles, tokens and API clients, built through the
+services (so they are audited like real ones)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from iaas.audit import Actor
+from tenants import services
+from tenants.models import Role, Tenant
+
+User = get_user_model()
+SYSTEM = Actor.system("tests")
+
+
+@dataclass
+class Caller:
+    """A user acting in a tenant through a bearer token."""
+
+    user: object
+    tenant: Tenant | None
+    role: str
+    token: str
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+        return client
+
+
+@pytest.fixture
+def make_tenant(db: None) -> Callable[..., Tenant]:
+    def make(slug: str, **kwargs: object) -> Tenant:
+        return services.tenant_create(actor=SYSTEM, name=slug.title(), slug=slug, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def make_caller(db: None) -> Callable[..., Caller]:
+    """make_caller(tenant, role) → a new user, member of `tenant` with `role`, and a token
+    with the same role. make_caller(None, operator=True) → an operator with an operator token."""
+    counter = {"n": 0}
+
+    def make(tenant: Tenant | None, role: str = Role.MEMBER, *, operator: bool = False) -> Caller:
+        counter["n"] += 1
+        username = f"{'op' if operator else role}{counter['n']}-{tenant.slug if tenant else 'ops'}"
+        user = User.objects.create_user(
+            username=username, password="correct horse battery staple", is_staff=operator
+        )
+        if tenant is not None:
+            services.membership_add(actor=SYSTEM, tenant=tenant, username=username, role=role)
+        _, secret = services.token_create(
+            actor=SYSTEM,
+            user=user,
+            tenant=tenant,
+            name="test",
+            role=None if operator else role,
+        )
+        return Caller(user=user, tenant=tenant, role=role, token=secret)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ssh_public_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Real OpenSSH public keys made by ssh-keygen: one per accepted type, and refused ones."""
+    folder: Path = tmp_path_factory.mktemp("sshkeys")
+    keys = {}
+    specs = {
+        "ed25519": ["-t", "ed25519"],
+        "ecdsa": ["-t", "ecdsa", "-b", "256"],
+        "rsa2048": ["-t", "rsa", "-b", "2048"],
+        "rsa1024": ["-t", "rsa", "-b", "1024"],
+    }
+    for name, args in specs.items():
+        path = folder / name
+        subprocess.run(
+            ["ssh-keygen", "-q", "-N", "", "-C", f"{name}@test", "-f", str(path), *args],
+            check=True,
+        )
+        keys[name] = (path.with_suffix(".pub")).read_text().strip()
+    return keys
