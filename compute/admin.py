@@ -9,7 +9,7 @@ from compute.models import KeyPair
 
 
 @admin.register(KeyPair)
-class KeyPairAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class KeyPairAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "key_type", "bits", "fingerprint", "created_at"]
     list_filter = ["key_type", "tenant"]
     search_fields = ["name", "fingerprint"]

@@ -14,7 +14,7 @@ admin.site.site_title = "Andromède operators"
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AuditEventAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "created_at",

@@ -110,7 +110,11 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "options", f"-c statement_timeout={env_int('DATABASE_STATEMENT_TIMEOUT_MS', 30000)}"
     )
 else:
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite (the embedded default): WAL lets readers run beside the writer, and IMMEDIATE
+    # transactions take the write lock up front instead of failing half-way ("locked").
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication and sign-in protection --------------------------------------------------

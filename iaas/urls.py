@@ -2,13 +2,13 @@
 and the tenant portal."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from iaas.api import errors
 from iaas.api.views import ApiRootView, healthz, readyz
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("tenants.api.urls")),
     path("", include("compute.api.urls")),

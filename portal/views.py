@@ -13,7 +13,8 @@ from tenants.models import Membership
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    memberships = Membership.objects.filter(user=request.user).select_related("tenant")
+    user_id = int(request.user.pk or 0)
+    memberships = Membership.objects.filter(user_id=user_id).select_related("tenant")
     tenants = [
         {"membership": m, "keypairs": list(keypair_list(m.tenant).order_by("name")[:50])}
         for m in memberships

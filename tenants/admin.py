@@ -26,7 +26,7 @@ def operator_actor(request: HttpRequest) -> Actor:
     )
 
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     fields = ["user", "role", "created_at"]
@@ -37,7 +37,7 @@ class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
-class QuotaInline(admin.TabularInline):  # type: ignore[type-arg]
+class QuotaInline(admin.TabularInline):
     model = Quota
     extra = 0
     fields = ["resource", "limit", "updated_at"]
@@ -45,7 +45,7 @@ class QuotaInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "status", "residency", "created_at"]
     list_filter = ["status"]
     search_fields = ["slug", "name"]
@@ -96,7 +96,7 @@ class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "tenant__slug"]
@@ -131,7 +131,7 @@ class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiTokenAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "key_id",
@@ -157,7 +157,19 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "last_used_at",
         "last_used_address",
     ]  # never secret_hash
-    readonly_fields = fields
+    readonly_fields = [
+        "id",
+        "name",
+        "key_id",
+        "user",
+        "tenant",
+        "role",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "last_used_address",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

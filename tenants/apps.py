@@ -5,3 +5,6 @@ class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants, roles, tokens and quotas"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from tenants import schema  # noqa: F401 - registers the OpenAPI bearer-token scheme

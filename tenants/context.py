@@ -101,6 +101,7 @@ def resolve_tenant_context(request: Any) -> TenantContext:
 def _pick(memberships: Any, wanted: str) -> Membership:
     import uuid
 
+    tenant_filter: dict[str, object]
     try:
         tenant_filter = {"tenant_id": uuid.UUID(wanted)}
     except ValueError:

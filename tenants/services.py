@@ -177,7 +177,7 @@ def token_create(
             raise PermissionDeniedError("Only operator accounts may hold operator tokens.")
         token_role = ""
     else:
-        membership = Membership.objects.filter(user=user, tenant=tenant).first()
+        membership = Membership.objects.filter(user_id=user.pk, tenant=tenant).first()
         if membership is None:
             raise PermissionDeniedError("You are not a member of this tenant.")
         ceiling_role = Role(membership.role)
@@ -194,7 +194,7 @@ def token_create(
     expires = _check_expiry(expires_at, ceiling)
     parts, secret = tokens.generate()
     token = ApiToken.objects.create(
-        user=user,
+        user_id=user.pk,
         tenant=tenant,
         name=name,
         role=token_role,

@@ -82,7 +82,7 @@ class LockoutModelBackend(ModelBackend):
     """Django's ModelBackend behind the lockout. A locked-out attempt raises PermissionDenied,
     which Django's `authenticate()` turns into a failed login without trying other backends."""
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self,
         request: Any,
         username: str | None = None,

@@ -6,7 +6,7 @@ from compute.models import KeyPair
 from iaas.api.serializers import StrictCharField, StrictSerializer
 
 
-class KeyPairSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class KeyPairSerializer(serializers.ModelSerializer):
     class Meta:
         model = KeyPair
         fields = ["id", "name", "key_type", "bits", "fingerprint", "public_key", "created_at"]

@@ -30,6 +30,7 @@ class KeyPairViewSet(
     rsa ≥ 2048 bits); names are unique per tenant; counts against the `keypairs` quota."""
 
     audit_resource = "keypair"
+    queryset = KeyPair.objects.none()  # tells the schema generator the model; see get_queryset
     serializer_class = KeyPairSerializer
     filterset_class = KeyPairFilter
 

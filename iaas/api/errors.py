@@ -69,17 +69,18 @@ def _validation_error(exc: drf.ValidationError) -> tuple[str, str, dict[str, Any
     elif "invalid_cursor" in flat_codes:
         code = "invalid_cursor"
         message = "The pagination cursor is not valid; start again from the first page."
+    elif "invalid_limit" in flat_codes:
+        code = "invalid_limit"
+        message = "The page size (limit) is not valid; see details."
     else:
+        # Field-level codes (max_length, not_a_string, ...) stay in `details`: the top-level
+        # code must not depend on which field rule happened to fire.
         code = "invalid"
         message = "The request is not valid; see details."
     if isinstance(detail, dict):
         details: dict[str, Any] = {key: _plain(value) for key, value in detail.items()}
     else:
         details = {"non_field_errors": _plain(detail)}
-    if len(flat_codes) == 1 and code == "invalid":
-        only = next(iter(flat_codes))
-        if only not in {"invalid", "required", "null", "blank"}:
-            code = only
     return code, message, details
 
 
@@ -129,8 +130,8 @@ def describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]] | None:
         }:
             code = detail_codes
         message = str(exc.detail) if not isinstance(exc.detail, dict | list) else "Error."
-        details = _plain(exc.detail) if isinstance(exc.detail, dict) else {}
-        return exc.status_code, code, message, details
+        api_details: dict[str, Any] = _plain(exc.detail) if isinstance(exc.detail, dict) else {}
+        return exc.status_code, code, message, api_details
     return None
 
 
@@ -140,6 +141,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     request = context.get("request")
     view = context.get("view")
     described = describe(exc)
+    details: dict[str, Any]
     if described is None:
         logger.exception("unhandled error in API view", exc_info=exc)
         status, code, message, details = (

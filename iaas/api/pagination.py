@@ -45,4 +45,4 @@ class CreatedCursorPagination(CursorPagination):
 class IdCursorPagination(CreatedCursorPagination):
     """For append-only logs whose ids only grow: newest first by id."""
 
-    ordering = ("-id",)
+    ordering = ("-id",)  # type: ignore[assignment]

@@ -11,7 +11,7 @@ from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Role, Tenant
 
 
-class TenantSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = ["id", "name", "slug", "status", "residency", "created_at"]
@@ -26,7 +26,7 @@ class TenantCreateSerializer(StrictSerializer):
     )
 
 
-class MembershipSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
 
     class Meta:
@@ -44,7 +44,7 @@ class MembershipUpdateSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class TokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TokenSerializer(serializers.ModelSerializer):
     """A token as listed: never its secret (which is not stored)."""
 
     tenant = serializers.UUIDField(source="tenant_id", read_only=True)
@@ -95,7 +95,7 @@ class TokenCreateSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField(required=False)
 
 
-class QuotaSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class QuotaSerializer(serializers.Serializer):
     resource = serializers.CharField(read_only=True)
     limit = serializers.IntegerField(read_only=True, help_text="-1 means unlimited.")
     usage = serializers.IntegerField(read_only=True)
@@ -108,7 +108,7 @@ class QuotaUpdateSerializer(StrictSerializer):
     limits = serializers.DictField(child=StrictIntegerField(min_value=-1), allow_empty=False)
 
 
-class AuditEventSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
@@ -137,7 +137,7 @@ class LoginSerializer(StrictSerializer):
     password = StrictCharField(max_length=4096, trim_whitespace=False)
 
 
-class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class MeSerializer(serializers.Serializer):
     def to_representation(self, user: Any) -> dict[str, Any]:
         memberships = Membership.objects.filter(user=user).select_related("tenant")
         return {

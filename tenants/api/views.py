@@ -118,6 +118,7 @@ class LoginView(APIView):
 class LogoutView(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -148,6 +149,7 @@ class TokenViewSet(
 
     audit_resource = "token"
     write_role = Role.READER
+    queryset = ApiToken.objects.none()  # tells the schema generator the model; see get_queryset
     serializer_class = TokenSerializer
     filterset_class = filters.TokenFilter
 
@@ -164,7 +166,7 @@ class TokenViewSet(
         auth = request.auth
         token, secret = services.token_create(
             actor=self.actor,
-            user=request.user,
+            user=self.tenant_context.membership.user,
             tenant=self.tenant_context.tenant,
             creating_token=auth if isinstance(auth, ApiToken) else None,
             **serializer.validated_data,
@@ -187,6 +189,7 @@ class MembershipViewSet(
 
     audit_resource = "membership"
     write_role = Role.ADMIN
+    queryset = Membership.objects.none()  # tells the schema generator the model; see get_queryset
     serializer_class = MembershipSerializer
     filterset_class = filters.MembershipFilter
 
@@ -240,8 +243,8 @@ class AuditEventListMixin:
     """Newest-first pages by id, and `export`: every matching event as JSON lines, oldest
     first, streamed."""
 
-    serializer_class = AuditEventSerializer
-    pagination_class = IdCursorPagination
+    serializer_class: Any = AuditEventSerializer
+    pagination_class: Any = IdCursorPagination
 
     @action(detail=False, methods=["get"])
     def export(self, request: Request) -> StreamingHttpResponse:
@@ -256,6 +259,7 @@ class TenantAuditEventViewSet(AuditEventListMixin, mixins.ListModelMixin, Tenant
     """The tenant's own audit events (tenant admins)."""
 
     read_role = Role.ADMIN
+    queryset = AuditEvent.objects.none()  # tells the schema generator the model; see get_queryset
     filterset_class = filters.AuditEventFilter
 
     def get_queryset(self) -> QuerySet[AuditEvent]:

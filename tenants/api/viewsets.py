@@ -13,7 +13,7 @@ from tenants.models import Role
 from tenants.permissions import IsOperator, TenantRolePermission
 
 
-class TenantScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TenantScopedViewSet(viewsets.GenericViewSet):
     """Subclasses set `audit_resource`, and `read_role`/`write_role` when the defaults (reader
     reads, member writes) do not fit, and implement `get_queryset` with a selector. Creating
     subclasses add `iaas.api.idempotency.IdempotentCreateMixin` first and implement
@@ -34,12 +34,12 @@ class TenantScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return actor_from_request(self.request)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         context["view"] = self
         return context
 
 
-class OperatorViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class OperatorViewSet(viewsets.GenericViewSet):
     permission_classes = [IsOperator]
     audit_resource = ""
     lookup_value_regex = "[0-9a-fA-F-]{36}"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# setup.sh run|test — install what this machine lacks: Debian packages and the virtualenv.
+source "$(dirname "$0")/lib.sh"
+
+mode="${1:-run}"
+packages=(python3 python3-venv python3-dev gcc redis-server openssh-client ca-certificates)
+if [[ $mode == test ]]; then
+    packages+=(postgresql postgresql-client)
+fi
+apt_ensure "${packages[@]}"
+venv_ensure
+mkdir -p "$VAR" "$RUN_DIR"

@@ -1,0 +1,117 @@
+"""Run Andromède's processes in the foreground and stop them all together.
+
+Started by `make run`: a private Redis (unless CELERY_BROKER_URL is set), the API server
+(gunicorn), a Celery worker and Celery beat. Ctrl-C (SIGINT) or SIGTERM stops every process
+gracefully, then forcefully after a grace period; if one process dies, the others are stopped
+too and the exit status says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+VAR = Path(os.environ.get("ANDROMEDE_VAR_DIR", ROOT / "var"))
+RUN_DIR = VAR / "run"
+BIND = os.environ.get("ANDROMEDE_BIND", "127.0.0.1:8000")
+GRACE_SECONDS = 15
+
+
+def commands() -> dict[str, list[str]]:
+    procs: dict[str, list[str]] = {}
+    if not os.environ.get("CELERY_BROKER_URL"):
+        procs["redis"] = [
+            "redis-server", "--port", "0", "--unixsocket", str(RUN_DIR / "redis.sock"),
+            "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(RUN_DIR),
+            "--loglevel", "warning",
+        ]  # fmt: skip
+    procs["api"] = [
+        str(VENV_BIN / "gunicorn"), "iaas.wsgi", "--bind", BIND, "--workers", "2",
+        "--timeout", "60", "--graceful-timeout", "10", "--access-logfile", "-",
+    ]  # fmt: skip
+    procs["worker"] = [
+        str(VENV_BIN / "celery"), "-A", "iaas", "worker", "--queues", "control",
+        "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    procs["beat"] = [
+        str(VENV_BIN / "celery"), "-A", "iaas", "beat", "--loglevel", "INFO",
+        "--schedule", str(VAR / "celerybeat-schedule"),
+    ]  # fmt: skip
+    return procs
+
+
+def wait_ready(url: str, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def main() -> int:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    for name, argv in commands().items():
+        # Each child gets its own process group, so our Ctrl-C handling decides the order.
+        running[name] = subprocess.Popen(  # noqa: S603 - fixed argv built above
+            argv, cwd=ROOT, env=env, start_new_session=True
+        )
+        if name == "redis":
+            time.sleep(0.3)
+
+    base = f"http://{BIND}"
+    if wait_ready(f"{base}/readyz", time.monotonic() + 60):
+        print(
+            f"\nAndromède is up:\n  API        {base}/api/v1/\n  API docs   {base}/api/docs/\n"
+            f"  portal     {base}/\n  operators  {base}/admin/\nPress Ctrl-C to stop.\n",
+            flush=True,
+        )
+    else:
+        print(f"Andromède did not become ready; see {base}/readyz", file=sys.stderr, flush=True)
+
+    exit_code = 0
+    while not stopping:
+        for name, proc in running.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with status {proc.returncode}; stopping", file=sys.stderr)
+                exit_code = 1
+                stopping = True
+                break
+        time.sleep(0.5)
+
+    print("stopping…", file=sys.stderr, flush=True)
+    for name in ["api", "beat", "worker", "redis"]:
+        child = running.get(name)
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

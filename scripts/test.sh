@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test.sh [--lint-only] — lint and type-check, then run the whole suite with pytest.
+# Uses DATABASE_URL / CELERY_BROKER_URL when they are set and reachable; otherwise starts
+# PostgreSQL (the Debian cluster) and a private Redis itself.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+lint() {
+    say "lint: ruff, ruff format, mypy, manage.py check, makemigrations --check"
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy" .
+    "$VENV/bin/python" manage.py check --fail-level WARNING
+    "$VENV/bin/python" manage.py makemigrations --check --dry-run
+}
+
+pg_reachable() {
+    "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
+import sys, psycopg
+psycopg.connect(sys.argv[1], connect_timeout=3).close()
+PY
+}
+
+# The Debian cluster (installed by setup.sh), started if it is not running, with a role and
+# database for Andromède's tests.
+postgres_ensure() {
+    if [[ -n ${DATABASE_URL:-} ]]; then
+        if pg_reachable "$DATABASE_URL"; then
+            say "using PostgreSQL at DATABASE_URL"
+            return 0
+        fi
+        say "DATABASE_URL is not reachable; starting the local PostgreSQL instead"
+    fi
+    local version
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
+    if [[ -z $version ]]; then
+        version="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+        say "creating the PostgreSQL $version cluster"
+        pg_createcluster "$version" main >/dev/null
+    fi
+    if ! pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main"' | grep -q online; then
+        say "starting PostgreSQL $version"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    fi
+    local port
+    port="$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')"
+    runuser -u postgres -- psql -q -p "$port" -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT 'CREATE ROLE andromede LOGIN CREATEDB PASSWORD ''andromede'''
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'andromede') \gexec
+SELECT 'CREATE DATABASE andromede OWNER andromede'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'andromede') \gexec
+SQL
+    export DATABASE_URL="postgresql://andromede:andromede@127.0.0.1:$port/andromede"
+    pg_reachable "$DATABASE_URL" || die "PostgreSQL is running but $DATABASE_URL does not answer"
+    say "using PostgreSQL $version on port $port"
+}
+
+redis_ensure() {
+    if [[ -n ${CELERY_BROKER_URL:-} ]]; then
+        if redis_ping "$CELERY_BROKER_URL"; then
+            say "using the broker at CELERY_BROKER_URL"
+            return 0
+        fi
+        say "CELERY_BROKER_URL is not reachable; starting a private Redis instead"
+    fi
+    private_redis_start
+    export CELERY_BROKER_URL="redis+socket://$PRIVATE_REDIS_SOCKET"
+}
+
+lint
+[[ ${1:-} == --lint-only ]] && exit 0
+
+postgres_ensure
+redis_ensure
+say "running the test suite"
+"$VENV/bin/pytest" -p no:cacheprovider
