@@ -46,7 +46,9 @@ venv_ensure() {
         /usr/bin/python3 -m venv "$VENV"
     fi
     say "installing the pinned Python packages (requirements.lock)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.lock"
+    # (grep drops a harmless warning some machines' pip configuration prints per package)
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.lock" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     echo "$want" > "$stamp"
 }
 

@@ -84,7 +84,9 @@ def main() -> int:
     if wait_ready(f"{base}/readyz", time.monotonic() + 60):
         print(
             f"\nAndromède is up:\n  API        {base}/api/v1/\n  API docs   {base}/api/docs/\n"
-            f"  portal     {base}/\n  operators  {base}/admin/\nPress Ctrl-C to stop.\n",
+            f"  portal     {base}/\n  operators  {base}/admin/\n"
+            "Demo credentials were printed above when first created "
+            "(new ones: make reset-demo).\nPress Ctrl-C to stop.\n",
             flush=True,
         )
     else:
