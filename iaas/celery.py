@@ -13,6 +13,9 @@ import re
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish, task_prerun
+
+from iaas.request_context import current_request_id, new_request_id, set_request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iaas.settings")
 
@@ -26,7 +29,7 @@ _HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 
 def host_queue(host_name: str) -> str:
     """The queue consumed by the worker of hypervisor `host_name`."""
-    if not _HOST_NAME.match(host_name):
+    if not _HOST_NAME.fullmatch(host_name):
         raise ValueError(f"not a valid host name for a queue: {host_name!r}")
     return f"host.{host_name}"
 
@@ -41,3 +44,18 @@ def route_task(
             raise ValueError(f"task {name} is host-routed but was sent without a host")
         return {"queue": host_queue(host)}
     return {"queue": CONTROL_QUEUE}
+
+
+# --- Request ids follow work into tasks: logs of a task carry the id of the request that
+# --- caused it.
+@before_task_publish.connect
+def _stamp_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    request_id = current_request_id()
+    if headers is not None and request_id:
+        headers.setdefault("request_id", request_id)
+
+
+@task_prerun.connect
+def _adopt_request_id(task: Any = None, **_: Any) -> None:
+    request_id = getattr(getattr(task, "request", None), "request_id", None)
+    set_request_id(request_id or new_request_id())

@@ -19,7 +19,7 @@ def new_request_id() -> str:
 
 def accept_or_new(candidate: str | None) -> str:
     """The client's request id when well-formed, otherwise a fresh one."""
-    if candidate and _WELL_FORMED.match(candidate):
+    if candidate and _WELL_FORMED.fullmatch(candidate):
         return candidate
     return new_request_id()
 

@@ -17,7 +17,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 def _check_name(name: str) -> None:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidRequest(
             "A keypair name is 1 to 64 characters: letters, digits, '.', '_', '@' and '-', "
             "starting with a letter or digit.",
