@@ -51,10 +51,10 @@ def parse_public_key(text: str) -> PublicKey:
     if len(text) > MAX_KEY_TEXT:
         raise InvalidPublicKey(f"A public key is at most {MAX_KEY_TEXT} characters.")
     text = text.strip()
+    if text.startswith("-----BEGIN"):  # before the one-line check: PEM keys span lines
+        raise InvalidPublicKey("This looks like a private or PEM key; give the OpenSSH public key.")
     if "\n" in text or "\r" in text:
         raise InvalidPublicKey("Give exactly one public key, on one line.")
-    if text.startswith("-----BEGIN"):
-        raise InvalidPublicKey("This looks like a private or PEM key; give the OpenSSH public key.")
     fields = text.split(None, 2)
     if len(fields) < 2:
         raise InvalidPublicKey("Expected 'type base64-data [comment]'.")

@@ -92,6 +92,9 @@ class TenantAdmin(admin.ModelAdmin):
                 )
             except DomainError as exc:
                 messages.error(request, exc.message)
+        # formset.save() is not called (the service writes the rows), but the admin's change
+        # message reads what it would have set.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         return None
 
 
@@ -171,6 +174,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "last_used_address",
     ]
     actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # read-only; the revoke action is the only change
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -139,13 +139,14 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
 
 def _check_expiry(expires_at: datetime | None, ceiling: datetime | None) -> datetime:
     now = timezone.now()
-    if expires_at is None:
-        expires_at = now + settings.TOKEN_DEFAULT_LIFETIME
-    if expires_at <= now:
-        raise InvalidRequest("expires_at must be in the future.", details={"expires_at": "past"})
     longest = now + settings.TOKEN_MAX_LIFETIME
     if ceiling is not None:
         longest = min(longest, ceiling)
+    if expires_at is None:
+        # The default lifetime, but never past the creating token's own expiry.
+        expires_at = min(now + settings.TOKEN_DEFAULT_LIFETIME, longest)
+    if expires_at <= now:
+        raise InvalidRequest("expires_at must be in the future.", details={"expires_at": "past"})
     if expires_at > longest:
         raise InvalidRequest(
             f"expires_at may be at most {longest.isoformat()}.",

@@ -15,10 +15,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.dispatch import receiver
 from django.utils import timezone
 
+from iaas.audit import Actor, audit_record
 from tenants.context import source_address
 from tenants.models import SignInAttempt
 
@@ -93,7 +96,27 @@ class LockoutModelBackend(ModelBackend):
             return None
         address = source_address(request) if request is not None else None
         if lockout_seconds(username, address) is not None:
+            audit_refused_signin(username, address, "locked_out")
             raise PermissionDenied("locked out")
         user = super().authenticate(request, username=username, password=password, **kwargs)
         record_attempt(username, address, succeeded=user is not None)
+        if user is None:
+            audit_refused_signin(username, address, "invalid_credentials")
         return user
+
+
+@receiver(user_logged_in)
+def audit_signin(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Every successful sign-in (API, portal, admin) is an audit event."""
+    address = source_address(request) if request is not None else None
+    actor = Actor(
+        user_id=user.pk, label=user.get_username(), credential="password", source_address=address
+    )
+    audit_record(actor=actor, action="auth.login")
+
+
+def audit_refused_signin(username: str, address: str | None, code: str) -> None:
+    """Record a refused sign-in in the audit log, whichever login page it came through (the
+    password is never recorded)."""
+    actor = Actor(label=username[:150], credential="password", source_address=address)
+    audit_record(actor=actor, action="auth.login", outcome="refused", details={"code": code})

@@ -88,3 +88,10 @@ def ssh_public_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         )
         keys[name] = (path.with_suffix(".pub")).read_text().strip()
     return keys
+
+
+@pytest.fixture
+def fast_password_hasher(settings: object) -> None:
+    """Hash passwords with MD5 in tests that make many users (PBKDF2 costs ~0.5 s a user).
+    Use it with `pytest.mark.usefixtures("fast_password_hasher")`; never in production."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]

@@ -61,6 +61,10 @@ class IdempotentCreateMixin:
     """Gives a viewset a `create` (POST on the list) that honours the Idempotency-Key header
     and delegates the work to `create_resource`, which calls a service and returns the 201."""
 
+    # Fields of the answer that must never be written to the database (a token's secret):
+    # they are stored, and so replayed, as null.
+    idempotency_unstored_fields: tuple[str, ...] = ()
+
     def create_resource(self, request: Any) -> Response:
         raise NotImplementedError
 
@@ -78,12 +82,18 @@ class IdempotentCreateMixin:
         existing = _live_record(scope, key)
         if existing is not None:
             return _replay(existing, fingerprint)
-        # An expired record with this key is replaced by the new answer.
-        IdempotencyRecord.objects.filter(scope=scope, key=key).delete()
+        # An expired record with this key is replaced by the new answer. Only an expired one:
+        # a live record committed since the lookup above is a concurrent request's answer.
+        horizon = timezone.now() - settings.IDEMPOTENCY_TTL
+        IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__lt=horizon).delete()
         try:
             with transaction.atomic():
                 response = self.create_resource(request)
                 if 200 <= response.status_code < 300:
+                    stored = json.loads(JSONRenderer().render(response.data))
+                    for name in self.idempotency_unstored_fields:
+                        if isinstance(stored, dict) and name in stored:
+                            stored[name] = None
                     IdempotencyRecord.objects.create(
                         scope=scope,
                         key=key,
@@ -91,7 +101,7 @@ class IdempotentCreateMixin:
                         path=request.path[:512],
                         fingerprint=fingerprint,
                         status_code=response.status_code,
-                        response_body=json.loads(JSONRenderer().render(response.data)),
+                        response_body=stored,
                     )
         except Exception:
             # A concurrent request with the same key may have committed first (our insert then

@@ -60,8 +60,12 @@ def _check_database() -> dict[str, Any]:
 def _check_broker() -> dict[str, Any]:
     from iaas.celery import app
 
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=settings.READINESS_TIMEOUT_SECONDS)
+    timeout = settings.READINESS_TIMEOUT_SECONDS
+    # One attempt, every socket bounded by the probe's timeout: kombu's default retry sleeps
+    # 2 s and the broker's own timeouts are longer than a probe may take.
+    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    with app.connection_for_write(transport_options=options) as conn:
+        conn.ensure_connection(max_retries=0, timeout=timeout)
         conn.default_channel  # noqa: B018 - opens a channel: the broker really answers
     return {"ok": True}
 

@@ -31,7 +31,8 @@ _VERBS = {
 def action_name(request: Any, view: Any) -> str:
     resource = getattr(view, "audit_resource", None) or "api"
     view_action = getattr(view, "action", None)
-    verb = _VERBS.get(view_action or "", view_action or request.method.lower())
+    verbs = {**_VERBS, **getattr(view, "audit_verbs", {})}
+    verb = verbs.get(view_action or "", view_action or request.method.lower())
     return f"{resource}.{verb}"
 
 

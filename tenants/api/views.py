@@ -22,7 +22,6 @@ from rest_framework.views import APIView
 from iaas.api.errors import error_body
 from iaas.api.idempotency import IdempotentCreateMixin
 from iaas.api.pagination import IdCursorPagination
-from iaas.audit import Actor, audit_record
 from iaas.audit.selectors import audit_events_all, audit_events_for_tenant
 from iaas.models import AuditEvent
 from tenants import quotas, selectors, services
@@ -46,7 +45,7 @@ from tenants.api.viewsets import OperatorViewSet, TenantScopedViewSet
 from tenants.context import resolve_tenant_context, source_address
 from tenants.models import ApiToken, Membership, Role, Tenant
 from tenants.permissions import TenantRolePermission
-from tenants.signin import lockout_seconds
+from tenants.signin import audit_refused_signin, lockout_seconds
 
 
 class MeView(APIView):
@@ -72,15 +71,9 @@ class LoginView(APIView):
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]
         address = source_address(request)
-        attempt = Actor(label=username[:150], credential="password", source_address=address)
         wait = lockout_seconds(username, address)
         if wait is not None:
-            audit_record(
-                actor=attempt,
-                action="auth.login",
-                outcome="refused",
-                details={"code": "locked_out"},
-            )
+            audit_refused_signin(username, address, "locked_out")
             response = Response(
                 error_body(
                     "locked_out",
@@ -93,25 +86,12 @@ class LoginView(APIView):
             return response
         password = serializer.validated_data["password"]
         user = authenticate(request._request, username=username, password=password)
-        if user is None:
-            audit_record(
-                actor=attempt,
-                action="auth.login",
-                outcome="refused",
-                details={"code": "invalid_credentials"},
-            )
+        if user is None:  # the auth backend has audited the refusal
             return Response(
                 error_body("invalid_credentials", "Wrong username or password."),
                 status=status.HTTP_401_UNAUTHORIZED,
             )
-        login(request._request, user)
-        signed_in = Actor(
-            user_id=user.pk,
-            label=user.get_username(),
-            credential="password",
-            source_address=address,
-        )
-        audit_record(actor=signed_in, action="auth.login")
+        login(request._request, user)  # audited by tenants.signin.audit_signin
         return Response(MeSerializer(user).data)
 
 
@@ -148,6 +128,9 @@ class TokenViewSet(
     role is at most yours (and the calling token's). DELETE revokes."""
 
     audit_resource = "token"
+    audit_verbs = {"destroy": "revoke"}  # DELETE revokes; refusals are named like successes
+    # The secret is shown once and never stored, so an Idempotency-Key replay shows it as null.
+    idempotency_unstored_fields = ("secret",)
     write_role = Role.READER
     queryset = ApiToken.objects.none()  # tells the schema generator the model; see get_queryset
     serializer_class = TokenSerializer
@@ -189,6 +172,7 @@ class MembershipViewSet(
 
     audit_resource = "membership"
     write_role = Role.ADMIN
+    lookup_value_regex = "[0-9]+"  # memberships have integer ids, not UUIDs
     queryset = Membership.objects.none()  # tells the schema generator the model; see get_queryset
     serializer_class = MembershipSerializer
     filterset_class = filters.MembershipFilter

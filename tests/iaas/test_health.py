@@ -1,0 +1,101 @@
+"""Health probes: /healthz says the process serves; /readyz checks the database and the broker
+(the Redis named by CELERY_BROKER_URL, running for the test suite) within a bounded time."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.test import Client, override_settings
+
+from iaas.celery import app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker_at(monkeypatch) -> Callable[[str], None]:
+    """broker_at(url) points the already-configured Celery app at another broker for this test.
+
+    Celery reads CELERY_BROKER_URL from the environment before its own configuration, so both
+    are patched; monkeypatch restores them afterwards."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("CELERY_BROKER_URL", url)
+        monkeypatch.setitem(app.conf, "broker_url", url)
+        assert app.conf.broker_write_url == url
+
+    return point
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word (a hung broker)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def test_healthz_answers_without_credentials_or_database(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_database_and_broker_answer():
+    response = Client().get("/readyz")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["broker"]["ok"] is True
+
+
+def test_readyz_names_the_broker_when_it_is_down(broker_at, closed_port):
+    broker_at(f"redis://127.0.0.1:{closed_port}/0")
+    started = time.monotonic()
+    with override_settings(READINESS_TIMEOUT_SECONDS=1):
+        response = Client().get("/readyz")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "not_ready"
+    assert "broker" in error["message"]
+    assert "database" not in error["message"]
+    assert error["details"]["broker"]["ok"] is False
+    assert error["details"]["broker"]["error"]
+    assert error["details"]["database"]["ok"] is True
+    assert elapsed < 1.5, "a refused connection must fail fast, not after retries"
+
+
+def test_readyz_gives_a_hung_broker_no_more_than_its_timeout(broker_at, silent_server):
+    broker_at(f"redis://127.0.0.1:{silent_server}/0")
+    started = time.monotonic()
+    with override_settings(READINESS_TIMEOUT_SECONDS=1):
+        response = Client().get("/readyz")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.json()["error"]["details"]["broker"]["ok"] is False
+    assert elapsed < 2.5, f"the probe took {elapsed:.1f}s with a 1s timeout"
+
+
+def test_readyz_recovers_when_the_broker_is_back(broker_at, closed_port):
+    real = app.conf.broker_url
+    broker_at(f"redis://127.0.0.1:{closed_port}/0")
+    assert Client().get("/readyz").status_code == 503
+    broker_at(real)
+    assert Client().get("/readyz").status_code == 200
