@@ -33,3 +33,9 @@ lock:
 
 clean:
 	rm -rf .venv var .mypy_cache .ruff_cache .pytest_cache
+
+# The tiny bootable guest image of the hypervisor test lane (cached under var/images/,
+# rebuilt only when its recipe changes); see scripts/build-test-image.sh.
+.PHONY: test-image
+test-image:
+	@scripts/build-test-image.sh

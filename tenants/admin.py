@@ -133,6 +133,12 @@ class MembershipAdmin(admin.ModelAdmin):
         return actions
 
 
+TOKEN_FIELDS: list[str] = [
+    "id", "name", "key_id", "user", "tenant", "role", "created_at", "expires_at",
+    "revoked_at", "last_used_at", "last_used_address",
+]  # fmt: skip
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = [
@@ -147,32 +153,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["role", "tenant"]
     search_fields = ["name", "key_id", "user__username"]
-    fields = [
-        "id",
-        "name",
-        "key_id",
-        "user",
-        "tenant",
-        "role",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-        "last_used_address",
-    ]  # never secret_hash
-    readonly_fields = [
-        "id",
-        "name",
-        "key_id",
-        "user",
-        "tenant",
-        "role",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-        "last_used_address",
-    ]
+    # Every field but secret_hash, all read-only (a secret is never stored, never shown).
+    readonly_fields = TOKEN_FIELDS
+    fields = TOKEN_FIELDS
     actions = ["revoke"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
