@@ -155,7 +155,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ["name", "key_id", "user__username"]
     # Every field but secret_hash, all read-only (a secret is never stored, never shown).
     readonly_fields = TOKEN_FIELDS
-    fields = TOKEN_FIELDS
+    fields = tuple(TOKEN_FIELDS)
     actions = ["revoke"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
