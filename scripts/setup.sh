@@ -3,7 +3,9 @@
 source "$(dirname "$0")/lib.sh"
 
 mode="${1:-run}"
-packages=(python3 python3-venv python3-dev gcc redis-server openssh-client ca-certificates)
+# libvirt-dev and pkg-config: libvirt-python (on PyPI a source package) builds against them.
+packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
+    openssh-client ca-certificates)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client)
 fi

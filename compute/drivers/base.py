@@ -1,0 +1,289 @@
+"""The hypervisor boundary (DESIGN §5).
+
+`Hypervisor` is what the control plane needs from a virtualisation host. Every method states
+its contract; every input and output is a frozen dataclass of plain values; every failure is
+one of this module's errors. Implementations must make each mutating call idempotent as its
+docstring says, because worker steps may run twice (a worker dies, a task is redelivered).
+
+Nothing here (or below this package) imports Django.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+class DriverError(Exception):
+    """A hypervisor operation failed and retrying as-is will not help."""
+
+
+class NotFound(DriverError):
+    """The domain, volume, pool or network does not exist."""
+
+
+class TransientError(DriverError):
+    """The host could not be reached or answered too slowly; the same call may succeed later
+    (connection refused or reset, timeouts, libvirt VIR_ERR_SYSTEM_ERROR)."""
+
+
+class SpecConflict(DriverError):
+    """An object with this name exists with a different, incompatible specification."""
+
+
+# --- Facts and states -----------------------------------------------------------------------
+
+
+class PowerState(enum.StrEnum):
+    """A domain's power state as the hypervisor reports it."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"  # shutting down
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    SUSPENDED = "suspended"
+    BLOCKED = "blocked"
+    NOSTATE = "nostate"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    arch: str
+    cpus: int
+    cpu_model: str
+    memory_mb: int
+    libvirt_version: str
+    hypervisor_version: str
+    domain_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    name: str
+    power_state: PowerState
+    vcpus: int
+    memory_mb: int
+    tenant_id: str | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """A lifecycle event: `kind` is started, stopped, suspended, resumed, shutdown, crashed,
+    defined, undefined, other."""
+
+    domain: str
+    kind: str
+    detail: int = 0
+
+
+# --- Specifications -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """A disk attached to a domain: a volume in a storage pool."""
+
+    pool: str
+    volume: str
+    target: str  # vda, vdb, sda…
+    device: str = "disk"  # disk | cdrom
+    bus: str = "virtio"  # virtio | sata | scsi
+    format: str = "qcow2"  # qcow2 | raw
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """A virtual NIC on a libvirt network."""
+
+    network: str
+    mac: str
+    model: str = "virtio"
+    filter_name: str | None = None  # an nwfilter (security groups, later)
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """A virtual machine. `name` is the instance UUID (never a tenant-chosen string);
+    `title` is the display name, stored as text (it cannot alter the XML)."""
+
+    name: str
+    title: str
+    tenant_id: str
+    instance_id: str
+    vcpus: int
+    memory_mb: int
+    disks: tuple[DiskSpec, ...]
+    nics: tuple[NicSpec, ...] = ()
+    domain_type: str = "kvm"  # kvm | qemu (TCG)
+    arch: str = "x86_64"
+    console_log: str | None = None  # file path the serial console is written to
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A storage pool; `backend` is dir now (lvm and rbd are designed for, not built)."""
+
+    name: str
+    path: str
+    backend: str = "dir"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    pool: str
+    name: str
+    capacity_bytes: int
+    format: str = "qcow2"  # qcow2 | raw
+    backing_pool: str | None = None  # a qcow2 overlay on this volume…
+    backing_volume: str | None = None
+    backing_format: str = "qcow2"
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    pool: str
+    name: str
+    path: str
+    capacity_bytes: int
+    allocation_bytes: int
+    format: str
+
+
+@dataclass(frozen=True)
+class StaticLease:
+    mac: str
+    ip: str
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """An isolated L2 network (no forwarding) with a bridge, an address and DHCP."""
+
+    name: str
+    bridge: str
+    gateway_cidr: str  # e.g. 203.0.113.1/24
+    dhcp_start: str | None = None
+    dhcp_end: str | None = None
+    leases: tuple[StaticLease, ...] = field(default_factory=tuple)
+
+
+# --- The interface --------------------------------------------------------------------------
+
+
+class Hypervisor(ABC):
+    """One virtualisation host. Implementations bound every call by a timeout and raise
+    `TransientError` when the host cannot be reached in time."""
+
+    @abstractmethod
+    def facts(self) -> HostFacts:
+        """The host's identity and capacity as the hypervisor reports them."""
+
+    # Domains ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def define_domain(self, spec: DomainSpec) -> None:
+        """Define (persist) the domain. Defining a domain that exists with the same spec is a
+        no-op; with another spec it replaces the definition (takes effect at next boot)."""
+
+    @abstractmethod
+    def start_domain(self, name: str) -> None:
+        """Start a defined domain. Already running: no-op. Missing: NotFound."""
+
+    @abstractmethod
+    def shutdown_domain(self, name: str, timeout_seconds: float) -> bool:
+        """Ask the guest to power off (ACPI) and wait up to `timeout_seconds`; if it is still
+        running then, force it off. Returns True if the guest stopped by itself. Already off:
+        no-op returning True. Missing: NotFound."""
+
+    @abstractmethod
+    def reboot_domain(self, name: str, *, hard: bool = False) -> None:
+        """Soft: ask the guest to reboot (ACPI). Hard: reset the virtual machine. The domain
+        must be running (DriverError otherwise). Missing: NotFound."""
+
+    @abstractmethod
+    def destroy_domain(self, name: str) -> None:
+        """Force the domain off immediately. Already off or missing: no-op."""
+
+    @abstractmethod
+    def undefine_domain(self, name: str) -> None:
+        """Forget the domain's definition (forcing it off first if it runs). Missing: no-op.
+        Never deletes its volumes."""
+
+    @abstractmethod
+    def domain_info(self, name: str) -> DomainInfo:
+        """Power state and size of one domain. Missing: NotFound."""
+
+    @abstractmethod
+    def list_domains(self) -> list[DomainInfo]:
+        """Every domain defined or running on the host, including ones the control plane does
+        not know (the reconciler reports those as orphans)."""
+
+    @abstractmethod
+    def console_output(self, name: str, max_bytes: int = 64 * 1024) -> str:
+        """The last `max_bytes` of the serial console log (decoded leniently). No log yet:
+        empty string. Missing domain: NotFound."""
+
+    @abstractmethod
+    def lifecycle_events(self, timeout_seconds: float) -> Iterator[DomainEvent]:
+        """Domain lifecycle events as they happen, for at most `timeout_seconds`."""
+
+    # Storage ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_pool(self, spec: PoolSpec) -> None:
+        """Create (if missing), build, start and autostart the pool. Existing with the same
+        path: no-op. Existing with another path: SpecConflict."""
+
+    @abstractmethod
+    def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
+        """Create a volume, optionally a qcow2 overlay on a backing volume. A volume with this
+        name and the same spec exists: no-op returning it. With another spec: SpecConflict."""
+
+    @abstractmethod
+    def volume_info(self, pool: str, name: str) -> VolumeInfo:
+        """Missing: NotFound."""
+
+    @abstractmethod
+    def resize_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
+        """Grow the volume to `capacity_bytes`. Already that size: no-op. Shrinking:
+        DriverError (data would be lost)."""
+
+    @abstractmethod
+    def upload_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
+        """Stream `length` bytes from `source` into the existing volume, from offset 0."""
+
+    @abstractmethod
+    def download_volume(self, pool: str, name: str, sink: Callable[[bytes], object]) -> int:
+        """Stream the volume's content to `sink`, chunk by chunk; returns the bytes sent."""
+
+    @abstractmethod
+    def delete_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
+        """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
+        the space. Missing: no-op."""
+
+    # Networks --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        """Define, start and autostart the isolated network; add missing static leases.
+        Existing with the same bridge and address: no-op (apart from leases)."""
+
+    @abstractmethod
+    def delete_network(self, name: str) -> None:
+        """Stop and undefine the network. Missing: no-op."""
+
+    # Lifecycle of the driver ------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection. Safe to call twice."""

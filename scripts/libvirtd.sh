@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# libvirtd.sh — make this machine a real libvirt + QEMU host for the hypervisor test lane.
+#
+# Installs the missing Debian packages, creates the users and groups the QEMU driver wants,
+# configures /etc/libvirt/qemu.conf (QEMU runs as root, libvirt does not chown images), and
+# starts virtlogd and libvirtd by hand (there is no systemd on these machines). Then waits,
+# bounded, until `virsh -c qemu:///system version` answers. Safe to run any number of times.
+#
+# Environment: ANDROMEDE_LIBVIRTD_TIMEOUT  seconds to wait for libvirtd (default 60).
+# See shared/notes/hypervisor-lab.md for the measured facts behind each step.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+URI="qemu:///system"
+TIMEOUT="${ANDROMEDE_LIBVIRTD_TIMEOUT:-60}"
+LOG_DIR=/var/log/libvirt
+LIBVIRTD_LOG="$LOG_DIR/libvirtd.log"
+VIRTLOGD_LOG="$LOG_DIR/virtlogd.log"
+LIBVIRTD_PIDFILE=/run/libvirtd.pid
+VIRTLOGD_PIDFILE=/run/virtlogd.pid
+QEMU_CONF=/etc/libvirt/qemu.conf
+
+[[ $(id -u) -eq 0 ]] || die "scripts/libvirtd.sh must run as root (it installs packages and starts libvirtd)"
+
+# --- packages ---------------------------------------------------------------------------
+# iptables must be present before libvirtd starts (networks and nwfilter use it): if it is
+# installed now while a libvirtd runs, that libvirtd is restarted below.
+had_iptables=0
+command -v iptables >/dev/null 2>&1 && had_iptables=1
+apt_ensure libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
+    qemu-system-x86 qemu-utils dnsmasq-base iptables
+restart_needed=0
+if ((!had_iptables)); then
+    restart_needed=1
+fi
+
+# --- users and groups --------------------------------------------------------------------
+# The QEMU driver refuses to load without the libvirt-qemu user, even with user = "root";
+# libvirt's dnsmasq drops privileges to libvirt-dnsmasq; the libvirt group owns the socket.
+ensure_group() { getent group "$1" >/dev/null || groupadd -r "$1"; }
+ensure_group kvm
+ensure_group libvirt
+ensure_group libvirt-qemu
+if ! getent passwd libvirt-qemu >/dev/null; then
+    useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+fi
+if ! getent passwd libvirt-dnsmasq >/dev/null; then
+    useradd -r -U -d /var/lib/libvirt/dnsmasq -s /usr/sbin/nologin libvirt-dnsmasq
+fi
+mkdir -p "$LOG_DIR" /run/libvirt /var/lib/libvirt/qemu /var/lib/libvirt/images \
+    /var/lib/libvirt/dnsmasq /var/cache/libvirt/qemu
+
+# --- /etc/libvirt/qemu.conf ----------------------------------------------------------------
+# conf_set FILE KEY VALUE: make `KEY = VALUE` the only uncommented setting of KEY.
+# Prints "changed" when it edited the file.
+conf_set() {
+    local file="$1" key="$2" value="$3" want current
+    want="$key = $value"
+    current="$(grep -E "^[[:space:]]*${key}[[:space:]]*=" "$file" || true)"
+    [[ $current == "$want" ]] && return 0
+    sed -i -E "/^[[:space:]]*${key}[[:space:]]*=/d" "$file"
+    printf '%s\n' "$want" >> "$file"
+    echo changed
+}
+# Debian ships qemu.conf in libvirt-daemon-system, which drags in polkitd and an init system
+# integration we do not use; without the file libvirtd uses built-in defaults, so an empty
+# file plus our three settings is the whole configuration.
+if [[ ! -f $QEMU_CONF ]]; then
+    mkdir -p "$(dirname "$QEMU_CONF")"
+    printf '# Written by Andromede scripts/libvirtd.sh; libvirt defaults apply otherwise.\n' \
+        > "$QEMU_CONF"
+fi
+conf_changes="$(
+    conf_set "$QEMU_CONF" user '"root"'
+    conf_set "$QEMU_CONF" group '"root"'
+    conf_set "$QEMU_CONF" dynamic_ownership 0
+)"
+if [[ -n $conf_changes ]]; then
+    say "configured $QEMU_CONF (user/group root, dynamic_ownership = 0)"
+    restart_needed=1
+fi
+
+# --- daemons ---------------------------------------------------------------------------
+# pid_alive PIDFILE NAME: the process in PIDFILE runs and is NAME.
+pid_alive() {
+    local pid
+    [[ -s $1 ]] || return 1
+    pid="$(cat "$1")"
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" == "$2" ]]
+}
+
+# stop_daemon PIDFILE NAME: stop the daemon of PIDFILE, waiting at most 10 s.
+stop_daemon() {
+    local pid
+    pid_alive "$1" "$2" || return 0
+    pid="$(cat "$1")"
+    say "restarting $2 (pid $pid) to pick up its new configuration"
+    kill "$pid"
+    for _ in $(seq 100); do
+        [[ -d /proc/$pid ]] || return 0
+        sleep 0.1
+    done
+    die "$2 (pid $pid) did not stop within 10 s"
+}
+
+if ! pid_alive "$VIRTLOGD_PIDFILE" virtlogd; then
+    say "starting virtlogd"
+    LIBVIRT_LOG_OUTPUTS="3:file:$VIRTLOGD_LOG" virtlogd -d -p "$VIRTLOGD_PIDFILE"
+fi
+
+if ((restart_needed)); then
+    stop_daemon "$LIBVIRTD_PIDFILE" libvirtd
+fi
+if ! pid_alive "$LIBVIRTD_PIDFILE" libvirtd; then
+    say "starting libvirtd (log: $LIBVIRTD_LOG)"
+    # Errors about D-Bus, udev DMI and dmidecode in its log are harmless here.
+    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d -p "$LIBVIRTD_PIDFILE"
+fi
+
+# --- wait until it answers -----------------------------------------------------------------
+deadline=$((SECONDS + TIMEOUT))
+while :; do
+    if timeout 5 virsh -c "$URI" version >/dev/null 2>&1; then
+        exit 0
+    fi
+    if ((SECONDS >= deadline)); then
+        printf '\n--- last lines of %s ---\n' "$LIBVIRTD_LOG" >&2
+        tail -n 20 "$LIBVIRTD_LOG" >&2 2>/dev/null || true
+        die "libvirtd did not answer at $URI within ${TIMEOUT} s (see $LIBVIRTD_LOG)"
+    fi
+    sleep 0.2
+done
