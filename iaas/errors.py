@@ -14,6 +14,9 @@ class DomainError(Exception):
     """Base class: something the caller asked for cannot be done."""
 
     code = "error"
+    # True when the service already wrote a specific audit event for this refusal, so the
+    # API's generic refused-attempt event would only repeat it.
+    audited = False
 
     def __init__(
         self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None

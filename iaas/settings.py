@@ -205,6 +205,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a "role" field with different choices: name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "TenantRoleEnum": "tenants.models.Role",
+        "StoragePoolRoleEnum": "compute.models.hosts.StoragePool.Role",
+        "HostStateEnum": "compute.models.hosts.Host.State",
+    },
 }
 
 # Idempotency-Key records are kept this long; a retry after that creates anew.
@@ -221,6 +227,21 @@ DEFAULT_QUOTAS: dict[str, int] = {
 # --- Residency ------------------------------------------------------------------------------
 # A new tenant's residency policy: the jurisdictions its data may live in (ISO 3166 codes).
 DEFAULT_RESIDENCY = env_list("ANDROMEDE_DEFAULT_RESIDENCY", ["FR"])
+
+# --- Hypervisors ------------------------------------------------------------------------------
+# Every libvirt call is bounded by this; SSH connects and commands by the next two.
+HYPERVISOR_CALL_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_HYPERVISOR_CALL_TIMEOUT", 30))
+SSH_CONNECT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_SSH_CONNECT_TIMEOUT", 10))
+SSH_COMMAND_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_SSH_COMMAND_TIMEOUT", 60))
+# The control plane's SSH identity for reaching hosts (its public key goes into the hosts'
+# authorized_keys, e.g. by the Ansible role). `make run` generates one under var/ssh/.
+SSH_PRIVATE_KEY = Path(env_str("ANDROMEDE_SSH_PRIVATE_KEY", str(VAR_DIR / "ssh" / "id_ed25519")))
+# Hosts send a heartbeat this often; one silent for HOST_DOWN_AFTER is marked down.
+HOST_HEARTBEAT_SECONDS = env_int("ANDROMEDE_HOST_HEARTBEAT_SECONDS", 30)
+HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS", 120))
+# The embedded default's single host (make run): the local libvirtd.
+LOCAL_HOST_NAME = env_str("ANDROMEDE_LOCAL_HOST_NAME", "local")
+LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
 
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
@@ -246,6 +267,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-idempotency-records": {
         "task": "iaas.purge_idempotency_records",
         "schedule": 3600.0,
+    },
+    "host-heartbeats": {
+        "task": "compute.host_heartbeats",
+        "schedule": float(HOST_HEARTBEAT_SECONDS),
     },
     "purge-old-signin-attempts": {
         "task": "tenants.purge_signin_attempts",

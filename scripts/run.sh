@@ -5,7 +5,19 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# The local libvirtd is the embedded default's hypervisor (installed and started if needed).
+"$ROOT/scripts/libvirtd.sh"
+
+# The control plane's SSH identity for reaching hosts (ANDROMEDE_SSH_PRIVATE_KEY).
+ssh_key="${ANDROMEDE_SSH_PRIVATE_KEY:-$VAR/ssh/id_ed25519}"
+if [[ ! -f $ssh_key ]]; then
+    mkdir -p "$(dirname "$ssh_key")" && chmod 700 "$(dirname "$ssh_key")"
+    ssh-keygen -q -t ed25519 -N '' -C "andromede-control-plane" -f "$ssh_key"
+    say "generated the control plane's SSH key: $ssh_key.pub (install it on hypervisor hosts)"
+fi
+
 say "migrating the database"
 "$VENV/bin/python" manage.py migrate --no-input -v0
 "$VENV/bin/python" manage.py bootstrap_demo
+"$VENV/bin/python" manage.py bootstrap_local_host
 exec "$VENV/bin/python" scripts/supervise.py

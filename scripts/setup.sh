@@ -7,7 +7,7 @@ mode="${1:-run}"
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
     openssh-client ca-certificates)
 if [[ $mode == test ]]; then
-    packages+=(postgresql postgresql-client)
+    packages+=(postgresql postgresql-client openssh-server)
 fi
 apt_ensure "${packages[@]}"
 venv_ensure

@@ -36,8 +36,10 @@ def commands() -> dict[str, list[str]]:
         str(VENV_BIN / "gunicorn"), "iaas.wsgi", "--bind", BIND, "--workers", "2",
         "--timeout", "60", "--graceful-timeout", "10", "--access-logfile", "-",
     ]  # fmt: skip
+    # One worker serves the control queue and the local host's queue (DESIGN §4).
+    queues = f"control,host.{os.environ.get('ANDROMEDE_LOCAL_HOST_NAME', 'local')}"
     procs["worker"] = [
-        str(VENV_BIN / "celery"), "-A", "iaas", "worker", "--queues", "control",
+        str(VENV_BIN / "celery"), "-A", "iaas", "worker", "--queues", queues,
         "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     procs["beat"] = [

@@ -36,6 +36,12 @@ class SpecConflict(DriverError):
     """An object with this name exists with a different, incompatible specification."""
 
 
+class Unsupported(DriverError):
+    """This hypervisor, or its storage backend, cannot do that at all (libvirt's
+    VIR_ERR_NO_SUPPORT). libvirt's test driver, for one, cannot upload, download, resize or
+    wipe volumes."""
+
+
 # --- Facts and states -----------------------------------------------------------------------
 
 
@@ -95,7 +101,7 @@ class DiskSpec:
     volume: str
     target: str  # vda, vdb, sda…
     device: str = "disk"  # disk | cdrom
-    bus: str = "virtio"  # virtio | sata | scsi
+    bus: str = "virtio"  # virtio | scsi | ide | sata; a cdrom on virtio goes on virtio-scsi
     format: str = "qcow2"  # qcow2 | raw
     readonly: bool = False
 
@@ -135,6 +141,15 @@ class PoolSpec:
     name: str
     path: str
     backend: str = "dir"
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    path: str
+    capacity_bytes: int
+    available_bytes: int
+    active: bool
 
 
 @dataclass(frozen=True)
@@ -235,7 +250,16 @@ class Hypervisor(ABC):
 
     @abstractmethod
     def lifecycle_events(self, timeout_seconds: float) -> Iterator[DomainEvent]:
-        """Domain lifecycle events as they happen, for at most `timeout_seconds`."""
+        """Domain lifecycle events as they happen, for at most `timeout_seconds`. Events are
+        collected from the moment of this call (not of the first `next()`), so a caller can
+        subscribe, act, then read what its action caused."""
+
+    @abstractmethod
+    def probe_domain_type(self, domain_type: str) -> bool:
+        """Start and destroy a minimal transient guest of this type (no disk, 32 MiB); True if
+        its virtual CPU ran (its firmware got through to the boot attempt in time). A type the
+        host does not list: False. Used to find out that a listed type does not work (KVM
+        listed while QEMU cannot run a guest with it)."""
 
     # Storage ---------------------------------------------------------------------------------
 
@@ -245,9 +269,16 @@ class Hypervisor(ABC):
         path: no-op. Existing with another path: SpecConflict."""
 
     @abstractmethod
+    def pool_info(self, name: str) -> PoolInfo:
+        """Size and free space of a pool (refreshed first). Missing: NotFound."""
+
+    @abstractmethod
     def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
         """Create a volume, optionally a qcow2 overlay on a backing volume. A volume with this
-        name and the same spec exists: no-op returning it. With another spec: SpecConflict."""
+        name and the same spec exists: no-op returning it. With another spec: SpecConflict.
+        "The same" compares format and backing exactly and the capacity as "at least": a
+        volume grown since its creation still satisfies the step that created it. Missing
+        pool or backing volume: NotFound."""
 
     @abstractmethod
     def volume_info(self, pool: str, name: str) -> VolumeInfo:
@@ -260,7 +291,10 @@ class Hypervisor(ABC):
 
     @abstractmethod
     def upload_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
-        """Stream `length` bytes from `source` into the existing volume, from offset 0."""
+        """Stream `length` bytes from `source` into the existing volume, from offset 0.
+        Declare the volume with the content's real format: directory pools re-detect it
+        after an upload (a qcow2 image uploaded into a "raw" volume reads back as qcow2).
+        A source shorter than `length`: DriverError."""
 
     @abstractmethod
     def download_volume(self, pool: str, name: str, sink: Callable[[bytes], object]) -> int:
@@ -269,7 +303,8 @@ class Hypervisor(ABC):
     @abstractmethod
     def delete_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
         """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
-        the space. Missing: no-op."""
+        the space. Missing: no-op. A backend that cannot wipe: Unsupported (libvirt's test
+        driver, which holds no data, skips the wipe)."""
 
     # Networks --------------------------------------------------------------------------------
 

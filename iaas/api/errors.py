@@ -160,7 +160,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             response["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
     if isinstance(exc, domain.DomainError) and "retry_after" in exc.details:
         response["Retry-After"] = str(exc.details["retry_after"])
-    if request is not None:
+    if request is not None and not getattr(exc, "audited", False):
         audit_refused_attempt(request, view, status, code, message)
     return response
 

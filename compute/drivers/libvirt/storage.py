@@ -1,0 +1,257 @@
+"""Storage pools and volumes. Functions here take a live ``virConnect`` and may raise
+``libvirtError`` (the hypervisor maps it); the XML they send is built with lxml.
+
+Wiping: a volume is zero-wiped by libvirt (``virStorageVolWipe``) before it is deleted. In a
+directory pool libvirt overwrites the file's allocated bytes with zeros, or, for a sparse file,
+truncates it to nothing and back (its blocks return to the filesystem, which hands out only
+zeroed blocks to the next file). For a qcow2 overlay this is what matters: the tenant's data
+is in the overlay's allocated clusters, the base image it points to is shared and not the
+tenant's. libvirt's test driver cannot wipe and holds no data; there the wipe is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import libvirt
+from lxml import etree as ET
+
+from compute.drivers.base import (
+    DriverError,
+    PoolInfo,
+    PoolSpec,
+    SpecConflict,
+    VolumeInfo,
+    VolumeSpec,
+)
+from compute.drivers.libvirt.domain_xml import check_name
+
+_FORMATS = ("qcow2", "raw")
+
+
+def _xml(root: ET._Element) -> str:
+    return ET.tostring(root, encoding="unicode")
+
+
+def _parse(xml: str) -> ET._Element:
+    parser = ET.XMLParser(resolve_entities=False, no_network=True)
+    return ET.fromstring(xml.encode(), parser)
+
+
+def _int(root: ET._Element, path: str) -> int:
+    text = root.findtext(path)
+    return int(text) if text else 0
+
+
+def _format(root: ET._Element, path: str) -> str | None:
+    element = root.find(path)
+    return None if element is None else element.get("type")
+
+
+def is_test_driver(conn: libvirt.virConnect) -> bool:
+    """libvirt's in-process fake (test:///…): it keeps no data in its volumes."""
+    return str(conn.getType()).upper() == "TEST"
+
+
+# --- Pools ------------------------------------------------------------------------------------
+
+
+def pool_xml(spec: PoolSpec) -> str:
+    check_name("pool", spec.name)
+    root = ET.Element("pool", type=spec.backend)
+    ET.SubElement(root, "name").text = spec.name
+    target = ET.SubElement(root, "target")
+    ET.SubElement(target, "path").text = spec.path
+    return _xml(root)
+
+
+def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
+    check_name("pool", name)
+    return conn.storagePoolLookupByName(name)
+
+
+def _check_same_pool(pool: libvirt.virStoragePool, spec: PoolSpec) -> None:
+    have = _parse(pool.XMLDesc(0))
+    path = have.findtext("target/path") or ""
+    if have.get("type") != spec.backend or os.path.normpath(path) != os.path.normpath(spec.path):
+        raise SpecConflict(
+            f"pool {spec.name!r} exists as a {have.get('type')} pool at {path!r}, "
+            f"not a {spec.backend} pool at {spec.path!r}"
+        )
+
+
+def ensure_pool(conn: libvirt.virConnect, spec: PoolSpec) -> None:
+    if spec.backend != "dir":
+        raise DriverError(f"pool {spec.name!r}: only directory pools are supported yet")
+    if not os.path.isabs(spec.path):
+        raise DriverError(f"pool {spec.name!r}: the path must be absolute")
+    xml = pool_xml(spec)
+    try:
+        pool = conn.storagePoolLookupByName(spec.name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+            raise
+        try:
+            pool = conn.storagePoolDefineXML(xml, 0)
+        except libvirt.libvirtError:
+            # Defined meanwhile by someone else? Then compare with it; else the error stands.
+            try:
+                pool = conn.storagePoolLookupByName(spec.name)
+            except libvirt.libvirtError:
+                raise exc from None
+    _check_same_pool(pool, spec)
+    if not pool.isActive():
+        pool.build(0)  # a directory pool: mkdir -p, never destroys anything
+        try:
+            pool.create(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or not pool.isActive():
+                raise  # (OPERATION_INVALID and active: started meanwhile)
+    if not pool.autostart():
+        pool.setAutostart(1)
+
+
+def pool_info(conn: libvirt.virConnect, name: str) -> PoolInfo:
+    pool = lookup_pool(conn, name)
+    active = bool(pool.isActive())
+    if active:
+        try:
+            pool.refresh(0)
+        except libvirt.libvirtError as exc:
+            # "has asynchronous jobs running" (an upload in progress): use the last figures.
+            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                raise
+    _state, capacity, _allocation, available = pool.info()
+    path = _parse(pool.XMLDesc(0)).findtext("target/path") or ""
+    return PoolInfo(
+        name=name,
+        path=path,
+        capacity_bytes=int(capacity),
+        available_bytes=int(available),
+        active=active,
+    )
+
+
+# --- Volumes ----------------------------------------------------------------------------------
+
+
+def lookup_volume(conn: libvirt.virConnect, pool: str, name: str) -> libvirt.virStorageVol:
+    check_name("volume", name)
+    return lookup_pool(conn, pool).storageVolLookupByName(name)
+
+
+def volume_info(pool: str, vol: libvirt.virStorageVol) -> VolumeInfo:
+    root = _parse(vol.XMLDesc(0))
+    return VolumeInfo(
+        pool=pool,
+        name=root.findtext("name") or vol.name(),
+        path=root.findtext("target/path") or vol.path(),
+        capacity_bytes=_int(root, "capacity"),
+        allocation_bytes=_int(root, "allocation"),
+        format=_format(root, "target/format") or "",
+    )
+
+
+def volume_xml(spec: VolumeSpec, backing_path: str | None) -> str:
+    check_name("volume", spec.name)
+    root = ET.Element("volume")
+    ET.SubElement(root, "name").text = spec.name
+    ET.SubElement(root, "capacity", unit="bytes").text = str(spec.capacity_bytes)
+    ET.SubElement(root, "allocation", unit="bytes").text = "0"  # sparse
+    target = ET.SubElement(root, "target")
+    ET.SubElement(target, "format", type=spec.format)
+    if backing_path is not None:
+        backing = ET.SubElement(root, "backingStore")
+        ET.SubElement(backing, "path").text = backing_path
+        ET.SubElement(backing, "format", type=spec.backing_format)
+    return _xml(root)
+
+
+def _check_volume_spec(spec: VolumeSpec) -> None:
+    if spec.format not in _FORMATS or spec.backing_format not in _FORMATS:
+        raise DriverError(f"volume {spec.name!r}: format is one of {_FORMATS}")
+    if spec.capacity_bytes < 0:
+        raise DriverError(f"volume {spec.name!r}: negative capacity")
+    if (spec.backing_pool is None) != (spec.backing_volume is None):
+        raise DriverError(f"volume {spec.name!r}: give both backing_pool and backing_volume")
+    if spec.backing_volume is not None and spec.format != "qcow2":
+        raise DriverError(f"volume {spec.name!r}: only a qcow2 volume can have a backing volume")
+
+
+def _backing_path(conn: libvirt.virConnect, spec: VolumeSpec) -> str | None:
+    if spec.backing_pool is None or spec.backing_volume is None:
+        return None
+    return str(lookup_volume(conn, spec.backing_pool, spec.backing_volume).path())
+
+
+def _check_same_volume(vol: libvirt.virStorageVol, spec: VolumeSpec, backing: str | None) -> None:
+    root = _parse(vol.XMLDesc(0))
+    fmt = _format(root, "target/format")
+    have_backing = root.findtext("backingStore/path")
+    have_backing_fmt = _format(root, "backingStore/format")
+    problems = []
+    if fmt != spec.format:
+        problems.append(f"format {fmt}")
+    if _int(root, "capacity") < spec.capacity_bytes:
+        problems.append(f"capacity {_int(root, 'capacity')}")
+    if (have_backing and os.path.normpath(have_backing)) != (backing and os.path.normpath(backing)):
+        problems.append(f"backing {have_backing}")
+    elif backing is not None and have_backing_fmt not in (None, spec.backing_format):
+        problems.append(f"backing format {have_backing_fmt}")
+    if problems:
+        raise SpecConflict(f"volume {spec.name!r} exists with {', '.join(problems)}")
+
+
+def create_volume(conn: libvirt.virConnect, spec: VolumeSpec) -> VolumeInfo:
+    _check_volume_spec(spec)
+    pool = lookup_pool(conn, spec.pool)
+    backing = _backing_path(conn, spec)
+    check_name("volume", spec.name)
+    try:
+        vol = pool.storageVolLookupByName(spec.name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+        try:
+            vol = pool.createXML(volume_xml(spec, backing), 0)
+        except libvirt.libvirtError:
+            try:  # created meanwhile (a concurrent run of the same step)?
+                vol = pool.storageVolLookupByName(spec.name)
+            except libvirt.libvirtError:
+                raise exc from None
+        else:
+            return volume_info(spec.pool, vol)
+    _check_same_volume(vol, spec, backing)
+    return volume_info(spec.pool, vol)
+
+
+def resize_volume(conn: libvirt.virConnect, pool: str, name: str, capacity_bytes: int) -> None:
+    vol = lookup_volume(conn, pool, name)
+    current = volume_info(pool, vol).capacity_bytes
+    if capacity_bytes == current:
+        return
+    if capacity_bytes < current:
+        raise DriverError(
+            f"volume {name!r}: refusing to shrink from {current} to {capacity_bytes} bytes "
+            "(data would be lost)"
+        )
+    vol.resize(capacity_bytes, 0)
+
+
+def delete_volume(conn: libvirt.virConnect, pool: str, name: str, *, wipe: bool) -> None:
+    try:
+        vol = lookup_volume(conn, pool, name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (
+            libvirt.VIR_ERR_NO_STORAGE_VOL,
+            libvirt.VIR_ERR_NO_STORAGE_POOL,
+        ):
+            return
+        raise
+    if wipe and not is_test_driver(conn):
+        vol.wipe(0)  # VIR_STORAGE_VOL_WIPE_ALG_ZERO
+    try:
+        vol.delete(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise

@@ -1,0 +1,54 @@
+"""`manage.py bootstrap_local_host`: the embedded default's hypervisor.
+
+Declares the demo zone (fr-demo-1, jurisdiction FR) and registers this machine's libvirtd as
+its only host, if they are not there yet. The domain type is probed: kvm where it really
+works, qemu (TCG) otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from compute.models import Host, Zone
+from compute.services.hosts import HostRegistration, host_onboard, zone_create
+from iaas.audit import Actor
+from iaas.errors import DomainError
+
+DEMO_ZONE = "fr-demo-1"
+
+
+class Command(BaseCommand):
+    help = "Register the local libvirtd as the host of the demo zone."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = Actor.system("bootstrap_local_host")
+        zone = Zone.objects.filter(name=DEMO_ZONE).first()
+        if zone is None:
+            zone = zone_create(
+                actor=actor,
+                region="fr-demo",
+                name=DEMO_ZONE,
+                site="this machine",
+                city="Paris",
+                country="FR",
+                jurisdiction="FR",
+            )
+        host = Host.objects.filter(name=settings.LOCAL_HOST_NAME).first()
+        if host is None:
+            registration = HostRegistration(
+                name=settings.LOCAL_HOST_NAME,
+                zone=zone,
+                libvirt_uri=settings.LOCAL_LIBVIRT_URI,
+                storage_root=str(settings.VAR_DIR / "hypervisor"),
+            )
+            try:
+                host = host_onboard(actor=actor, registration=registration)
+            except DomainError as exc:
+                raise CommandError(f"could not register the local libvirtd: {exc.message}") from exc
+        self.stdout.write(
+            f"hypervisor: {host.name} in {zone.name} ({host.domain_type}, {host.cpus} CPUs, "
+            f"{host.memory_mb} MiB) at {host.libvirt_uri}"
+        )
