@@ -242,6 +242,9 @@ HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS",
 # The embedded default's single host (make run): the local libvirtd.
 LOCAL_HOST_NAME = env_str("ANDROMEDE_LOCAL_HOST_NAME", "local")
 LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
+# Where the local host keeps images, instance disks and volumes: a system path, like on a
+# production host, so every checkout on one machine agrees with its one libvirtd.
+LOCAL_STORAGE_ROOT = env_str("ANDROMEDE_LOCAL_STORAGE_ROOT", "/var/lib/andromede")
 
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"

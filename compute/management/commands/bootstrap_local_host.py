@@ -42,7 +42,7 @@ class Command(BaseCommand):
                 name=settings.LOCAL_HOST_NAME,
                 zone=zone,
                 libvirt_uri=settings.LOCAL_LIBVIRT_URI,
-                storage_root=str(settings.VAR_DIR / "hypervisor"),
+                storage_root=settings.LOCAL_STORAGE_ROOT,
             )
             try:
                 host = host_onboard(actor=actor, registration=registration)
