@@ -258,6 +258,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ROUTES = ("iaas.celery.route_task",)
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
+# Workers log through Django's LOGGING (JSON lines with the request id), not Celery's format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than the longest operation, so a slow task is not redelivered while it runs.
