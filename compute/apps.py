@@ -11,3 +11,8 @@ class ComputeConfig(AppConfig):
         from tenants.quotas import register_resource
 
         register_resource("keypairs", quota_usage.keypairs_in_use)
+        register_resource("images", quota_usage.images_in_use)
+        register_resource("instances", quota_usage.instances_in_use)
+        register_resource("vcpus", quota_usage.vcpus_in_use)
+        register_resource("ram_mb", quota_usage.ram_mb_in_use)
+        register_resource("disk_gb", quota_usage.disk_gb_in_use)

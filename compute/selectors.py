@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from compute.models import KeyPair
+from compute.models import Flavor, Image, Instance, KeyPair, Operation
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 
 
 def keypair_list(tenant: Tenant) -> QuerySet[KeyPair]:
     return tenant_scoped(KeyPair.objects.all(), tenant)
+
+
+def flavor_list(tenant: Tenant) -> QuerySet[Flavor]:
+    """Flavors this tenant may use: public ones and private ones shared with it."""
+    return (
+        Flavor.objects.filter(disabled=False)
+        .filter(Q(is_public=True) | Q(access=tenant))
+        .distinct()
+    )
+
+
+def instance_list(tenant: Tenant) -> QuerySet[Instance]:
+    """The tenant's instances, deleted ones excluded."""
+    return (
+        tenant_scoped(Instance.objects.all(), tenant)
+        .exclude(status=Instance.Status.DELETED)
+        .select_related("flavor", "keypair", "host__zone", "port")
+    )
+
+
+def operation_list(tenant: Tenant) -> QuerySet[Operation]:
+    return tenant_scoped(Operation.objects.all(), tenant)
+
+
+def image_bootable(tenant: Tenant) -> QuerySet[Image]:
+    """Images this tenant may boot: its own private ones and the public ones, not deleted."""
+    return Image.objects.filter(
+        Q(tenant=tenant) | Q(visibility=Image.Visibility.PUBLIC, tenant__isnull=True)
+    ).exclude(status=Image.Status.DELETED)
+
+
+def image_list(tenant: Tenant) -> QuerySet[Image]:
+    """The images this tenant sees: its own private ones and the public ones, not deleted."""
+    visible = tenant_scoped(Image.objects.all(), tenant) | Image.objects.filter(
+        visibility=Image.Visibility.PUBLIC
+    )
+    return visible.exclude(status=Image.Status.DELETED)
+
+
+def image_list_all() -> QuerySet[Image]:
+    """Operators only: every tenant's images and the public ones, not deleted."""
+    return Image.objects.exclude(status=Image.Status.DELETED)

@@ -16,3 +16,19 @@ def host_heartbeats() -> dict[str, list[str]]:
     for host_id, name in Host.objects.values_list("pk", "name"):
         (answered if host_services.host_heartbeat(host_id) else silent).append(name)
     return {"answered": answered, "silent": silent, "down": host_services.hosts_mark_down_missed()}
+
+
+@shared_task(name="compute.run_operation", acks_late=True)
+def run_operation(operation_id: str) -> str:
+    """Run one operation on this host's worker (sent to queue host.<name>)."""
+    from compute.worker import run_operation as run
+
+    return run(operation_id)
+
+
+@shared_task(name="compute.sweep_operations")
+def sweep_operations() -> list[str]:
+    """Send again operations nobody picked up, or whose worker's lease expired."""
+    from compute.services.operations import sweep
+
+    return sweep()

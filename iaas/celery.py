@@ -13,9 +13,14 @@ import re
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun
 
-from iaas.request_context import current_request_id, new_request_id, set_request_id
+from iaas.request_context import (
+    current_request_id,
+    new_request_id,
+    reset_request_id,
+    set_request_id,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iaas.settings")
 
@@ -55,7 +60,17 @@ def _stamp_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
         headers.setdefault("request_id", request_id)
 
 
+_task_tokens: dict[str, object] = {}
+
+
 @task_prerun.connect
-def _adopt_request_id(task: Any = None, **_: Any) -> None:
+def _adopt_request_id(task_id: str = "", task: Any = None, **_: Any) -> None:
     request_id = getattr(getattr(task, "request", None), "request_id", None)
-    set_request_id(request_id or new_request_id())
+    _task_tokens[task_id] = set_request_id(request_id or new_request_id())
+
+
+@task_postrun.connect
+def _drop_request_id(task_id: str = "", **_: Any) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        reset_request_id(token)

@@ -52,6 +52,12 @@ class PermissionDeniedError(DomainError):
     code = "permission_denied"
 
 
+class TooLargeError(DomainError):
+    """The content sent is larger than the limit (HTTP 413)."""
+
+    code = "too_large"
+
+
 class QuotaExceeded(PermissionDeniedError):
     """The change would take the tenant past one of its quota limits (HTTP 403)."""
 

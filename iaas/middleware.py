@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -34,13 +35,17 @@ class BodySizeLimitMiddleware:
     """Refuse API bodies larger than API_MAX_BODY_BYTES before anything reads them.
 
     Django's own DATA_UPLOAD_MAX_MEMORY_SIZE also guards body reads (for chunked bodies with no
-    Content-Length); this answers early and in the API's error shape.
+    Content-Length); this answers early and in the API's error shape. Paths matching
+    API_BODY_LIMIT_EXEMPT_PATHS (image uploads, streamed to disk with their own limit) pass.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        exempt = getattr(settings, "API_BODY_LIMIT_EXEMPT_PATHS", ())
+        if any(re.match(pattern, request.path_info) for pattern in exempt):
+            return self.get_response(request)
         raw_length = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw_length)

@@ -155,6 +155,9 @@ if SECURE_COOKIES:
 # --- Request limits -------------------------------------------------------------------------
 # Largest request body accepted by the API, in bytes (image uploads will have their own path).
 API_MAX_BODY_BYTES = env_int("ANDROMEDE_API_MAX_BODY_BYTES", 1024 * 1024)
+# Paths (regular expressions) exempt from that limit: image file uploads, which are streamed
+# to the image store and bounded by IMAGE_MAX_BYTES instead.
+API_BODY_LIMIT_EXEMPT_PATHS = [r"^/api/v1/(admin/)?images/[0-9a-fA-F-]{36}/file$"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
@@ -210,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         "TenantRoleEnum": "tenants.models.Role",
         "StoragePoolRoleEnum": "compute.models.hosts.StoragePool.Role",
         "HostStateEnum": "compute.models.hosts.Host.State",
+        "ImageStatusEnum": "compute.models.images.Image.Status",
     },
 }
 
@@ -221,12 +225,23 @@ IDEMPOTENCY_TTL = timedelta(hours=env_int("ANDROMEDE_IDEMPOTENCY_TTL_HOURS", 24)
 # Override with ANDROMEDE_DEFAULT_QUOTAS='{"keypairs": 20}'.
 DEFAULT_QUOTAS: dict[str, int] = {
     "keypairs": 100,
+    "images": 20,
+    "instances": 10,
+    "vcpus": 20,
+    "ram_mb": 51200,
+    "disk_gb": 500,
     **env_json_dict("ANDROMEDE_DEFAULT_QUOTAS", {}),
 }
 
 # --- Residency ------------------------------------------------------------------------------
 # A new tenant's residency policy: the jurisdictions its data may live in (ISO 3166 codes).
 DEFAULT_RESIDENCY = env_list("ANDROMEDE_DEFAULT_RESIDENCY", ["FR"])
+
+# --- Images (DESIGN §8) ----------------------------------------------------------------------
+# Uploaded image files live here, one file per image named by its id.
+IMAGE_STORE_DIR = Path(env_str("ANDROMEDE_IMAGE_STORE_DIR", str(VAR_DIR / "images-store")))
+# The largest image file accepted, in bytes.
+IMAGE_MAX_BYTES = env_int("ANDROMEDE_IMAGE_MAX_BYTES", 20 * 1024**3)
 
 # --- Hypervisors ------------------------------------------------------------------------------
 # Every libvirt call is bounded by this; SSH connects and commands by the next two.
@@ -239,6 +254,13 @@ SSH_PRIVATE_KEY = Path(env_str("ANDROMEDE_SSH_PRIVATE_KEY", str(VAR_DIR / "ssh" 
 # Hosts send a heartbeat this often; one silent for HOST_DOWN_AFTER is marked down.
 HOST_HEARTBEAT_SECONDS = env_int("ANDROMEDE_HOST_HEARTBEAT_SECONDS", 30)
 HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS", 120))
+# A worker holds an operation for this long, extended at every step; past it (the worker
+# died) the sweeper hands the operation to another worker.
+OPERATION_LEASE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_LEASE_SECONDS", 300))
+# A queued operation not picked up for this long is sent again.
+OPERATION_RESEND_AFTER = timedelta(seconds=env_int("ANDROMEDE_OPERATION_RESEND_SECONDS", 60))
+# A new instance must be running within this long, or its build fails (and is cleaned up).
+INSTANCE_BOOT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_INSTANCE_BOOT_TIMEOUT", 120))
 # The embedded default's single host (make run): the local libvirtd.
 LOCAL_HOST_NAME = env_str("ANDROMEDE_LOCAL_HOST_NAME", "local")
 LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
@@ -276,6 +298,10 @@ CELERY_BEAT_SCHEDULE = {
     "host-heartbeats": {
         "task": "compute.host_heartbeats",
         "schedule": float(HOST_HEARTBEAT_SECONDS),
+    },
+    "sweep-operations": {
+        "task": "compute.sweep_operations",
+        "schedule": 30.0,
     },
     "purge-old-signin-attempts": {
         "task": "tenants.purge_signin_attempts",

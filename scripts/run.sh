@@ -20,4 +20,8 @@ say "migrating the database"
 "$VENV/bin/python" manage.py migrate --no-input -v0
 "$VENV/bin/python" manage.py bootstrap_demo
 "$VENV/bin/python" manage.py bootstrap_local_host
+# The demo's public image: the project's tiny test image (built once, then cached).
+test_image="$("$ROOT/scripts/build-test-image.sh")"
+"$VENV/bin/python" manage.py image_import andromede-test "$test_image" \
+    --disk-format qcow2 --public --if-missing
 exec "$VENV/bin/python" scripts/supervise.py

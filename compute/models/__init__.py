@@ -1,6 +1,23 @@
 """Compute models, one module per kind of resource."""
 
+from compute.models.flavors import Flavor
 from compute.models.hosts import Host, Region, StoragePool, Zone
+from compute.models.images import Image
+from compute.models.instances import Allocation, Instance, Port, TenantNetwork
 from compute.models.keypairs import KeyPair
+from compute.models.operations import Operation
 
-__all__ = ["Host", "KeyPair", "Region", "StoragePool", "Zone"]
+__all__ = [
+    "Allocation",
+    "Flavor",
+    "Host",
+    "Image",
+    "Instance",
+    "KeyPair",
+    "Operation",
+    "Port",
+    "Region",
+    "StoragePool",
+    "TenantNetwork",
+    "Zone",
+]

@@ -29,6 +29,7 @@ _DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
     (domain.PermissionDeniedError, 403),
     (domain.NotFoundError, 404),
     (domain.ConflictError, 409),
+    (domain.TooLargeError, 413),
     (domain.InvalidRequest, 400),
 ]
 

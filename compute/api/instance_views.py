@@ -1,0 +1,164 @@
+"""The instances API: flavors, instances and operations (DESIGN §2, §3, §10)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from compute import selectors
+from compute.api.filters import InstanceFilter, OperationFilter
+from compute.api.instance_serializers import (
+    FlavorCreateSerializer,
+    FlavorSerializer,
+    InstanceCreateSerializer,
+    InstanceSerializer,
+    OperationSerializer,
+)
+from compute.models import Flavor, Instance, Operation
+from compute.services import instances as instance_services
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.audit import audit_record
+from iaas.errors import ConflictError, InvalidRequest
+from tenants.api.viewsets import OperatorViewSet, TenantScopedViewSet
+from tenants.models import Tenant
+
+
+class FlavorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """The flavors this tenant may use."""
+
+    queryset = Flavor.objects.none()
+    serializer_class = FlavorSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Flavor]:
+        return selectors.flavor_list(self.tenant_context.tenant)
+
+
+class OperatorFlavorViewSet(IdempotentCreateMixin, mixins.ListModelMixin, OperatorViewSet):
+    """Operators define flavors; a private one lists the tenants (slugs) that may use it."""
+
+    audit_resource = "flavor"
+    queryset = Flavor.objects.all()
+    serializer_class = FlavorSerializer
+    pagination_class = None
+
+    @extend_schema(request=FlavorCreateSerializer, responses={201: FlavorSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    def create_resource(self, request: Request) -> Response:
+        serializer = FlavorCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        slugs = data.pop("tenants")
+        tenants = list(Tenant.objects.filter(slug__in=slugs))
+        if len(tenants) != len(set(slugs)):
+            raise InvalidRequest("Unknown tenant in tenants.", code="unknown_tenant")
+        with transaction.atomic():
+            if Flavor.objects.filter(name=data["name"]).exists():
+                raise ConflictError("A flavor with this name exists.", code="already_exists")
+            flavor = Flavor.objects.create(**data)
+            flavor.access.set(tenants)
+            audit_record(actor=self.actor, action="flavor.create", target=flavor, details=data)
+        return Response(FlavorSerializer(flavor).data, status=status.HTTP_201_CREATED)
+
+
+class InstanceViewSet(
+    IdempotentCreateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    TenantScopedViewSet,
+):
+    """Virtual machines. POST answers 202 with the instance (building) and the operation
+    that builds it; DELETE answers 202 with the operation that removes it."""
+
+    audit_resource = "instance"
+    queryset = Instance.objects.none()
+    serializer_class = InstanceSerializer
+    filterset_class = InstanceFilter
+
+    def get_queryset(self) -> QuerySet[Instance]:
+        return selectors.instance_list(self.tenant_context.tenant)
+
+    def _flavor(self, ref: str) -> Flavor:
+        flavors = selectors.flavor_list(self.tenant_context.tenant)
+        try:
+            found = flavors.filter(pk=uuid.UUID(ref)).first()
+        except ValueError:
+            found = flavors.filter(name=ref).first()
+        if found is None:
+            raise InvalidRequest(f"No flavor {ref!r} is available to you.", code="unknown_flavor")
+        return found
+
+    @extend_schema(request=InstanceCreateSerializer, responses={202: InstanceSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    def create_resource(self, request: Request) -> Response:
+        serializer = InstanceCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant = self.tenant_context.tenant
+        image = selectors.image_bootable(tenant).filter(pk=data["image"]).first()
+        if image is None:
+            raise InvalidRequest("No such image.", code="unknown_image")
+        keypair = None
+        if data.get("keypair"):
+            keypair = selectors.keypair_list(tenant).filter(name=data["keypair"]).first()
+            if keypair is None:
+                raise InvalidRequest("No such keypair.", code="unknown_keypair")
+        instance, operation = instance_services.instance_create(
+            actor=self.actor,
+            tenant=tenant,
+            name=data["name"],
+            flavor=self._flavor(data["flavor"]),
+            image=image,
+            keypair=keypair,
+            user_data=data["user_data"],
+            zone=data.get("zone"),
+        )
+        instance = self.get_queryset().get(pk=instance.pk)
+        body = {
+            "instance": InstanceSerializer(instance).data,
+            "operation": OperationSerializer(operation).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        operation = instance_services.instance_delete(actor=self.actor, instance=self.get_object())
+        return Response(
+            {"operation": OperationSerializer(operation).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def console(self, request: Request, pk: str | None = None) -> Response:
+        """The tail of the instance's serial console (64 KiB at most)."""
+        instance = self.get_object()
+        return Response({"output": instance_services.instance_console(instance)})
+
+    @extend_schema(responses=OperationSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def operations(self, request: Request, pk: str | None = None) -> Response:
+        instance = self.get_object()
+        history = selectors.operation_list(self.tenant_context.tenant).filter(target_id=instance.pk)
+        return Response(OperationSerializer(history.order_by("created_at"), many=True).data)
+
+
+class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Every change that runs on a hypervisor, with its steps, status and error."""
+
+    queryset = Operation.objects.none()
+    serializer_class = OperationSerializer
+    filterset_class = OperationFilter
+
+    def get_queryset(self) -> QuerySet[Operation]:
+        return selectors.operation_list(self.tenant_context.tenant)

@@ -1,0 +1,255 @@
+"""Images: creating one (metadata), uploading its file into the image store, deleting it.
+
+An upload is not one transaction: the file may take minutes to arrive. The image is claimed
+first (`queued` → `saving`, a conditional update, so two concurrent uploads cannot both win),
+the file is streamed and inspected with no transaction open, and the outcome is written at
+the end: `active`, `error` (the file was refused: the owner reads why) or back to `queued`
+(the upload itself failed: too large, cut short, a server error; the owner may try again).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compute import image_files
+from compute.models import Image
+from iaas.audit import Actor, audit_record
+from iaas.errors import (
+    ConflictError,
+    InvalidRequest,
+    NotFoundError,
+    PermissionDeniedError,
+    TooLargeError,
+)
+from iaas.models import AuditEvent
+from tenants.models import Tenant
+from tenants.quotas import quota_enforce
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:+()@-]{0,126}[A-Za-z0-9._:+()@-])?$")
+
+
+def image_file_path(image: Image) -> Path:
+    """Where an active image's file lives in the image store."""
+    return Path(settings.IMAGE_STORE_DIR) / str(image.id)
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidRequest(
+            "An image name is 1 to 128 characters: letters, digits, spaces and . _ : + ( ) @ -, "
+            "starting with a letter or digit and not ending with a space.",
+            details={"name": name[:140]},
+        )
+
+
+@transaction.atomic
+def image_create(
+    *,
+    actor: Actor,
+    tenant: Tenant | None,
+    name: str,
+    disk_format: str,
+    visibility: str | None = None,
+    min_disk_gb: int = 0,
+    min_ram_mb: int = 0,
+    protected: bool = False,
+) -> Image:
+    """Create an image with no file yet (`queued`). A tenant's image is private and counts
+    against its `images` quota; a public image has no tenant (operators publish them)."""
+    _check_name(name)
+    if disk_format not in Image.DiskFormat.values:
+        raise InvalidRequest(
+            f"disk_format must be one of {', '.join(Image.DiskFormat.values)}.",
+            details={"disk_format": disk_format},
+        )
+    if visibility is None:
+        visibility = Image.Visibility.PRIVATE if tenant is not None else Image.Visibility.PUBLIC
+    if tenant is not None and visibility == Image.Visibility.PUBLIC:
+        raise PermissionDeniedError(
+            "Only operators publish public images; a tenant's images are private.",
+            code="public_image_forbidden",
+        )
+    if tenant is None and visibility != Image.Visibility.PUBLIC:
+        raise InvalidRequest(
+            "An image without a tenant is public: a private image belongs to a tenant.",
+            code="private_image_needs_tenant",
+        )
+    if tenant is not None:
+        quota_enforce(tenant, "images")
+    image = Image.objects.create(
+        tenant=tenant,
+        name=name,
+        disk_format=disk_format,
+        visibility=visibility,
+        min_disk_gb=min_disk_gb,
+        min_ram_mb=min_ram_mb,
+        protected=protected,
+        created_by_id=actor.user_id,
+    )
+    audit_record(
+        actor=actor,
+        action="image.create",
+        tenant_id=tenant.pk if tenant is not None else None,
+        target=image,
+        details={"disk_format": disk_format, "visibility": visibility},
+    )
+    return image
+
+
+def _claim(image: Image) -> None:
+    claimed = Image.objects.filter(pk=image.pk, status=Image.Status.QUEUED).update(
+        status=Image.Status.SAVING, error_message="", updated_at=timezone.now()
+    )
+    if not claimed:
+        current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
+        if current is None or current == Image.Status.DELETED:
+            raise NotFoundError("No such image.")
+        raise ConflictError(
+            f"The image is {current}: a file can only be uploaded to a queued image.",
+            code="image_not_queued",
+            details={"status": current},
+        )
+
+
+def _release(image: Image) -> None:
+    """Back to `queued` after an upload that failed for reasons other than the file's content."""
+    Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
+        status=Image.Status.QUEUED, updated_at=timezone.now()
+    )
+
+
+def _refuse(actor: Actor, image: Image, message: str) -> InvalidRequest:
+    with transaction.atomic():
+        Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
+            status=Image.Status.ERROR, error_message=message, updated_at=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            action="image.upload",
+            tenant_id=image.tenant_id,
+            target=image,
+            outcome=AuditEvent.Outcome.REFUSED,
+            details={"reason": message[:500]},
+        )
+    error = InvalidRequest(message, code="image_refused", details={"status": Image.Status.ERROR})
+    error.audited = True
+    return error
+
+
+def image_upload(
+    *, actor: Actor, image: Image, stream: image_files.Readable, length: int | None
+) -> Image:
+    """Stream an image's file into the store (`length` bytes, or to the end of `stream` when
+    None), inspect it and make the image `active`. Only a queued image takes a file."""
+    limit = settings.IMAGE_MAX_BYTES
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    if length == 0:
+        raise InvalidRequest("The upload is empty.", code="empty_upload")
+    _claim(image)
+    try:
+        received = image_files.receive(
+            stream,
+            directory=Path(settings.IMAGE_STORE_DIR),
+            prefix=f".{image.id}.",
+            max_bytes=limit,
+            length=length,
+        )
+    except image_files.TooLarge as exc:
+        _release(image)
+        raise _too_large(limit) from exc
+    except image_files.Incomplete as exc:
+        _release(image)
+        raise InvalidRequest(
+            f"The upload ended after {exc.received} of its {exc.declared} bytes; send it again.",
+            code="incomplete_upload",
+        ) from exc
+    except BaseException:
+        _release(image)
+        raise
+    final_path = image_file_path(image)
+    try:
+        if received.size == 0:
+            raise InvalidRequest("The upload is empty.", code="empty_upload")
+        try:
+            inspection = image_files.inspect(received.path, image.disk_format)
+        except image_files.Refused as exc:
+            received.path.unlink(missing_ok=True)
+            raise _refuse(actor, image, exc.message) from exc
+        received.path.replace(final_path)
+        with transaction.atomic():
+            saved = Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
+                status=Image.Status.ACTIVE,
+                size_bytes=received.size,
+                virtual_size_bytes=inspection.virtual_size,
+                checksum_sha256=received.sha256,
+                error_message="",
+                updated_at=timezone.now(),
+            )
+            if not saved:  # only an upload moves an image out of `saving`; defence in depth
+                raise ConflictError("The image changed during the upload.", code="conflict")
+            audit_record(
+                actor=actor,
+                action="image.upload",
+                tenant_id=image.tenant_id,
+                target=image,
+                details={
+                    "checksum_sha256": received.sha256,
+                    "size_bytes": received.size,
+                    "virtual_size_bytes": inspection.virtual_size,
+                    "disk_format": image.disk_format,
+                },
+            )
+    except BaseException as exc:
+        received.path.unlink(missing_ok=True)
+        if not getattr(exc, "audited", False):  # a refused file stays in `error`
+            final_path.unlink(missing_ok=True)
+            _release(image)
+        raise
+    image.refresh_from_db()
+    return image
+
+
+def _too_large(limit: int) -> TooLargeError:
+    return TooLargeError(
+        f"The image is larger than the limit of {limit} bytes.",
+        code="image_too_large",
+        details={"limit_bytes": limit},
+    )
+
+
+@transaction.atomic
+def image_delete(*, actor: Actor, image: Image) -> None:
+    """Delete an image: its row stays (status `deleted`, out of every list and quota), its
+    file leaves the store once the deletion commits."""
+    if image.protected:
+        raise ConflictError("The image is protected and cannot be deleted.", code="image_protected")
+    # TODO(instances): refuse with 409 image_in_use while an instance is being built from it
+    # (running instances keep their cached base image on their host).
+    deleted = (
+        Image.objects.filter(pk=image.pk)
+        .exclude(status__in=[Image.Status.SAVING, Image.Status.DELETED])
+        .update(status=Image.Status.DELETED, updated_at=timezone.now())
+    )
+    if not deleted:
+        current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
+        if current == Image.Status.SAVING:
+            raise ConflictError(
+                "The image's file is being uploaded; delete it once the upload ends.",
+                code="image_saving",
+            )
+        raise NotFoundError("No such image.")
+    audit_record(
+        actor=actor,
+        action="image.delete",
+        tenant_id=image.tenant_id,
+        target=image,
+        details={"checksum_sha256": image.checksum_sha256, "visibility": image.visibility},
+    )
+    path = image_file_path(image)
+    transaction.on_commit(lambda: path.unlink(missing_ok=True))

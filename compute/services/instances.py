@@ -1,0 +1,173 @@
+"""Creating and deleting instances (DESIGN §2). The API transaction decides everything —
+quota, placement, address — and records an operation; a worker on the host's queue carries
+it out (compute.worker)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django.db import transaction
+
+from compute import ipam, scheduler
+from compute.models import Flavor, Instance, KeyPair, Operation
+from compute.services.operations import operation_create
+from iaas.audit import Actor, audit_record
+from iaas.errors import ConflictError, InvalidRequest
+from tenants.models import Tenant
+from tenants.quotas import quota_enforce
+
+logger = logging.getLogger(__name__)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+MAX_USER_DATA_BYTES = 16 * 1024
+
+
+def _check(
+    tenant: Tenant, name: str, flavor: Flavor, image: Any, keypair: KeyPair | None, user_data: str
+) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidRequest(
+            "An instance name is 1 to 63 letters, digits, '.' and '-' (it becomes the hostname).",
+            details={"name": name[:80]},
+        )
+    if len(user_data.encode()) > MAX_USER_DATA_BYTES:
+        raise InvalidRequest(
+            f"user_data is at most {MAX_USER_DATA_BYTES} bytes.", code="user_data_too_large"
+        )
+    if image.status != "active":
+        raise ConflictError("This image is not active yet.", code="image_not_active")
+    if image.min_disk_gb > flavor.disk_gb or image.min_ram_mb > flavor.memory_mb:
+        raise InvalidRequest(
+            f"Image {image.name} needs at least {image.min_disk_gb} GiB of disk and "
+            f"{image.min_ram_mb} MiB of RAM; flavor {flavor.name} is too small.",
+            code="flavor_too_small",
+        )
+    if keypair is not None and keypair.tenant_id != tenant.pk:  # selectors already ensure it
+        raise InvalidRequest("No such keypair.", code="unknown_keypair")
+
+
+@transaction.atomic
+def instance_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    flavor: Flavor,
+    image: Any,
+    keypair: KeyPair | None = None,
+    user_data: str = "",
+    zone: str | None = None,
+) -> tuple[Instance, Operation]:
+    """Accept a new instance: quota, placement and address are claimed here, under locks;
+    the build itself is an operation on the chosen host's queue."""
+    _check(tenant, name, flavor, image, keypair, user_data)
+    for resource, amount in (
+        ("instances", 1),
+        ("vcpus", flavor.vcpus),
+        ("ram_mb", flavor.memory_mb),
+        ("disk_gb", flavor.disk_gb),
+    ):
+        quota_enforce(tenant, resource, amount)
+    instance = Instance.objects.create(
+        tenant=tenant,
+        name=name,
+        flavor=flavor,
+        image_id=image.pk,
+        keypair=keypair,
+        ssh_public_key=keypair.public_key if keypair else "",
+        user_data=user_data,
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.memory_mb,
+        disk_gb=flavor.disk_gb,
+        status=Instance.Status.BUILDING,
+        task_state="spawning",
+    )
+    request = scheduler.PlacementRequest(
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.memory_mb,
+        disk_gb=flavor.disk_gb,
+        jurisdictions=tuple(tenant.residency),
+        zone=zone,
+    )
+    host = scheduler.claim(instance, request)
+    instance.host = host
+    instance.save(update_fields=["host"])
+    port = ipam.allocate_port(instance, ipam.tenant_network(tenant))
+    operation = operation_create(
+        actor=actor,
+        tenant=tenant,
+        action="instance.create",
+        target_type="instance",
+        target_id=instance.pk,
+        host_name=host.name,
+    )
+    audit_record(
+        actor=actor,
+        action="instance.create",
+        tenant_id=tenant.pk,
+        target=instance,
+        details={
+            "flavor": flavor.name,
+            "image": str(image.pk),
+            "host": host.name,
+            "zone": host.zone.name,
+            "jurisdiction": host.zone.jurisdiction,
+            "ip": port.ip,
+            "operation": str(operation.pk),
+        },
+    )
+    return instance, operation
+
+
+_DELETABLE = {Instance.Status.ACTIVE, Instance.Status.STOPPED, Instance.Status.ERROR}
+
+
+@transaction.atomic
+def instance_delete(*, actor: Actor, instance: Instance) -> Operation:
+    """Accept a delete: the instance goes `deleting` (409 if another verb runs), and an
+    operation removes the domain, wipes the disks and releases capacity and address."""
+    taken = Instance.objects.filter(
+        pk=instance.pk, task_state__isnull=True, status__in=_DELETABLE
+    ).update(status=Instance.Status.DELETING, task_state="deleting")
+    if not taken:
+        instance.refresh_from_db()
+        raise ConflictError(
+            f"The instance is {instance.status}"
+            + (f" ({instance.task_state})" if instance.task_state else "")
+            + "; it can be deleted when it is active, stopped or in error.",
+            code="wrong_state",
+        )
+    instance.refresh_from_db()
+    assert instance.host is not None
+    operation = operation_create(
+        actor=actor,
+        tenant=instance.tenant,
+        action="instance.delete",
+        target_type="instance",
+        target_id=instance.pk,
+        host_name=instance.host.name,
+    )
+    audit_record(
+        actor=actor,
+        action="instance.delete",
+        tenant_id=instance.tenant_id,
+        target=instance,
+        details={"operation": str(operation.pk)},
+    )
+    return operation
+
+
+def instance_console(instance: Instance) -> str:
+    """The tail of the serial console; empty before the first boot or when the host cannot
+    say (the error is logged, the tenant sees an empty console, never a 500)."""
+    from compute.drivers.base import DriverError
+    from compute.hypervisors import hypervisor_for
+
+    if instance.host is None or instance.status not in _DELETABLE:
+        return ""
+    try:
+        return hypervisor_for(instance.host).console_output(str(instance.pk))
+    except DriverError as exc:
+        logger.warning("console of %s unavailable: %s", instance.pk, exc)
+        return ""

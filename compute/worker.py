@@ -1,0 +1,299 @@
+"""What a host's worker does with an operation (DESIGN §2 step 4-5).
+
+Every step is idempotent (the driver's contracts make it so), so an operation whose worker
+died can simply be run again by another. A failed build removes everything it made, releases
+the capacity and the address, and leaves the instance in `error` with a fault a user can
+read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compute import cloudinit, ipam
+from compute.drivers.base import (
+    DiskSpec,
+    DomainSpec,
+    DriverError,
+    Hypervisor,
+    NetworkSpec,
+    NicSpec,
+    NotFound,
+    PowerState,
+    StaticLease,
+    VolumeSpec,
+)
+from compute.hypervisors import hypervisor_for
+from compute.models import Allocation, Host, Instance, Operation, Port, StoragePool
+from compute.services import operations
+from compute.services.hosts import pool_name
+from iaas.audit import Actor, audit_record
+from iaas.request_context import reset_request_id, set_request_id
+
+logger = logging.getLogger(__name__)
+GIB = 1024**3
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def base_volume(image_id: Any) -> str:
+    return f"image-{image_id}"
+
+
+def root_volume(instance: Instance) -> str:
+    return f"instance-{instance.pk}-root"
+
+
+def seed_volume(instance: Instance) -> str:
+    return f"instance-{instance.pk}-seed"
+
+
+def network_name(instance: Instance) -> str:
+    return f"andr-t-{str(instance.tenant_id)[:8]}"
+
+
+def bridge_name(instance: Instance) -> str:
+    return f"andrbr{str(instance.tenant_id)[:8]}"  # 14 characters: Linux allows 15
+
+
+def run_operation(operation_id: str) -> str:
+    """Lease and run one operation. Returns its final status, or 'skipped' when another
+    worker holds it or it already finished."""
+    operation = operations.lease(operation_id, WORKER_ID)
+    if operation is None:
+        return "skipped"
+    token = set_request_id(operation.request_id or f"op-{operation.pk}")
+    try:
+        handler = _HANDLERS.get(operation.action)
+        if handler is None:
+            operations.finish(operation, error=f"unknown action {operation.action}")
+            return Operation.Status.FAILED
+        instance = Instance.objects.select_related("host", "flavor", "tenant").get(
+            pk=operation.target_id
+        )
+        handler(operation, instance)
+        return operation.status
+    finally:
+        reset_request_id(token)
+
+
+# --- instance.create ----------------------------------------------------------------------
+
+
+def _pools(host: Host) -> dict[str, str]:
+    return {role: pool_name(host.name, role) for role in StoragePool.Role.values}
+
+
+def _cache_image(hv: Hypervisor, host: Host, image: Any) -> None:
+    """The base image on the host, keyed by image id (whose content never changes)."""
+    pools = _pools(host)
+    name = base_volume(image.pk)
+    try:
+        info = hv.volume_info(pools["images"], name)
+        if info.capacity_bytes >= (image.size_bytes or 0) and host.domain_type != "test":
+            return
+    except NotFound:
+        pass
+    hv.create_volume(
+        VolumeSpec(
+            pool=pools["images"],
+            name=name,
+            capacity_bytes=max(image.size_bytes or 0, 1),
+            format=image.disk_format,
+        )
+    )
+    if host.domain_type == "test":
+        return  # libvirt's fake hypervisor stores no data: nothing to transfer
+    from compute.services.images import image_file_path
+
+    with open(image_file_path(image), "rb") as source:
+        hv.upload_volume(pools["images"], name, source, image.size_bytes or 0)
+
+
+def _build(operation: Operation, instance: Instance) -> None:
+    from compute.models import Image
+
+    host = instance.host
+    assert host is not None
+    hv = hypervisor_for(host)
+    pools = _pools(host)
+    image = Image.objects.get(pk=instance.image_id)
+    port = Port.objects.select_related("network").get(instance=instance)
+    network = port.network
+    with operations.step(operation, "cache_image"):
+        _cache_image(hv, host, image)
+    with operations.step(operation, "root_disk"):
+        hv.create_volume(
+            VolumeSpec(
+                pool=pools["instances"],
+                name=root_volume(instance),
+                capacity_bytes=max(instance.disk_gb * GIB, image.virtual_size_bytes or 0),
+                format="qcow2",
+                backing_pool=pools["images"],
+                backing_volume=base_volume(image.pk),
+                backing_format=image.disk_format,
+            )
+        )
+    with operations.step(operation, "seed"):
+        prefix = network.cidr.split("/")[1]
+        seed = cloudinit.build_iso(
+            cloudinit.Seed(
+                instance_id=str(instance.pk),
+                hostname=instance.name,
+                mac=port.mac,
+                address_cidr=f"{port.ip}/{prefix}",
+                user_data=instance.user_data,
+                ssh_public_keys=(instance.ssh_public_key,) if instance.ssh_public_key else (),
+            )
+        )
+        hv.create_volume(
+            VolumeSpec(
+                pool=pools["instances"],
+                name=seed_volume(instance),
+                capacity_bytes=len(seed),
+                format="raw",
+            )
+        )
+        if host.domain_type != "test":
+            import io
+
+            hv.upload_volume(pools["instances"], seed_volume(instance), io.BytesIO(seed), len(seed))
+    with operations.step(operation, "network"):
+        hv.ensure_network(
+            NetworkSpec(
+                name=network_name(instance),
+                bridge=bridge_name(instance),
+                gateway_cidr=f"{ipam.gateway(network)}/{network.cidr.split('/')[1]}",
+                leases=(StaticLease(mac=port.mac, ip=port.ip, hostname=instance.name),),
+            )
+        )
+    with operations.step(operation, "define"):
+        hv.define_domain(domain_spec(instance, port))
+    with operations.step(operation, "start"):
+        hv.start_domain(str(instance.pk))
+        deadline = time.monotonic() + settings.INSTANCE_BOOT_TIMEOUT_SECONDS
+        while hv.domain_info(str(instance.pk)).power_state != PowerState.RUNNING:
+            if time.monotonic() > deadline:
+                raise DriverError("the instance did not reach running in time")
+            time.sleep(0.5)
+
+
+def domain_spec(instance: Instance, port: Port) -> DomainSpec:
+    host = instance.host
+    assert host is not None
+    pools = _pools(host)
+    return DomainSpec(
+        name=str(instance.pk),
+        title=instance.name,
+        tenant_id=str(instance.tenant_id),
+        instance_id=str(instance.pk),
+        vcpus=instance.vcpus,
+        memory_mb=instance.memory_mb,
+        disks=(
+            DiskSpec(pool=pools["instances"], volume=root_volume(instance), target="vda"),
+            DiskSpec(
+                pool=pools["instances"],
+                volume=seed_volume(instance),
+                target="sda",
+                device="cdrom",
+                bus="virtio",
+                format="raw",
+                readonly=True,
+            ),
+        ),
+        nics=(NicSpec(network=network_name(instance), mac=port.mac),),
+        domain_type=host.domain_type,
+        console_log=f"{host.storage_root}/instances/instance-{instance.pk}-console.log",
+    )
+
+
+def _remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
+    """Remove the domain and its disks; every call is a no-op when the thing is gone."""
+    host = instance.host
+    assert host is not None
+    pools = _pools(host)
+    hv.destroy_domain(str(instance.pk))
+    hv.undefine_domain(str(instance.pk))
+    for volume in (root_volume(instance), seed_volume(instance)):
+        hv.delete_volume(pools["instances"], volume, wipe=host.domain_type != "test")
+
+
+def _release(instance: Instance) -> None:
+    Allocation.objects.filter(instance=instance).delete()
+    Port.objects.filter(instance=instance).delete()
+
+
+def _instance_create(operation: Operation, instance: Instance) -> None:
+    host = instance.host
+    assert host is not None
+    try:
+        _build(operation, instance)
+    except Exception as exc:
+        logger.exception("build of instance %s failed", instance.pk)
+        fault = f"The build failed on host {host.name}: {exc}"
+        try:
+            _remove_artefacts(hypervisor_for(host), instance)
+        except DriverError as cleanup_exc:
+            fault += f" (cleanup incomplete, an operator is told: {cleanup_exc})"
+        with transaction.atomic():
+            _release(instance)
+            Instance.objects.filter(pk=instance.pk).update(
+                status=Instance.Status.ERROR, task_state=None, fault=fault[:2000]
+            )
+            operations.finish(operation, error=fault)
+            audit_record(
+                actor=Actor.system(f"worker {WORKER_ID}"),
+                action="instance.build",
+                tenant_id=instance.tenant_id,
+                target=instance,
+                outcome="failed",
+                details={"error": str(exc)[:500]},
+            )
+        return
+    with transaction.atomic():
+        Instance.objects.filter(pk=instance.pk).update(
+            status=Instance.Status.ACTIVE, task_state=None, power_state=PowerState.RUNNING, fault=""
+        )
+        operations.finish(operation)
+
+
+# --- instance.delete ----------------------------------------------------------------------
+
+
+def _instance_delete(operation: Operation, instance: Instance) -> None:
+    host = instance.host
+    assert host is not None
+    try:
+        with operations.step(operation, "remove"):
+            _remove_artefacts(hypervisor_for(host), instance)
+    except DriverError as exc:
+        with transaction.atomic():
+            Instance.objects.filter(pk=instance.pk).update(
+                status=Instance.Status.ERROR,
+                task_state=None,
+                fault=f"Delete failed on host {host.name}: {exc}. Retry the delete.",
+            )
+            operations.finish(operation, error=str(exc))
+        return
+    with transaction.atomic():
+        _release(instance)
+        Instance.objects.filter(pk=instance.pk).update(
+            status=Instance.Status.DELETED,
+            task_state=None,
+            power_state="",
+            deleted_at=timezone.now(),
+        )
+        operations.finish(operation)
+
+
+_HANDLERS = {
+    "instance.create": _instance_create,
+    "instance.delete": _instance_delete,
+}

@@ -1,0 +1,325 @@
+"""Instances end to end on libvirt's fake hypervisor (test:///default): the API accepts,
+quota, placement and addresses are claimed under locks, the worker builds and deletes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+import urllib.error
+import urllib.request
+from types import SimpleNamespace
+
+import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
+
+from compute.hypervisors import hypervisor_for
+from compute.models import Allocation, Flavor, Host, Image, Instance, Operation, Port
+from compute.services import hosts as host_services
+from compute.services import operations
+from compute.worker import run_operation
+from iaas.audit import Actor
+from iaas.models import AuditEvent
+from tenants import services as tenant_services
+
+SYSTEM = Actor.system("tests")
+# Django's test server queues 10 connections; the races below open more at once.
+ThreadedWSGIServer.request_queue_size = 128
+
+
+def make_zone(name: str, jurisdiction: str = "FR"):
+    return host_services.zone_create(
+        actor=SYSTEM, region="r1", name=name, site="dc", city="c", country=jurisdiction,
+        jurisdiction=jurisdiction,
+    )  # fmt: skip
+
+
+def make_host(name: str, zone, **capacity) -> Host:
+    host = host_services.host_onboard(
+        actor=SYSTEM,
+        registration=host_services.HostRegistration(
+            name=name, zone=zone, libvirt_uri="test:///default", storage_root=f"/fake/{name}"
+        ),
+    )
+    # libvirt's fake reports an i686 host; our images are x86_64.
+    Host.objects.filter(pk=host.pk).update(arch="x86_64", **capacity)
+    host.refresh_from_db()
+    return host
+
+
+@pytest.fixture
+def cloud(db, make_tenant, make_caller, ssh_public_keys):
+    """A French zone with one fake host, a flavor, a public image, and a member of a tenant
+    with a keypair."""
+    zone = make_zone("fr-par-1")
+    host = make_host("h01", zone)
+    flavor = Flavor.objects.create(name="small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = Image.objects.create(
+        name="andromede-test", disk_format="qcow2", status="active", visibility="public",
+        size_bytes=1024, virtual_size_bytes=1024 * 1024,
+    )  # fmt: skip
+    tenant = make_tenant("acme")
+    member = make_caller(tenant, "member")
+    client = member.client()
+    assert (
+        client.post(
+            "/api/v1/keypairs",
+            {"name": "laptop", "public_key": ssh_public_keys["ed25519"]},
+            format="json",
+        ).status_code
+        == 201
+    )
+    return SimpleNamespace(
+        zone=zone, host=host, flavor=flavor, image=image, tenant=tenant, member=member,
+        client=client,
+    )  # fmt: skip
+
+
+def create(client, image, **overrides):
+    body = {"name": "web-1", "flavor": "small", "image": str(image.pk), "keypair": "laptop",
+            "user_data": "#cloud-config\n"} | overrides  # fmt: skip
+    return client.post("/api/v1/instances", body, format="json")
+
+
+@pytest.mark.django_db
+def test_create_is_accepted_then_built_by_the_worker(cloud):
+    answer = create(cloud.client, cloud.image)
+    assert answer.status_code == 202, answer.content
+    instance, operation = answer.json()["instance"], answer.json()["operation"]
+    assert (instance["status"], instance["task_state"]) == ("building", "spawning")
+    assert instance["zone"] == "fr-par-1"
+    assert instance["ip"].startswith(("198.51.100.", "203.0.113."))
+    assert operation["status"] == "queued"
+    assert Allocation.objects.get(instance_id=instance["id"]).host == cloud.host
+
+    assert run_operation(operation["id"]) == "succeeded"
+    shown = cloud.client.get(f"/api/v1/instances/{instance['id']}").json()
+    assert (shown["status"], shown["task_state"], shown["power_state"]) == (
+        "active",
+        None,
+        "running",
+    )
+    domain = hypervisor_for(cloud.host).domain_info(instance["id"])
+    assert domain.power_state == "running"
+    assert (domain.tenant_id, domain.instance_id) == (str(cloud.tenant.pk), instance["id"])
+    done = cloud.client.get(f"/api/v1/operations/{operation['id']}").json()
+    assert done["status"] == "succeeded"
+    assert [s["name"] for s in done["steps"]] == [
+        "cache_image",
+        "root_disk",
+        "seed",
+        "network",
+        "define",
+        "start",
+    ]
+    assert run_operation(operation["id"]) == "skipped"  # finished: a redelivery does nothing
+
+
+@pytest.mark.django_db
+def test_delete_removes_domain_disks_allocation_and_address(cloud):
+    created = create(cloud.client, cloud.image).json()
+    run_operation(created["operation"]["id"])
+    instance_id = created["instance"]["id"]
+    answer = cloud.client.delete(f"/api/v1/instances/{instance_id}")
+    assert answer.status_code == 202
+    assert (
+        cloud.client.delete(f"/api/v1/instances/{instance_id}").status_code == 409
+    )  # already deleting
+    assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
+    assert Instance.objects.get(pk=instance_id).status == "deleted"
+    assert cloud.client.get(f"/api/v1/instances/{instance_id}").status_code == 404
+    hv = hypervisor_for(cloud.host)
+    assert instance_id not in [d.name for d in hv.list_domains()]
+    assert not Allocation.objects.exists()
+    assert not Port.objects.exists()
+    quotas = {
+        q["resource"]: q["usage"] for q in cloud.client.get("/api/v1/quotas").json()["results"]
+    }
+    assert quotas["instances"] == quotas["vcpus"] == 0
+    history = cloud.client.get(f"/api/v1/instances/{instance_id}/operations")
+    assert history.status_code == 404  # a deleted instance is gone from the API
+
+
+@pytest.mark.django_db
+def test_a_verb_in_the_wrong_state_is_a_409_that_changes_nothing(cloud):
+    created = create(cloud.client, cloud.image).json()
+    answer = cloud.client.delete(f"/api/v1/instances/{created['instance']['id']}")
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "wrong_state"
+    assert Instance.objects.get(pk=created["instance"]["id"]).status == "building"
+    assert Operation.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_failed_build_cleans_up_and_says_why(cloud):
+    created = create(cloud.client, cloud.image).json()
+    # The fake hypervisor offers only 'test' guests: a kvm definition is refused by libvirt.
+    Host.objects.filter(pk=cloud.host.pk).update(domain_type="kvm")
+    assert run_operation(created["operation"]["id"]) == "failed"
+    instance = Instance.objects.get(pk=created["instance"]["id"])
+    assert instance.status == "error"
+    assert instance.task_state is None
+    assert "h01" in instance.fault
+    assert not Allocation.objects.exists()
+    assert not Port.objects.exists()
+    hv = hypervisor_for(cloud.host)
+    pool = host_services.pool_name("h01", "instances")
+    from compute.drivers.base import NotFound
+
+    for volume in (f"instance-{instance.pk}-root", f"instance-{instance.pk}-seed"):
+        with pytest.raises(NotFound):
+            hv.volume_info(pool, volume)
+    operation = Operation.objects.get(pk=created["operation"]["id"])
+    assert operation.status == "failed"
+    assert operation.error
+
+
+@pytest.mark.django_db
+def test_quota_refusal_creates_nothing(cloud):
+    tenant_services.quota_set(actor=SYSTEM, tenant=cloud.tenant, resource="vcpus", limit=0)
+    answer = create(cloud.client, cloud.image)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "quota_exceeded"
+    assert not Instance.objects.exists()
+    assert not Operation.objects.exists()
+    assert not Allocation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_residency_policy_no_zone_satisfies_is_refused_and_audited(cloud):
+    cloud.tenant.residency = ["DE"]
+    cloud.tenant.save()
+    answer = create(cloud.client, cloud.image)
+    assert answer.status_code == 409
+    error = answer.json()["error"]
+    assert error["code"] == "residency_unsatisfiable"
+    assert "DE" in error["message"]
+    assert not Instance.objects.exists()
+    event = AuditEvent.objects.get(action="instance.create", outcome="refused")
+    assert event.details["code"] == "residency_unsatisfiable"
+    assert event.tenant_id == cloud.tenant.pk
+
+
+@pytest.mark.django_db
+def test_hosts_outside_the_policy_are_never_chosen(cloud):
+    german = make_host("de1", make_zone("de-fra-1", "DE"), memory_mb=10**7, cpus=1000)
+    for n in range(4):
+        answer = create(cloud.client, cloud.image, name=f"web-{n}")
+        assert answer.status_code == 202
+    assert not Allocation.objects.filter(host=german).exists()
+
+
+@pytest.mark.django_db
+def test_no_valid_host_is_a_clear_refusal(cloud):
+    Flavor.objects.create(name="huge", vcpus=10**4, memory_mb=10**8, disk_gb=1)
+    tenant_services.quota_set(actor=SYSTEM, tenant=cloud.tenant, resource="vcpus", limit=-1)
+    tenant_services.quota_set(actor=SYSTEM, tenant=cloud.tenant, resource="ram_mb", limit=-1)
+    answer = create(cloud.client, cloud.image, flavor="huge")
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "no_valid_host"
+    assert "No valid host" in answer.json()["error"]["message"]
+    assert not Instance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_another_tenant_sees_nothing(cloud, make_tenant, make_caller):
+    created = create(cloud.client, cloud.image).json()
+    other = make_caller(make_tenant("other"), "admin").client()
+    assert other.get(f"/api/v1/instances/{created['instance']['id']}").status_code == 404
+    assert other.delete(f"/api/v1/instances/{created['instance']['id']}").status_code == 404
+    assert other.get(f"/api/v1/operations/{created['operation']['id']}").status_code == 404
+    assert other.get("/api/v1/instances").json()["results"] == []
+    assert Instance.objects.get().status == "building"
+
+
+@pytest.mark.django_db
+def test_the_sweeper_sends_operations_nobody_sent():
+    # (Uses the real broker from CELERY_BROKER_URL; no worker consumes host.sweep-test.)
+    from compute.models import Operation as Op
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.create(name="t", slug="t")
+    import uuid
+
+    op = Op.objects.create(tenant=tenant, action="instance.create", target_type="instance",
+                           target_id=uuid.uuid4(), host_name="sweep-test")  # fmt: skip
+    assert op.enqueued_at is None
+    assert operations.sweep() == [str(op.pk)]
+    op.refresh_from_db()
+    assert op.enqueued_at is not None
+    assert operations.sweep() == []  # sent recently and still queued: not yet again
+
+
+def _post_json(url: str, token: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(  # noqa: S310 - our live_server
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - our live_server
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_hosts_with_room_for_one_each_place_exactly_two_of_ten(
+    live_server, make_tenant, make_caller
+):
+    zone = make_zone("fr-par-1")
+    for name in ("h1", "h2"):
+        # room for exactly one 1-vCPU / 256 MiB / 1 GiB instance
+        make_host(name, zone, cpus=1, reserved_cpus=0, cpu_allocation_ratio=1.0,
+                  memory_mb=256 + 512, disk_gb=10)  # fmt: skip
+    Flavor.objects.create(name="small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = Image.objects.create(
+        name="img", disk_format="qcow2", status="active", visibility="public", size_bytes=1,
+        virtual_size_bytes=1,
+    )  # fmt: skip
+    caller = make_caller(make_tenant("acme"), "member")
+    barrier = threading.Barrier(10)
+
+    def one(n: int) -> tuple[int, dict]:
+        barrier.wait(timeout=30)
+        body = {"name": f"vm-{n}", "flavor": "small", "image": str(image.pk)}
+        return _post_json(f"{live_server.url}/api/v1/instances", caller.token, body)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(one, range(10)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [202, 202] + [409] * 8, results
+    assert {body["error"]["code"] for status, body in results if status == 409} == {"no_valid_host"}
+    per_host = {h.name: Allocation.objects.filter(host=h).count() for h in Host.objects.all()}
+    assert per_host == {"h1": 1, "h2": 1}
+    assert Instance.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_thirty_parallel_creates_with_room_for_five_accept_exactly_five(
+    live_server, make_tenant, make_caller
+):
+    zone = make_zone("fr-par-1")
+    make_host("h1", zone, cpus=1000, memory_mb=10**6, disk_gb=10**4)
+    Flavor.objects.create(name="small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = Image.objects.create(
+        name="img", disk_format="qcow2", status="active", visibility="public", size_bytes=1,
+        virtual_size_bytes=1,
+    )  # fmt: skip
+    tenant = make_tenant("acme")
+    tenant_services.quota_set(actor=SYSTEM, tenant=tenant, resource="instances", limit=5)
+    caller = make_caller(tenant, "member")
+    barrier = threading.Barrier(30)
+
+    def one(n: int) -> tuple[int, dict]:
+        barrier.wait(timeout=30)
+        body = {"name": f"vm-{n}", "flavor": "small", "image": str(image.pk)}
+        return _post_json(f"{live_server.url}/api/v1/instances", caller.token, body)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=30) as pool:
+        results = list(pool.map(one, range(30)))
+    statuses = [status for status, _ in results]
+    assert statuses.count(202) == 5, results
+    assert statuses.count(403) == 25
+    assert Instance.objects.count() == 5
+    assert Port.objects.count() == 5
+    assert len(set(Port.objects.values_list("ip", flat=True))) == 5

@@ -1,0 +1,150 @@
+"""The hypervisor lane, as a tenant sees it: through the API only, a real Celery worker on
+the host's queue, a real libvirtd with QEMU (TCG) and the project's test image. The guest
+must boot from its overlay, read its NoCloud seed and print its ready line with the instance
+id and the address the API shows; delete must leave nothing behind."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import libvirt
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core.management import call_command
+
+from compute.hypervisors import hypervisor_for
+from compute.models import Allocation, Host, Image, Port
+from compute.services import hosts as host_services
+from iaas.audit import Actor
+from iaas.celery import app, host_queue
+from tests.support import hypervisor_lab
+
+pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
+SYSTEM = Actor.system("e2e")
+HOST = "e2e-local"
+
+
+@pytest.fixture
+def real_host(settings):
+    hypervisor_lab.ensure_libvirtd()
+    root = Path(tempfile.mkdtemp(prefix="andromede-e2e-", dir="/var/tmp"))
+    settings.IMAGE_STORE_DIR = root / "image-store"
+    settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
+    zone = host_services.zone_create(
+        actor=SYSTEM, region="fr-e2e", name="fr-e2e-1", site="lab", city="Paris",
+        country="FR", jurisdiction="FR",
+    )  # fmt: skip
+    host = host_services.host_onboard(
+        actor=SYSTEM,
+        registration=host_services.HostRegistration(
+            name=HOST, zone=zone, libvirt_uri="qemu:///system", storage_root=str(root),
+            domain_type="qemu",
+        ),
+    )  # fmt: skip
+    yield host
+    conn = libvirt.open("qemu:///system")
+    try:
+        for net in conn.listAllNetworks():
+            if net.name().startswith("andr-t-"):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+        for pool in conn.listAllStoragePools():
+            if pool.name().startswith(f"andromede-{HOST}-"):
+                for volume in pool.listAllVolumes():
+                    volume.delete()
+                if pool.isActive():
+                    pool.destroy()
+                pool.undefine()
+    finally:
+        conn.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_a_tenant_boots_reads_and_deletes_an_instance(
+    real_host: Host, make_tenant, make_caller, ssh_public_keys
+):
+    image_path = hypervisor_lab.ensure_test_image()
+    call_command(
+        "image_import", "andromede-test", str(image_path), "--disk-format", "qcow2", "--public"
+    )
+    image = Image.objects.get(name="andromede-test")
+    assert image.status == "active"
+    from compute.models import Flavor
+
+    Flavor.objects.create(name="tiny", vcpus=1, memory_mb=256, disk_gb=1)
+    tenant = make_tenant("acme")
+    client = make_caller(tenant, "member").client()
+    assert (
+        client.post(
+            "/api/v1/keypairs",
+            {"name": "laptop", "public_key": ssh_public_keys["ed25519"]},
+            format="json",
+        ).status_code
+        == 201
+    )
+
+    with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
+        started = time.monotonic()
+        answer = client.post(
+            "/api/v1/instances",
+            {"name": "web-1", "flavor": "tiny", "image": str(image.pk), "keypair": "laptop",
+             "user_data": "#cloud-config\nruncmd: [echo hello]\n"},
+            format="json",
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.content
+        instance_id = answer.json()["instance"]["id"]
+        ip = answer.json()["instance"]["ip"]
+        url = f"/api/v1/instances/{instance_id}"
+
+        shown = wait_for(
+            lambda: (body := client.get(url).json())["status"] != "building" and body,
+            120,
+            "the instance to leave building",
+        )
+        assert shown["status"] == "active", shown
+        running_after = time.monotonic() - started
+        ready = f"ANDROMEDE-READY instance-id={instance_id} ip={ip}"
+        console = ""
+        deadline = time.monotonic() + 60
+        while ready not in console and time.monotonic() < deadline:
+            time.sleep(0.5)
+            console = client.get(f"{url}/console").json()["output"]
+        assert ready in console, f"no {ready!r} on the console; it shows:\n{console[-3000:]}"
+        ready_after = time.monotonic() - started
+        assert re.search(r"ANDROMEDE-USERDATA bytes=\d+", console)
+        print(f"\nPOST → active {running_after:.1f} s, → ready line {ready_after:.1f} s")
+
+        deleted = client.delete(url)
+        assert deleted.status_code == 202
+        wait_for(lambda: client.get(url).status_code == 404, 90, "the instance to be deleted")
+
+    hv = hypervisor_for(real_host)
+    assert instance_id not in [d.name for d in hv.list_domains()]
+    pool = host_services.pool_name(HOST, "instances")
+    from compute.drivers.base import NotFound
+
+    for volume in (f"instance-{instance_id}-root", f"instance-{instance_id}-seed"):
+        with pytest.raises(NotFound):
+            hv.volume_info(pool, volume)
+    assert not Allocation.objects.exists()
+    assert not Port.objects.exists()
+    operations = client.get("/api/v1/operations").json()["results"]
+    assert {(op["action"], op["status"]) for op in operations} == {
+        ("instance.create", "succeeded"),
+        ("instance.delete", "succeeded"),
+    }
