@@ -1,4 +1,4 @@
-"""`manage.py bootstrap_local_host`: the embedded default's hypervisor.
+"""`manage.py bootstrap_local_host`: the embedded default's hypervisor and flavors.
 
 Declares the demo zone (fr-demo-1, jurisdiction FR) and registers this machine's libvirtd as
 its only host, if they are not there yet. The domain type is probed: kvm where it really
@@ -12,12 +12,14 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from compute.models import Host, Zone
+from compute.models import Flavor, Host, Zone
 from compute.services.hosts import HostRegistration, host_onboard, zone_create
-from iaas.audit import Actor
+from iaas.audit import Actor, audit_record
 from iaas.errors import DomainError
 
 DEMO_ZONE = "fr-demo-1"
+# The embedded default's flavors: small enough for TCG guests on a laptop.
+DEFAULT_FLAVORS = [("a1.tiny", 1, 256, 1), ("a1.small", 1, 512, 2), ("a1.medium", 2, 1024, 4)]
 
 
 class Command(BaseCommand):
@@ -48,6 +50,12 @@ class Command(BaseCommand):
                 host = host_onboard(actor=actor, registration=registration)
             except DomainError as exc:
                 raise CommandError(f"could not register the local libvirtd: {exc.message}") from exc
+        if not Flavor.objects.exists():
+            for name, vcpus, memory_mb, disk_gb in DEFAULT_FLAVORS:
+                flavor = Flavor.objects.create(
+                    name=name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
+                )
+                audit_record(actor=actor, action="flavor.create", target=flavor)
         self.stdout.write(
             f"hypervisor: {host.name} in {zone.name} ({host.domain_type}, {host.cpus} CPUs, "
             f"{host.memory_mb} MiB) at {host.libvirt_uri}"
