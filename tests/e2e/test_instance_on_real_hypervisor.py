@@ -48,6 +48,13 @@ def real_host(settings):
     yield host
     conn = libvirt.open("qemu:///system")
     try:
+        # Domains of this run (even of a test that failed before its delete): their disks
+        # live in this run's pools.
+        for domain in conn.listAllDomains():
+            if f"andromede-{HOST}-" in domain.XMLDesc():
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefine()
         for net in conn.listAllNetworks():
             if net.name().startswith("andr-t-"):
                 if net.isActive():
