@@ -28,9 +28,18 @@ SYSTEM = Actor.system("e2e")
 HOST = "e2e-local"
 
 
+def _network_names() -> set[str]:
+    conn = libvirt.open("qemu:///system")
+    try:
+        return {net.name() for net in conn.listAllNetworks()}
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def real_host(settings):
     hypervisor_lab.ensure_libvirtd()
+    networks_before = _network_names()
     root = Path(tempfile.mkdtemp(prefix="andromede-e2e-", dir="/var/tmp"))
     settings.IMAGE_STORE_DIR = root / "image-store"
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
@@ -56,7 +65,7 @@ def real_host(settings):
                     domain.destroy()
                 domain.undefine()
         for net in conn.listAllNetworks():
-            if net.name().startswith("andr-t-"):
+            if net.name().startswith("andr-t-") and net.name() not in networks_before:
                 if net.isActive():
                     net.destroy()
                 net.undefine()
