@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from compute.models import Host, Image, KeyPair, StoragePool, Zone
+from compute.models import Host, Image, KeyPair, OrphanReport, StoragePool, Zone
 from iaas.errors import DomainError
 
 
@@ -120,3 +120,19 @@ class HostAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected hosts")
     def disable(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         self._set_state(request, queryset, Host.State.DISABLED)
+
+
+@admin.register(OrphanReport)
+class OrphanReportAdmin(admin.ModelAdmin):
+    """What the reconciler found on hosts and the database does not know. Investigate on the
+    host; delete the report once resolved (the reconciler reports it again if it is still
+    there)."""
+
+    list_display = ["kind", "name", "host", "first_seen_at", "last_seen_at"]
+    list_filter = ["kind", "host"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in OrphanReport._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -32,3 +32,14 @@ def sweep_operations() -> list[str]:
     from compute.services.operations import sweep
 
     return sweep()
+
+
+@shared_task(name="compute.reconcile")
+def reconcile() -> dict[str, object]:
+    """Compare every reachable host with the database; fail operations stuck too long."""
+    from compute.reconciler import fail_stuck_operations, reconcile_host
+
+    per_host = {
+        host.name: reconcile_host(host) for host in Host.objects.exclude(state=Host.State.DOWN)
+    }
+    return {"hosts": per_host, "stuck_operations_failed": fail_stuck_operations()}

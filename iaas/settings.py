@@ -259,8 +259,13 @@ HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS",
 OPERATION_LEASE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_LEASE_SECONDS", 300))
 # A queued operation not picked up for this long is sent again.
 OPERATION_RESEND_AFTER = timedelta(seconds=env_int("ANDROMEDE_OPERATION_RESEND_SECONDS", 60))
+# An operation unfinished this long after its creation is failed by the reconciler.
+OPERATION_DEADLINE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_DEADLINE_SECONDS", 1800))
 # A new instance must be running within this long, or its build fails (and is cleaned up).
 INSTANCE_BOOT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_INSTANCE_BOOT_TIMEOUT", 120))
+# A stop asks the guest to power off (ACPI) and forces it off if it is still running after
+# this long.
+INSTANCE_STOP_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_INSTANCE_STOP_TIMEOUT", 60))
 # The embedded default's single host (make run): the local libvirtd.
 LOCAL_HOST_NAME = env_str("ANDROMEDE_LOCAL_HOST_NAME", "local")
 LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
@@ -298,6 +303,10 @@ CELERY_BEAT_SCHEDULE = {
     "host-heartbeats": {
         "task": "compute.host_heartbeats",
         "schedule": float(HOST_HEARTBEAT_SECONDS),
+    },
+    "reconcile-hosts": {
+        "task": "compute.reconcile",
+        "schedule": float(env_int("ANDROMEDE_RECONCILE_SECONDS", 60)),
     },
     "sweep-operations": {
         "task": "compute.sweep_operations",

@@ -1,7 +1,7 @@
 """Compute models, one module per kind of resource."""
 
 from compute.models.flavors import Flavor
-from compute.models.hosts import Host, Region, StoragePool, Zone
+from compute.models.hosts import Host, OrphanReport, Region, StoragePool, Zone
 from compute.models.images import Image
 from compute.models.instances import Allocation, Instance, Port, TenantNetwork
 from compute.models.keypairs import KeyPair
@@ -15,6 +15,7 @@ __all__ = [
     "Instance",
     "KeyPair",
     "Operation",
+    "OrphanReport",
     "Port",
     "Region",
     "StoragePool",

@@ -146,3 +146,26 @@ class StoragePool(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}:{self.name}"
+
+
+class OrphanReport(models.Model):
+    """Something found on a host that the database does not know (DESIGN §2: the reconciler
+    reports orphans and never deletes tenant data silently). Operators review and clear."""
+
+    class Kind(models.TextChoices):
+        DOMAIN = "domain"
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="orphans")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    name = models.CharField(max_length=255)
+    details = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["host", "kind", "name"], name="orphan_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} on {self.host}"

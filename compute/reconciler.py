@@ -1,0 +1,157 @@
+"""The reconciler (DESIGN §2): compares each host with the database, periodically.
+
+- Power-state drift: an idle instance whose guest powered itself off becomes `stopped`
+  (and one started behind our back becomes `active`); recorded as audit events.
+- A domain the database does not know is an orphan: reported (OrphanReport, audit event on
+  first sight), never deleted.
+- An idle active or stopped instance whose domain is missing goes to `error` with a fault.
+- Operations stuck past OPERATION_DEADLINE are failed with a reason, and their instance is
+  released from its task so the tenant can act again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compute.drivers.base import DriverError, PowerState
+from compute.hypervisors import hypervisor_for
+from compute.models import Host, Instance, Operation, OrphanReport
+from iaas.audit import Actor, audit_record
+
+logger = logging.getLogger(__name__)
+RECONCILER = Actor.system("reconciler")
+_RUNNING = {PowerState.RUNNING, PowerState.PAUSED, PowerState.BLOCKED}
+
+
+def reconcile_host(host: Host) -> dict[str, int]:
+    """One pass over one host. Returns counts of what it changed or found."""
+    counts = {"drift": 0, "missing": 0, "orphans": 0}
+    try:
+        domains = {d.name: d for d in hypervisor_for(host).list_domains()}
+    except DriverError as exc:
+        logger.warning("reconciler: host %s unreachable: %s", host.name, exc)
+        return counts
+    live = Instance.objects.filter(host=host).exclude(
+        status__in=[Instance.Status.DELETED, Instance.Status.BUILDING]
+    )
+    known = {
+        str(pk)
+        for pk in Instance.objects.filter(host=host)
+        .exclude(status=Instance.Status.DELETED)
+        .values_list("pk", flat=True)
+    }
+    for instance in live.filter(task_state__isnull=True):
+        domain = domains.get(str(instance.pk))
+        if domain is None:
+            if instance.status in (Instance.Status.ACTIVE, Instance.Status.STOPPED):
+                counts["missing"] += _mark_missing(instance, host)
+            continue
+        running = domain.power_state in _RUNNING
+        if instance.status == Instance.Status.ACTIVE and not running:
+            counts["drift"] += _drift(
+                instance, Instance.Status.ACTIVE, Instance.Status.STOPPED, domain.power_state
+            )
+        elif instance.status == Instance.Status.STOPPED and running:
+            counts["drift"] += _drift(
+                instance, Instance.Status.STOPPED, Instance.Status.ACTIVE, domain.power_state
+            )
+        elif instance.power_state != domain.power_state:
+            Instance.objects.filter(pk=instance.pk).update(power_state=domain.power_state)
+    for name, domain in domains.items():
+        if name in known:
+            continue
+        _report, created = OrphanReport.objects.update_or_create(
+            host=host,
+            kind=OrphanReport.Kind.DOMAIN,
+            name=name,
+            defaults={
+                "details": {"power_state": domain.power_state, "tenant_id": domain.tenant_id}
+            },
+        )
+        if created:
+            counts["orphans"] += 1
+            audit_record(
+                actor=RECONCILER,
+                action="host.orphan",
+                target=host,
+                details={"kind": "domain", "name": name, "power_state": domain.power_state},
+            )
+    return counts
+
+
+def _drift(instance: Instance, expected: str, new: str, power_state: str) -> int:
+    with transaction.atomic():
+        changed = Instance.objects.filter(
+            pk=instance.pk, status=expected, task_state__isnull=True
+        ).update(status=new, power_state=power_state)
+        if changed:
+            audit_record(
+                actor=RECONCILER,
+                action="instance.power_drift",
+                tenant_id=instance.tenant_id,
+                target=instance,
+                details={"from": expected, "to": new, "power_state": power_state},
+            )
+    return changed
+
+
+def _mark_missing(instance: Instance, host: Host) -> int:
+    fault = f"The virtual machine is missing on host {host.name}; an operator has been told."
+    with transaction.atomic():
+        changed = Instance.objects.filter(pk=instance.pk, task_state__isnull=True).update(
+            status=Instance.Status.ERROR, fault=fault, power_state=""
+        )
+        if changed:
+            audit_record(
+                actor=RECONCILER,
+                action="instance.missing",
+                tenant_id=instance.tenant_id,
+                target=instance,
+                details={"host": host.name},
+            )
+    return changed
+
+
+def fail_stuck_operations() -> list[str]:
+    """Fail operations unfinished past OPERATION_DEADLINE; release their instance."""
+    horizon = timezone.now() - settings.OPERATION_DEADLINE
+    stuck = Operation.objects.filter(
+        status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING], created_at__lt=horizon
+    )
+    failed = []
+    for operation in stuck:
+        with transaction.atomic():
+            reason = (
+                f"Not finished within {int(settings.OPERATION_DEADLINE.total_seconds())} s "
+                f"(last status {operation.status}); stopped by the reconciler."
+            )
+            changed = Operation.objects.filter(
+                pk=operation.pk, status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING]
+            ).update(status=Operation.Status.FAILED, error=reason, finished_at=timezone.now())
+            if not changed:
+                continue
+            instance = Instance.objects.filter(pk=operation.target_id).first()
+            if instance is not None:
+                new_status = (
+                    Instance.Status.ERROR
+                    if instance.status in (Instance.Status.BUILDING, Instance.Status.DELETING)
+                    else instance.status
+                )
+                Instance.objects.filter(pk=instance.pk).update(
+                    task_state=None, status=new_status, fault=reason
+                )
+            audit_record(
+                actor=RECONCILER,
+                action="operation.stuck",
+                tenant_id=operation.tenant_id,
+                target_type="operation",
+                target_id=str(operation.pk),
+                outcome="failed",
+                details={"action": operation.action, "reason": reason},
+            )
+            failed.append(str(operation.pk))
+    return failed

@@ -1,0 +1,83 @@
+"""The reconciler on libvirt's fake hypervisor: power-state drift, missing domains, orphans
+(reported, never deleted) and stuck operations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from compute.drivers.base import DomainSpec
+from compute.hypervisors import hypervisor_for
+from compute.models import Instance, Operation, OrphanReport
+from compute.reconciler import fail_stuck_operations, reconcile_host
+from compute.worker import run_operation
+from iaas.models import AuditEvent
+from tests.compute.test_instances import cloud, create  # noqa: F401 - the `cloud` fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def built(cloud) -> Instance:  # noqa: F811 - the fixture's value
+    created = create(cloud.client, cloud.image).json()
+    assert run_operation(created["operation"]["id"]) == "succeeded"
+    return Instance.objects.get(pk=created["instance"]["id"])
+
+
+def test_a_guest_that_powered_itself_off_becomes_stopped(cloud):  # noqa: F811
+    instance = built(cloud)
+    hypervisor_for(cloud.host).destroy_domain(str(instance.pk))  # behind our back
+    assert reconcile_host(cloud.host)["drift"] == 1
+    instance.refresh_from_db()
+    assert (instance.status, instance.power_state) == ("stopped", "shutoff")
+    event = AuditEvent.objects.get(action="instance.power_drift")
+    assert event.tenant_id == cloud.tenant.pk
+    assert reconcile_host(cloud.host)["drift"] == 0  # reported once
+
+
+def test_an_instance_busy_with_a_verb_is_left_alone(cloud):  # noqa: F811
+    instance = built(cloud)
+    Instance.objects.filter(pk=instance.pk).update(task_state="stopping")
+    hypervisor_for(cloud.host).destroy_domain(str(instance.pk))
+    reconcile_host(cloud.host)
+    instance.refresh_from_db()
+    assert instance.status == "active"
+
+
+def test_a_missing_domain_puts_the_instance_in_error_with_a_fault(cloud):  # noqa: F811
+    instance = built(cloud)
+    hypervisor_for(cloud.host).undefine_domain(str(instance.pk))
+    assert reconcile_host(cloud.host)["missing"] == 1
+    instance.refresh_from_db()
+    assert instance.status == "error"
+    assert "missing on host h01" in instance.fault
+
+
+def test_unknown_domains_are_reported_once_and_never_deleted(cloud):  # noqa: F811
+    hv = hypervisor_for(cloud.host)
+    stranger = "11111111-2222-3333-4444-555555555555"
+    hv.define_domain(
+        DomainSpec(name=stranger, title="not ours", tenant_id="x", instance_id=stranger,
+                   vcpus=1, memory_mb=64, disks=(), domain_type="test")
+    )  # fmt: skip
+    first = reconcile_host(cloud.host)
+    assert first["orphans"] >= 1
+    assert OrphanReport.objects.filter(host=cloud.host, name=stranger).exists()
+    assert reconcile_host(cloud.host)["orphans"] == 0
+    assert AuditEvent.objects.filter(action="host.orphan", details__name=stranger).count() == 1
+    assert stranger in [d.name for d in hv.list_domains()]  # never deleted
+
+
+def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(cloud):  # noqa: F811
+    created = create(cloud.client, cloud.image).json()
+    Operation.objects.filter(pk=created["operation"]["id"]).update(
+        created_at=timezone.now() - timedelta(hours=2)
+    )
+    assert fail_stuck_operations() == [created["operation"]["id"]]
+    operation = Operation.objects.get(pk=created["operation"]["id"])
+    assert operation.status == "failed"
+    assert "reconciler" in operation.error
+    instance = Instance.objects.get(pk=created["instance"]["id"])
+    assert (instance.status, instance.task_state) == ("error", None)
+    assert fail_stuck_operations() == []
