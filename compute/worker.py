@@ -171,7 +171,8 @@ def _build(operation: Operation, instance: Instance) -> None:
                 name=network_name(instance),
                 bridge=bridge_name(instance),
                 gateway_cidr=f"{ipam.gateway(network)}/{network.cidr.split('/')[1]}",
-                leases=(StaticLease(mac=port.mac, ip=port.ip, hostname=instance.name),),
+                # DHCP host names must be unique per network; tenant-chosen names need not be.
+                leases=(StaticLease(mac=port.mac, ip=port.ip, hostname=f"i-{instance.pk.hex}"),),
             )
         )
     with operations.step(operation, "define"):
@@ -293,7 +294,139 @@ def _instance_delete(operation: Operation, instance: Instance) -> None:
         operations.finish(operation)
 
 
+# --- instance.start / instance.stop / instance.reboot -----------------------------------
+
+
+def _wait_for_power(hv: Hypervisor, instance: Instance, wanted: PowerState, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while hv.domain_info(str(instance.pk)).power_state != wanted:
+        if time.monotonic() > deadline:
+            raise DriverError(f"the instance did not reach {wanted} within {timeout:g} s")
+        time.sleep(0.5)
+
+
+def _run_verb(
+    operation: Operation,
+    instance: Instance,
+    *,
+    verb: str,
+    steps: list[tuple[str, Any]],
+    done_status: str,
+    done_power: PowerState,
+) -> None:
+    """Run a lifecycle verb's steps; on success set the new status and power state, on a
+    failure keep the previous status and tell the tenant why (the fault)."""
+    host = instance.host
+    assert host is not None
+    try:
+        for name, call in steps:
+            with operations.step(operation, name):
+                call()
+    except Exception as exc:
+        logger.exception("%s of instance %s failed", verb, instance.pk)
+        fault = f"The {verb} failed on host {host.name}: {exc}"
+        with transaction.atomic():
+            Instance.objects.filter(pk=instance.pk).update(task_state=None, fault=fault[:2000])
+            operations.finish(operation, error=fault)
+            audit_record(
+                actor=Actor.system(f"worker {WORKER_ID}"),
+                action=f"instance.{verb}",
+                tenant_id=instance.tenant_id,
+                target=instance,
+                outcome="failed",
+                details={"error": str(exc)[:500], "operation": str(operation.pk)},
+            )
+        return
+    with transaction.atomic():
+        Instance.objects.filter(pk=instance.pk).update(
+            status=done_status, task_state=None, power_state=done_power, fault=""
+        )
+        operations.finish(operation)
+
+
+def _instance_start(operation: Operation, instance: Instance) -> None:
+    assert instance.host is not None
+    hv = hypervisor_for(instance.host)
+    name = str(instance.pk)
+    _run_verb(
+        operation,
+        instance,
+        verb="start",
+        steps=[
+            ("start", lambda: hv.start_domain(name)),  # already running: a no-op
+            (
+                "wait_running",
+                lambda: _wait_for_power(
+                    hv, instance, PowerState.RUNNING, settings.INSTANCE_BOOT_TIMEOUT_SECONDS
+                ),
+            ),
+        ],
+        done_status=Instance.Status.ACTIVE,
+        done_power=PowerState.RUNNING,
+    )
+
+
+def _instance_stop(operation: Operation, instance: Instance) -> None:
+    assert instance.host is not None
+    hv = hypervisor_for(instance.host)
+    name = str(instance.pk)
+
+    def shutdown() -> None:
+        # Graceful (ACPI) first; forced off after the deadline. Already off: a no-op.
+        if not hv.shutdown_domain(name, settings.INSTANCE_STOP_TIMEOUT_SECONDS):
+            logger.info("instance %s ignored the power-off request: forced off", instance.pk)
+
+    _run_verb(
+        operation,
+        instance,
+        verb="stop",
+        steps=[
+            ("shutdown", shutdown),
+            (
+                "wait_shutoff",
+                lambda: _wait_for_power(hv, instance, PowerState.SHUTOFF, 30),
+            ),
+        ],
+        done_status=Instance.Status.STOPPED,
+        done_power=PowerState.SHUTOFF,
+    )
+
+
+def _instance_reboot(operation: Operation, instance: Instance) -> None:
+    assert instance.host is not None
+    hv = hypervisor_for(instance.host)
+    name = str(instance.pk)
+    hard = operation.params.get("type") == "hard"
+
+    def reboot() -> None:
+        if hv.domain_info(name).power_state != PowerState.RUNNING:
+            # Off (e.g. a redelivery after the guest powered off, or drift): boot it.
+            hv.start_domain(name)
+        else:
+            hv.reboot_domain(name, hard=hard)
+
+    _run_verb(
+        operation,
+        instance,
+        verb="reboot",
+        steps=[
+            ("reboot_hard" if hard else "reboot_soft", reboot),
+            (
+                "wait_running",
+                lambda: _wait_for_power(
+                    hv, instance, PowerState.RUNNING, settings.INSTANCE_BOOT_TIMEOUT_SECONDS
+                ),
+            ),
+        ],
+        done_status=Instance.Status.ACTIVE,
+        done_power=PowerState.RUNNING,
+    )
+
+
 _HANDLERS = {
     "instance.create": _instance_create,
     "instance.delete": _instance_delete,
+    "instance.start": _instance_start,
+    "instance.stop": _instance_stop,
+    "instance.reboot": _instance_reboot,
 }

@@ -78,3 +78,17 @@ class InstanceAcceptedSerializer(serializers.Serializer):
             "instance": InstanceSerializer(instance).data,
             "operation": OperationSerializer(operation).data,
         }
+
+
+class InstanceVerbSerializer(StrictSerializer):
+    """start and stop take no fields (any field is refused)."""
+
+
+class InstanceRebootSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["soft", "hard"], default="soft")
+
+
+class InstanceOperationSerializer(serializers.Serializer):
+    """The answer to a verb: the operation that carries it out."""
+
+    operation = OperationSerializer(read_only=True)

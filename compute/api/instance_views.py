@@ -19,7 +19,10 @@ from compute.api.instance_serializers import (
     FlavorCreateSerializer,
     FlavorSerializer,
     InstanceCreateSerializer,
+    InstanceOperationSerializer,
+    InstanceRebootSerializer,
     InstanceSerializer,
+    InstanceVerbSerializer,
     OperationSerializer,
 )
 from compute.models import Flavor, Instance, Operation
@@ -134,9 +137,42 @@ class InstanceViewSet(
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         operation = instance_services.instance_delete(actor=self.actor, instance=self.get_object())
+        return self._accepted(operation)
+
+    def _accepted(self, operation: Operation) -> Response:
         return Response(
             {"operation": OperationSerializer(operation).data}, status=status.HTTP_202_ACCEPTED
         )
+
+    @extend_schema(request=InstanceVerbSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def start(self, request: Request, pk: str | None = None) -> Response:
+        """Boot a stopped instance (409 `wrong_state` unless it is stopped and idle)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        return self._accepted(instance_services.instance_start(actor=self.actor, instance=instance))
+
+    @extend_schema(request=InstanceVerbSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        """Power an active instance off: the guest is asked (ACPI), then forced off after a
+        deadline (409 `wrong_state` unless it is active and idle)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        return self._accepted(instance_services.instance_stop(actor=self.actor, instance=instance))
+
+    @extend_schema(request=InstanceRebootSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def reboot(self, request: Request, pk: str | None = None) -> Response:
+        """Reboot an active instance: `soft` asks the guest (ACPI), `hard` resets it (409
+        `wrong_state` unless it is active and idle)."""
+        instance = self.get_object()
+        serializer = InstanceRebootSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        operation = instance_services.instance_reboot(
+            actor=self.actor, instance=instance, reboot_type=serializer.validated_data["type"]
+        )
+        return self._accepted(operation)
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)

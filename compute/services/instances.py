@@ -158,6 +158,76 @@ def instance_delete(*, actor: Actor, instance: Instance) -> Operation:
     return operation
 
 
+# --- Lifecycle verbs (start, stop, reboot) ----------------------------------------------------
+
+_VERB_FROM = {
+    "start": ({Instance.Status.STOPPED}, "starting", "stopped"),
+    "stop": ({Instance.Status.ACTIVE}, "stopping", "active"),
+    "reboot": ({Instance.Status.ACTIVE}, "rebooting", "active"),
+}
+REBOOT_TYPES = ("soft", "hard")
+
+
+def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]) -> Operation:
+    """Take the instance for `verb` by a conditional update on its idle task state and
+    allowed status (so two concurrent verbs cannot both win), then record the operation and
+    the audit event in the caller's transaction."""
+    allowed, task_state, needs = _VERB_FROM[verb]
+    taken = Instance.objects.filter(
+        pk=instance.pk, task_state__isnull=True, status__in=allowed
+    ).update(task_state=task_state)
+    if not taken:
+        instance.refresh_from_db()
+        raise ConflictError(
+            f"The instance is {instance.status}"
+            + (f" ({instance.task_state})" if instance.task_state else "")
+            + f"; it can {verb} only when it is {needs} and no other operation runs.",
+            code="wrong_state",
+            details={"status": instance.status, "task_state": instance.task_state},
+        )
+    instance.refresh_from_db()
+    assert instance.host is not None
+    action = f"instance.{verb}"
+    operation = operation_create(
+        actor=actor,
+        tenant=instance.tenant,
+        action=action,
+        target_type="instance",
+        target_id=instance.pk,
+        host_name=instance.host.name,
+        params=params,
+    )
+    audit_record(
+        actor=actor,
+        action=action,
+        tenant_id=instance.tenant_id,
+        target=instance,
+        details={"operation": str(operation.pk), **params},
+    )
+    return operation
+
+
+@transaction.atomic
+def instance_start(*, actor: Actor, instance: Instance) -> Operation:
+    """Accept a start: only from stopped (409 `wrong_state` otherwise)."""
+    return _take(actor=actor, instance=instance, verb="start", params={})
+
+
+@transaction.atomic
+def instance_stop(*, actor: Actor, instance: Instance) -> Operation:
+    """Accept a stop: only from active. The worker asks the guest to power off and forces
+    it off after settings.INSTANCE_STOP_TIMEOUT_SECONDS."""
+    return _take(actor=actor, instance=instance, verb="stop", params={})
+
+
+@transaction.atomic
+def instance_reboot(*, actor: Actor, instance: Instance, reboot_type: str = "soft") -> Operation:
+    """Accept a reboot: only from active. Soft asks the guest (ACPI); hard resets it."""
+    if reboot_type not in REBOOT_TYPES:
+        raise InvalidRequest("A reboot is 'soft' or 'hard'.", details={"type": reboot_type[:20]})
+    return _take(actor=actor, instance=instance, verb="reboot", params={"type": reboot_type})
+
+
 def instance_console(instance: Instance) -> str:
     """The tail of the serial console; empty before the first boot or when the host cannot
     say (the error is logged, the tenant sees an empty console, never a 500)."""

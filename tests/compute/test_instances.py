@@ -323,3 +323,12 @@ def test_thirty_parallel_creates_with_room_for_five_accept_exactly_five(
     assert Instance.objects.count() == 5
     assert Port.objects.count() == 5
     assert len(set(Port.objects.values_list("ip", flat=True))) == 5
+
+
+@pytest.mark.django_db
+def test_two_instances_may_share_a_name(cloud):
+    first = create(cloud.client, cloud.image).json()
+    second = create(cloud.client, cloud.image).json()
+    assert run_operation(first["operation"]["id"]) == "succeeded"
+    assert run_operation(second["operation"]["id"]) == "succeeded"
+    assert first["instance"]["ip"] != second["instance"]["ip"]

@@ -1,7 +1,8 @@
 """The hypervisor lane, as a tenant sees it: through the API only, a real Celery worker on
 the host's queue, a real libvirtd with QEMU (TCG) and the project's test image. The guest
 must boot from its overlay, read its NoCloud seed and print its ready line with the instance
-id and the address the API shows; delete must leave nothing behind."""
+id and the address the API shows; stop, start and reboots (soft, hard) must each bring the
+guest through a new boot (a new ready line); delete must leave nothing behind."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def real_host(settings):
     root = Path(tempfile.mkdtemp(prefix="andromede-e2e-", dir="/var/tmp"))
     settings.IMAGE_STORE_DIR = root / "image-store"
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 30
     zone = host_services.zone_create(
         actor=SYSTEM, region="fr-e2e", name="fr-e2e-1", site="lab", city="Paris",
         country="FR", jurisdiction="FR",
@@ -79,6 +81,10 @@ def real_host(settings):
     finally:
         conn.close()
     shutil.rmtree(root, ignore_errors=True)
+
+
+def hv_power(host: Host, instance_id: str) -> str:
+    return str(hypervisor_for(host).domain_info(instance_id).power_state)
 
 
 def wait_for(check, timeout: float, what: str):
@@ -145,6 +151,65 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         assert re.search(r"ANDROMEDE-USERDATA bytes=\d+", console)
         print(f"\nPOST → active {running_after:.1f} s, → ready line {ready_after:.1f} s")
 
+        # Lifecycle verbs: every boot prints one more ready line (the console log appends).
+        def console_text() -> str:
+            return str(client.get(f"{url}/console").json()["output"])
+
+        def settle(operation: dict, status: str, power: str, timeout: float) -> dict:
+            done = wait_for(
+                lambda: (
+                    (body := client.get(f"/api/v1/operations/{operation['id']}").json())["status"]
+                    in ("succeeded", "failed")
+                    and body
+                ),
+                timeout,
+                f"{operation['action']} to finish",
+            )
+            assert done["status"] == "succeeded", done
+            body = client.get(url).json()
+            assert (body["status"], body["task_state"], body["power_state"]) == (
+                status,
+                None,
+                power,
+            ), body
+            return done
+
+        def next_ready_line(seen: int, what: str) -> None:
+            wait_for(
+                lambda: console_text().count(ready) > seen,
+                45,
+                f"ready line #{seen + 1} after {what}",
+            )
+
+        seen = console_text().count(ready)
+        assert seen == 1
+        verb_started = time.monotonic()
+        stop = client.post(f"{url}/stop", {}, format="json")
+        assert stop.status_code == 202, stop.content
+        assert client.post(f"{url}/start", {}, format="json").status_code == 409  # stopping
+        settle(stop.json()["operation"], "stopped", "shutoff", 40)
+        assert hv_power(real_host, instance_id) == "shutoff"
+        timings = {"stop": time.monotonic() - verb_started}
+
+        for name, body, status, power in (
+            ("start", {}, "active", "running"),
+            ("reboot", {"type": "soft"}, "active", "running"),
+            ("reboot", {"type": "hard"}, "active", "running"),
+        ):
+            verb_started = time.monotonic()
+            answer = client.post(f"{url}/{name}", body, format="json")
+            assert answer.status_code == 202, answer.content
+            settle(answer.json()["operation"], status, power, 60)
+            label = f"{name} {body.get('type', '')}".strip()
+            next_ready_line(seen, label)
+            seen += 1
+            timings[label] = time.monotonic() - verb_started
+        assert console_text().count(ready) == 4
+        print(
+            "verbs (to the next ready line): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        )
+
         deleted = client.delete(url)
         assert deleted.status_code == 202
         wait_for(lambda: client.get(url).status_code == 404, 90, "the instance to be deleted")
@@ -160,7 +225,11 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
     assert not Allocation.objects.exists()
     assert not Port.objects.exists()
     operations = client.get("/api/v1/operations").json()["results"]
-    assert {(op["action"], op["status"]) for op in operations} == {
+    assert sorted((op["action"], op["status"]) for op in operations) == [
         ("instance.create", "succeeded"),
         ("instance.delete", "succeeded"),
-    }
+        ("instance.reboot", "succeeded"),
+        ("instance.reboot", "succeeded"),
+        ("instance.start", "succeeded"),
+        ("instance.stop", "succeeded"),
+    ]

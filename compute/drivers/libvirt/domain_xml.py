@@ -15,7 +15,8 @@ Choices made here:
 - Our metadata lives in ``<metadata>`` under the namespace `NAMESPACE`: tenant id, instance id,
   display title and a digest of the spec (so defining the same spec twice is a no-op).
 - The serial console (and the ``<console>`` that aliases it) writes to ``spec.console_log``
-  when it is set (QEMU truncates that file at each start of the domain), else to a pty.
+  when it is set, appending (``append='on'``: the console survives a stop and start, and a
+  guest's every boot stays visible; readers tail it), else to a pty.
 """
 
 from __future__ import annotations
@@ -131,11 +132,11 @@ def _console(devices: ET._Element, log_path: str | None) -> None:
     kind = "file" if log_path else "pty"
     serial = ET.SubElement(devices, "serial", type=kind)
     if log_path:
-        ET.SubElement(serial, "source", path=log_path)
+        ET.SubElement(serial, "source", path=log_path, append="on")
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type=kind)
     if log_path:
-        ET.SubElement(console, "source", path=log_path)
+        ET.SubElement(console, "source", path=log_path, append="on")
     ET.SubElement(console, "target", type="serial", port="0")
 
 
