@@ -67,6 +67,17 @@ class Allocation(models.Model):
     disk_gb = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        indexes = [
+            # The scheduler sums each host's allocations for every placement: covering the
+            # summed columns lets PostgreSQL answer from the index alone (bench/scheduler.py).
+            models.Index(
+                fields=["host"],
+                include=["vcpus", "memory_mb", "disk_gb"],
+                name="allocation_host_usage",
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"{self.instance_id} on {self.host_id}"
 
