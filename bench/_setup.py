@@ -266,6 +266,17 @@ def make_instances(
                 for i, inst in zip(batch, instances, strict=True)
             )
         made += len(instances)
+    if allocations:
+        # bulk_create bypasses compute.scheduler, which keeps Host.allocated_*: set them
+        # from the Allocation rows, as the 0006 migration and the reconciler do.
+        execute(
+            "UPDATE compute_host h SET allocated_vcpus = s.vcpus, "
+            "allocated_memory_mb = s.memory_mb, allocated_disk_gb = s.disk_gb "
+            "FROM (SELECT host_id, SUM(vcpus) AS vcpus, SUM(memory_mb) AS memory_mb, "
+            "SUM(disk_gb) AS disk_gb FROM compute_allocation WHERE host_id = ANY(%s) "
+            "GROUP BY host_id) s WHERE h.id = s.host_id",
+            [[h.pk for h in hosts]],
+        )
     return made
 
 

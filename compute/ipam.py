@@ -2,8 +2,9 @@
 
 Each tenant gets one /27 from the documentation ranges (198.51.100.0/24, 203.0.113.0/24): 16
 tenants per installation, enough for development and tests, and traffic that can never
-leave the machine. .1 is the host's bridge; instances get .2 to .30. Unique constraints on
-the subnet, the address and the MAC make concurrent allocations safe; a lost race retries.
+leave the machine. .1 is the host's bridge; instances get .2 to .30, handed out in rotation.
+Unique constraints on the subnet, the address and the MAC make concurrent allocations safe; a
+lost race retries.
 """
 
 from __future__ import annotations
@@ -61,18 +62,25 @@ def _random_mac() -> str:
 
 
 def allocate_port(instance: Instance, network: TenantNetwork) -> Port:
-    """The lowest free address of the network and a random MAC, for `instance`."""
+    """A free address of the network, searching from where the last search stopped (so
+    freed addresses rest before reuse), and a random MAC, for `instance`."""
     hosts = list(ipaddress.ip_network(network.cidr).hosts())[1:]  # .1 is the gateway
     for _ in range(RETRIES):
         taken = set(Port.objects.filter(network=network).values_list("ip", flat=True))
-        free = [str(ip) for ip in hosts if str(ip) not in taken]
+        start = network.next_host_index % len(hosts)
+        rotated = hosts[start:] + hosts[:start]
+        free = [str(ip) for ip in rotated if str(ip) not in taken]
         if not free:
             raise ConflictError(f"No address left in {network.cidr}.", code="no_address_available")
         try:
             with transaction.atomic():
-                return Port.objects.create(
+                port = Port.objects.create(
                     network=network, instance=instance, mac=_random_mac(), ip=free[0]
                 )
         except IntegrityError:
             continue
+        index = hosts.index(ipaddress.ip_address(free[0]))
+        network.next_host_index = index + 1
+        TenantNetwork.objects.filter(pk=network.pk).update(next_host_index=index + 1)
+        return port
     raise ConflictError("Could not allocate an address; retry.", code="ipam_contention")

@@ -7,19 +7,24 @@
 - An idle active or stopped instance whose domain is missing goes to `error` with a fault.
 - Operations stuck past OPERATION_DEADLINE are failed with a reason, and their instance is
   released from its task so the tenant can act again.
+- Each host's usage columns (`Host.allocated_*`, kept by the scheduler) are recomputed from
+  the Allocation rows; a host whose columns disagree is corrected, with an audit event, so
+  the counters can never drift silently.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from compute.drivers.base import DriverError, PowerState
 from compute.hypervisors import hypervisor_for
-from compute.models import Host, Instance, Operation, OrphanReport
+from compute.models import Allocation, Host, Instance, Operation, OrphanReport
 from iaas.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -155,3 +160,62 @@ def fail_stuck_operations() -> list[str]:
             )
             failed.append(str(operation.pk))
     return failed
+
+
+_USAGE = (
+    ("allocated_vcpus", "vcpus"),
+    ("allocated_memory_mb", "memory_mb"),
+    ("allocated_disk_gb", "disk_gb"),
+)
+
+
+def _allocated(host_ids: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, int]]:
+    """Sums of the Allocation rows per host (hosts without any are absent)."""
+    rows = Allocation.objects.all()
+    if host_ids is not None:
+        rows = rows.filter(host_id__in=host_ids)
+    sums = rows.values_list("host_id").annotate(Sum("vcpus"), Sum("memory_mb"), Sum("disk_gb"))
+    return {
+        host_id: {
+            "allocated_vcpus": vcpus or 0,
+            "allocated_memory_mb": memory_mb or 0,
+            "allocated_disk_gb": disk_gb or 0,
+        }
+        for host_id, vcpus, memory_mb, disk_gb in sums
+    }
+
+
+def check_host_usage() -> list[str]:
+    """Correct every host whose `allocated_*` columns disagree with its Allocation rows;
+    each correction is audited as `host.usage_corrected`. Returns the corrected hosts' names.
+
+    A first pass compares without locks; a host that looks wrong is then locked (the lock
+    the scheduler takes to change its columns) and compared again, so a placement or release
+    in flight is never mistaken for drift."""
+    zero = {col: 0 for col, _f in _USAGE}
+    expected = _allocated()
+    suspects = [
+        host.pk
+        for host in Host.objects.only("pk", *(col for col, _f in _USAGE))
+        if {col: getattr(host, col) for col, _f in _USAGE} != expected.get(host.pk, zero)
+    ]
+    corrected = []
+    for host_id in suspects:
+        with transaction.atomic():
+            host = Host.objects.select_for_update().get(pk=host_id)
+            actual = _allocated([host_id]).get(host_id, zero)
+            recorded = {col: getattr(host, col) for col, _f in _USAGE}
+            if recorded == actual:
+                continue
+            Host.objects.filter(pk=host_id).update(**actual)
+            audit_record(
+                actor=RECONCILER,
+                action="host.usage_corrected",
+                target=host,
+                details={"recorded": recorded, "allocations": actual},
+            )
+            logger.warning(
+                "reconciler: host %s usage corrected from %s to %s", host.name, recorded, actual
+            )
+            corrected.append(host.name)
+    return corrected

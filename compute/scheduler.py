@@ -6,14 +6,21 @@ capacity — (capacity - reserved) x allocation ratio - what allocations already
 the request. The weigher orders by free RAM (spread) or by least free RAM (pack). The chosen
 host's row is then locked and its capacity re-checked before the `Allocation` is inserted, so
 two concurrent placements can never overcommit a host.
+
+What allocations hold is kept on the host row (`Host.allocated_*`), so placement reads plain
+columns and costs O(hosts), whatever the number of instances (docs/benchmarks.md). Those
+columns change only here, under the host row's lock, in the transaction that inserts
+(`claim`) or deletes (`release_allocation`) the Allocation; nothing else may create or delete
+an Allocation. `compute.reconciler.check_host_usage` recomputes them from the Allocation rows
+and corrects (and audits) any drift.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import F, FloatField, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import F, FloatField, QuerySet
+from django.db.models.functions import Cast
 
 from compute.models import Allocation, Host, Instance
 from iaas.errors import ConflictError
@@ -40,18 +47,8 @@ class PlacementRequest:
     strategy: str = "spread"  # spread | pack
 
 
-def _used(field: str) -> Coalesce:
-    per_host = (
-        Allocation.objects.filter(host=OuterRef("pk"))
-        .values("host")
-        .annotate(total=Sum(field))
-        .values("total")
-    )
-    return Coalesce(Subquery(per_host, output_field=IntegerField()), Value(0))
-
-
-def _free(capacity: str, reserved: str, ratio: str, used: str) -> object:
-    return Cast(F(capacity) - F(reserved), FloatField()) * F(ratio) - Cast(F(used), FloatField())
+def _free(capacity: str, reserved: str, ratio: str, allocated: str) -> object:
+    return Cast(F(capacity) - F(reserved), FloatField()) * F(ratio) - F(allocated)
 
 
 def candidates(request: PlacementRequest) -> QuerySet[Host]:
@@ -64,11 +61,13 @@ def candidates(request: PlacementRequest) -> QuerySet[Host]:
     if request.zone:
         hosts = hosts.filter(zone__name=request.zone)
     hosts = hosts.annotate(
-        used_vcpus=_used("vcpus"), used_memory=_used("memory_mb"), used_disk=_used("disk_gb")
-    ).annotate(
-        free_vcpus=_free("cpus", "reserved_cpus", "cpu_allocation_ratio", "used_vcpus"),
-        free_memory=_free("memory_mb", "reserved_memory_mb", "ram_allocation_ratio", "used_memory"),
-        free_disk=_free("disk_gb", "reserved_disk_gb", "disk_allocation_ratio", "used_disk"),
+        free_vcpus=_free("cpus", "reserved_cpus", "cpu_allocation_ratio", "allocated_vcpus"),
+        free_memory=_free(
+            "memory_mb", "reserved_memory_mb", "ram_allocation_ratio", "allocated_memory_mb"
+        ),
+        free_disk=_free(
+            "disk_gb", "reserved_disk_gb", "disk_allocation_ratio", "allocated_disk_gb"
+        ),
     )
     hosts = hosts.filter(
         free_vcpus__gte=request.vcpus,
@@ -80,23 +79,22 @@ def candidates(request: PlacementRequest) -> QuerySet[Host]:
 
 
 def _fits(host: Host, request: PlacementRequest) -> bool:
-    used = Allocation.objects.filter(host=host).aggregate(
-        vcpus=Coalesce(Sum("vcpus"), 0),
-        memory=Coalesce(Sum("memory_mb"), 0),
-        disk=Coalesce(Sum("disk_gb"), 0),
-    )
+    """The re-check, on the locked (hence current) host row."""
     return (
-        (host.cpus - host.reserved_cpus) * host.cpu_allocation_ratio - used["vcpus"]
+        (host.cpus - host.reserved_cpus) * host.cpu_allocation_ratio - host.allocated_vcpus
         >= request.vcpus
-        and (host.memory_mb - host.reserved_memory_mb) * host.ram_allocation_ratio - used["memory"]
+        and (host.memory_mb - host.reserved_memory_mb) * host.ram_allocation_ratio
+        - host.allocated_memory_mb
         >= request.memory_mb
-        and (host.disk_gb - host.reserved_disk_gb) * host.disk_allocation_ratio - used["disk"]
+        and (host.disk_gb - host.reserved_disk_gb) * host.disk_allocation_ratio
+        - host.allocated_disk_gb
         >= request.disk_gb
     )
 
 
 def claim(instance: Instance, request: PlacementRequest) -> Host:
-    """Choose a host and insert the instance's Allocation on it, in the caller's transaction.
+    """Choose a host and insert the instance's Allocation on it, in the caller's transaction,
+    adding it to the host's `allocated_*` columns under the host row's lock.
     Raises ResidencyUnsatisfiable when no enabled host lies in an allowed jurisdiction, and
     NoValidHost when none has room."""
     in_policy = Host.objects.filter(
@@ -122,6 +120,14 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
                 memory_mb=request.memory_mb,
                 disk_gb=request.disk_gb,
             )
+            Host.objects.filter(pk=host.pk).update(
+                allocated_vcpus=F("allocated_vcpus") + request.vcpus,
+                allocated_memory_mb=F("allocated_memory_mb") + request.memory_mb,
+                allocated_disk_gb=F("allocated_disk_gb") + request.disk_gb,
+            )
+            host.allocated_vcpus += request.vcpus
+            host.allocated_memory_mb += request.memory_mb
+            host.allocated_disk_gb += request.disk_gb
             return host
     raise NoValidHost(
         "No valid host was found: no enabled host in your allowed zones has room for "
@@ -132,3 +138,24 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
             "disk_gb": request.disk_gb,
         },
     )
+
+
+def release_allocation(instance: Instance) -> bool:
+    """Delete the instance's Allocation, if any, and subtract it from its host's `allocated_*`
+    columns under the host row's lock. The only way an Allocation may be deleted. Must run
+    in a transaction (the caller's). Returns whether there was one to release."""
+    allocation = Allocation.objects.filter(instance_id=instance.pk).first()
+    if allocation is None:
+        return False
+    Host.objects.select_for_update().filter(pk=allocation.host_id).values_list("pk").get()
+    # Under the host lock a concurrent release of the same allocation has either committed
+    # (nothing left to delete here) or not started: subtract only what this delete removed.
+    deleted, _ = Allocation.objects.filter(pk=allocation.pk).delete()
+    if not deleted:
+        return False
+    Host.objects.filter(pk=allocation.host_id).update(
+        allocated_vcpus=F("allocated_vcpus") - allocation.vcpus,
+        allocated_memory_mb=F("allocated_memory_mb") - allocation.memory_mb,
+        allocated_disk_gb=F("allocated_disk_gb") - allocation.disk_gb,
+    )
+    return True

@@ -36,10 +36,15 @@ def sweep_operations() -> list[str]:
 
 @shared_task(name="compute.reconcile")
 def reconcile() -> dict[str, object]:
-    """Compare every reachable host with the database; fail operations stuck too long."""
-    from compute.reconciler import fail_stuck_operations, reconcile_host
+    """Compare every reachable host with the database; fail operations stuck too long;
+    correct host usage counters that disagree with the allocations."""
+    from compute.reconciler import check_host_usage, fail_stuck_operations, reconcile_host
 
     per_host = {
         host.name: reconcile_host(host) for host in Host.objects.exclude(state=Host.State.DOWN)
     }
-    return {"hosts": per_host, "stuck_operations_failed": fail_stuck_operations()}
+    return {
+        "hosts": per_host,
+        "stuck_operations_failed": fail_stuck_operations(),
+        "host_usage_corrected": check_host_usage(),
+    }

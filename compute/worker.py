@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from compute import cloudinit, ipam
+from compute import cloudinit, ipam, scheduler
 from compute.drivers.base import (
     DiskSpec,
     DomainSpec,
@@ -32,7 +32,7 @@ from compute.drivers.base import (
     VolumeSpec,
 )
 from compute.hypervisors import hypervisor_for
-from compute.models import Allocation, Host, Instance, Operation, Port, StoragePool
+from compute.models import Host, Instance, Operation, Port, StoragePool
 from compute.services import operations
 from compute.services.hosts import pool_name
 from iaas.audit import Actor, audit_record
@@ -227,7 +227,7 @@ def _remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
 
 
 def _release(instance: Instance) -> None:
-    Allocation.objects.filter(instance=instance).delete()
+    scheduler.release_allocation(instance)
     Port.objects.filter(instance=instance).delete()
 
 

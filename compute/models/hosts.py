@@ -91,6 +91,14 @@ class Host(models.Model):
     ram_allocation_ratio = models.FloatField(default=1.0)
     disk_allocation_ratio = models.FloatField(default=1.0)
 
+    # What the host's allocations hold, kept by compute.scheduler: changed only under this
+    # row's lock, in the transaction that inserts or deletes the Allocation, so placement reads
+    # plain columns instead of summing allocations. The reconciler (check_host_usage) verifies
+    # them against the Allocation rows and corrects any drift, with an audit event.
+    allocated_vcpus = models.IntegerField(default=0)
+    allocated_memory_mb = models.BigIntegerField(default=0)
+    allocated_disk_gb = models.BigIntegerField(default=0)
+
     state = models.CharField(max_length=12, choices=State.choices, default=State.ENABLED)
     state_reason = models.CharField(max_length=255, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -105,6 +113,12 @@ class Host(models.Model):
                 & models.Q(ram_allocation_ratio__gt=0)
                 & models.Q(disk_allocation_ratio__gt=0),
                 name="host_allocation_ratios_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(allocated_vcpus__gte=0)
+                & models.Q(allocated_memory_mb__gte=0)
+                & models.Q(allocated_disk_gb__gte=0),
+                name="host_allocated_nonnegative",
             ),
         ]
 

@@ -69,8 +69,8 @@ class Allocation(models.Model):
 
     class Meta:
         indexes = [
-            # The scheduler sums each host's allocations for every placement: covering the
-            # summed columns lets PostgreSQL answer from the index alone (bench/scheduler.py).
+            # The reconciler's check_host_usage sums each host's allocations: covering the
+            # summed columns lets PostgreSQL answer from the index alone.
             models.Index(
                 fields=["host"],
                 include=["vcpus", "memory_mb", "disk_gb"],
@@ -88,6 +88,10 @@ class TenantNetwork(models.Model):
 
     tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="network")
     cidr = models.CharField(max_length=18, unique=True)
+    # Where the next address search starts: addresses rotate through the range, so a freed
+    # address is not handed out again at once (its old DHCP entry on the host would have to
+    # be replaced, which costs a dnsmasq reload).
+    next_host_index = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -332,3 +332,13 @@ def test_two_instances_may_share_a_name(cloud):
     assert run_operation(first["operation"]["id"]) == "succeeded"
     assert run_operation(second["operation"]["id"]) == "succeeded"
     assert first["instance"]["ip"] != second["instance"]["ip"]
+
+
+@pytest.mark.django_db
+def test_a_freed_address_rests_before_it_is_handed_out_again(cloud):
+    first = create(cloud.client, cloud.image).json()
+    run_operation(first["operation"]["id"])
+    deleted = cloud.client.delete(f"/api/v1/instances/{first['instance']['id']}").json()
+    run_operation(deleted["operation"]["id"])
+    second = create(cloud.client, cloud.image, name="web-2").json()
+    assert second["instance"]["ip"] != first["instance"]["ip"]
