@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from compute.models import Operation
 from iaas.audit import Actor
-from iaas.celery import host_queue
+from iaas.celery import app, host_queue
 from iaas.request_context import current_request_id
 from tenants.models import Tenant
 
@@ -55,11 +55,16 @@ def send(operation_id: Any, host_name: str) -> bool:
     from compute.tasks import run_operation
 
     try:
-        run_operation.apply_async(
-            args=(str(operation_id),),
-            queue=host_queue(host_name),
-            retry=False,
-        )
+        with app.connection_for_write() as connection:
+            # One connection attempt, no retry loop: with the broker down kombu would
+            # otherwise retry for the whole connect timeout, and a request would hang on it.
+            connection.ensure_connection(max_retries=0)
+            run_operation.apply_async(
+                args=(str(operation_id),),
+                queue=host_queue(host_name),
+                retry=False,
+                connection=connection,  # type: ignore[call-arg]  # missing from the stubs
+            )
     except Exception as exc:  # the broker is down: the sweeper will send it
         logger.warning("operation %s not sent (%s); the sweeper will retry", operation_id, exc)
         return False

@@ -190,7 +190,9 @@ def _check_same_volume(vol: libvirt.virStorageVol, spec: VolumeSpec, backing: st
     have_backing = root.findtext("backingStore/path")
     have_backing_fmt = _format(root, "backingStore/format")
     problems = []
-    if fmt != spec.format:
+    # A raw volume's format is probed from its content: a raw one holding an ISO 9660 image
+    # (a NoCloud seed) reads back as "iso" once uploaded; it is still the same raw volume.
+    if fmt != spec.format and not (spec.format == "raw" and fmt == "iso"):
         problems.append(f"format {fmt}")
     if _int(root, "capacity") < spec.capacity_bytes:
         problems.append(f"capacity {_int(root, 'capacity')}")

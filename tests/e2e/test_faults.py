@@ -1,0 +1,378 @@
+"""Issue 4's faults, with real components: a private Redis broker that is stopped and
+started again, real Celery workers (in-process, and subprocesses killed with SIGKILL), the
+sweeper as beat runs it, and the real libvirtd for the killed-worker create."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import libvirt
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from compute.hypervisors import hypervisor_for
+from compute.models import Allocation, Flavor, Host, Image, Instance, Operation, Port
+from compute.services import hosts as host_services
+from compute.services import operations
+from iaas.audit import Actor
+from iaas.celery import app, host_queue
+from tests.support import hypervisor_lab
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SYSTEM = Actor.system("faults")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class PrivateRedis:
+    """A redis-server of this test only, on a unix socket in a temporary directory, keeping
+    nothing on disk; it can be stopped and started again on the same socket."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.socket = directory / "redis.sock"
+        self.url = f"redis+socket://{self.socket}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def ping(self) -> bool:
+        try:
+            client = redis.Redis(
+                unix_socket_path=str(self.socket), socket_connect_timeout=1, socket_timeout=1
+            )
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        assert self.process is None
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(self.socket),
+             "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
+        )  # fmt: skip
+        wait_for(self.ping, 10, "the private redis to answer", every=0.05)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+        assert not self.ping()
+
+
+def _reset_broker_pools() -> None:
+    # Connections to the previous broker must not be reused (Celery keeps them in pools).
+    pool = app._pool  # type: ignore[attr-defined]
+    if pool is not None:
+        pool.force_close_all()
+        app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
+    """A private redis, and the Celery app of this process pointed at it for the test."""
+    # A short directory: unix socket paths are limited to 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="andr-redis-"))
+    server = PrivateRedis(directory)
+    old_url = app.conf.broker_url
+    server.start()
+    _reset_broker_pools()
+    app.conf.update(broker_url=server.url)
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", server.url)
+    try:
+        yield server
+    finally:
+        _reset_broker_pools()
+        app.conf.update(broker_url=old_url)
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def unlimited_quotas(settings: Any) -> None:
+    settings.DEFAULT_QUOTAS = dict.fromkeys(django_settings.DEFAULT_QUOTAS, -1)
+
+
+def keypair_client(make_tenant: Any, make_caller: Any, ssh_public_keys: Any) -> Any:
+    tenant = make_tenant("acme")
+    client = make_caller(tenant, "member").client()
+    answer = client.post(
+        "/api/v1/keypairs",
+        {"name": "laptop", "public_key": ssh_public_keys["ed25519"]},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.content
+    return client
+
+
+# --- 1. The broker is down while creates are accepted ---------------------------------------
+
+
+def test_creates_accepted_while_the_broker_is_down_all_end_active(
+    broker: PrivateRedis, unlimited_quotas: None, make_tenant, make_caller, ssh_public_keys
+):
+    zone = host_services.zone_create(
+        actor=SYSTEM, region="r1", name="fr-par-1", site="dc", city="c", country="FR",
+        jurisdiction="FR",
+    )  # fmt: skip
+    host = host_services.host_onboard(
+        actor=SYSTEM,
+        registration=host_services.HostRegistration(
+            name="h01", zone=zone, libvirt_uri="test:///default", storage_root="/fake/h01"
+        ),
+    )
+    Host.objects.filter(pk=host.pk).update(arch="x86_64")  # the fake reports i686
+    Flavor.objects.create(name="small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = Image.objects.create(
+        name="andromede-test", disk_format="qcow2", status="active", visibility="public",
+        size_bytes=1024, virtual_size_bytes=1024 * 1024,
+    )  # fmt: skip
+    client = keypair_client(make_tenant, make_caller, ssh_public_keys)
+
+    broker.stop()
+    slowest = 0.0
+    for n in range(10):
+        started = time.monotonic()
+        answer = client.post(
+            "/api/v1/instances",
+            {"name": f"web-{n}", "flavor": "small", "image": str(image.pk), "keypair": "laptop"},
+            format="json",
+        )
+        slowest = max(slowest, time.monotonic() - started)
+        assert answer.status_code == 202, answer.content
+    print(f"\nslowest POST with the broker down: {slowest:.2f} s")
+    assert slowest < 2, f"a create hung {slowest:.1f} s on the dead broker"
+    queued = Operation.objects.filter(action="instance.create")
+    assert queued.count() == 10
+    assert set(queued.values_list("status", flat=True)) == {"queued"}
+    assert not queued.filter(enqueued_at__isnull=False).exists()
+    assert set(Instance.objects.values_list("status", flat=True)) == {"building"}
+
+    broker.start()
+    with start_worker(app, queues=[host_queue("h01")], pool="solo", perform_ping_check=False):
+        assert len(operations.sweep()) == 10  # as beat runs it
+        wait_for(
+            lambda: Instance.objects.filter(status="active").count() == 10,
+            60,
+            "the 10 instances to be active",
+        )
+        wait_for(
+            lambda: Operation.objects.filter(status="succeeded").count() == 10,
+            10,
+            "the 10 operations to succeed",
+        )
+    assert Instance.objects.count() == 10
+    assert Allocation.objects.count() == 10
+    assert Port.objects.count() == 10
+    assert list(Operation.objects.values_list("attempts", flat=True)) == [1] * 10
+    assert not Operation.objects.exclude(status="succeeded").exists()
+    names = {d.name for d in hypervisor_for(host).list_domains()}
+    assert {str(pk) for pk in Instance.objects.values_list("pk", flat=True)} <= names
+    assert operations.sweep() == []  # nothing left to send
+
+
+# --- 2. A worker killed with SIGKILL in the middle of a create -------------------------------
+
+HOST = "e2e-faults"
+
+
+def _network_names() -> set[str]:
+    conn = libvirt.open("qemu:///system")
+    try:
+        return {net.name() for net in conn.listAllNetworks()}
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def real_host(settings: Any) -> Iterator[Host]:
+    hypervisor_lab.ensure_libvirtd()
+    networks_before = _network_names()
+    root = Path(tempfile.mkdtemp(prefix="andromede-faults-", dir="/var/tmp"))
+    settings.IMAGE_STORE_DIR = root / "image-store"
+    settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
+    zone = host_services.zone_create(
+        actor=SYSTEM, region="fr-e2e", name="fr-faults-1", site="lab", city="Paris",
+        country="FR", jurisdiction="FR",
+    )  # fmt: skip
+    host = host_services.host_onboard(
+        actor=SYSTEM,
+        registration=host_services.HostRegistration(
+            name=HOST, zone=zone, libvirt_uri="qemu:///system", storage_root=str(root),
+            domain_type="qemu",
+        ),
+    )  # fmt: skip
+    try:
+        yield host
+    finally:
+        conn = libvirt.open("qemu:///system")
+        try:
+            for domain in conn.listAllDomains():
+                if f"andromede-{HOST}-" in domain.XMLDesc():
+                    if domain.isActive():
+                        domain.destroy()
+                    domain.undefine()
+            for net in conn.listAllNetworks():
+                if net.name().startswith("andr-t-") and net.name() not in networks_before:
+                    if net.isActive():
+                        net.destroy()
+                    net.undefine()
+            for pool in conn.listAllStoragePools():
+                if pool.name().startswith(f"andromede-{HOST}-"):
+                    for volume in pool.listAllVolumes():
+                        volume.delete()
+                    if pool.isActive():
+                        pool.destroy()
+                    pool.undefine()
+        finally:
+            conn.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    assert db["ENGINE"].endswith("postgresql"), "the worker subprocess needs a shared database"
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def worker_process(
+    broker: PrivateRedis, log: Path, *, slow_define: float = 0, lease: int = 5
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker for HOST's queue in its own process; killed on the way out."""
+    env = os.environ | {
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_BROKER_URL": broker.url,
+        "ANDROMEDE_OPERATION_LEASE_SECONDS": str(lease),
+        "ANDROMEDE_IMAGE_STORE_DIR": str(django_settings.IMAGE_STORE_DIR),
+        "ANDROMEDE_INSTANCE_BOOT_TIMEOUT": "60",
+        "ANDROMEDE_TEST_SLOW_DEFINE_SECONDS": str(slow_define) if slow_define else "",
+    }
+    argv = ["worker", "-Q", host_queue(HOST), "--pool", "solo", "--loglevel", "INFO",
+            "--without-heartbeat", "--without-gossip", "--without-mingle",
+            "--hostname", f"faults-{log.stem}@%h"]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.slow_worker", *argv],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+@pytest.mark.hypervisor
+def test_a_worker_killed_in_the_middle_of_a_create_never_leaves_it_stuck(
+    broker: PrivateRedis, real_host: Host, make_tenant, make_caller, ssh_public_keys
+):
+    image_path = hypervisor_lab.ensure_test_image()
+    call_command(
+        "image_import", "andromede-test", str(image_path), "--disk-format", "qcow2", "--public"
+    )
+    image = Image.objects.get(name="andromede-test")
+    Flavor.objects.create(name="tiny", vcpus=1, memory_mb=256, disk_gb=1)
+    client = keypair_client(make_tenant, make_caller, ssh_public_keys)
+    logs = Path(tempfile.mkdtemp(prefix="andr-workers-"))
+    try:
+        with worker_process(broker, logs / "doomed.log", slow_define=60) as doomed:
+            answer = client.post(
+                "/api/v1/instances",
+                {"name": "web-1", "flavor": "tiny", "image": str(image.pk), "keypair": "laptop"},
+                format="json",
+            )
+            assert answer.status_code == 202, answer.content
+            instance_id = answer.json()["instance"]["id"]
+            operation_id = answer.json()["operation"]["id"]
+
+            def reached_define() -> bool:
+                assert doomed.poll() is None, (logs / "doomed.log").read_text()[-3000:]
+                steps = Operation.objects.get(pk=operation_id).steps
+                return [s["name"] for s in steps][-1:] == ["network"]
+
+            wait_for(reached_define, 90, "the doomed worker to reach the define step")
+            time.sleep(0.5)  # inside the slow define step now
+            os.kill(doomed.pid, signal.SIGKILL)
+            doomed.wait(10)
+
+        operation = Operation.objects.get(pk=operation_id)
+        assert (operation.status, operation.attempts) == ("running", 1)
+        instance = Instance.objects.get(pk=instance_id)
+        assert (instance.status, instance.task_state) == ("building", "spawning")  # stuck…
+        hv = hypervisor_for(real_host)
+        assert instance_id not in {d.name for d in hv.list_domains()}
+
+        with worker_process(broker, logs / "rescuer.log") as rescuer:
+            # …until its lease expires and the sweeper (as beat runs it) sends it again.
+            assert operations.sweep() == []  # the lease still holds: nothing to resend
+
+            def lease_expired() -> bool:
+                expires = Operation.objects.get(pk=operation_id).lease_expires_at
+                return expires is not None and expires < timezone.now()
+
+            wait_for(
+                lease_expired,
+                15,
+                "the dead worker's lease to expire",
+            )
+            assert operations.sweep() == [operation_id]
+
+            def settled() -> Operation | None:
+                assert rescuer.poll() is None, (logs / "rescuer.log").read_text()[-3000:]
+                op = Operation.objects.get(pk=operation_id)
+                return op if op.status in ("succeeded", "failed") else None
+
+            operation = wait_for(settled, 120, "the operation to finish on the new worker")
+        assert operation.status == "succeeded", (operation.error, operation.steps)
+        assert operation.attempts == 2
+        instance.refresh_from_db()
+        assert (instance.status, instance.task_state, instance.power_state) == (
+            "active",
+            None,
+            "running",
+        )
+        domains = [d for d in hv.list_domains() if d.instance_id == instance_id]
+        assert len(domains) == 1
+        assert domains[0].power_state == "running"
+        assert Allocation.objects.filter(instance_id=instance_id).count() == 1
+        assert Port.objects.filter(instance_id=instance_id).count() == 1
+        assert Allocation.objects.count() == Port.objects.count() == Instance.objects.count() == 1
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
