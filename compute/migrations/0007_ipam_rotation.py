@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compute', '0006_host_usage'),
+        ("compute", "0006_host_usage"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='tenantnetwork',
-            name='next_host_index',
+            model_name="tenantnetwork",
+            name="next_host_index",
             field=models.PositiveIntegerField(default=0),
         ),
     ]
