@@ -16,3 +16,4 @@ class ComputeConfig(AppConfig):
         register_resource("vcpus", quota_usage.vcpus_in_use)
         register_resource("ram_mb", quota_usage.ram_mb_in_use)
         register_resource("disk_gb", quota_usage.disk_gb_in_use)
+        register_resource("server_groups", quota_usage.server_groups_in_use)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet, Sum
 
-from compute.models import Image, Instance, KeyPair
+from compute.models import Image, Instance, KeyPair, ServerGroup
 from tenants.models import Tenant
 
 
@@ -40,3 +40,7 @@ def disk_gb_in_use(tenant: Tenant) -> int:
 
 def images_in_use(tenant: Tenant) -> int:
     return Image.objects.filter(tenant=tenant).exclude(status=Image.Status.DELETED).count()
+
+
+def server_groups_in_use(tenant: Tenant) -> int:
+    return ServerGroup.objects.filter(tenant=tenant).count()

@@ -10,19 +10,21 @@ two concurrent placements can never overcommit a host.
 What allocations hold is kept on the host row (`Host.allocated_*`), so placement reads plain
 columns and costs O(hosts), whatever the number of instances (docs/benchmarks.md). Those
 columns change only here, under the host row's lock, in the transaction that inserts
-(`claim`) or deletes (`release_allocation`) the Allocation; nothing else may create or delete
-an Allocation. `compute.reconciler.check_host_usage` recomputes them from the Allocation rows
-and corrects (and audits) any drift.
+(`claim`) or deletes (`release_allocation`) the Allocation, or changes its size
+(`resize_allocation`); nothing else may create, resize or delete an Allocation.
+`compute.reconciler.check_host_usage` recomputes them from the Allocation rows and corrects
+(and audits) any drift.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.db.models import F, FloatField, QuerySet
 from django.db.models.functions import Cast
 
-from compute.models import Allocation, Host, Instance
+from compute.models import Allocation, Host, Instance, ServerGroup
 from iaas.errors import ConflictError
 
 CANDIDATES_TRIED = 5
@@ -45,6 +47,7 @@ class PlacementRequest:
     zone: str | None = None
     arch: str = "x86_64"
     strategy: str = "spread"  # spread | pack
+    server_group_id: uuid.UUID | None = None
 
 
 def _free(capacity: str, reserved: str, ratio: str, allocated: str) -> object:
@@ -110,8 +113,17 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
             + ". Ask an operator, or change the policy.",
             details={"residency": list(request.jurisdictions), "zone": request.zone},
         )
-    for candidate in candidates(request)[:CANDIDATES_TRIED]:
-        host = Host.objects.select_for_update().get(pk=candidate.pk)
+    group, hosts = _server_group_filter(instance, request)
+    best_first = [candidate.pk for candidate in hosts[:CANDIDATES_TRIED]]
+    # Lock every candidate at once, in primary-key order: all placements take host locks in
+    # one order, so two of them can never deadlock (locking one by one in weigher order,
+    # which differs between concurrent requests, could).
+    locked = {
+        host.pk: host
+        for host in Host.objects.select_for_update().filter(pk__in=best_first).order_by("pk")
+    }
+    for host_pk in best_first:
+        host = locked[host_pk]
         if host.state == Host.State.ENABLED and _fits(host, request):
             Allocation.objects.create(
                 instance=instance,
@@ -129,6 +141,24 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
             host.allocated_memory_mb += request.memory_mb
             host.allocated_disk_gb += request.disk_gb
             return host
+    if group is not None:
+        raise NoValidHost(
+            f"No valid host was found for server group {group.name} ({group.policy}): "
+            + (
+                "its members' host has no room"
+                if group.policy == ServerGroup.Policy.AFFINITY
+                else "every enabled host in your allowed zones with room already runs a member"
+            )
+            + f" for {request.vcpus} vCPU, {request.memory_mb} MiB RAM and "
+            f"{request.disk_gb} GiB disk.",
+            details={
+                "server_group": group.name,
+                "policy": group.policy,
+                "vcpus": request.vcpus,
+                "memory_mb": request.memory_mb,
+                "disk_gb": request.disk_gb,
+            },
+        )
     raise NoValidHost(
         "No valid host was found: no enabled host in your allowed zones has room for "
         f"{request.vcpus} vCPU, {request.memory_mb} MiB RAM and {request.disk_gb} GiB disk.",
@@ -138,6 +168,33 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
             "disk_gb": request.disk_gb,
         },
     )
+
+
+def _server_group_filter(
+    instance: Instance, request: PlacementRequest
+) -> tuple[ServerGroup | None, QuerySet[Host]]:
+    """The server-group filter: affinity keeps only the host(s) the group's live members run
+    on (any host for the first member), anti-affinity drops them. The group row is locked
+    first, so concurrent placements of members of one group run one after the other and each
+    sees where the previous ones went."""
+    hosts = candidates(request)
+    if request.server_group_id is None:
+        return None, hosts
+    # NO KEY UPDATE: serialises placements of the group's members, yet does not conflict with
+    # the key-share lock a member's foreign key takes on the row.
+    group = ServerGroup.objects.select_for_update(no_key=True).get(pk=request.server_group_id)
+    member_hosts = (
+        Instance.objects.filter(server_group_id=group.pk, host__isnull=False)
+        .exclude(status=Instance.Status.DELETED)
+        .exclude(pk=instance.pk)
+        .values("host_id")
+    )
+    if group.policy == ServerGroup.Policy.AFFINITY:
+        if member_hosts.exists():
+            hosts = hosts.filter(pk__in=member_hosts)
+    else:
+        hosts = hosts.exclude(pk__in=member_hosts)
+    return group, hosts
 
 
 def release_allocation(instance: Instance) -> bool:
@@ -159,3 +216,40 @@ def release_allocation(instance: Instance) -> bool:
         allocated_disk_gb=F("allocated_disk_gb") - allocation.disk_gb,
     )
     return True
+
+
+def resize_allocation(instance: Instance, *, vcpus: int, memory_mb: int, disk_gb: int) -> None:
+    """Set the instance's Allocation to the given size on its own host (resize stays on the
+    host), adjusting the host's `allocated_*` columns by the difference under the host row's
+    lock. Growth in any dimension is re-checked against the locked host (NoValidHost if it
+    does not fit; nothing changed); shrinking always fits. Must run in a transaction."""
+    allocation = Allocation.objects.get(instance_id=instance.pk)
+    host = Host.objects.select_for_update().get(pk=allocation.host_id)
+    allocation = Allocation.objects.get(pk=allocation.pk)  # current, under the host lock
+    delta_vcpus = vcpus - allocation.vcpus
+    delta_memory = memory_mb - allocation.memory_mb
+    delta_disk = disk_gb - allocation.disk_gb
+    growth = PlacementRequest(
+        vcpus=max(delta_vcpus, 0),
+        memory_mb=max(delta_memory, 0),
+        disk_gb=max(delta_disk, 0),
+        jurisdictions=(),
+    )
+    if (growth.vcpus or growth.memory_mb or growth.disk_gb) and not _fits(host, growth):
+        raise NoValidHost(
+            f"Host {host.name} has no room for {growth.vcpus} more vCPU, {growth.memory_mb} "
+            f"MiB more RAM and {growth.disk_gb} GiB more disk (a resize stays on its host).",
+            details={
+                "vcpus": growth.vcpus,
+                "memory_mb": growth.memory_mb,
+                "disk_gb": growth.disk_gb,
+            },
+        )
+    Allocation.objects.filter(pk=allocation.pk).update(
+        vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
+    )
+    Host.objects.filter(pk=host.pk).update(
+        allocated_vcpus=F("allocated_vcpus") + delta_vcpus,
+        allocated_memory_mb=F("allocated_memory_mb") + delta_memory,
+        allocated_disk_gb=F("allocated_disk_gb") + delta_disk,
+    )

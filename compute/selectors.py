@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Q, QuerySet
 
-from compute.models import Flavor, Image, Instance, KeyPair, Operation
+from compute.models import Flavor, Image, Instance, KeyPair, Operation, ServerGroup
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 
 
 def keypair_list(tenant: Tenant) -> QuerySet[KeyPair]:
     return tenant_scoped(KeyPair.objects.all(), tenant)
+
+
+def server_group_list(tenant: Tenant) -> QuerySet[ServerGroup]:
+    return tenant_scoped(ServerGroup.objects.all(), tenant)
+
+
+def server_group_find(tenant: Tenant, ref: str) -> ServerGroup | None:
+    """The tenant's server group by id or name (None if it has none such)."""
+    groups = server_group_list(tenant)
+    try:
+        return groups.filter(pk=uuid.UUID(ref)).first()
+    except ValueError:
+        return groups.filter(name=ref).first()
 
 
 def flavor_list(tenant: Tenant) -> QuerySet[Flavor]:

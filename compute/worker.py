@@ -8,6 +8,7 @@ read.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -423,10 +424,240 @@ def _instance_reboot(operation: Operation, instance: Instance) -> None:
     )
 
 
+# --- instance.rebuild ---------------------------------------------------------------------
+
+
+def _fresh_root_disk(hv: Hypervisor, instance: Instance, image: Any) -> None:
+    """Replace the root overlay by a new one on `image`: the old one is wiped (its data must
+    not leak), then a fresh one made. Run again, it makes yet another fresh one."""
+    host = instance.host
+    assert host is not None
+    pools = _pools(host)
+    hv.delete_volume(pools["instances"], root_volume(instance), wipe=host.domain_type != "test")
+    hv.create_volume(
+        VolumeSpec(
+            pool=pools["instances"],
+            name=root_volume(instance),
+            capacity_bytes=max(instance.disk_gb * GIB, image.virtual_size_bytes or 0),
+            format="qcow2",
+            backing_pool=pools["images"],
+            backing_volume=base_volume(image.pk),
+            backing_format=image.disk_format,
+        )
+    )
+
+
+def _fresh_seed(hv: Hypervisor, instance: Instance, port: Port) -> None:
+    """Rewrite the NoCloud seed: the same instance id, hostname, MAC and address."""
+    import io
+
+    host = instance.host
+    assert host is not None
+    pools = _pools(host)
+    seed = cloudinit.build_iso(
+        cloudinit.Seed(
+            instance_id=str(instance.pk),
+            hostname=instance.name,
+            mac=port.mac,
+            address_cidr=f"{port.ip}/{port.network.cidr.split('/')[1]}",
+            user_data=instance.user_data,
+            ssh_public_keys=(instance.ssh_public_key,) if instance.ssh_public_key else (),
+        )
+    )
+    hv.delete_volume(pools["instances"], seed_volume(instance), wipe=host.domain_type != "test")
+    hv.create_volume(
+        VolumeSpec(
+            pool=pools["instances"],
+            name=seed_volume(instance),
+            capacity_bytes=len(seed),
+            format="raw",
+        )
+    )
+    if host.domain_type != "test":
+        hv.upload_volume(pools["instances"], seed_volume(instance), io.BytesIO(seed), len(seed))
+
+
+def _instance_rebuild(operation: Operation, instance: Instance) -> None:
+    """Power off, wipe the root disk, lay a fresh overlay on the new image, rewrite the
+    seed, redefine (same name, UUID and MAC) and boot. A failure leaves the instance in
+    `error` with a fault; it keeps its allocation and address (it still exists)."""
+    from compute.models import Image
+
+    host = instance.host
+    assert host is not None
+    hv = hypervisor_for(host)
+    name = str(instance.pk)
+    try:
+        image = Image.objects.get(pk=operation.params["image"])
+        port = Port.objects.select_related("network").get(instance=instance)
+        network = port.network
+        steps: list[tuple[str, Any]] = [
+            ("destroy", lambda: hv.destroy_domain(name)),  # the definition is kept
+            ("cache_image", lambda: _cache_image(hv, host, image)),
+            ("root_disk", lambda: _fresh_root_disk(hv, instance, image)),
+            ("seed", lambda: _fresh_seed(hv, instance, port)),
+            (
+                "network",
+                lambda: hv.ensure_network(
+                    NetworkSpec(
+                        name=network_name(instance),
+                        bridge=bridge_name(instance),
+                        gateway_cidr=f"{ipam.gateway(network)}/{network.cidr.split('/')[1]}",
+                        leases=(
+                            StaticLease(mac=port.mac, ip=port.ip, hostname=f"i-{instance.pk.hex}"),
+                        ),
+                    )
+                ),
+            ),
+            ("define", lambda: hv.define_domain(domain_spec(instance, port))),
+            ("start", lambda: hv.start_domain(name)),
+            (
+                "wait_running",
+                lambda: _wait_for_power(
+                    hv, instance, PowerState.RUNNING, settings.INSTANCE_BOOT_TIMEOUT_SECONDS
+                ),
+            ),
+        ]
+        for step_name, call in steps:
+            with operations.step(operation, step_name):
+                call()
+    except Exception as exc:
+        logger.exception("rebuild of instance %s failed", instance.pk)
+        fault = f"The rebuild failed on host {host.name}: {exc}"
+        with transaction.atomic():
+            Instance.objects.filter(pk=instance.pk).update(
+                status=Instance.Status.ERROR, task_state=None, fault=fault[:2000]
+            )
+            operations.finish(operation, error=fault)
+            audit_record(
+                actor=Actor.system(f"worker {WORKER_ID}"),
+                action="instance.rebuild",
+                tenant_id=instance.tenant_id,
+                target=instance,
+                outcome="failed",
+                details={"error": str(exc)[:500], "operation": str(operation.pk)},
+            )
+        return
+    with transaction.atomic():
+        Instance.objects.filter(pk=instance.pk).update(
+            status=Instance.Status.ACTIVE,
+            task_state=None,
+            power_state=PowerState.RUNNING,
+            image_id=image.pk,
+            fault="",
+        )
+        operations.finish(operation)
+
+
+# --- instance.resize / instance.revert_resize (compute.services.resize) -----------------
+
+
+def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
+    """Stop the guest, grow the root disk if the target flavor needs it (resize only),
+    redefine the domain with the target's vCPUs and memory, start it if it was running."""
+    host = instance.host
+    assert host is not None
+    hv = hypervisor_for(host)
+    name = str(instance.pk)
+    size = operation.params[target]
+    was_active = bool(operation.params.get("was_active"))
+    verb = "resize" if target == "new" else "revert_resize"
+
+    def shutdown() -> None:
+        if not hv.shutdown_domain(name, settings.INSTANCE_STOP_TIMEOUT_SECONDS):
+            logger.info("instance %s ignored the power-off request: forced off", instance.pk)
+
+    def grow_disk() -> None:
+        pool = _pools(host)["instances"]
+        wanted = int(size["disk_gb"]) * GIB
+        if hv.volume_info(pool, root_volume(instance)).capacity_bytes < wanted:
+            if host.domain_type == "test":
+                return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
+            hv.resize_volume(pool, root_volume(instance), wanted)
+
+    def define() -> None:
+        port = Port.objects.get(instance=instance)
+        spec = domain_spec(instance, port)
+        hv.define_domain(
+            dataclasses.replace(spec, vcpus=int(size["vcpus"]), memory_mb=int(size["memory_mb"]))
+        )
+
+    steps: list[tuple[str, Any]] = [
+        ("shutdown", shutdown),
+        ("wait_shutoff", lambda: _wait_for_power(hv, instance, PowerState.SHUTOFF, 30)),
+    ]
+    if target == "new":
+        steps.append(("grow_disk", grow_disk))
+    steps.append(("define", define))
+    if was_active:
+        steps += [
+            ("start", lambda: hv.start_domain(name)),
+            (
+                "wait_running",
+                lambda: _wait_for_power(
+                    hv, instance, PowerState.RUNNING, settings.INSTANCE_BOOT_TIMEOUT_SECONDS
+                ),
+            ),
+        ]
+    power = PowerState.RUNNING if was_active else PowerState.SHUTOFF
+    try:
+        for step_name, call in steps:
+            with operations.step(operation, step_name):
+                call()
+    except Exception as exc:
+        logger.exception("%s of instance %s failed", verb, instance.pk)
+        fault = f"The {verb} failed on host {host.name}: {exc}. Delete it or ask an operator."
+        with transaction.atomic():
+            # The capacity stays claimed at the larger size until the instance is deleted.
+            Instance.objects.filter(pk=instance.pk).update(
+                status=Instance.Status.ERROR, task_state=None, fault=fault[:2000]
+            )
+            operations.finish(operation, error=fault)
+            audit_record(
+                actor=Actor.system(f"worker {WORKER_ID}"),
+                action=f"instance.{verb}",
+                tenant_id=instance.tenant_id,
+                target=instance,
+                outcome="failed",
+                details={"error": str(exc)[:500], "operation": str(operation.pk)},
+            )
+        return
+    with transaction.atomic():
+        if target == "new":
+            Instance.objects.filter(pk=instance.pk).update(
+                status=Instance.Status.VERIFY_RESIZE, task_state=None, power_state=power, fault=""
+            )
+        else:
+            old = {key: int(size[key]) for key in ("vcpus", "memory_mb", "disk_gb")}
+            locked = Instance.objects.select_for_update().get(pk=instance.pk)
+            scheduler.resize_allocation(locked, **old)  # back to the old size: always fits
+            Instance.objects.filter(pk=instance.pk).update(
+                status=Instance.Status.ACTIVE if was_active else Instance.Status.STOPPED,
+                task_state=None,
+                power_state=power,
+                fault="",
+                flavor_id=locked.previous_flavor_id or locked.flavor_id,
+                previous_flavor_id=None,
+                **old,
+            )
+        operations.finish(operation)
+
+
+def _instance_resize(operation: Operation, instance: Instance) -> None:
+    _redefine(operation, instance, target="new")
+
+
+def _instance_revert_resize(operation: Operation, instance: Instance) -> None:
+    _redefine(operation, instance, target="old")
+
+
 _HANDLERS = {
+    "instance.resize": _instance_resize,
+    "instance.revert_resize": _instance_revert_resize,
     "instance.create": _instance_create,
     "instance.delete": _instance_delete,
     "instance.start": _instance_start,
     "instance.stop": _instance_stop,
     "instance.reboot": _instance_reboot,
+    "instance.rebuild": _instance_rebuild,
 }

@@ -230,6 +230,7 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "vcpus": 20,
     "ram_mb": 51200,
     "disk_gb": 500,
+    "server_groups": 10,
     **env_json_dict("ANDROMEDE_DEFAULT_QUOTAS", {}),
 }
 

@@ -58,6 +58,9 @@ class InstanceCreateSerializer(StrictSerializer):
         required=False, allow_blank=True, trim_whitespace=False, default="", max_length=65536
     )
     zone = serializers.SlugField(max_length=32, required=False)
+    server_group = StrictCharField(
+        max_length=64, required=False, help_text="Server group name or id."
+    )
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -92,3 +95,11 @@ class InstanceOperationSerializer(serializers.Serializer):
     """The answer to a verb: the operation that carries it out."""
 
     operation = OperationSerializer(read_only=True)
+
+
+class InstanceRebuildSerializer(StrictSerializer):
+    image = serializers.UUIDField(help_text="The image to rebuild from (one you may boot).")
+
+
+class InstanceResizeSerializer(StrictSerializer):
+    flavor = StrictCharField(max_length=64, help_text="The new flavor's name or id.")

@@ -21,12 +21,15 @@ from compute.api.instance_serializers import (
     InstanceCreateSerializer,
     InstanceOperationSerializer,
     InstanceRebootSerializer,
+    InstanceRebuildSerializer,
+    InstanceResizeSerializer,
     InstanceSerializer,
     InstanceVerbSerializer,
     OperationSerializer,
 )
-from compute.models import Flavor, Instance, Operation
+from compute.models import Flavor, Instance, Operation, ServerGroup
 from compute.services import instances as instance_services
+from compute.services import resize as resize_services
 from iaas.api.idempotency import IdempotentCreateMixin
 from iaas.audit import audit_record
 from iaas.errors import ConflictError, InvalidRequest
@@ -101,6 +104,14 @@ class InstanceViewSet(
             raise InvalidRequest(f"No flavor {ref!r} is available to you.", code="unknown_flavor")
         return found
 
+    def _server_group(self, ref: str | None) -> ServerGroup | None:
+        if not ref:
+            return None
+        group = selectors.server_group_find(self.tenant_context.tenant, ref)
+        if group is None:
+            raise InvalidRequest(f"No server group {ref!r}.", code="unknown_server_group")
+        return group
+
     @extend_schema(request=InstanceCreateSerializer, responses={202: InstanceSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
@@ -127,6 +138,7 @@ class InstanceViewSet(
             keypair=keypair,
             user_data=data["user_data"],
             zone=data.get("zone"),
+            server_group=self._server_group(data.get("server_group")),
         )
         instance = self.get_queryset().get(pk=instance.pk)
         body = {
@@ -173,6 +185,73 @@ class InstanceViewSet(
             actor=self.actor, instance=instance, reboot_type=serializer.validated_data["type"]
         )
         return self._accepted(operation)
+
+    @extend_schema(request=InstanceRebuildSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def rebuild(self, request: Request, pk: str | None = None) -> Response:
+        """Rebuild an active or stopped instance from an image: a fresh root disk on it,
+        the same id, name, address and MAC (409 `wrong_state` unless it is active or stopped
+        and idle). The old root disk is wiped."""
+        instance = self.get_object()
+        serializer = InstanceRebuildSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = self.tenant_context.tenant
+        image = selectors.image_bootable(tenant).filter(pk=serializer.validated_data["image"])
+        found = image.first()
+        if found is None:
+            raise InvalidRequest("No such image.", code="unknown_image")
+        operation = instance_services.instance_rebuild(
+            actor=self.actor, instance=instance, image=found
+        )
+        return self._accepted(operation)
+
+    @extend_schema(request=InstanceResizeSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def resize(self, request: Request, pk: str | None = None) -> Response:
+        """Resize to another flavor on the same host, from active or stopped: the extra
+        capacity is claimed first (409 `no_valid_host`, 403 quota); the disk cannot shrink
+        (400 `flavor_disk_smaller`). Ends in `verify_resize`: confirm or revert."""
+        instance = self.get_object()
+        serializer = InstanceResizeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flavor = self._flavor(serializer.validated_data["flavor"])
+        operation = resize_services.instance_resize(
+            actor=self.actor, instance=instance, flavor=flavor
+        )
+        return self._accepted(operation)
+
+    @extend_schema(request=InstanceVerbSerializer, responses={200: InstanceSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="confirm-resize",
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def confirm_resize(self, request: Request, pk: str | None = None) -> Response:
+        """Keep the new flavor: the old capacity is released (409 `wrong_state` unless the
+        instance is in verify_resize)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        resize_services.instance_confirm_resize(actor=self.actor, instance=instance)
+        return Response(InstanceSerializer(self.get_queryset().get(pk=instance.pk)).data)
+
+    @extend_schema(request=InstanceVerbSerializer, responses={202: InstanceOperationSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="revert-resize",
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def revert_resize(self, request: Request, pk: str | None = None) -> Response:
+        """Go back to the old flavor (the disk stays grown; 409 `wrong_state` unless the
+        instance is in verify_resize)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        return self._accepted(
+            resize_services.instance_revert_resize(actor=self.actor, instance=instance)
+        )
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)

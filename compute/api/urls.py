@@ -8,10 +8,12 @@ from compute.api.instance_views import (
     OperationViewSet,
     OperatorFlavorViewSet,
 )
+from compute.api.server_group_views import ServerGroupViewSet
 from compute.api.views import KeyPairViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("keypairs", KeyPairViewSet, basename="keypair")
+router.register("server-groups", ServerGroupViewSet, basename="server-group")
 router.register("images", ImageViewSet, basename="image")
 router.register("admin/images", OperatorImageViewSet, basename="admin-image")
 router.register("admin/zones", ZoneViewSet, basename="admin-zone")

@@ -6,6 +6,7 @@ from compute.models.images import Image
 from compute.models.instances import Allocation, Instance, Port, TenantNetwork
 from compute.models.keypairs import KeyPair
 from compute.models.operations import Operation
+from compute.models.server_groups import ServerGroup
 
 __all__ = [
     "Allocation",
@@ -18,6 +19,7 @@ __all__ = [
     "OrphanReport",
     "Port",
     "Region",
+    "ServerGroup",
     "StoragePool",
     "TenantNetwork",
     "Zone",

@@ -24,6 +24,8 @@ class Instance(models.Model):
         ERROR = "error"
         DELETING = "deleting"
         DELETED = "deleted"
+        RESIZING = "resizing"
+        VERIFY_RESIZE = "verify_resize"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="instances")
@@ -38,7 +40,7 @@ class Instance(models.Model):
     host = models.ForeignKey(
         Host, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
     task_state = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001 - null = idle (DESIGN §3)
     power_state = models.CharField(max_length=12, blank=True)
     fault = models.TextField(blank=True, help_text="Why the last operation failed.")
@@ -48,6 +50,23 @@ class Instance(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The pending resize (compute.services.resize): the flavor before it, set from the resize
+    # request until it is confirmed or reverted. `flavor` is already the new one meanwhile.
+    previous_flavor = models.ForeignKey(
+        Flavor,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The flavor before a resize awaiting confirm or revert.",
+    )
+    server_group = models.ForeignKey(
+        "compute.ServerGroup",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "-created_at"], name="instance_tenant_recent")]

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from compute import ipam, scheduler
-from compute.models import Flavor, Instance, KeyPair, Operation
+from compute.models import Flavor, Instance, KeyPair, Operation, ServerGroup
 from compute.services.operations import operation_create
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
@@ -58,10 +58,13 @@ def instance_create(
     keypair: KeyPair | None = None,
     user_data: str = "",
     zone: str | None = None,
+    server_group: ServerGroup | None = None,
 ) -> tuple[Instance, Operation]:
     """Accept a new instance: quota, placement and address are claimed here, under locks;
     the build itself is an operation on the chosen host's queue."""
     _check(tenant, name, flavor, image, keypair, user_data)
+    if server_group is not None and server_group.tenant_id != tenant.pk:  # selectors ensure it
+        raise InvalidRequest("No such server group.", code="unknown_server_group")
     for resource, amount in (
         ("instances", 1),
         ("vcpus", flavor.vcpus),
@@ -82,6 +85,7 @@ def instance_create(
         disk_gb=flavor.disk_gb,
         status=Instance.Status.BUILDING,
         task_state="spawning",
+        server_group=server_group,
     )
     request = scheduler.PlacementRequest(
         vcpus=flavor.vcpus,
@@ -89,6 +93,7 @@ def instance_create(
         disk_gb=flavor.disk_gb,
         jurisdictions=tuple(tenant.residency),
         zone=zone,
+        server_group_id=server_group.pk if server_group else None,
     )
     host = scheduler.claim(instance, request)
     instance.host = host
@@ -115,12 +120,18 @@ def instance_create(
             "jurisdiction": host.zone.jurisdiction,
             "ip": port.ip,
             "operation": str(operation.pk),
+            "server_group": server_group.name if server_group else None,
         },
     )
     return instance, operation
 
 
-_DELETABLE = {Instance.Status.ACTIVE, Instance.Status.STOPPED, Instance.Status.ERROR}
+_DELETABLE = {
+    Instance.Status.ACTIVE,
+    Instance.Status.STOPPED,
+    Instance.Status.ERROR,
+    Instance.Status.VERIFY_RESIZE,  # a pending resize: deleting releases the larger claim
+}
 
 
 @transaction.atomic
@@ -164,6 +175,11 @@ _VERB_FROM = {
     "start": ({Instance.Status.STOPPED}, "starting", "stopped"),
     "stop": ({Instance.Status.ACTIVE}, "stopping", "active"),
     "reboot": ({Instance.Status.ACTIVE}, "rebooting", "active"),
+    "rebuild": (
+        {Instance.Status.ACTIVE, Instance.Status.STOPPED},
+        "rebuilding",
+        "active or stopped",
+    ),
 }
 REBOOT_TYPES = ("soft", "hard")
 
@@ -226,6 +242,22 @@ def instance_reboot(*, actor: Actor, instance: Instance, reboot_type: str = "sof
     if reboot_type not in REBOOT_TYPES:
         raise InvalidRequest("A reboot is 'soft' or 'hard'.", details={"type": reboot_type[:20]})
     return _take(actor=actor, instance=instance, verb="reboot", params={"type": reboot_type})
+
+
+@transaction.atomic
+def instance_rebuild(*, actor: Actor, instance: Instance, image: Any) -> Operation:
+    """Accept a rebuild from `image` (one the tenant may boot; the view selects it): only
+    from active or stopped. The worker replaces the root disk by a fresh overlay on the
+    image; the instance keeps its id, name, flavor, address and MAC."""
+    if image.status != "active":
+        raise ConflictError("This image is not active yet.", code="image_not_active")
+    if image.min_disk_gb > instance.disk_gb or image.min_ram_mb > instance.memory_mb:
+        raise InvalidRequest(
+            f"Image {image.name} needs at least {image.min_disk_gb} GiB of disk and "
+            f"{image.min_ram_mb} MiB of RAM; this instance's flavor is too small.",
+            code="flavor_too_small",
+        )
+    return _take(actor=actor, instance=instance, verb="rebuild", params={"image": str(image.pk)})
 
 
 def instance_console(instance: Instance) -> str:

@@ -210,6 +210,55 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
             + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
         )
 
+        # Rebuild from another image (the same file imported under another name): a fresh
+        # root disk, the same instance id and address, so one more ready line.
+        call_command(
+            "image_import", "andromede-test-2", str(image_path), "--disk-format", "qcow2",
+            "--public",
+        )  # fmt: skip
+        image_2 = Image.objects.get(name="andromede-test-2")
+        verb_started = time.monotonic()
+        answer = client.post(f"{url}/rebuild", {"image": str(image_2.pk)}, format="json")
+        assert answer.status_code == 202, answer.content
+        assert client.post(f"{url}/stop", {}, format="json").status_code == 409  # rebuilding
+        settle(answer.json()["operation"], "active", "running", 90)
+        next_ready_line(seen, "rebuild")
+        seen += 1
+        rebuilt = client.get(url).json()
+        assert (rebuilt["image"], rebuilt["ip"]) == (str(image_2.pk), ip), rebuilt
+        assert console_text().count(ready) == 5
+        print(f"rebuild (to the next ready line): {time.monotonic() - verb_started:.1f} s")
+
+        # Resize (same host) to 384 MiB and a 2 GiB disk: verify_resize after one more boot;
+        # revert (one more boot, the disk stays grown); resize again and confirm.
+        Flavor.objects.create(name="tiny-384", vcpus=1, memory_mb=384, disk_gb=2)
+        for finish in ("revert-resize", "confirm-resize"):
+            verb_started = time.monotonic()
+            answer = client.post(f"{url}/resize", {"flavor": "tiny-384"}, format="json")
+            assert answer.status_code == 202, answer.content
+            assert client.post(f"{url}/stop", {}, format="json").status_code == 409  # resizing
+            settle(answer.json()["operation"], "verify_resize", "running", 90)
+            next_ready_line(seen, "resize")
+            seen += 1
+            assert client.get(url).json()["flavor"] == "tiny-384"
+            timings[f"resize before {finish}"] = time.monotonic() - verb_started
+            answer = client.post(f"{url}/{finish}", {}, format="json")
+            if finish == "revert-resize":
+                assert answer.status_code == 202, answer.content
+                settle(answer.json()["operation"], "active", "running", 90)
+                next_ready_line(seen, "revert-resize")
+                seen += 1
+                assert client.get(url).json()["flavor"] == "tiny"
+            else:
+                assert answer.status_code == 200, answer.content
+                assert (answer.json()["status"], answer.json()["flavor"]) == ("active", "tiny-384")
+        allocation = Allocation.objects.get(instance_id=instance_id)
+        assert (allocation.memory_mb, allocation.disk_gb) == (384, 2)
+        print(
+            "resize (to the next ready line): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k.startswith("resize"))
+        )
+
         deleted = client.delete(url)
         assert deleted.status_code == 202
         wait_for(lambda: client.get(url).status_code == 404, 90, "the instance to be deleted")
@@ -230,6 +279,10 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         ("instance.delete", "succeeded"),
         ("instance.reboot", "succeeded"),
         ("instance.reboot", "succeeded"),
+        ("instance.rebuild", "succeeded"),
+        ("instance.resize", "succeeded"),
+        ("instance.resize", "succeeded"),
+        ("instance.revert_resize", "succeeded"),
         ("instance.start", "succeeded"),
         ("instance.stop", "succeeded"),
     ]

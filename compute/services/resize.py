@@ -1,0 +1,186 @@
+"""Resizing an instance to another flavor, on its own host (issue 4).
+
+Migrating to another host when the current one has no room is future work: a resize that
+does not fit on the instance's host is refused (409 `no_valid_host`).
+
+The lifecycle: `resize` (from active or stopped) claims the extra capacity first, under the
+tenant lock (quota) and the host row lock (placement), sets `flavor` to the new flavor and
+`previous_flavor` to the old one, and queues `instance.resize` (status `resizing`). The
+worker stops the guest, grows the root disk if needed, redefines the domain with the new
+vCPUs and memory and starts it again if it was running: status `verify_resize`. Then:
+
+- `confirm-resize` releases the old capacity: the Allocation, the host's usage and the
+  instance's size fields become the new flavor's; status back to active (or stopped).
+- `revert-resize` queues `instance.revert_resize`: the domain is redefined with the old
+  vCPUs and memory; the Allocation, usage, size fields and flavor return to the old ones.
+  The root disk stays grown (a qcow2 overlay cannot be shrunk safely): the instance keeps
+  a disk larger than its flavor says, at no quota cost.
+
+While a resize is pending, `Instance.vcpus/memory_mb/disk_gb` and the Allocation hold the
+larger of the old and new size in each dimension, so quota usage (counted from the Instance
+rows) and host usage both count what may be in use whichever way the resize ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from compute import scheduler
+from compute.models import Flavor, Instance, Operation
+from compute.services.operations import operation_create
+from iaas.audit import Actor, audit_record
+from iaas.errors import ConflictError, InvalidRequest
+from tenants.quotas import quota_enforce
+
+_RESIZABLE = (Instance.Status.ACTIVE, Instance.Status.STOPPED)
+
+
+def _size(flavor: Flavor) -> dict[str, int]:
+    return {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb, "disk_gb": flavor.disk_gb}
+
+
+def _wrong_state(instance: Instance, what: str, needs: str) -> ConflictError:
+    instance.refresh_from_db()
+    return ConflictError(
+        f"The instance is {instance.status}"
+        + (f" ({instance.task_state})" if instance.task_state else "")
+        + f"; it can {what} only when it is {needs} and no other operation runs.",
+        code="wrong_state",
+        details={"status": instance.status, "task_state": instance.task_state},
+    )
+
+
+def _queue(actor: Actor, instance: Instance, action: str, params: dict[str, Any]) -> Operation:
+    assert instance.host is not None
+    operation = operation_create(
+        actor=actor,
+        tenant=instance.tenant,
+        action=action,
+        target_type="instance",
+        target_id=instance.pk,
+        host_name=instance.host.name,
+        params=params,
+    )
+    audit_record(
+        actor=actor,
+        action=action,
+        tenant_id=instance.tenant_id,
+        target=instance,
+        details={"operation": str(operation.pk), **params},
+    )
+    return operation
+
+
+@transaction.atomic
+def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Operation:
+    """Accept a resize to `flavor`: quota for the growth (403), the extra capacity on the
+    same host (409 `no_valid_host`), then the `instance.resize` operation."""
+    from compute.models import Image
+
+    instance = Instance.objects.select_related("flavor", "tenant", "host").get(pk=instance.pk)
+    if instance.status not in _RESIZABLE or instance.task_state is not None:
+        raise _wrong_state(instance, "resize", "active or stopped")
+    if flavor.pk == instance.flavor_id:
+        raise InvalidRequest("The instance already has this flavor.", code="same_flavor")
+    if flavor.disk_gb < instance.disk_gb:
+        raise InvalidRequest(
+            f"Flavor {flavor.name} has {flavor.disk_gb} GiB of disk, less than the instance's "
+            f"{instance.disk_gb} GiB: a disk cannot shrink.",
+            code="flavor_disk_smaller",
+        )
+    image = Image.objects.filter(pk=instance.image_id).first()
+    if image is not None and image.min_ram_mb > flavor.memory_mb:
+        raise InvalidRequest(
+            f"Image {image.name} needs at least {image.min_ram_mb} MiB of RAM; flavor "
+            f"{flavor.name} is too small.",
+            code="flavor_too_small",
+        )
+    current = {
+        "vcpus": instance.vcpus,
+        "memory_mb": instance.memory_mb,
+        "disk_gb": instance.disk_gb,
+    }
+    old: dict[str, Any] = {"flavor": instance.flavor.name, **current}
+    new: dict[str, Any] = {"flavor": flavor.name, **_size(flavor)}
+    held = {key: max(current[key], int(new[key])) for key in current}
+    for resource, field in (("vcpus", "vcpus"), ("ram_mb", "memory_mb"), ("disk_gb", "disk_gb")):
+        growth = held[field] - current[field]
+        if growth > 0:
+            quota_enforce(instance.tenant, resource, growth)
+    # Take the instance (conditional update) before claiming, so a concurrent verb loses.
+    taken = Instance.objects.filter(
+        pk=instance.pk, task_state__isnull=True, status__in=_RESIZABLE
+    ).update(status=Instance.Status.RESIZING, task_state="resizing")
+    if not taken:
+        raise _wrong_state(instance, "resize", "active or stopped")
+    scheduler.resize_allocation(instance, **held)  # NoValidHost rolls everything back
+    was_active = instance.status == Instance.Status.ACTIVE
+    Instance.objects.filter(pk=instance.pk).update(
+        flavor=flavor, previous_flavor=instance.flavor, **held
+    )
+    instance.refresh_from_db()
+    return _queue(
+        actor,
+        instance,
+        "instance.resize",
+        {"old": old, "new": new, "was_active": was_active},
+    )
+
+
+def _pending(instance: Instance, what: str) -> Instance:
+    """Take the lock on a pending resize (verify_resize, idle) or refuse 409."""
+    locked = Instance.objects.select_for_update(of=("self",)).select_related(
+        "flavor", "previous_flavor"
+    )
+    instance = locked.get(pk=instance.pk)
+    if (
+        instance.status != Instance.Status.VERIFY_RESIZE
+        or instance.task_state is not None
+        or instance.previous_flavor is None
+    ):
+        raise _wrong_state(instance, what, "verify_resize")
+    return instance
+
+
+@transaction.atomic
+def instance_confirm_resize(*, actor: Actor, instance: Instance) -> Instance:
+    """Keep the new flavor: release the old capacity (the Allocation and host usage become
+    the new size) and return to active (stopped if the guest is not running)."""
+    instance = _pending(instance, "confirm a resize")
+    new = _size(instance.flavor)
+    scheduler.resize_allocation(instance, **new)  # shrinks or keeps: always fits
+    status = (
+        Instance.Status.ACTIVE if instance.power_state == "running" else Instance.Status.STOPPED
+    )
+    Instance.objects.filter(pk=instance.pk).update(status=status, previous_flavor=None, **new)
+    audit_record(
+        actor=actor,
+        action="instance.confirm_resize",
+        tenant_id=instance.tenant_id,
+        target=instance,
+        details={"flavor": instance.flavor.name, **new},
+    )
+    instance.refresh_from_db()
+    return instance
+
+
+@transaction.atomic
+def instance_revert_resize(*, actor: Actor, instance: Instance) -> Operation:
+    """Go back to the old flavor: an operation redefines the domain with the old vCPUs and
+    memory (the disk stays grown); the capacity returns to the old size when it succeeds."""
+    instance = _pending(instance, "revert a resize")
+    assert instance.previous_flavor is not None
+    Instance.objects.filter(pk=instance.pk).update(
+        status=Instance.Status.RESIZING, task_state="reverting_resize"
+    )
+    old = {"flavor": instance.previous_flavor.name, **_size(instance.previous_flavor)}
+    new = {"flavor": instance.flavor.name, **_size(instance.flavor)}
+    instance.refresh_from_db()
+    return _queue(
+        actor,
+        instance,
+        "instance.revert_resize",
+        {"old": old, "new": new, "was_active": instance.power_state == "running"},
+    )

@@ -1,0 +1,166 @@
+"""Rebuild on libvirt's fake hypervisor (test:///default): the API takes an active or stopped
+instance by a conditional update (409 `wrong_state` otherwise); the worker lays a fresh root
+disk on the new image and boots it with the same identity, address and MAC."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from compute.hypervisors import hypervisor_for
+from compute.models import Host, Image, Instance, Operation, Port
+from compute.services.hosts import pool_name
+from compute.worker import run_operation
+from iaas.models import AuditEvent
+from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
+from tests.compute.test_instances import cloud
+
+__all__ = ["cloud"]  # the fixture, imported for pytest
+
+
+def other_image(name: str = "andromede-test-2", **fields) -> Image:
+    values = {
+        "name": name, "disk_format": "qcow2", "status": "active", "visibility": "public",
+        "size_bytes": 2048, "virtual_size_bytes": 1024 * 1024,
+    } | fields  # fmt: skip
+    return Image.objects.create(**values)
+
+
+def identity(instance_id: str) -> tuple[str, str, str]:
+    port = Port.objects.get(instance_id=instance_id)
+    return port.ip, port.mac, str(Instance.objects.get(pk=instance_id).host_id)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("stopped_first", [False, True])
+def test_rebuild_boots_the_new_image_with_the_same_identity(cloud, settings, stopped_first):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 2
+    instance_id = active_instance(cloud)
+    if stopped_first:
+        run_verb(cloud.client, instance_id, "stop")
+        assert shown(cloud.client, instance_id)[0] == "stopped"
+    hv = hypervisor_for(cloud.host)
+    before = identity(instance_id)
+    shown_before = cloud.client.get(f"/api/v1/instances/{instance_id}").json()
+    image = other_image()
+
+    done = run_verb(cloud.client, instance_id, "rebuild", {"image": str(image.pk)})
+    assert [s["name"] for s in done["steps"]] == [
+        "destroy", "cache_image", "root_disk", "seed", "network", "define", "start",
+        "wait_running",
+    ]  # fmt: skip
+    body = cloud.client.get(f"/api/v1/instances/{instance_id}").json()
+    assert (body["status"], body["task_state"], body["power_state"]) == ("active", None, "running")
+    assert body["image"] == str(image.pk)
+    assert body["ip"] == shown_before["ip"]
+    assert (body["name"], body["flavor"]) == (shown_before["name"], shown_before["flavor"])
+    assert identity(instance_id) == before
+    # The same domain (name), running, on a root overlay backed by the new image.
+    assert instance_id in [d.name for d in hv.list_domains()]
+    assert hv.domain_info(instance_id).power_state == "running"
+    assert hv.volume_info(pool_name(cloud.host.name, "images"), f"image-{image.pk}")
+    assert hv.volume_info(pool_name(cloud.host.name, "instances"), f"instance-{instance_id}-root")
+    event = AuditEvent.objects.get(action="instance.rebuild", outcome="success")
+    assert event.details["image"] == str(image.pk)
+
+
+@pytest.mark.django_db
+def test_a_redelivered_rebuild_is_idempotent(cloud):
+    instance_id = active_instance(cloud)
+    image = other_image()
+    answer = verb(cloud.client, instance_id, "rebuild", {"image": str(image.pk)})
+    assert answer.status_code == 202, answer.content
+    operation_id = answer.json()["operation"]["id"]
+    assert run_operation(operation_id) == "succeeded"
+    assert run_operation(operation_id) == "skipped"
+    # A worker that died after its last step runs every step again: all are idempotent.
+    from compute.worker import _instance_rebuild
+
+    operation = Operation.objects.get(pk=operation_id)
+    _instance_rebuild(operation, Instance.objects.select_related("host").get(pk=instance_id))
+    assert Operation.objects.get(pk=operation_id).status == "succeeded"
+    assert shown(cloud.client, instance_id) == ("active", None, "running")
+    assert str(Instance.objects.get(pk=instance_id).image_id) == str(image.pk)
+
+
+def _assert_refused(cloud, client, instance_id: str, body: dict, status: int, code: str | None):
+    before = Instance.objects.values("status", "task_state", "image_id").get(pk=instance_id)
+    operations_before = Operation.objects.count()
+    answer = verb(client, instance_id, "rebuild", body)
+    assert answer.status_code == status, answer.content
+    if code:
+        assert answer.json()["error"]["code"] == code, answer.content
+    assert Instance.objects.values("status", "task_state", "image_id").get(pk=instance_id) == before
+    assert Operation.objects.count() == operations_before
+
+
+@pytest.mark.django_db
+def test_refusals_change_nothing(cloud, make_tenant, make_caller):
+    image = other_image()
+    body = {"image": str(image.pk)}
+    building = create_building(cloud)
+    _assert_refused(cloud, cloud.client, building, body, 409, "wrong_state")
+
+    instance_id = active_instance(cloud)
+    # Another verb in progress.
+    assert verb(cloud.client, instance_id, "stop").status_code == 202
+    _assert_refused(cloud, cloud.client, instance_id, body, 409, "wrong_state")
+    Instance.objects.filter(pk=instance_id).update(task_state=None)
+    event = AuditEvent.objects.filter(action="instance.rebuild", outcome="refused").latest(
+        "created_at"
+    )
+    assert event.details["code"] == "wrong_state"
+
+    reader = make_caller(cloud.tenant, "reader").client()
+    _assert_refused(cloud, reader, instance_id, body, 403, None)
+    other = make_caller(make_tenant("other"), "admin").client()
+    _assert_refused(cloud, other, instance_id, body, 404, None)
+
+    unknown = {"image": str(uuid.uuid4())}
+    _assert_refused(cloud, cloud.client, instance_id, unknown, 400, "unknown_image")
+    private = other_image("theirs", visibility="private", tenant=make_tenant("third"))
+    _assert_refused(
+        cloud, cloud.client, instance_id, {"image": str(private.pk)}, 400, "unknown_image"
+    )
+    big = other_image("big", min_disk_gb=50)
+    _assert_refused(
+        cloud, cloud.client, instance_id, {"image": str(big.pk)}, 400, "flavor_too_small"
+    )
+    queued = other_image("queued", status="queued")
+    _assert_refused(
+        cloud, cloud.client, instance_id, {"image": str(queued.pk)}, 409, "image_not_active"
+    )
+    for strict in ({}, {"image": "nope"}, {"image": str(image.pk), "keep_disk": True}):
+        _assert_refused(cloud, cloud.client, instance_id, strict, 400, None)
+
+
+def create_building(cloud) -> str:
+    from tests.compute.test_instances import create
+
+    return create(cloud.client, cloud.image, name="web-b").json()["instance"]["id"]
+
+
+@pytest.mark.django_db
+def test_a_failed_rebuild_leaves_an_error_with_a_fault_and_keeps_the_address(cloud):
+    instance_id = active_instance(cloud)
+    before = identity(instance_id)
+    image = other_image()
+    answer = verb(cloud.client, instance_id, "rebuild", {"image": str(image.pk)})
+    Host.objects.filter(pk=cloud.host.pk).update(
+        libvirt_uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    )
+    operation_id = answer.json()["operation"]["id"]
+    assert run_operation(operation_id) == "failed"
+    instance = Instance.objects.get(pk=instance_id)
+    assert (instance.status, instance.task_state) == ("error", None)
+    assert instance.fault.startswith("The rebuild failed on host h01")
+    assert identity(instance_id) == before  # allocation and address kept
+    operation = Operation.objects.get(pk=operation_id)
+    assert operation.status == "failed"
+    assert operation.error
+    assert operation.steps[-1]["status"] == "failed"
+    assert AuditEvent.objects.filter(action="instance.rebuild", outcome="failed").exists()
+    # In error it can still be deleted.
+    Host.objects.filter(pk=cloud.host.pk).update(libvirt_uri="test:///default")
+    assert cloud.client.delete(f"/api/v1/instances/{instance_id}").status_code == 202

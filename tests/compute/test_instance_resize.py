@@ -1,0 +1,171 @@
+"""Resize on libvirt's fake hypervisor: the extra capacity is claimed first on the same
+host, the worker redefines the domain, then confirm keeps the new size and revert the old."""
+
+from __future__ import annotations
+
+import pytest
+
+from compute.hypervisors import hypervisor_for
+from compute.models import Allocation, Flavor, Host, Instance, Operation
+from compute.worker import run_operation
+from tenants import services as tenant_services
+from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
+from tests.compute.test_instances import SYSTEM, cloud
+
+__all__ = ["cloud"]  # the fixture, imported for pytest
+
+
+@pytest.fixture
+def big(cloud):
+    return Flavor.objects.create(name="big", vcpus=2, memory_mb=512, disk_gb=2)
+
+
+def sizes(instance_id: str) -> tuple[int, int, int]:
+    instance = Instance.objects.get(pk=instance_id)
+    return instance.vcpus, instance.memory_mb, instance.disk_gb
+
+
+def allocated(host: Host) -> tuple[int, int, int]:
+    host.refresh_from_db()
+    return host.allocated_vcpus, host.allocated_memory_mb, host.allocated_disk_gb
+
+
+def allocation(instance_id: str) -> tuple[int, int, int]:
+    row = Allocation.objects.get(instance_id=instance_id)
+    return row.vcpus, row.memory_mb, row.disk_gb
+
+
+def resized(cloud, instance_id: str, flavor: str = "big") -> dict:
+    operation = run_verb(cloud.client, instance_id, "resize", {"flavor": flavor})
+    assert shown(cloud.client, instance_id)[:2] == ("verify_resize", None)
+    return operation
+
+
+@pytest.mark.django_db
+def test_resize_up_then_confirm(cloud, big, settings):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    assert allocated(cloud.host) == (1, 256, 1)
+
+    operation = resized(cloud, instance_id)
+    assert [s["name"] for s in operation["steps"]] == [
+        "shutdown", "wait_shutoff", "grow_disk", "define", "start", "wait_running",
+    ]  # fmt: skip
+    body = cloud.client.get(f"/api/v1/instances/{instance_id}").json()
+    assert (body["flavor"], body["power_state"]) == ("big", "running")
+    assert sizes(instance_id) == allocation(instance_id) == allocated(cloud.host) == (2, 512, 2)
+    params = Operation.objects.get(pk=operation["id"]).params
+    assert (params["old"]["memory_mb"], params["new"]["memory_mb"]) == (256, 512)
+    assert Instance.objects.get(pk=instance_id).previous_flavor == cloud.flavor
+    hv = hypervisor_for(cloud.host)
+    assert hv.domain_info(instance_id).power_state == "running"
+
+    answer = verb(cloud.client, instance_id, "confirm-resize")
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["status"], answer.json()["flavor"]) == ("active", "big")
+    assert sizes(instance_id) == allocation(instance_id) == allocated(cloud.host) == (2, 512, 2)
+    assert Instance.objects.get(pk=instance_id).previous_flavor is None
+    assert Allocation.objects.filter(instance_id=instance_id).count() == 1
+
+    # Deleting releases the new size entirely.
+    assert cloud.client.delete(f"/api/v1/instances/{instance_id}").status_code == 202
+    op = Operation.objects.filter(target_id=instance_id, action="instance.delete").get()
+    assert run_operation(str(op.pk)) == "succeeded"
+    assert allocated(cloud.host) == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_resize_then_revert_restores_the_old_size(cloud, big, settings):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    resized(cloud, instance_id)
+    assert allocated(cloud.host) == (2, 512, 2)
+
+    answer = verb(cloud.client, instance_id, "revert-resize")
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["operation"]["action"] == "instance.revert_resize"
+    assert shown(cloud.client, instance_id)[:2] == ("resizing", "reverting_resize")
+    assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
+    operation = cloud.client.get(f"/api/v1/operations/{answer.json()['operation']['id']}").json()
+    assert [s["name"] for s in operation["steps"]] == [
+        "shutdown", "wait_shutoff", "define", "start", "wait_running",
+    ]  # fmt: skip
+    body = cloud.client.get(f"/api/v1/instances/{instance_id}").json()
+    assert (body["status"], body["task_state"], body["flavor"]) == ("active", None, "small")
+    assert sizes(instance_id) == allocation(instance_id) == allocated(cloud.host) == (1, 256, 1)
+    assert Instance.objects.get(pk=instance_id).previous_flavor is None
+
+
+@pytest.mark.django_db
+def test_resize_of_a_stopped_instance_stays_stopped(cloud, big, settings):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    run_verb(cloud.client, instance_id, "stop")
+    operation = resized(cloud, instance_id)
+    assert "start" not in [s["name"] for s in operation["steps"]]
+    answer = verb(cloud.client, instance_id, "confirm-resize")
+    assert answer.json()["status"] == "stopped"
+
+
+@pytest.mark.django_db
+def test_wrong_states_are_refused_and_change_nothing(cloud, big, settings):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    for name in ("confirm-resize", "revert-resize"):
+        answer = verb(cloud.client, instance_id, name)
+        assert answer.status_code == 409, answer.content
+        assert answer.json()["error"]["code"] == "wrong_state"
+    # While the resize runs, nothing else may start.
+    answer = verb(cloud.client, instance_id, "resize", {"flavor": "big"})
+    assert answer.status_code == 202
+    assert shown(cloud.client, instance_id)[:2] == ("resizing", "resizing")
+    for name, body in (("resize", {"flavor": "big"}), ("stop", {}), ("confirm-resize", {})):
+        refused = verb(cloud.client, instance_id, name, body)
+        assert refused.status_code == 409, (name, refused.content)
+    assert allocated(cloud.host) == (2, 512, 2)
+    assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
+    # In verify_resize, another resize or a stop is refused.
+    for name, body in (("resize", {"flavor": "small"}), ("stop", {})):
+        assert verb(cloud.client, instance_id, name, body).status_code == 409
+    assert shown(cloud.client, instance_id)[:2] == ("verify_resize", None)
+
+
+@pytest.mark.django_db
+def test_no_room_on_the_host_is_refused_and_changes_nothing(cloud, settings):
+    instance_id = active_instance(cloud)
+    cloud.host.refresh_from_db()
+    Flavor.objects.create(name="huge", vcpus=1, memory_mb=cloud.host.memory_mb * 100, disk_gb=1)
+    tenant_services.quota_set(actor=SYSTEM, tenant=cloud.tenant, resource="ram_mb", limit=-1)
+    before = allocated(cloud.host)
+    answer = verb(cloud.client, instance_id, "resize", {"flavor": "huge"})
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["error"]["code"] == "no_valid_host"
+    assert shown(cloud.client, instance_id)[:2] == ("active", None)
+    assert allocated(cloud.host) == before
+    assert sizes(instance_id) == allocation(instance_id) == (1, 256, 1)
+    assert not Operation.objects.filter(action="instance.resize").exists()
+
+
+@pytest.mark.django_db
+def test_quota_exceeded_is_refused_and_changes_nothing(cloud, big):
+    instance_id = active_instance(cloud)
+    tenant_services.quota_set(actor=SYSTEM, tenant=cloud.tenant, resource="ram_mb", limit=300)
+    answer = verb(cloud.client, instance_id, "resize", {"flavor": "big"})
+    assert answer.status_code == 403, answer.content
+    assert answer.json()["error"]["code"] == "quota_exceeded"
+    assert shown(cloud.client, instance_id)[:2] == ("active", None)
+    assert sizes(instance_id) == allocation(instance_id) == allocated(cloud.host) == (1, 256, 1)
+    assert Instance.objects.get(pk=instance_id).flavor == cloud.flavor
+
+
+@pytest.mark.django_db
+def test_disk_cannot_shrink(cloud, big, settings):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    resized(cloud, instance_id)
+    assert verb(cloud.client, instance_id, "confirm-resize").status_code == 200
+    answer = verb(cloud.client, instance_id, "resize", {"flavor": "small"})
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"]["code"] == "flavor_disk_smaller"
+    assert shown(cloud.client, instance_id)[:2] == ("active", None)
+    assert sizes(instance_id) == allocated(cloud.host) == (2, 512, 2)
