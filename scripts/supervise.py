@@ -8,6 +8,7 @@ too and the exit status says so.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ VAR = Path(os.environ.get("ANDROMEDE_VAR_DIR", ROOT / "var"))
 RUN_DIR = VAR / "run"
 BIND = os.environ.get("ANDROMEDE_BIND", "127.0.0.1:8000")
 GRACE_SECONDS = 15
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def commands() -> dict[str, list[str]]:
@@ -47,6 +49,13 @@ def commands() -> dict[str, list[str]]:
         "--schedule", str(VAR / "celerybeat-schedule"),
     ]  # fmt: skip
     return procs
+
+
+def _die_with_parent() -> None:
+    """In each child: if this supervisor dies without stopping it (SIGKILL, a closed
+    terminal), the kernel sends the child SIGTERM, so nothing is left running."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def wait_ready(url: str, deadline: float) -> bool:
@@ -77,7 +86,7 @@ def main() -> int:
     for name, argv in commands().items():
         # Each child gets its own process group, so our Ctrl-C handling decides the order.
         running[name] = subprocess.Popen(  # noqa: S603 - fixed argv built above
-            argv, cwd=ROOT, env=env, start_new_session=True
+            argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent
         )
         if name == "redis":
             time.sleep(0.3)
