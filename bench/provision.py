@@ -183,7 +183,7 @@ class Lab:
             StaticLease,
             VolumeSpec,
         )
-        from compute.worker import base_volume
+        from compute.services.worker import base_volume
 
         name = str(uuid.uuid4())
         root_vol, seed_vol = f"raw-{name}-root", f"raw-{name}-seed"
@@ -359,7 +359,7 @@ def main() -> int:
     from compute.hypervisors import close_all
     from compute.models import Image, TenantNetwork
     from compute.services import hosts as host_services
-    from compute.worker import _cache_image
+    from compute.services.worker import _cache_image
     from iaas.celery import app, host_queue
     from tests.support import hypervisor_lab
 

@@ -12,7 +12,7 @@ columns and costs O(hosts), whatever the number of instances (docs/benchmarks.md
 columns change only here, under the host row's lock, in the transaction that inserts
 (`claim`) or deletes (`release_allocation`) the Allocation, or changes its size
 (`resize_allocation`); nothing else may create, resize or delete an Allocation.
-`compute.reconciler.check_host_usage` recomputes them from the Allocation rows and corrects
+`compute.services.reconciler.check_host_usage` recomputes them from the Allocation rows and corrects
 (and audits) any drift.
 """
 

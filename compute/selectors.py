@@ -50,13 +50,6 @@ def operation_list(tenant: Tenant) -> QuerySet[Operation]:
     return tenant_scoped(Operation.objects.all(), tenant)
 
 
-def image_bootable(tenant: Tenant) -> QuerySet[Image]:
-    """Images this tenant may boot: its own private ones and the public ones, not deleted."""
-    return Image.objects.filter(
-        Q(tenant=tenant) | Q(visibility=Image.Visibility.PUBLIC, tenant__isnull=True)
-    ).exclude(status=Image.Status.DELETED)
-
-
 def image_list(tenant: Tenant) -> QuerySet[Image]:
     """The images this tenant sees: its own private ones and the public ones, not deleted."""
     visible = tenant_scoped(Image.objects.all(), tenant) | Image.objects.filter(

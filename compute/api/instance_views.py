@@ -121,7 +121,7 @@ class InstanceViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         tenant = self.tenant_context.tenant
-        image = selectors.image_bootable(tenant).filter(pk=data["image"]).first()
+        image = selectors.image_list(tenant).filter(pk=data["image"]).first()
         if image is None:
             raise InvalidRequest("No such image.", code="unknown_image")
         keypair = None
@@ -196,7 +196,7 @@ class InstanceViewSet(
         serializer = InstanceRebuildSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         tenant = self.tenant_context.tenant
-        image = selectors.image_bootable(tenant).filter(pk=serializer.validated_data["image"])
+        image = selectors.image_list(tenant).filter(pk=serializer.validated_data["image"])
         found = image.first()
         if found is None:
             raise InvalidRequest("No such image.", code="unknown_image")

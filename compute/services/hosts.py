@@ -375,3 +375,12 @@ def hosts_mark_down_missed() -> list[str]:
                 )
                 marked.append(host.name)
     return marked
+
+
+def heartbeat_all() -> dict[str, list[str]]:
+    """One heartbeat round: refresh every host, then mark down the silent enabled ones."""
+    answered: list[str] = []
+    silent: list[str] = []
+    for host_id, name in Host.objects.values_list("pk", "name"):
+        (answered if host_heartbeat(host_id) else silent).append(name)
+    return {"answered": answered, "silent": silent, "down": hosts_mark_down_missed()}

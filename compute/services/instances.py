@@ -1,6 +1,6 @@
 """Creating and deleting instances (DESIGN §2). The API transaction decides everything —
 quota, placement, address — and records an operation; a worker on the host's queue carries
-it out (compute.worker)."""
+it out (compute.services.worker)."""
 
 from __future__ import annotations
 
@@ -142,31 +142,9 @@ def instance_delete(*, actor: Actor, instance: Instance) -> Operation:
         pk=instance.pk, task_state__isnull=True, status__in=_DELETABLE
     ).update(status=Instance.Status.DELETING, task_state="deleting")
     if not taken:
-        instance.refresh_from_db()
-        raise ConflictError(
-            f"The instance is {instance.status}"
-            + (f" ({instance.task_state})" if instance.task_state else "")
-            + "; it can be deleted when it is active, stopped or in error.",
-            code="wrong_state",
-        )
+        raise wrong_state(instance, "be deleted", "active, stopped, in error or verifying a resize")
     instance.refresh_from_db()
-    assert instance.host is not None
-    operation = operation_create(
-        actor=actor,
-        tenant=instance.tenant,
-        action="instance.delete",
-        target_type="instance",
-        target_id=instance.pk,
-        host_name=instance.host.name,
-    )
-    audit_record(
-        actor=actor,
-        action="instance.delete",
-        tenant_id=instance.tenant_id,
-        target=instance,
-        details={"operation": str(operation.pk)},
-    )
-    return operation
+    return queue_operation(actor=actor, instance=instance, action="instance.delete", params={})
 
 
 # --- Lifecycle verbs (start, stop, reboot) ----------------------------------------------------
@@ -184,26 +162,24 @@ _VERB_FROM = {
 REBOOT_TYPES = ("soft", "hard")
 
 
-def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]) -> Operation:
-    """Take the instance for `verb` by a conditional update on its idle task state and
-    allowed status (so two concurrent verbs cannot both win), then record the operation and
-    the audit event in the caller's transaction."""
-    allowed, task_state, needs = _VERB_FROM[verb]
-    taken = Instance.objects.filter(
-        pk=instance.pk, task_state__isnull=True, status__in=allowed
-    ).update(task_state=task_state)
-    if not taken:
-        instance.refresh_from_db()
-        raise ConflictError(
-            f"The instance is {instance.status}"
-            + (f" ({instance.task_state})" if instance.task_state else "")
-            + f"; it can {verb} only when it is {needs} and no other operation runs.",
-            code="wrong_state",
-            details={"status": instance.status, "task_state": instance.task_state},
-        )
+def wrong_state(instance: Instance, verb: str, needs: str) -> ConflictError:
+    """The 409 for a verb refused by the instance's state (re-read to say what it is)."""
     instance.refresh_from_db()
+    return ConflictError(
+        f"The instance is {instance.status}"
+        + (f" ({instance.task_state})" if instance.task_state else "")
+        + f"; it can {verb} only when it is {needs} and no other operation runs.",
+        code="wrong_state",
+        details={"status": instance.status, "task_state": instance.task_state},
+    )
+
+
+def queue_operation(
+    *, actor: Actor, instance: Instance, action: str, params: dict[str, Any]
+) -> Operation:
+    """Record the operation for `action` on the instance's host, and its audit event, in
+    the caller's transaction."""
     assert instance.host is not None
-    action = f"instance.{verb}"
     operation = operation_create(
         actor=actor,
         tenant=instance.tenant,
@@ -221,6 +197,19 @@ def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]
         details={"operation": str(operation.pk), **params},
     )
     return operation
+
+
+def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]) -> Operation:
+    """Take the instance for `verb` by a conditional update on its idle task state and
+    allowed status (so two concurrent verbs cannot both win), then queue the operation."""
+    allowed, task_state, needs = _VERB_FROM[verb]
+    taken = Instance.objects.filter(
+        pk=instance.pk, task_state__isnull=True, status__in=allowed
+    ).update(task_state=task_state)
+    if not taken:
+        raise wrong_state(instance, verb, needs)
+    instance.refresh_from_db()
+    return queue_operation(actor=actor, instance=instance, action=f"instance.{verb}", params=params)
 
 
 @transaction.atomic

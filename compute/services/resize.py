@@ -29,9 +29,9 @@ from django.db import transaction
 
 from compute import scheduler
 from compute.models import Flavor, Instance, Operation
-from compute.services.operations import operation_create
+from compute.services.instances import queue_operation, wrong_state
 from iaas.audit import Actor, audit_record
-from iaas.errors import ConflictError, InvalidRequest
+from iaas.errors import InvalidRequest
 from tenants.quotas import quota_enforce
 
 _RESIZABLE = (Instance.Status.ACTIVE, Instance.Status.STOPPED)
@@ -39,38 +39,6 @@ _RESIZABLE = (Instance.Status.ACTIVE, Instance.Status.STOPPED)
 
 def _size(flavor: Flavor) -> dict[str, int]:
     return {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb, "disk_gb": flavor.disk_gb}
-
-
-def _wrong_state(instance: Instance, what: str, needs: str) -> ConflictError:
-    instance.refresh_from_db()
-    return ConflictError(
-        f"The instance is {instance.status}"
-        + (f" ({instance.task_state})" if instance.task_state else "")
-        + f"; it can {what} only when it is {needs} and no other operation runs.",
-        code="wrong_state",
-        details={"status": instance.status, "task_state": instance.task_state},
-    )
-
-
-def _queue(actor: Actor, instance: Instance, action: str, params: dict[str, Any]) -> Operation:
-    assert instance.host is not None
-    operation = operation_create(
-        actor=actor,
-        tenant=instance.tenant,
-        action=action,
-        target_type="instance",
-        target_id=instance.pk,
-        host_name=instance.host.name,
-        params=params,
-    )
-    audit_record(
-        actor=actor,
-        action=action,
-        tenant_id=instance.tenant_id,
-        target=instance,
-        details={"operation": str(operation.pk), **params},
-    )
-    return operation
 
 
 @transaction.atomic
@@ -81,7 +49,7 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
 
     instance = Instance.objects.select_related("flavor", "tenant", "host").get(pk=instance.pk)
     if instance.status not in _RESIZABLE or instance.task_state is not None:
-        raise _wrong_state(instance, "resize", "active or stopped")
+        raise wrong_state(instance, "resize", "active or stopped")
     if flavor.pk == instance.flavor_id:
         raise InvalidRequest("The instance already has this flavor.", code="same_flavor")
     if flavor.disk_gb < instance.disk_gb:
@@ -114,18 +82,18 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
         pk=instance.pk, task_state__isnull=True, status__in=_RESIZABLE
     ).update(status=Instance.Status.RESIZING, task_state="resizing")
     if not taken:
-        raise _wrong_state(instance, "resize", "active or stopped")
+        raise wrong_state(instance, "resize", "active or stopped")
     scheduler.resize_allocation(instance, **held)  # NoValidHost rolls everything back
     was_active = instance.status == Instance.Status.ACTIVE
     Instance.objects.filter(pk=instance.pk).update(
         flavor=flavor, previous_flavor=instance.flavor, **held
     )
     instance.refresh_from_db()
-    return _queue(
-        actor,
-        instance,
-        "instance.resize",
-        {"old": old, "new": new, "was_active": was_active},
+    return queue_operation(
+        actor=actor,
+        instance=instance,
+        action="instance.resize",
+        params={"old": old, "new": new, "was_active": was_active},
     )
 
 
@@ -140,7 +108,7 @@ def _pending(instance: Instance, what: str) -> Instance:
         or instance.task_state is not None
         or instance.previous_flavor is None
     ):
-        raise _wrong_state(instance, what, "verify_resize")
+        raise wrong_state(instance, what, "verify_resize")
     return instance
 
 
@@ -178,9 +146,9 @@ def instance_revert_resize(*, actor: Actor, instance: Instance) -> Operation:
     old = {"flavor": instance.previous_flavor.name, **_size(instance.previous_flavor)}
     new = {"flavor": instance.flavor.name, **_size(instance.flavor)}
     instance.refresh_from_db()
-    return _queue(
-        actor,
-        instance,
-        "instance.revert_resize",
-        {"old": old, "new": new, "was_active": instance.power_state == "running"},
+    return queue_operation(
+        actor=actor,
+        instance=instance,
+        action="instance.revert_resize",
+        params={"old": old, "new": new, "was_active": instance.power_state == "running"},
     )

@@ -11,7 +11,7 @@ import pytest
 from compute.hypervisors import hypervisor_for
 from compute.models import Host, Image, Instance, Operation, Port
 from compute.services.hosts import pool_name
-from compute.worker import run_operation
+from compute.services.worker import run_operation
 from iaas.models import AuditEvent
 from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
 from tests.compute.test_instances import cloud
@@ -75,7 +75,7 @@ def test_a_redelivered_rebuild_is_idempotent(cloud):
     assert run_operation(operation_id) == "succeeded"
     assert run_operation(operation_id) == "skipped"
     # A worker that died after its last step runs every step again: all are idempotent.
-    from compute.worker import _instance_rebuild
+    from compute.services.worker import _instance_rebuild
 
     operation = Operation.objects.get(pk=operation_id)
     _instance_rebuild(operation, Instance.objects.select_related("host").get(pk=instance_id))

@@ -7,7 +7,7 @@ import pytest
 
 from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Flavor, Host, Instance, Operation
-from compute.worker import run_operation
+from compute.services.worker import run_operation
 from tenants import services as tenant_services
 from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
 from tests.compute.test_instances import SYSTEM, cloud

@@ -11,7 +11,7 @@ import pytest
 
 from compute.hypervisors import hypervisor_for
 from compute.models import Flavor, Host, Image, Instance, Operation
-from compute.worker import run_operation
+from compute.services.worker import run_operation
 from iaas.models import AuditEvent
 from tests.compute.test_instances import _post_json, cloud, create, make_host, make_zone
 

@@ -17,7 +17,7 @@ from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Flavor, Host, Image, Instance, Operation, Port
 from compute.services import hosts as host_services
 from compute.services import operations
-from compute.worker import run_operation
+from compute.services.worker import run_operation
 from iaas.audit import Actor
 from iaas.models import AuditEvent
 from tenants import services as tenant_services
@@ -111,6 +111,7 @@ def test_create_is_accepted_then_built_by_the_worker(cloud):
         "network",
         "define",
         "start",
+        "wait_running",
     ]
     assert run_operation(operation["id"]) == "skipped"  # finished: a redelivery does nothing
 

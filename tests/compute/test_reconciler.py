@@ -11,8 +11,8 @@ from django.utils import timezone
 from compute.drivers.base import DomainSpec
 from compute.hypervisors import hypervisor_for
 from compute.models import Instance, Operation, OrphanReport
-from compute.reconciler import fail_stuck_operations, reconcile_host
-from compute.worker import run_operation
+from compute.services.reconciler import fail_stuck_operations, reconcile_host
+from compute.services.worker import run_operation
 from iaas.models import AuditEvent
 from tests.compute.test_instances import cloud, create  # noqa: F401 - the `cloud` fixture
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from compute.models import Allocation, Flavor, Host, Image, Instance, ServerGroup
-from compute.worker import run_operation
+from compute.services.worker import run_operation
 from iaas.models import AuditEvent
 from tenants import services as tenant_services
 from tests.compute.test_instances import (  # noqa: F401 - the fixture

@@ -18,18 +18,18 @@ def main(argv: list[str]) -> None:
     import django
 
     django.setup()
-    import compute.worker
+    import compute.services.worker
     from iaas.celery import app
 
     delay = float(os.environ.get("ANDROMEDE_TEST_SLOW_DEFINE_SECONDS", "0") or 0)
     if delay:
-        original = compute.worker.domain_spec
+        original = compute.services.worker.domain_spec
 
         def slow_domain_spec(*args: Any, **kwargs: Any) -> Any:
             time.sleep(delay)  # the test kills the worker here (SIGKILL)
             return original(*args, **kwargs)
 
-        compute.worker.domain_spec = slow_domain_spec
+        compute.services.worker.domain_spec = slow_domain_spec
     app.worker_main(argv)
 
 

@@ -219,3 +219,15 @@ def check_host_usage() -> list[str]:
             )
             corrected.append(host.name)
     return corrected
+
+
+def reconcile_all() -> dict[str, object]:
+    """One reconciler round: every host that is not down, stuck operations, usage counters."""
+    per_host = {
+        host.name: reconcile_host(host) for host in Host.objects.exclude(state=Host.State.DOWN)
+    }
+    return {
+        "hosts": per_host,
+        "stuck_operations_failed": fail_stuck_operations(),
+        "host_usage_corrected": check_host_usage(),
+    }
