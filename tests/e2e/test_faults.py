@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import libvirt
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
@@ -32,6 +31,7 @@ from compute.services import hosts as host_services
 from compute.services import operations
 from iaas.audit import Actor
 from iaas.celery import app, host_queue
+from tests.e2e.conftest import onboarded_local_host
 from tests.support import hypervisor_lab
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -208,57 +208,10 @@ def test_creates_accepted_while_the_broker_is_down_all_end_active(
 HOST = "e2e-faults"
 
 
-def _network_names() -> set[str]:
-    conn = libvirt.open("qemu:///system")
-    try:
-        return {net.name() for net in conn.listAllNetworks()}
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def real_host(settings: Any) -> Iterator[Host]:
-    hypervisor_lab.ensure_libvirtd()
-    networks_before = _network_names()
-    root = Path(tempfile.mkdtemp(prefix="andromede-faults-", dir="/var/tmp"))
-    settings.IMAGE_STORE_DIR = root / "image-store"
-    settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
-    zone = host_services.zone_create(
-        actor=SYSTEM, region="fr-e2e", name="fr-faults-1", site="lab", city="Paris",
-        country="FR", jurisdiction="FR",
-    )  # fmt: skip
-    host = host_services.host_onboard(
-        actor=SYSTEM,
-        registration=host_services.HostRegistration(
-            name=HOST, zone=zone, libvirt_uri="qemu:///system", storage_root=str(root),
-            domain_type="qemu",
-        ),
-    )  # fmt: skip
-    try:
+    with onboarded_local_host(settings, HOST, "fr-faults-1") as host:
         yield host
-    finally:
-        conn = libvirt.open("qemu:///system")
-        try:
-            for domain in conn.listAllDomains():
-                if f"andromede-{HOST}-" in domain.XMLDesc():
-                    if domain.isActive():
-                        domain.destroy()
-                    domain.undefine()
-            for net in conn.listAllNetworks():
-                if net.name().startswith("andr-t-") and net.name() not in networks_before:
-                    if net.isActive():
-                        net.destroy()
-                    net.undefine()
-            for pool in conn.listAllStoragePools():
-                if pool.name().startswith(f"andromede-{HOST}-"):
-                    for volume in pool.listAllVolumes():
-                        volume.delete()
-                    if pool.isActive():
-                        pool.destroy()
-                    pool.undefine()
-        finally:
-            conn.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _test_database_url() -> str:

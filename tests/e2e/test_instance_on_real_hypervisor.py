@@ -7,12 +7,8 @@ guest through a new boot (a new ready line); delete must leave nothing behind.""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-import libvirt
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
@@ -22,6 +18,7 @@ from compute.models import Allocation, Host, Image, Port
 from compute.services import hosts as host_services
 from iaas.audit import Actor
 from iaas.celery import app, host_queue
+from tests.e2e.conftest import onboarded_local_host
 from tests.support import hypervisor_lab
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
@@ -29,58 +26,10 @@ SYSTEM = Actor.system("e2e")
 HOST = "e2e-local"
 
 
-def _network_names() -> set[str]:
-    conn = libvirt.open("qemu:///system")
-    try:
-        return {net.name() for net in conn.listAllNetworks()}
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def real_host(settings):
-    hypervisor_lab.ensure_libvirtd()
-    networks_before = _network_names()
-    root = Path(tempfile.mkdtemp(prefix="andromede-e2e-", dir="/var/tmp"))
-    settings.IMAGE_STORE_DIR = root / "image-store"
-    settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
-    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 30
-    zone = host_services.zone_create(
-        actor=SYSTEM, region="fr-e2e", name="fr-e2e-1", site="lab", city="Paris",
-        country="FR", jurisdiction="FR",
-    )  # fmt: skip
-    host = host_services.host_onboard(
-        actor=SYSTEM,
-        registration=host_services.HostRegistration(
-            name=HOST, zone=zone, libvirt_uri="qemu:///system", storage_root=str(root),
-            domain_type="qemu",
-        ),
-    )  # fmt: skip
-    yield host
-    conn = libvirt.open("qemu:///system")
-    try:
-        # Domains of this run (even of a test that failed before its delete): their disks
-        # live in this run's pools.
-        for domain in conn.listAllDomains():
-            if f"andromede-{HOST}-" in domain.XMLDesc():
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-        for net in conn.listAllNetworks():
-            if net.name().startswith("andr-t-") and net.name() not in networks_before:
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
-        for pool in conn.listAllStoragePools():
-            if pool.name().startswith(f"andromede-{HOST}-"):
-                for volume in pool.listAllVolumes():
-                    volume.delete()
-                if pool.isActive():
-                    pool.destroy()
-                pool.undefine()
-    finally:
-        conn.close()
-    shutil.rmtree(root, ignore_errors=True)
+    with onboarded_local_host(settings, HOST, "fr-e2e-1") as host:
+        yield host
 
 
 def hv_power(host: Host, instance_id: str) -> str:
