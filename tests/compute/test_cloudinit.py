@@ -1,0 +1,53 @@
+"""NoCloud seeds: what the guest reads from the ISO."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pycdlib
+
+from compute import cloudinit
+
+
+def read_seed(data: bytes) -> tuple[str, dict[str, str]]:
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(data))
+    try:
+        label = iso.pvd.volume_identifier.decode().strip()
+        files = {}
+        for name in ("meta-data", "user-data", "network-config"):
+            out = io.BytesIO()
+            iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
+            files[name] = out.getvalue().decode()
+    finally:
+        iso.close()
+    return label, files
+
+
+SEED = cloudinit.Seed(
+    instance_id="3f0c7f8e-0000-4000-8000-000000000001",
+    hostname="web-1",
+    mac="52:54:00:AB:CD:EF",
+    address_cidr="198.51.100.2/27",
+    ssh_public_keys=("ssh-ed25519 AAAAC3Nza laptop # a comment: with ] and 'quotes'",),
+)
+
+
+def test_the_seed_holds_meta_data_user_data_and_network_config() -> None:
+    user_data = "#cloud-config\nruncmd: [echo hello]\n"
+    label, files = read_seed(cloudinit.build_iso(dataclasses.replace(SEED, user_data=user_data)))
+    assert label == "cidata"
+    assert files["user-data"] == user_data  # the tenant's, untouched
+    assert files["meta-data"].splitlines()[:2] == [
+        f"instance-id: {SEED.instance_id}",
+        "local-hostname: web-1",
+    ]
+    assert "\"ssh-ed25519 AAAAC3Nza laptop # a comment: with ] and 'quotes'\"" in files["meta-data"]
+    assert 'macaddress: "52:54:00:ab:cd:ef"' in files["network-config"]
+    assert "- 198.51.100.2/27" in files["network-config"]
+
+
+def test_no_user_data_is_an_empty_cloud_config_never_an_empty_file() -> None:
+    _label, files = read_seed(cloudinit.build_iso(SEED))
+    assert files["user-data"] == "#cloud-config\n"
