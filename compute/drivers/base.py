@@ -290,6 +290,15 @@ class Hypervisor(ABC):
         DriverError (data would be lost)."""
 
     @abstractmethod
+    def copy_volume(self, source_pool: str, source_name: str, spec: VolumeSpec) -> VolumeInfo:
+        """Create the volume `spec` as a standalone copy of the source volume's content, read
+        through its backing chain: a qcow2 overlay comes out flattened, with no backing.
+        `spec` has no backing and at least the source's capacity (DriverError otherwise). A
+        volume named `spec.name` exists already: SpecConflict (a copy cannot be known to be
+        complete: delete it and copy again). Missing source or pool: NotFound. Bounded by a
+        long timeout: the whole disk is read and written."""
+
+    @abstractmethod
     def upload_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
         """Stream `length` bytes from `source` into the existing volume, from offset 0.
         Declare the volume with the content's real format: directory pools re-detect it

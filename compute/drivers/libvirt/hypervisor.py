@@ -54,6 +54,8 @@ T = TypeVar("T")
 STREAM_CHUNK = 256 * 1024
 #: Wiping writes up to the whole volume: bounded separately from ordinary calls.
 WIPE_TIMEOUT_SECONDS = 900.0
+#: A copy reads and writes the whole disk (a snapshot of a large root disk takes minutes).
+COPY_TIMEOUT_SECONDS = 1800.0
 #: While waiting for an ACPI shutdown: how often to look, and to press the button again (a
 #: press while the guest is still booting is lost).
 SHUTDOWN_POLL_SECONDS = 0.1
@@ -609,6 +611,16 @@ class LibvirtHypervisor(Hypervisor):
         return self._run(
             f"volume {name!r}",
             lambda conn: storage.volume_info(pool, storage.lookup_volume(conn, pool, name)),
+        )
+
+    def copy_volume(self, source_pool: str, source_name: str, spec: VolumeSpec) -> VolumeInfo:
+        return self._run(
+            f"copy of volume {source_name!r} to {spec.name!r}",
+            storage.copy_volume,
+            source_pool,
+            source_name,
+            spec,
+            timeout=max(self.call_timeout, COPY_TIMEOUT_SECONDS),
         )
 
     def resize_volume(self, pool: str, name: str, capacity_bytes: int) -> None:

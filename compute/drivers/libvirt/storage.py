@@ -227,6 +227,35 @@ def create_volume(conn: libvirt.virConnect, spec: VolumeSpec) -> VolumeInfo:
     return volume_info(spec.pool, vol)
 
 
+def copy_volume(
+    conn: libvirt.virConnect, source_pool: str, source_name: str, spec: VolumeSpec
+) -> VolumeInfo:
+    """`spec` created as a standalone copy of the source volume (libvirt's createXMLFrom: in
+    a directory pool, ``qemu-img convert``, which reads through the backing chain)."""
+    _check_volume_spec(spec)
+    if spec.backing_volume is not None:
+        raise DriverError(f"volume {spec.name!r}: a copy stands alone, it has no backing volume")
+    source = lookup_volume(conn, source_pool, source_name)
+    source_capacity = volume_info(source_pool, source).capacity_bytes
+    if spec.capacity_bytes < source_capacity:
+        raise DriverError(
+            f"volume {spec.name!r}: {spec.capacity_bytes} bytes cannot hold a copy of "
+            f"{source_name!r} ({source_capacity} bytes)"
+        )
+    pool = lookup_pool(conn, spec.pool)
+    check_name("volume", spec.name)
+    try:
+        pool.storageVolLookupByName(spec.name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+    else:
+        raise SpecConflict(
+            f"volume {spec.name!r} exists: a copy cannot be known complete; delete it first"
+        )
+    return volume_info(spec.pool, pool.createXMLFrom(volume_xml(spec, None), source, 0))
+
+
 def resize_volume(conn: libvirt.virConnect, pool: str, name: str, capacity_bytes: int) -> None:
     vol = lookup_volume(conn, pool, name)
     current = volume_info(pool, vol).capacity_bytes

@@ -336,6 +336,55 @@ def test_overlay_on_a_backing_volume(
         assert '"backing-filename-format": "qcow2"' in info
 
 
+def test_copy_flattens_an_overlay_into_a_standalone_volume(
+    hypervisor: LibvirtHypervisor, res: Resources, lane: Lane, tmp_path: Path
+) -> None:
+    pool = res.pool()
+    base = res.volume(VolumeSpec(pool, res.name("base"), 4 << 20, format="raw"))
+    overlay_spec = VolumeSpec(
+        pool, res.name("overlay"), 8 << 20, backing_pool=pool, backing_volume=base,
+        backing_format="raw",
+    )  # fmt: skip
+    overlay = res.volume(overlay_spec)
+    if lane.real:  # data in the base, and data written through the overlay on top of it
+        data = os.urandom(4 << 20)
+        hypervisor.upload_volume(pool, base, io.BytesIO(data), len(data))
+        overlay_path = hypervisor.volume_info(pool, overlay).path
+        subprocess.run(
+            ["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k", overlay_path],
+            check=True,
+            capture_output=True,
+        )
+    copy_spec = VolumeSpec(pool, res.name("copy"), 8 << 20)
+    res.volumes.insert(0, (pool, copy_spec.name))
+    copy = hypervisor.copy_volume(pool, overlay, copy_spec)
+    assert (copy.format, copy.capacity_bytes) == ("qcow2", 8 << 20)
+    with pytest.raises(SpecConflict):  # an existing copy may be incomplete: never reused
+        hypervisor.copy_volume(pool, overlay, copy_spec)
+    with pytest.raises(DriverError):  # smaller than the source
+        hypervisor.copy_volume(pool, overlay, VolumeSpec(pool, res.name("small"), 1 << 20))
+    with pytest.raises(DriverError):  # a copy has no backing
+        hypervisor.copy_volume(pool, overlay, overlay_spec)
+    with pytest.raises(NotFound):
+        hypervisor.copy_volume(pool, res.name("novol"), VolumeSpec(pool, res.name("x"), 1 << 20))
+    if lane.real:
+        info = subprocess.run(
+            ["qemu-img", "info", "--output=json", copy.path],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        assert "backing-filename" not in info
+        hypervisor.delete_volume(pool, overlay)
+        hypervisor.delete_volume(pool, base)  # the copy needs neither any more
+        expected = bytearray(data + bytes(4 << 20))
+        expected[1 << 20 : (1 << 20) + (64 << 10)] = b"\x5a" * (64 << 10)
+        flat = tmp_path / "flat.raw"
+        subprocess.run(
+            ["qemu-img", "convert", "-f", "qcow2", "-O", "raw", copy.path, str(flat)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        assert hashlib.sha256(flat.read_bytes()).digest() == hashlib.sha256(expected).digest()
+
+
 def test_resize_grows_and_never_shrinks(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
 ) -> None:
