@@ -87,6 +87,46 @@ class Inspection:
     virtual_size: int
 
 
+class Receiver:
+    """A new temporary file in `directory` that chunks are written to, hashed on the way and
+    counted against `max_bytes` (TooLarge as soon as more arrive). `finish()` flushes it to
+    disk and returns what was received; `discard()` removes it (a no-op once finished and
+    moved away). Used as a context manager, a failure inside discards the file."""
+
+    def __init__(self, *, directory: Path, prefix: str, max_bytes: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
+        self.path = Path(name)
+        self._out = os.fdopen(fd, "wb")
+        self._digest = hashlib.sha256()
+        self._max_bytes = max_bytes
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise TooLarge(self._max_bytes)
+        self._digest.update(chunk)
+        self._out.write(chunk)
+
+    def finish(self) -> Received:
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        return Received(path=self.path, size=self.size, sha256=self._digest.hexdigest())
+
+    def discard(self) -> None:
+        self._out.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
 def receive(
     stream: Readable, *, directory: Path, prefix: str, max_bytes: int, length: int | None
 ) -> Received:
@@ -94,31 +134,16 @@ def receive(
     the way. Reads `length` bytes when given (Incomplete if the stream ends first), else to
     the end of the stream. TooLarge as soon as more than `max_bytes` arrive. On any failure
     the temporary file is removed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
-    path = Path(name)
-    try:
-        digest = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            while length is None or size < length:
-                wanted = CHUNK_BYTES if length is None else min(CHUNK_BYTES, length - size)
-                chunk = stream.read(wanted)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge(max_bytes)
-                digest.update(chunk)
-                out.write(chunk)
-            if length is not None and size < length:
-                raise Incomplete(size, length)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return Received(path=path, size=size, sha256=digest.hexdigest())
+    with Receiver(directory=directory, prefix=prefix, max_bytes=max_bytes) as receiver:
+        while length is None or receiver.size < length:
+            wanted = CHUNK_BYTES if length is None else min(CHUNK_BYTES, length - receiver.size)
+            chunk = stream.read(wanted)
+            if not chunk:
+                break
+            receiver.write(chunk)
+        if length is not None and receiver.size < length:
+            raise Incomplete(receiver.size, length)
+        return receiver.finish()
 
 
 def sniff_format(path: Path) -> str | None:
@@ -201,3 +226,14 @@ def inspect(path: Path, declared_format: str) -> Inspection:
     if not isinstance(virtual_size, int) or virtual_size <= 0:
         raise Refused("The image has no usable virtual size.")
     return Inspection(format=declared_format, virtual_size=virtual_size)
+
+
+def empty_qcow2(capacity_bytes: int) -> bytes:
+    """The bytes of an empty qcow2 image of `capacity_bytes` (made by qemu-img)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "empty.qcow2"
+        command = ["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(capacity_bytes)]
+        subprocess.run(  # noqa: S603 - an argument list, no shell
+            command, capture_output=True, timeout=QEMU_IMG_TIMEOUT_SECONDS, check=True
+        )
+        return path.read_bytes()

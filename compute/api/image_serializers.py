@@ -18,9 +18,13 @@ class ImageSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "disk_format", "status", "visibility", "min_disk_gb", "min_ram_mb",
             "protected", "size_bytes", "virtual_size_bytes", "checksum_sha256", "error_message",
-            "created_at", "updated_at",
+            "created_at", "updated_at", "source_instance",
         ]  # fmt: skip
         read_only_fields = fields
+
+    source_instance = serializers.UUIDField(
+        source="source_instance_id", read_only=True, allow_null=True
+    )
 
 
 class OperatorImageSerializer(ImageSerializer):

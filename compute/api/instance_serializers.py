@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from compute.api.image_serializers import ImageSerializer
 from compute.models import Flavor, Instance, Operation
 from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 
@@ -103,3 +104,14 @@ class InstanceRebuildSerializer(StrictSerializer):
 
 class InstanceResizeSerializer(StrictSerializer):
     flavor = StrictCharField(max_length=64, help_text="The new flavor's name or id.")
+
+
+class InstanceSnapshotSerializer(StrictSerializer):
+    name = StrictCharField(max_length=128, help_text="The new private image's name.")
+
+
+class InstanceSnapshotAcceptedSerializer(serializers.Serializer):
+    """202 to a snapshot: the new image (`saving`) and the operation filling it."""
+
+    image = ImageSerializer(read_only=True)
+    operation = OperationSerializer(read_only=True)

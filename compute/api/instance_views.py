@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from compute import selectors
 from compute.api.filters import InstanceFilter, OperationFilter
+from compute.api.image_serializers import ImageSerializer
 from compute.api.instance_serializers import (
     FlavorCreateSerializer,
     FlavorSerializer,
@@ -24,13 +25,15 @@ from compute.api.instance_serializers import (
     InstanceRebuildSerializer,
     InstanceResizeSerializer,
     InstanceSerializer,
+    InstanceSnapshotAcceptedSerializer,
+    InstanceSnapshotSerializer,
     InstanceVerbSerializer,
     OperationSerializer,
 )
 from compute.models import Flavor, Instance, Operation, ServerGroup
 from compute.services import instances as instance_services
 from compute.services import resize as resize_services
-from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.idempotency import IdempotentCreateMixin, idempotent
 from iaas.audit import audit_record
 from iaas.errors import ConflictError, InvalidRequest
 from tenants.api.viewsets import OperatorViewSet, TenantScopedViewSet
@@ -204,6 +207,29 @@ class InstanceViewSet(
             actor=self.actor, instance=instance, image=found
         )
         return self._accepted(operation)
+
+    @extend_schema(
+        request=InstanceSnapshotSerializer, responses={202: InstanceSnapshotAcceptedSerializer}
+    )
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def snapshot(self, request: Request, pk: str | None = None) -> Response:
+        """Save the root disk of an active or stopped instance as a new private image
+        (`saving`, then `active`; counted in the `images` quota). A running guest is powered
+        off cleanly for the copy and booted again. Honours Idempotency-Key."""
+        instance = self.get_object()
+        return idempotent(request, lambda: self._snapshot(request, instance))
+
+    def _snapshot(self, request: Request, instance: Instance) -> Response:
+        serializer = InstanceSnapshotSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        image, operation = instance_services.instance_snapshot(
+            actor=self.actor, instance=instance, name=serializer.validated_data["name"]
+        )
+        body = {
+            "image": ImageSerializer(image).data,
+            "operation": OperationSerializer(operation).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=InstanceResizeSerializer, responses={202: InstanceOperationSerializer})
     @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)

@@ -56,6 +56,9 @@ class Image(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by_id = models.BigIntegerField(null=True, blank=True)
+    source_instance_id = models.UUIDField(
+        null=True, blank=True, help_text="The instance a snapshot image was taken from."
+    )
 
     class Meta:
         constraints = [

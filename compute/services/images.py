@@ -10,6 +10,7 @@ the end: `active`, `error` (the file was refused: the owner reads why) or back t
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -58,9 +59,12 @@ def image_create(
     min_disk_gb: int = 0,
     min_ram_mb: int = 0,
     protected: bool = False,
+    source_instance_id: uuid.UUID | None = None,
 ) -> Image:
     """Create an image with no file yet (`queued`). A tenant's image is private and counts
-    against its `images` quota; a public image has no tenant (operators publish them)."""
+    against its `images` quota; a public image has no tenant (operators publish them). A
+    snapshot's image (`source_instance_id` given) is born `saving`: its file comes from the
+    instance's disk, never from an upload."""
     _check_name(name)
     if disk_format not in Image.DiskFormat.values:
         raise InvalidRequest(
@@ -90,13 +94,19 @@ def image_create(
         min_ram_mb=min_ram_mb,
         protected=protected,
         created_by_id=actor.user_id,
+        source_instance_id=source_instance_id,
+        status=Image.Status.QUEUED if source_instance_id is None else Image.Status.SAVING,
     )
     audit_record(
         actor=actor,
         action="image.create",
         tenant_id=tenant.pk if tenant is not None else None,
         target=image,
-        details={"disk_format": disk_format, "visibility": visibility},
+        details={
+            "disk_format": disk_format,
+            "visibility": visibility,
+            "source_instance": str(source_instance_id) if source_instance_id else None,
+        },
     )
     return image
 
@@ -123,14 +133,14 @@ def _release(image: Image) -> None:
     )
 
 
-def _refuse(actor: Actor, image: Image, message: str) -> InvalidRequest:
+def _refuse(actor: Actor, image: Image, message: str, *, action: str) -> InvalidRequest:
     with transaction.atomic():
         Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
             status=Image.Status.ERROR, error_message=message, updated_at=timezone.now()
         )
         audit_record(
             actor=actor,
-            action="image.upload",
+            action=action,
             tenant_id=image.tenant_id,
             target=image,
             outcome=AuditEvent.Outcome.REFUSED,
@@ -172,15 +182,32 @@ def image_upload(
     except BaseException:
         _release(image)
         raise
+    if received.size == 0:
+        received.path.unlink(missing_ok=True)
+        _release(image)
+        raise InvalidRequest("The upload is empty.", code="empty_upload")
+    return _keep_file(actor, image, received, action="image.upload")
+
+
+def _keep_file(
+    actor: Actor,
+    image: Image,
+    received: image_files.Received,
+    *,
+    action: str,
+    release_on_failure: bool = True,
+) -> Image:
+    """Inspect a received file, move it into the store and make the `saving` image active
+    (audited as `action`). A refused file puts the image in `error` (its owner reads why).
+    Any other failure removes the file and, with `release_on_failure`, puts the image back
+    to `queued` (an upload may be tried again)."""
     final_path = image_file_path(image)
     try:
-        if received.size == 0:
-            raise InvalidRequest("The upload is empty.", code="empty_upload")
         try:
             inspection = image_files.inspect(received.path, image.disk_format)
         except image_files.Refused as exc:
             received.path.unlink(missing_ok=True)
-            raise _refuse(actor, image, exc.message) from exc
+            raise _refuse(actor, image, exc.message, action=action) from exc
         received.path.replace(final_path)
         with transaction.atomic():
             saved = Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
@@ -191,11 +218,11 @@ def image_upload(
                 error_message="",
                 updated_at=timezone.now(),
             )
-            if not saved:  # only an upload moves an image out of `saving`; defence in depth
-                raise ConflictError("The image changed during the upload.", code="conflict")
+            if not saved:  # only its producer moves an image out of `saving`; defence in depth
+                raise ConflictError("The image changed while its file was saved.", code="conflict")
             audit_record(
                 actor=actor,
-                action="image.upload",
+                action=action,
                 tenant_id=image.tenant_id,
                 target=image,
                 details={
@@ -209,10 +236,51 @@ def image_upload(
         received.path.unlink(missing_ok=True)
         if not getattr(exc, "audited", False):  # a refused file stays in `error`
             final_path.unlink(missing_ok=True)
-            _release(image)
+            if release_on_failure:
+                _release(image)
         raise
     image.refresh_from_db()
     return image
+
+
+def image_save_snapshot(*, actor: Actor, image: Image, received: image_files.Received) -> Image:
+    """Keep the file a snapshot produced (a flattened copy of an instance's root disk) as
+    the `saving` snapshot image's file, through the same inspection as an upload. Already
+    active (a step run again): the new file is dropped and the image returned as it is."""
+    image.refresh_from_db()
+    if image.status == Image.Status.ACTIVE:
+        received.path.unlink(missing_ok=True)
+        return image
+    if image.status != Image.Status.SAVING:
+        received.path.unlink(missing_ok=True)
+        raise ConflictError(
+            f"The snapshot image is {image.status}; it no longer takes a file.", code="conflict"
+        )
+    return _keep_file(
+        actor, image, received, action="image.snapshot_saved", release_on_failure=False
+    )
+
+
+def image_snapshot_failed(*, actor: Actor, image_id: uuid.UUID | str, message: str) -> None:
+    """The snapshot that was to fill this image failed: it goes to `error` with `message`
+    (its owner deletes it; it holds no file). Only a `saving` image changes."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None or image.status != Image.Status.SAVING:
+            return
+        Image.objects.filter(pk=image.pk).update(
+            status=Image.Status.ERROR, error_message=message[:2000], updated_at=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            action="image.snapshot_saved",
+            tenant_id=image.tenant_id,
+            target=image,
+            outcome="failed",
+            details={"reason": message[:500]},
+        )
+        path = image_file_path(image)  # defence in depth: a saving image has no file yet
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
 
 def _too_large(limit: int) -> TooLargeError:

@@ -11,7 +11,8 @@ from typing import Any
 from django.db import transaction
 
 from compute import ipam, scheduler
-from compute.models import Flavor, Instance, KeyPair, Operation, ServerGroup
+from compute.models import Flavor, Image, Instance, KeyPair, Operation, ServerGroup
+from compute.services.images import image_create
 from compute.services.operations import operation_create
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
@@ -158,6 +159,11 @@ _VERB_FROM = {
         "rebuilding",
         "active or stopped",
     ),
+    "snapshot": (
+        {Instance.Status.ACTIVE, Instance.Status.STOPPED},
+        "snapshotting",
+        "active or stopped",
+    ),
 }
 REBOOT_TYPES = ("soft", "hard")
 
@@ -199,9 +205,9 @@ def queue_operation(
     return operation
 
 
-def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]) -> Operation:
+def _claim_task(instance: Instance, verb: str) -> None:
     """Take the instance for `verb` by a conditional update on its idle task state and
-    allowed status (so two concurrent verbs cannot both win), then queue the operation."""
+    allowed status (so two concurrent verbs cannot both win); `instance` is re-read."""
     allowed, task_state, needs = _VERB_FROM[verb]
     taken = Instance.objects.filter(
         pk=instance.pk, task_state__isnull=True, status__in=allowed
@@ -209,6 +215,11 @@ def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]
     if not taken:
         raise wrong_state(instance, verb, needs)
     instance.refresh_from_db()
+
+
+def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]) -> Operation:
+    """Take the instance for `verb` (`_claim_task`), then queue the operation."""
+    _claim_task(instance, verb)
     return queue_operation(actor=actor, instance=instance, action=f"instance.{verb}", params=params)
 
 
@@ -247,6 +258,31 @@ def instance_rebuild(*, actor: Actor, instance: Instance, image: Any) -> Operati
             code="flavor_too_small",
         )
     return _take(actor=actor, instance=instance, verb="rebuild", params={"image": str(image.pk)})
+
+
+@transaction.atomic
+def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[Any, Operation]:
+    """Accept a snapshot: a new private image `name` of the tenant (`saving`, counted in its
+    `images` quota) that a worker fills with a standalone copy of the root disk. Only from
+    active or stopped. A running guest is powered off cleanly for the copy (ACPI, forced
+    after the stop deadline) and booted again, so the image holds a consistent file system;
+    the instance keeps its id, address and disks."""
+    _claim_task(instance, "snapshot")
+    source = Image.objects.filter(pk=instance.image_id).only("min_ram_mb").first()
+    image = image_create(
+        actor=actor,
+        tenant=instance.tenant,
+        name=name,
+        disk_format=Image.DiskFormat.QCOW2,
+        min_disk_gb=instance.disk_gb,  # the copy's virtual size: a smaller disk cannot hold it
+        min_ram_mb=source.min_ram_mb if source is not None else 0,
+        source_instance_id=instance.pk,
+    )
+    params = {"image": str(image.pk), "was_active": instance.status == Instance.Status.ACTIVE}
+    operation = queue_operation(
+        actor=actor, instance=instance, action="instance.snapshot", params=params
+    )
+    return image, operation
 
 
 def instance_console(instance: Instance) -> str:

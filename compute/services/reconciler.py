@@ -25,6 +25,7 @@ from django.utils import timezone
 from compute.drivers.base import DriverError, PowerState
 from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Host, Instance, Operation, OrphanReport
+from compute.services.images import image_snapshot_failed
 from iaas.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,12 @@ def fail_stuck_operations() -> list[str]:
             ).update(status=Operation.Status.FAILED, error=reason, finished_at=timezone.now())
             if not changed:
                 continue
+            if operation.action == "instance.snapshot":  # its image will never be filled
+                image_snapshot_failed(
+                    actor=RECONCILER,
+                    image_id=operation.params.get("image"),
+                    message=f"The snapshot failed: {reason}",
+                )
             instance = Instance.objects.filter(pk=operation.target_id).first()
             if instance is not None:
                 new_status = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -57,6 +58,58 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     return response
 
 
+def idempotent(
+    request: Any, produce: Callable[[], Response], *, unstored_fields: tuple[str, ...] = ()
+) -> Response:
+    """The answer to a POST that creates something, honouring its Idempotency-Key: without
+    the header, `produce()`; with a key seen before, the stored answer (or 409 for another
+    body); else `produce()` in a transaction with the record of its answer. Fields named in
+    `unstored_fields` (a token's secret) are stored, and so replayed, as null."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return produce()
+    if not _valid_key(key):
+        raise InvalidRequest(
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
+            code="invalid_idempotency_key",
+        )
+    scope = _scope(request)
+    fingerprint = _fingerprint(request)
+    existing = _live_record(scope, key)
+    if existing is not None:
+        return _replay(existing, fingerprint)
+    # An expired record with this key is replaced by the new answer. Only an expired one:
+    # a live record committed since the lookup above is a concurrent request's answer.
+    horizon = timezone.now() - settings.IDEMPOTENCY_TTL
+    IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__lt=horizon).delete()
+    try:
+        with transaction.atomic():
+            response = produce()
+            if 200 <= response.status_code < 300:
+                stored = json.loads(JSONRenderer().render(response.data))
+                for name in unstored_fields:
+                    if isinstance(stored, dict) and name in stored:
+                        stored[name] = None
+                IdempotencyRecord.objects.create(
+                    scope=scope,
+                    key=key,
+                    method=request.method,
+                    path=request.path[:512],
+                    fingerprint=fingerprint,
+                    status_code=response.status_code,
+                    response_body=stored,
+                )
+    except Exception:
+        # A concurrent request with the same key may have committed first (our insert then
+        # failed on the unique constraint, or the resource's own constraint fired): our
+        # work was rolled back, and its answer is the answer.
+        winner = _live_record(scope, key)
+        if winner is not None:
+            return _replay(winner, fingerprint)
+        raise
+    return response
+
+
 class IdempotentCreateMixin:
     """Gives a viewset a `create` (POST on the list) that honours the Idempotency-Key header
     and delegates the work to `create_resource`, which calls a service and returns the 201."""
@@ -69,49 +122,11 @@ class IdempotentCreateMixin:
         raise NotImplementedError
 
     def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        key = request.headers.get(HEADER)
-        if key is None:
-            return self.create_resource(request)
-        if not _valid_key(key):
-            raise InvalidRequest(
-                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
-                code="invalid_idempotency_key",
-            )
-        scope = _scope(request)
-        fingerprint = _fingerprint(request)
-        existing = _live_record(scope, key)
-        if existing is not None:
-            return _replay(existing, fingerprint)
-        # An expired record with this key is replaced by the new answer. Only an expired one:
-        # a live record committed since the lookup above is a concurrent request's answer.
-        horizon = timezone.now() - settings.IDEMPOTENCY_TTL
-        IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__lt=horizon).delete()
-        try:
-            with transaction.atomic():
-                response = self.create_resource(request)
-                if 200 <= response.status_code < 300:
-                    stored = json.loads(JSONRenderer().render(response.data))
-                    for name in self.idempotency_unstored_fields:
-                        if isinstance(stored, dict) and name in stored:
-                            stored[name] = None
-                    IdempotencyRecord.objects.create(
-                        scope=scope,
-                        key=key,
-                        method=request.method,
-                        path=request.path[:512],
-                        fingerprint=fingerprint,
-                        status_code=response.status_code,
-                        response_body=stored,
-                    )
-        except Exception:
-            # A concurrent request with the same key may have committed first (our insert then
-            # failed on the unique constraint, or the resource's own constraint fired): our
-            # work was rolled back, and its answer is the answer.
-            winner = _live_record(scope, key)
-            if winner is not None:
-                return _replay(winner, fingerprint)
-            raise
-        return response
+        return idempotent(
+            request,
+            lambda: self.create_resource(request),
+            unstored_fields=self.idempotency_unstored_fields,
+        )
 
 
 def purge_expired() -> int:

@@ -127,10 +127,11 @@ def test_create_is_queued_and_private(member):
     assert body["min_ram_mb"] == 256
     assert body["size_bytes"] is None
     assert body["checksum_sha256"] == ""
+    assert body["source_instance"] is None  # an upload, not a snapshot
     assert set(body) == {
         "id", "name", "disk_format", "status", "visibility", "min_disk_gb", "min_ram_mb",
         "protected", "size_bytes", "virtual_size_bytes", "checksum_sha256", "error_message",
-        "created_at", "updated_at",
+        "created_at", "updated_at", "source_instance",
     }  # fmt: skip
     image = Image.objects.get()
     assert image.tenant == member.tenant

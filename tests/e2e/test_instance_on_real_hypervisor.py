@@ -1,13 +1,17 @@
 """The hypervisor lane, as a tenant sees it: through the API only, a real Celery worker on
 the host's queue, a real libvirtd with QEMU (TCG) and the project's test image. The guest
 must boot from its overlay, read its NoCloud seed and print its ready line with the instance
-id and the address the API shows; stop, start and reboots (soft, hard) must each bring the
-guest through a new boot (a new ready line); delete must leave nothing behind."""
+id and the address the API shows; stop, start, reboots (soft, hard), rebuild, resize and
+snapshot must each bring the guest through a new boot (a new ready line); a second instance
+boots from the snapshot; delete must leave nothing behind."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -47,7 +51,7 @@ def wait_for(check, timeout: float, what: str):
 
 
 def test_a_tenant_boots_reads_and_deletes_an_instance(
-    real_host: Host, make_tenant, make_caller, ssh_public_keys
+    real_host: Host, make_tenant, make_caller, ssh_public_keys, settings
 ):
     image_path = hypervisor_lab.ensure_test_image()
     call_command(
@@ -208,23 +212,77 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
             + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k.startswith("resize"))
         )
 
-        deleted = client.delete(url)
-        assert deleted.status_code == 202
-        wait_for(lambda: client.get(url).status_code == 404, 90, "the instance to be deleted")
+        # Snapshot the running instance: powered off cleanly, its root disk (overlay on the
+        # base image, grown by the resize) copied standalone into a new private image, booted
+        # again (one more ready line). A new instance then boots from that image alone.
+        verb_started = time.monotonic()
+        answer = client.post(f"{url}/snapshot", {"name": "web-1-snap"}, format="json")
+        assert answer.status_code == 202, answer.content
+        snap = answer.json()["image"]
+        assert (snap["status"], snap["visibility"], snap["min_disk_gb"]) == ("saving", "private", 2)
+        assert client.post(f"{url}/stop", {}, format="json").status_code == 409  # snapshotting
+        settle(answer.json()["operation"], "active", "running", 120)
+        next_ready_line(seen, "snapshot")
+        seen += 1
+        print(f"snapshot (to the next ready line): {time.monotonic() - verb_started:.1f} s")
+        saved = client.get(f"/api/v1/images/{snap['id']}").json()
+        assert saved["status"] == "active", saved
+        assert saved["virtual_size_bytes"] == 2 * 1024**3
+        stored = Path(settings.IMAGE_STORE_DIR) / snap["id"]
+        info = json.loads(
+            subprocess.run(
+                ["qemu-img", "info", "--output=json", "-f", "qcow2", str(stored)],
+                check=True, capture_output=True, text=True,
+            ).stdout
+        )  # fmt: skip
+        assert "backing-filename" not in info  # it stands alone
+
+        answer = client.post(
+            "/api/v1/instances",
+            {"name": "web-2", "flavor": "tiny-384", "image": snap["id"], "keypair": "laptop"},
+            format="json",
+        )
+        assert answer.status_code == 202, answer.content
+        second_id, second_ip = answer.json()["instance"]["id"], answer.json()["instance"]["ip"]
+        second_url = f"/api/v1/instances/{second_id}"
+        wait_for(lambda: client.get(second_url).json()["status"] == "active", 120, "web-2 active")
+        second_ready = f"ANDROMEDE-READY instance-id={second_id} ip={second_ip}"
+        deadline = time.monotonic() + 60
+        second_console = ""
+        while second_ready not in second_console and time.monotonic() < deadline:
+            time.sleep(0.5)
+            second_console = client.get(f"{second_url}/console").json()["output"]
+        assert second_ready in second_console, (
+            f"web-2 (booted from the snapshot) shows no {second_ready!r}:\n{second_console[-3000:]}"
+        )
+
+        for gone in (url, second_url):
+            assert client.delete(gone).status_code == 202
+        wait_for(
+            lambda: all(client.get(gone).status_code == 404 for gone in (url, second_url)),
+            120,
+            "both instances to be deleted",
+        )
 
     hv = hypervisor_for(real_host)
     assert instance_id not in [d.name for d in hv.list_domains()]
     pool = host_services.pool_name(HOST, "instances")
     from compute.drivers.base import NotFound
 
-    for volume in (f"instance-{instance_id}-root", f"instance-{instance_id}-seed"):
+    for volume in (
+        f"instance-{instance_id}-root", f"instance-{instance_id}-seed",
+        f"instance-{second_id}-root", f"instance-{second_id}-seed", f"snapshot-{snap['id']}",
+    ):  # fmt: skip
         with pytest.raises(NotFound):
             hv.volume_info(pool, volume)
+    assert second_id not in [d.name for d in hv.list_domains()]
     assert not Allocation.objects.exists()
     assert not Port.objects.exists()
     operations = client.get("/api/v1/operations").json()["results"]
     assert sorted((op["action"], op["status"]) for op in operations) == [
         ("instance.create", "succeeded"),
+        ("instance.create", "succeeded"),
+        ("instance.delete", "succeeded"),
         ("instance.delete", "succeeded"),
         ("instance.reboot", "succeeded"),
         ("instance.reboot", "succeeded"),
@@ -232,6 +290,7 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         ("instance.resize", "succeeded"),
         ("instance.resize", "succeeded"),
         ("instance.revert_resize", "succeeded"),
+        ("instance.snapshot", "succeeded"),
         ("instance.start", "succeeded"),
         ("instance.stop", "succeeded"),
     ]
