@@ -78,4 +78,5 @@ say "hypervisor lane: libvirtd and the test image"
 "$ROOT/scripts/libvirtd.sh"
 "$ROOT/scripts/build-test-image.sh" >/dev/null
 say "running the test suite"
-ANDROMEDE_FORBID_SKIPS=1 "$VENV/bin/pytest" -p no:cacheprovider
+# The slowest tests are listed at the end: where the minutes of the run go.
+ANDROMEDE_FORBID_SKIPS=1 "$VENV/bin/pytest" -p no:cacheprovider --durations=10

@@ -221,7 +221,11 @@ class SharedConnection:
 
     def _open(self) -> libvirt.virConnect:
         if not ensure_event_loop():
-            log.warning("libvirt was used before this process forked: no keepalive or events")
+            raise DriverError(
+                f"cannot connect to {self.uri}: libvirt was used in this process before it "
+                "forked, and libvirt is not fork-safe (its locks may be held by threads that "
+                "do not exist here); open hypervisor connections after forking"
+            )
         try:
             conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
@@ -274,10 +278,12 @@ _inherited: list[SharedConnection] = []
 def _forget_after_fork() -> None:
     """In a forked child (Celery's prefork pool) the parent's connections share their sockets
     with the parent: the child opens its own. The parent's are kept referenced, never closed
-    (closing one would close the parent's session with the daemon). If the parent ran the
-    event loop, the child cannot run one safely (libvirt's loop state, inherited, polls the
-    parent's sockets): calls still work there, events and keepalive do not. Hence: create
-    drivers in the worker processes, not before they fork (connections open lazily)."""
+    (closing one would close the parent's session with the daemon). If the parent had used
+    libvirt (its event loop runs from the first connection), the child refuses every
+    connection with a DriverError: libvirt's internal locks may have been held by one of the
+    parent's threads at the fork, and a child using them can hang for ever (seen in CI: a
+    call in the child never returned). Hence: create drivers in the worker processes, not
+    before they fork (connections open lazily, so importing this module is fine)."""
     global _loop_thread, _loop_lock, _registry_lock, _loop_inherited
     if _loop_thread is not None:
         _loop_inherited = True
