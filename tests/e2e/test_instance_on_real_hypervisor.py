@@ -221,10 +221,13 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         snap = answer.json()["image"]
         assert (snap["status"], snap["visibility"], snap["min_disk_gb"]) == ("saving", "private", 2)
         assert client.post(f"{url}/stop", {}, format="json").status_code == 409  # snapshotting
-        settle(answer.json()["operation"], "active", "running", 120)
+        done = settle(answer.json()["operation"], "active", "running", 120)
         next_ready_line(seen, "snapshot")
         seen += 1
-        print(f"snapshot (to the next ready line): {time.monotonic() - verb_started:.1f} s")
+        print(
+            f"snapshot (to the next ready line): {time.monotonic() - verb_started:.1f} s; steps: "
+            + ", ".join(f"{step['name']} {step['seconds']:.2f} s" for step in done["steps"])
+        )
         saved = client.get(f"/api/v1/images/{snap['id']}").json()
         assert saved["status"] == "active", saved
         assert saved["virtual_size_bytes"] == 2 * 1024**3
