@@ -285,6 +285,11 @@ class Hypervisor(ABC):
         """Missing: NotFound."""
 
     @abstractmethod
+    def list_volumes(self, pool: str) -> list[VolumeInfo]:
+        """Every volume of the pool, files made behind libvirt's back included (the pool is
+        refreshed first). Missing pool: NotFound."""
+
+    @abstractmethod
     def resize_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
         """Grow the volume to `capacity_bytes`. Already that size: no-op. Shrinking:
         DriverError (data would be lost)."""
@@ -312,8 +317,9 @@ class Hypervisor(ABC):
     @abstractmethod
     def delete_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
         """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
-        the space. Missing: no-op. A backend that cannot wipe: Unsupported (libvirt's test
-        driver, which holds no data, skips the wipe)."""
+        the space; a file the pool did not list yet (a console log) is found too. Missing:
+        no-op. A backend that cannot wipe: Unsupported (libvirt's test driver, which holds no
+        data, skips the wipe)."""
 
     # Networks --------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@
 - An idle active or stopped instance whose domain is missing goes to `error` with a fault.
 - Operations stuck past OPERATION_DEADLINE are failed with a reason, and their instance is
   released from its task so the tenant can act again.
+- Cached images of deleted images that no instance on the host uses any more, and copies
+  left by failed snapshots, are removed from the host (compute.services.host_storage).
 - Each host's usage columns (`Host.allocated_*`, kept by the scheduler) are recomputed from
   the Allocation rows; a host whose columns disagree is corrected, with an audit event, so
   the counters can never drift silently.
@@ -25,6 +27,7 @@ from django.utils import timezone
 from compute.drivers.base import DriverError, PowerState
 from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Host, Instance, Operation, OrphanReport
+from compute.services.host_storage import remove_unneeded_volumes
 from compute.services.images import image_snapshot_failed
 from iaas.audit import Actor, audit_record
 
@@ -35,12 +38,14 @@ _RUNNING = {PowerState.RUNNING, PowerState.PAUSED, PowerState.BLOCKED}
 
 def reconcile_host(host: Host) -> dict[str, int]:
     """One pass over one host. Returns counts of what it changed or found."""
-    counts = {"drift": 0, "missing": 0, "orphans": 0}
+    counts = {"drift": 0, "missing": 0, "orphans": 0, "volumes_removed": 0}
+    hv = hypervisor_for(host)
     try:
-        domains = {d.name: d for d in hypervisor_for(host).list_domains()}
+        domains = {d.name: d for d in hv.list_domains()}
     except DriverError as exc:
         logger.warning("reconciler: host %s unreachable: %s", host.name, exc)
         return counts
+    counts["volumes_removed"] = remove_unneeded_volumes(hv, host, RECONCILER)
     live = Instance.objects.filter(host=host).exclude(
         status__in=[Instance.Status.DELETED, Instance.Status.BUILDING]
     )

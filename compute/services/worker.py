@@ -61,6 +61,11 @@ def seed_volume(instance: Instance) -> str:
     return f"instance-{instance.pk}-seed"
 
 
+def console_volume(instance: Instance) -> str:
+    """The serial console's log, a file QEMU writes in the instances pool."""
+    return f"instance-{instance.pk}-console.log"
+
+
 def network_name(instance: Instance) -> str:
     return f"andr-t-{str(instance.tenant_id)[:8]}"
 
@@ -264,18 +269,19 @@ def domain_spec(instance: Instance, port: Port) -> DomainSpec:
         ),
         nics=(NicSpec(network=network_name(instance), mac=port.mac),),
         domain_type=host.domain_type,
-        console_log=f"{host.storage_root}/instances/instance-{instance.pk}-console.log",
+        console_log=f"{host.storage_root}/instances/{console_volume(instance)}",
     )
 
 
 def _remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
-    """Remove the domain and its disks; every call is a no-op when the thing is gone."""
+    """Remove the domain, its disks and its console log (the guest's output is the
+    tenant's); every call is a no-op when the thing is gone."""
     host = instance.host
     assert host is not None
     pools = _pools(host)
     hv.destroy_domain(str(instance.pk))
     hv.undefine_domain(str(instance.pk))
-    for volume in (root_volume(instance), seed_volume(instance)):
+    for volume in (root_volume(instance), seed_volume(instance), console_volume(instance)):
         hv.delete_volume(pools["instances"], volume, wipe=host.domain_type != "test")
 
 

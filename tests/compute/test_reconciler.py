@@ -81,3 +81,59 @@ def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(clou
     instance = Instance.objects.get(pk=created["instance"]["id"])
     assert (instance.status, instance.task_state) == ("error", None)
     assert fail_stuck_operations() == []
+
+
+def _volumes(cloud, role: str) -> set[str]:  # noqa: F811
+    from compute.services.hosts import pool_name
+
+    return {v.name for v in hypervisor_for(cloud.host).list_volumes(pool_name("h01", role))}
+
+
+def _make_volume(cloud, role: str, name: str) -> None:  # noqa: F811
+    from compute.drivers.base import VolumeSpec
+    from compute.services.hosts import pool_name
+
+    hypervisor_for(cloud.host).create_volume(VolumeSpec(pool_name("h01", role), name, 1 << 20))
+
+
+def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud):  # noqa: F811
+    import uuid
+
+    from compute.models import Image
+    from compute.services.images import image_delete
+    from tests.compute.test_instances import SYSTEM
+
+    instance = built(cloud)
+    cache = f"image-{cloud.image.pk}"
+    kept = Image.objects.create(
+        name="kept", disk_format="qcow2", status="active", visibility="public"
+    )
+    unknown = f"image-{uuid.uuid4()}"  # not in this database: not ours to judge
+    for name in (f"image-{kept.pk}", unknown, "hand-made"):
+        _make_volume(cloud, "images", name)
+    image_delete(actor=SYSTEM, image=cloud.image)
+    assert reconcile_host(cloud.host)["volumes_removed"] == 0  # the instance still boots from it
+    assert cache in _volumes(cloud, "images")
+
+    delete = cloud.client.delete(f"/api/v1/instances/{instance.pk}").json()
+    assert run_operation(delete["operation"]["id"]) == "succeeded"
+    assert reconcile_host(cloud.host)["volumes_removed"] == 1
+    assert _volumes(cloud, "images") == {f"image-{kept.pk}", unknown, "hand-made"}
+    event = AuditEvent.objects.get(action="host.volume_removed")
+    assert event.details == {"kind": "cached_image", "pool": "andromede-h01-images",
+                             "volume": cache}  # fmt: skip
+    assert reconcile_host(cloud.host)["volumes_removed"] == 0
+
+
+def test_copies_of_failed_snapshots_go_those_being_saved_stay(cloud):  # noqa: F811
+    from compute.models import Image
+
+    failed = Image.objects.create(name="failed", disk_format="qcow2", status="error",
+                                  visibility="private", tenant=cloud.tenant)  # fmt: skip
+    saving = Image.objects.create(name="saving", disk_format="qcow2", status="saving",
+                                  visibility="private", tenant=cloud.tenant)  # fmt: skip
+    for image in (failed, saving):
+        _make_volume(cloud, "instances", f"snapshot-{image.pk}")
+    assert reconcile_host(cloud.host)["volumes_removed"] == 1
+    assert _volumes(cloud, "instances") == {f"snapshot-{saving.pk}"}
+    assert AuditEvent.objects.get(action="host.volume_removed").details["kind"] == "snapshot_copy"

@@ -20,6 +20,7 @@ from django.core.management import call_command
 from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Host, Image, Port
 from compute.services import hosts as host_services
+from compute.services.reconciler import reconcile_host
 from iaas.audit import Actor
 from iaas.celery import app, host_queue
 from tests.e2e.conftest import onboarded_local_host
@@ -279,6 +280,15 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         with pytest.raises(NotFound):
             hv.volume_info(pool, volume)
     assert second_id not in [d.name for d in hv.list_domains()]
+    # Disks, seeds, console logs (the guests' output is the tenant's) and the snapshot's copy:
+    # nothing of either instance is left in the host's instances directory.
+    assert sorted(p.name for p in (Path(real_host.storage_root) / "instances").iterdir()) == []
+    # The tenant deletes its snapshot: the reconciler removes the host's cached copy of it.
+    cached_snapshot = Path(real_host.storage_root) / "images" / f"image-{snap['id']}"
+    assert cached_snapshot.exists()
+    assert client.delete(f"/api/v1/images/{snap['id']}").status_code == 204
+    assert reconcile_host(real_host)["volumes_removed"] == 1
+    assert not cached_snapshot.exists()
     assert not Allocation.objects.exists()
     assert not Port.objects.exists()
     operations = client.get("/api/v1/operations").json()["results"]

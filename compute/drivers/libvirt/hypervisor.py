@@ -623,6 +623,9 @@ class LibvirtHypervisor(Hypervisor):
             timeout=max(self.call_timeout, COPY_TIMEOUT_SECONDS),
         )
 
+    def list_volumes(self, pool: str) -> list[VolumeInfo]:
+        return self._run(f"volumes of pool {pool!r}", storage.list_volumes, pool)
+
     def resize_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
         self._run(f"resize volume {name!r}", storage.resize_volume, pool, name, capacity_bytes)
 

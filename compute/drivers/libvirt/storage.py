@@ -269,9 +269,36 @@ def resize_volume(conn: libvirt.virConnect, pool: str, name: str, capacity_bytes
     vol.resize(capacity_bytes, 0)
 
 
+def refresh_pool(pool: libvirt.virStoragePool) -> None:
+    """Re-read a pool's directory: files made behind libvirt's back (QEMU's console logs)
+    become volumes. Busy (an upload in progress): keep what it knows."""
+    try:
+        pool.refresh(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+            raise
+
+
+def _lookup_refreshed(conn: libvirt.virConnect, pool: str, name: str) -> libvirt.virStorageVol:
+    """The volume, looked up again after a pool refresh if libvirt did not know it."""
+    try:
+        return lookup_volume(conn, pool, name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+    refresh_pool(lookup_pool(conn, pool))
+    return lookup_volume(conn, pool, name)
+
+
+def list_volumes(conn: libvirt.virConnect, pool: str) -> list[VolumeInfo]:
+    found = lookup_pool(conn, pool)
+    refresh_pool(found)
+    return [volume_info(pool, vol) for vol in found.listAllVolumes(0)]
+
+
 def delete_volume(conn: libvirt.virConnect, pool: str, name: str, *, wipe: bool) -> None:
     try:
-        vol = lookup_volume(conn, pool, name)
+        vol = _lookup_refreshed(conn, pool, name)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() in (
             libvirt.VIR_ERR_NO_STORAGE_VOL,

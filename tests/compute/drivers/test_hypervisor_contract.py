@@ -336,6 +336,30 @@ def test_overlay_on_a_backing_volume(
         assert '"backing-filename-format": "qcow2"' in info
 
 
+def test_list_volumes_and_delete_see_files_made_behind_libvirts_back(
+    hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
+) -> None:
+    pool = res.pool()
+    made = res.volume(VolumeSpec(pool, res.name("vol"), 1 << 20))
+    assert [v.name for v in hypervisor.list_volumes(pool)] == [made]
+    with pytest.raises(NotFound):
+        hypervisor.list_volumes(res.name("nopool"))
+    if not lane.real:
+        return  # the fake's pools have no directory to write into
+    # What QEMU does with a console log: a file in the pool's directory libvirt never made.
+    directory = Path(hypervisor.pool_info(pool).path)
+    listed, unlisted = directory / "listed-console.log", directory / "unlisted-console.log"
+    listed.write_bytes(b"guest output")
+    assert sorted(v.name for v in hypervisor.list_volumes(pool)) == sorted(
+        [made, "listed-console.log"]
+    )
+    unlisted.write_bytes(b"guest output")  # not listed since: delete still finds it
+    hypervisor.delete_volume(pool, "unlisted-console.log")
+    hypervisor.delete_volume(pool, "listed-console.log")
+    assert not listed.exists()
+    assert not unlisted.exists()
+
+
 def test_copy_flattens_an_overlay_into_a_standalone_volume(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane, tmp_path: Path
 ) -> None:
