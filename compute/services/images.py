@@ -291,14 +291,34 @@ def _too_large(limit: int) -> TooLargeError:
     )
 
 
+def _refuse_while_building_from(image: Image) -> None:
+    """409 `image_in_use` while an instance is being built or rebuilt from the image: its
+    worker still has to copy the file to the host. Instances already running keep working
+    after the delete (their host holds a cached copy, removed by the reconciler once no
+    instance there uses it). A delete racing a create that has not committed yet is not
+    caught here: that build then fails cleanly, with a fault saying the file is gone."""
+    from compute.models import Instance, Operation
+
+    building = Instance.objects.filter(image_id=image.pk, status=Instance.Status.BUILDING)
+    rebuilding = Operation.objects.filter(
+        action="instance.rebuild",
+        status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING],
+        params__image=str(image.pk),
+    )
+    if building.exists() or rebuilding.exists():
+        raise ConflictError(
+            "An instance is being built from this image; delete it once the build ends.",
+            code="image_in_use",
+        )
+
+
 @transaction.atomic
 def image_delete(*, actor: Actor, image: Image) -> None:
     """Delete an image: its row stays (status `deleted`, out of every list and quota), its
     file leaves the store once the deletion commits."""
     if image.protected:
         raise ConflictError("The image is protected and cannot be deleted.", code="image_protected")
-    # TODO(instances): refuse with 409 image_in_use while an instance is being built from it
-    # (running instances keep their cached base image on their host).
+    _refuse_while_building_from(image)
     deleted = (
         Image.objects.filter(pk=image.pk)
         .exclude(status__in=[Image.Status.SAVING, Image.Status.DELETED])

@@ -14,7 +14,7 @@ from compute.services.hosts import pool_name
 from compute.services.worker import run_operation
 from iaas.models import AuditEvent
 from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
-from tests.compute.test_instances import cloud
+from tests.compute.test_instances import cloud, create
 
 __all__ = ["cloud"]  # the fixture, imported for pytest
 
@@ -164,3 +164,27 @@ def test_a_failed_rebuild_leaves_an_error_with_a_fault_and_keeps_the_address(clo
     # In error it can still be deleted.
     Host.objects.filter(pk=cloud.host.pk).update(libvirt_uri="test:///default")
     assert cloud.client.delete(f"/api/v1/instances/{instance_id}").status_code == 202
+
+
+@pytest.mark.django_db
+def test_an_image_cannot_be_deleted_while_an_instance_is_built_from_it(cloud):
+    private = other_image("mine", visibility="private", tenant=cloud.tenant)
+    url = f"/api/v1/images/{private.pk}"
+    created = create(cloud.client, private, name="web-p").json()
+
+    def refused() -> None:
+        answer = cloud.client.delete(url)
+        assert answer.status_code == 409, answer.content
+        assert answer.json()["error"]["code"] == "image_in_use"
+        assert Image.objects.get(pk=private.pk).status == "active"
+
+    refused()  # building
+    assert run_operation(created["operation"]["id"]) == "succeeded"
+    instance_id = active_instance(cloud)
+    answer = verb(cloud.client, instance_id, "rebuild", {"image": str(private.pk)})
+    assert answer.status_code == 202, answer.content
+    refused()  # a rebuild from it is queued
+    assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
+    # Built: running instances keep their host's cached copy; the image may go.
+    assert cloud.client.delete(url).status_code == 204
+    assert AuditEvent.objects.filter(action="image.delete", outcome="refused").count() == 2
