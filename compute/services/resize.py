@@ -16,6 +16,11 @@ vCPUs and memory and starts it again if it was running: status `verify_resize`. 
   The root disk stays grown (a qcow2 overlay cannot be shrunk safely): the instance keeps
   a disk larger than its flavor says, at no quota cost.
 
+A resize whose worker fails is rolled back at once: the guest is redefined with its old
+vCPUs and memory (booted again if it was running), the extra capacity released, and the
+instance is back on its old flavor with a fault saying why. Only when even that fails does
+it end in `error`, holding the larger claim until it is deleted.
+
 While a resize is pending, `Instance.vcpus/memory_mb/disk_gb` and the Allocation hold the
 larger of the old and new size in each dimension, so quota usage (counted from the Instance
 rows) and host usage both count what may be in use whichever way the resize ends.

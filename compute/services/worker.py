@@ -493,7 +493,10 @@ def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
     try:
         _run_steps(operation, steps)
     except Exception as exc:
-        # The capacity stays claimed at the larger size until the instance is deleted.
+        if target == "new" and _roll_back_resize(hv, operation, instance, exc):
+            return
+        # Nothing to go back to (a failed revert, or a host that cannot even redefine the
+        # old size): error; the capacity stays claimed at the larger size until deleted.
         _fail(operation, instance, verb, exc, status=Instance.Status.ERROR)
         return
     with transaction.atomic():
@@ -515,6 +518,61 @@ def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
                 **old,
             )
         operations.finish(operation)
+
+
+def _roll_back_resize(
+    hv: Hypervisor, operation: Operation, instance: Instance, exc: Exception
+) -> bool:
+    """A resize failed: put the guest back on its old size (forced off, redefined, booted if
+    it was running), release the extra capacity and tell the tenant why, as a revert would.
+    A root disk grown meanwhile stays grown (it cannot shrink). False when the old size
+    cannot be restored either (the caller then puts the instance in error)."""
+    host = instance.host
+    assert host is not None
+    name = str(instance.pk)
+    old = operation.params["old"]
+    was_active = bool(operation.params.get("was_active"))
+    try:
+        hv.destroy_domain(name)  # already off: a no-op
+        port = Port.objects.get(instance=instance)
+        spec = domain_spec(instance, port)
+        hv.define_domain(
+            dataclasses.replace(spec, vcpus=int(old["vcpus"]), memory_mb=int(old["memory_mb"]))
+        )
+        if was_active:
+            hv.start_domain(name)
+            _wait_running(hv, instance)
+    except Exception:
+        logger.exception("instance %s: the failed resize could not be rolled back", name)
+        return False
+    logger.warning("resize of instance %s failed and was rolled back: %s", name, exc)
+    fault = (
+        f"The resize to flavor {operation.params['new']['flavor']} failed on host {host.name}: "
+        f"{exc}. The instance is back on flavor {old['flavor']}."
+    )
+    size = {key: int(old[key]) for key in ("vcpus", "memory_mb", "disk_gb")}
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        scheduler.resize_allocation(locked, **size)  # back to the old size: always fits
+        Instance.objects.filter(pk=instance.pk).update(
+            status=Instance.Status.ACTIVE if was_active else Instance.Status.STOPPED,
+            task_state=None,
+            power_state=PowerState.RUNNING if was_active else PowerState.SHUTOFF,
+            fault=fault[:2000],
+            flavor_id=locked.previous_flavor_id or locked.flavor_id,
+            previous_flavor_id=None,
+            **size,
+        )
+        operations.finish(operation, error=fault)
+        audit_record(
+            actor=_worker_actor(),
+            action="instance.resize",
+            tenant_id=instance.tenant_id,
+            target=instance,
+            outcome="failed",
+            details={"error": str(exc)[:500], "operation": str(operation.pk), "rolled_back": True},
+        )
+    return True
 
 
 def _instance_resize(operation: Operation, instance: Instance) -> None:

@@ -3,6 +3,7 @@ host, the worker redefines the domain, then confirm keeps the new size and rever
 
 from __future__ import annotations
 
+import libvirt
 import pytest
 
 from compute.hypervisors import hypervisor_for
@@ -169,3 +170,69 @@ def test_disk_cannot_shrink(cloud, big, settings):
     assert answer.json()["error"]["code"] == "flavor_disk_smaller"
     assert shown(cloud.client, instance_id)[:2] == ("active", None)
     assert sizes(instance_id) == allocated(cloud.host) == (2, 512, 2)
+
+
+@pytest.mark.django_db
+def test_a_failed_resize_is_rolled_back_to_the_old_flavor(cloud, big, settings, monkeypatch):
+    from compute.drivers.base import DriverError
+    from compute.drivers.libvirt import LibvirtHypervisor
+    from iaas.models import AuditEvent
+
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    # Fault injection (libvirt's fake starts any guest): the host refuses to start the
+    # bigger guest once, as a real host short of memory would; the rollback's start works.
+    real_start = LibvirtHypervisor.start_domain
+    calls = {"n": 0}
+
+    def start_once_refused(self, name):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise DriverError("cannot allocate memory for the guest")
+        return real_start(self, name)
+
+    monkeypatch.setattr(LibvirtHypervisor, "start_domain", start_once_refused)
+    answer = verb(cloud.client, instance_id, "resize", {"flavor": "big"})
+    assert answer.status_code == 202, answer.content
+    assert allocated(cloud.host) == (2, 512, 2)  # claimed first
+    assert run_operation(answer.json()["operation"]["id"]) == "failed"
+
+    body = cloud.client.get(f"/api/v1/instances/{instance_id}").json()
+    assert (body["status"], body["task_state"], body["power_state"], body["flavor"]) == (
+        "active", None, "running", "small",
+    )  # fmt: skip
+    assert body["fault"].startswith("The resize to flavor big failed on host h01")
+    assert body["fault"].endswith("The instance is back on flavor small.")
+    # The extra capacity is released; the domain runs with the old size again.
+    assert sizes(instance_id) == allocation(instance_id) == allocated(cloud.host) == (1, 256, 1)
+    assert Instance.objects.get(pk=instance_id).previous_flavor is None
+    hv = hypervisor_for(cloud.host)
+    assert hv.domain_info(instance_id).power_state == "running"
+    conn = libvirt.open("test:///default")  # the same fake while our driver keeps it open
+    try:
+        assert "<memory unit='KiB'>262144</memory>" in conn.lookupByName(instance_id).XMLDesc(0)
+    finally:
+        conn.close()
+    operation = Operation.objects.get(pk=answer.json()["operation"]["id"])
+    assert operation.status == "failed"
+    assert operation.error == body["fault"]
+    event = AuditEvent.objects.get(action="instance.resize", outcome="failed")
+    assert event.details["rolled_back"] is True
+    # The tenant may try again at once.
+    assert verb(cloud.client, instance_id, "resize", {"flavor": "big"}).status_code == 202
+
+
+@pytest.mark.django_db
+def test_a_resize_that_cannot_be_rolled_back_ends_in_error(cloud, big, settings):
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    instance_id = active_instance(cloud)
+    answer = verb(cloud.client, instance_id, "resize", {"flavor": "big"})
+    Host.objects.filter(pk=cloud.host.pk).update(
+        libvirt_uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    )
+    assert run_operation(answer.json()["operation"]["id"]) == "failed"
+    instance = Instance.objects.get(pk=instance_id)
+    assert (instance.status, instance.task_state) == ("error", None)
+    assert instance.fault.startswith("The resize failed on host h01")
+    # The larger claim is kept until the instance is deleted (it may be using it).
+    assert allocation(instance_id) == allocated(cloud.host) == (2, 512, 2)
