@@ -168,6 +168,7 @@ class OrphanReport(models.Model):
 
     class Kind(models.TextChoices):
         DOMAIN = "domain"
+        VOLUME = "volume"  # named <pool>/<volume>
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="orphans")
     kind = models.CharField(max_length=12, choices=Kind.choices)

@@ -3,7 +3,7 @@
 - Power-state drift: an idle instance whose guest powered itself off becomes `stopped`
   (and one started behind our back becomes `active`); recorded as audit events.
 - A domain the database does not know is an orphan: reported (OrphanReport, audit event on
-  first sight), never deleted.
+  first sight), never deleted; so is a volume (compute.services.host_storage).
 - An idle active or stopped instance whose domain is missing goes to `error` with a fault.
 - Operations stuck past OPERATION_DEADLINE are failed with a reason, and their instance is
   released from its task so the tenant can act again.
@@ -27,7 +27,7 @@ from django.utils import timezone
 from compute.drivers.base import DriverError, PowerState
 from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Host, Instance, Operation, OrphanReport
-from compute.services.host_storage import remove_unneeded_volumes
+from compute.services.host_storage import check_host_storage
 from compute.services.images import image_snapshot_failed
 from iaas.audit import Actor, audit_record
 
@@ -45,7 +45,9 @@ def reconcile_host(host: Host) -> dict[str, int]:
     except DriverError as exc:
         logger.warning("reconciler: host %s unreachable: %s", host.name, exc)
         return counts
-    counts["volumes_removed"] = remove_unneeded_volumes(hv, host, RECONCILER)
+    storage = check_host_storage(hv, host, RECONCILER)
+    counts["volumes_removed"] = storage["volumes_removed"]
+    counts["orphans"] += storage["volume_orphans"]
     live = Instance.objects.filter(host=host).exclude(
         status__in=[Instance.Status.DELETED, Instance.Status.BUILDING]
     )

@@ -137,3 +137,24 @@ def test_copies_of_failed_snapshots_go_those_being_saved_stay(cloud):  # noqa: F
     assert reconcile_host(cloud.host)["volumes_removed"] == 1
     assert _volumes(cloud, "instances") == {f"snapshot-{saving.pk}"}
     assert AuditEvent.objects.get(action="host.volume_removed").details["kind"] == "snapshot_copy"
+
+
+def test_volumes_nobody_accounts_for_are_reported_once_and_never_deleted(cloud):  # noqa: F811
+    import uuid
+
+    instance = built(cloud)
+    gone = f"instance-{uuid.uuid4()}-root"  # an instance this database never had
+    strays = {("images", f"image-{uuid.uuid4()}"), ("images", "hand-made.qcow2"),
+              ("instances", gone), ("instances", f"snapshot-{uuid.uuid4()}")}  # fmt: skip
+    for role, name in strays:
+        _make_volume(cloud, role, name)
+    reconcile_host(cloud.host)
+    reports = OrphanReport.objects.filter(kind="volume")
+    assert {r.name for r in reports} == {f"andromede-h01-{role}/{name}" for role, name in strays}
+    assert reconcile_host(cloud.host)["orphans"] == 0  # reported once
+    events = AuditEvent.objects.filter(action="host.orphan", details__kind="volume")
+    assert events.count() == 4
+    for role in ("images", "instances"):  # never deleted
+        assert {n for r, n in strays if r == role} <= _volumes(cloud, role)
+    # The live instance's own disks are not orphans.
+    assert not reports.filter(name__contains=str(instance.pk)).exists()
