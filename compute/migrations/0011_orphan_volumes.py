@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compute', '0010_image_source_instance'),
+        ("compute", "0010_image_source_instance"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='orphanreport',
-            name='kind',
-            field=models.CharField(choices=[('domain', 'Domain'), ('volume', 'Volume')], max_length=12),
+            model_name="orphanreport",
+            name="kind",
+            field=models.CharField(
+                choices=[("domain", "Domain"), ("volume", "Volume")], max_length=12
+            ),
         ),
     ]
