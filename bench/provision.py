@@ -183,7 +183,7 @@ class Lab:
             StaticLease,
             VolumeSpec,
         )
-        from compute.services.worker import base_volume
+        from compute.services.worker.steps import base_volume
 
         name = str(uuid.uuid4())
         root_vol, seed_vol = f"raw-{name}-root", f"raw-{name}-seed"
@@ -359,7 +359,7 @@ def main() -> int:
     from compute.hypervisors import close_all
     from compute.models import Image, TenantNetwork
     from compute.services import hosts as host_services
-    from compute.services.worker import _cache_image
+    from compute.services.worker.steps import cache_image
     from iaas.celery import app, host_queue
     from tests.support import hypervisor_lab
 
@@ -406,7 +406,7 @@ def main() -> int:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {_setup.api_token(tenant, 'bprov-m')}")
         lab = Lab(root, host, image, raw_cidr, args.raw_same_ip)
         t = time.perf_counter()
-        _cache_image(lab.hv, host, image)
+        cache_image(lab.hv, host, image)
         print(f"base image cached on the host in {time.perf_counter() - t:.2f} s")
 
         with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):

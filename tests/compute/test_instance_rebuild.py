@@ -75,10 +75,10 @@ def test_a_redelivered_rebuild_is_idempotent(cloud):
     assert run_operation(operation_id) == "succeeded"
     assert run_operation(operation_id) == "skipped"
     # A worker that died after its last step runs every step again: all are idempotent.
-    from compute.services.worker import _instance_rebuild
+    from compute.services.worker.lifecycle import run_rebuild
 
     operation = Operation.objects.get(pk=operation_id)
-    _instance_rebuild(operation, Instance.objects.select_related("host").get(pk=instance_id))
+    run_rebuild(operation, Instance.objects.select_related("host").get(pk=instance_id))
     assert Operation.objects.get(pk=operation_id).status == "succeeded"
     assert shown(cloud.client, instance_id) == ("active", None, "running")
     assert str(Instance.objects.get(pk=instance_id).image_id) == str(image.pk)

@@ -21,7 +21,8 @@ from compute.hypervisors import hypervisor_for
 from compute.models import Image, Instance, Operation
 from compute.services.hosts import pool_name
 from compute.services.reconciler import fail_stuck_operations
-from compute.services.worker import _instance_snapshot, run_operation
+from compute.services.worker import run_operation
+from compute.services.worker.snapshot import copy_root_disk, run_snapshot
 from iaas.models import AuditEvent
 from tenants import services as tenant_services
 from tests.compute.test_instance_rebuild import create_building
@@ -111,16 +112,14 @@ def test_a_redelivered_or_restarted_snapshot_is_idempotent(cloud, store):
     body = snapshot(cloud.client, instance_id).json()
     image_id = body["image"]["id"]
     # A worker that died after copying left a copy behind: the next one makes it again.
-    from compute.services.worker import _copy_root_disk
-
     instance = Instance.objects.select_related("host").get(pk=instance_id)
-    _copy_root_disk(hypervisor_for(cloud.host), instance, Image.objects.get(pk=image_id))
+    copy_root_disk(hypervisor_for(cloud.host), instance, Image.objects.get(pk=image_id))
     assert copy_exists(cloud, image_id)
     assert run_operation(body["operation"]["id"]) == "succeeded"
     assert run_operation(body["operation"]["id"]) == "skipped"
     checksum = Image.objects.get(pk=image_id).checksum_sha256
     # Every step run again after success: no second file, no change, guest running.
-    _instance_snapshot(Operation.objects.get(pk=body["operation"]["id"]), instance)
+    run_snapshot(Operation.objects.get(pk=body["operation"]["id"]), instance)
     assert Operation.objects.get(pk=body["operation"]["id"]).status == "succeeded"
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.checksum_sha256) == ("active", checksum)
