@@ -7,10 +7,10 @@ from __future__ import annotations
 from compute.models import Instance, Operation
 from compute.services import operations
 from compute.services.worker import lifecycle, resize, snapshot
-from compute.services.worker.steps import WORKER_ID
+from compute.services.worker.steps import worker_id
 from iaas.request_context import reset_request_id, set_request_id
 
-__all__ = ["WORKER_ID", "run_operation"]
+__all__ = ["run_operation"]
 
 _HANDLERS = {
     "instance.create": lifecycle.run_create,
@@ -28,7 +28,7 @@ _HANDLERS = {
 def run_operation(operation_id: str) -> str:
     """Lease and run one operation. Returns its final status, or 'skipped' when another
     worker holds it or it already finished."""
-    operation = operations.lease(operation_id, WORKER_ID)
+    operation = operations.lease(operation_id, worker_id())
     if operation is None:
         return "skipped"
     token = set_request_id(operation.request_id or f"op-{operation.pk}")

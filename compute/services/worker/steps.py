@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 Steps = list[tuple[str, Callable[[], object]]]
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def base_volume(image_id: Any) -> str:
@@ -69,8 +68,14 @@ def bridge_name(instance: Instance) -> str:
     return f"andrbr{str(instance.tenant_id)[:8]}"  # 14 characters: Linux allows 15
 
 
+def worker_id() -> str:
+    """Who holds a lease: host and process. Computed per call, never at import: Celery's
+    prefork children import this module in their parent, before they fork."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def worker_actor() -> Actor:
-    return Actor.system(f"worker {WORKER_ID}")
+    return Actor.system(f"worker {worker_id()}")
 
 
 def pool_names(host: Host) -> dict[str, str]:
