@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -31,13 +30,12 @@ from compute.api.instance_serializers import (
     OperationSerializer,
 )
 from compute.models import Flavor, Instance, Operation, ServerGroup
+from compute.services import flavors as flavor_services
 from compute.services import instances as instance_services
 from compute.services import resize as resize_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
-from iaas.audit import audit_record
-from iaas.errors import ConflictError, InvalidRequest
+from iaas.errors import InvalidRequest
 from tenants.api.viewsets import OperatorViewSet, TenantScopedViewSet
-from tenants.models import Tenant
 
 
 class FlavorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -67,16 +65,9 @@ class OperatorFlavorViewSet(IdempotentCreateMixin, mixins.ListModelMixin, Operat
         serializer = FlavorCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        slugs = data.pop("tenants")
-        tenants = list(Tenant.objects.filter(slug__in=slugs))
-        if len(tenants) != len(set(slugs)):
-            raise InvalidRequest("Unknown tenant in tenants.", code="unknown_tenant")
-        with transaction.atomic():
-            if Flavor.objects.filter(name=data["name"]).exists():
-                raise ConflictError("A flavor with this name exists.", code="already_exists")
-            flavor = Flavor.objects.create(**data)
-            flavor.access.set(tenants)
-            audit_record(actor=self.actor, action="flavor.create", target=flavor, details=data)
+        flavor = flavor_services.flavor_create(
+            actor=self.actor, tenant_slugs=data.pop("tenants"), **data
+        )
         return Response(FlavorSerializer(flavor).data, status=status.HTTP_201_CREATED)
 
 

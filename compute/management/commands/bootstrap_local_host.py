@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from compute.models import Flavor, Host, Zone
+from compute.services.flavors import flavor_create
 from compute.services.hosts import HostRegistration, host_onboard, zone_create
-from iaas.audit import Actor, audit_record
+from iaas.audit import Actor
 from iaas.errors import DomainError
 
 DEMO_ZONE = "fr-demo-1"
@@ -52,10 +53,9 @@ class Command(BaseCommand):
                 raise CommandError(f"could not register the local libvirtd: {exc.message}") from exc
         if not Flavor.objects.exists():
             for name, vcpus, memory_mb, disk_gb in DEFAULT_FLAVORS:
-                flavor = Flavor.objects.create(
-                    name=name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
+                flavor_create(
+                    actor=actor, name=name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
                 )
-                audit_record(actor=actor, action="flavor.create", target=flavor)
         self.stdout.write(
             f"hypervisor: {host.name} in {zone.name} ({host.domain_type}, {host.cpus} CPUs, "
             f"{host.memory_mb} MiB) at {host.libvirt_uri}"
