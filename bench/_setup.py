@@ -267,7 +267,7 @@ def make_instances(
             )
         made += len(instances)
     if allocations:
-        # bulk_create bypasses compute.scheduler, which keeps Host.allocated_*: set them
+        # bulk_create bypasses compute.services.scheduler, which keeps Host.allocated_*: set them
         # from the Allocation rows, as the 0006 migration and the reconciler do.
         execute(
             "UPDATE compute_host h SET allocated_vcpus = s.vcpus, "

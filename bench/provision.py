@@ -95,8 +95,8 @@ def libvirt_subnets(conn: Any) -> list[ipaddress.IPv4Network]:
 def free_subnets(conn: Any, count: int) -> list[str]:
     """`count` /27s of the documentation ranges, from the top, that no libvirt network uses
     and no other tenant network of the bench database holds."""
-    from compute import ipam
     from compute.models import TenantNetwork
+    from compute.services import ipam
 
     used = libvirt_subnets(conn)
     taken = set(TenantNetwork.objects.exclude(tenant__slug=TENANT).values_list("cidr", flat=True))

@@ -47,7 +47,7 @@ def reset() -> None:
 
 
 def requests() -> list[Any]:
-    from compute.scheduler import PlacementRequest
+    from compute.services.scheduler import PlacementRequest
 
     shapes = [
         {"jurisdictions": ("FR",)},
@@ -68,7 +68,7 @@ def measure(placements: int, deadline_s: float, tenant: Any, flavor: Any) -> dic
     from django.db import transaction
 
     from compute.models import Instance
-    from compute.scheduler import candidates, claim
+    from compute.services.scheduler import candidates, claim
 
     reqs = requests()
     cand_ms: list[float] = []
@@ -109,7 +109,7 @@ def measure(placements: int, deadline_s: float, tenant: Any, flavor: Any) -> dic
 
 
 def explain(label: str) -> str:
-    from compute.scheduler import PlacementRequest, candidates
+    from compute.services.scheduler import PlacementRequest, candidates
 
     request = PlacementRequest(vcpus=2, memory_mb=4096, disk_gb=20, jurisdictions=("FR",))
     plan = candidates(request)[:5].explain(analyze=True, buffers=True)

@@ -91,7 +91,7 @@ class Host(models.Model):
     ram_allocation_ratio = models.FloatField(default=1.0)
     disk_allocation_ratio = models.FloatField(default=1.0)
 
-    # What the host's allocations hold, kept by compute.scheduler: changed only under this
+    # What the host's allocations hold, kept by compute.services.scheduler: changed only under this
     # row's lock, in the transaction that inserts or deletes the Allocation, so placement reads
     # plain columns instead of summing allocations. The reconciler (check_host_usage) verifies
     # them against the Allocation rows and corrects any drift, with an audit event.

@@ -10,8 +10,8 @@ from typing import Any
 
 from django.db import transaction
 
-from compute import ipam, scheduler
 from compute.models import Flavor, Image, Instance, KeyPair, Operation, ServerGroup
+from compute.services import ipam, scheduler
 from compute.services.images import image_create
 from compute.services.operations import operation_create
 from iaas.audit import Actor, audit_record

@@ -32,8 +32,8 @@ from typing import Any
 
 from django.db import transaction
 
-from compute import scheduler
 from compute.models import Flavor, Instance, Operation
+from compute.services import scheduler
 from compute.services.instances import queue_operation, wrong_state
 from iaas.audit import Actor, audit_record
 from iaas.errors import InvalidRequest

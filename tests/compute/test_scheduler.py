@@ -10,10 +10,10 @@ import uuid
 import pytest
 from django.db import connection, transaction
 
-from compute import scheduler
 from compute.models import Allocation, Flavor, Host, Instance
-from compute.scheduler import NoValidHost, PlacementRequest, candidates, claim
+from compute.services import scheduler
 from compute.services.reconciler import check_host_usage
+from compute.services.scheduler import NoValidHost, PlacementRequest, candidates, claim
 from compute.services.worker import run_operation
 from iaas.models import AuditEvent
 from tests.compute.test_instances import cloud, create, make_zone  # noqa: F401 - the fixture

@@ -7,14 +7,13 @@ import logging
 
 from django.db import transaction
 
-from compute import scheduler
 from compute.drivers.base import (
     Hypervisor,
     PowerState,
 )
 from compute.hypervisors import hypervisor_for
 from compute.models import Instance, Operation, Port
-from compute.services import operations
+from compute.services import operations, scheduler
 from compute.services.worker.steps import (
     GIB,
     domain_spec,

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from compute import cloudinit, ipam, scheduler
+from compute import cloudinit
 from compute.drivers.base import (
     DiskSpec,
     DomainSpec,
@@ -33,7 +33,7 @@ from compute.drivers.base import (
     VolumeSpec,
 )
 from compute.models import Host, Instance, Operation, Port, StoragePool
-from compute.services import operations
+from compute.services import ipam, operations, scheduler
 from compute.services.hosts import pool_name
 from iaas.audit import Actor, audit_record
 
