@@ -318,8 +318,7 @@ class Hypervisor(ABC):
     def delete_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
         """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
         the space; a file the pool did not list yet (a console log) is found too. Missing:
-        no-op. A backend that cannot wipe: Unsupported (libvirt's test driver, which holds no
-        data, skips the wipe)."""
+        no-op. libvirt's test driver, which holds no data, deletes without wiping."""
 
     # Networks --------------------------------------------------------------------------------
 

@@ -37,17 +37,14 @@ def _ids(names: list[str], pattern: re.Pattern[str]) -> dict[uuid.UUID, str]:
     found = {}
     for name in names:
         match = pattern.fullmatch(name)
-        if match:
-            try:
-                found[uuid.UUID(match.group(1))] = name
-            except ValueError:
-                continue
+        if match:  # the pattern admits only well-formed UUIDs
+            found[uuid.UUID(match.group(1))] = name
     return found
 
 
 def _remove(hv: Hypervisor, host: Host, pool: str, name: str, kind: str, actor: Actor) -> bool:
     try:
-        hv.delete_volume(pool, name, wipe=host.domain_type != "test")
+        hv.delete_volume(pool, name)
     except DriverError as exc:
         logger.warning("host %s: %s %s not removed: %s", host.name, kind, name, exc)
         return False

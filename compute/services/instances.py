@@ -24,6 +24,19 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 MAX_USER_DATA_BYTES = 16 * 1024
 
 
+def _check_bootable(image: Any, *, disk_gb: int, memory_mb: int, sized_by: str) -> None:
+    """409 `image_not_active` unless the image is active; 400 `flavor_too_small` unless
+    `disk_gb` and `memory_mb` (those of `sized_by`) meet the image's minimums."""
+    if image.status != "active":
+        raise ConflictError("This image is not active yet.", code="image_not_active")
+    if image.min_disk_gb > disk_gb or image.min_ram_mb > memory_mb:
+        raise InvalidRequest(
+            f"Image {image.name} needs at least {image.min_disk_gb} GiB of disk and "
+            f"{image.min_ram_mb} MiB of RAM; {sized_by} is too small.",
+            code="flavor_too_small",
+        )
+
+
 def _check(
     tenant: Tenant, name: str, flavor: Flavor, image: Any, keypair: KeyPair | None, user_data: str
 ) -> None:
@@ -36,14 +49,8 @@ def _check(
         raise InvalidRequest(
             f"user_data is at most {MAX_USER_DATA_BYTES} bytes.", code="user_data_too_large"
         )
-    if image.status != "active":
-        raise ConflictError("This image is not active yet.", code="image_not_active")
-    if image.min_disk_gb > flavor.disk_gb or image.min_ram_mb > flavor.memory_mb:
-        raise InvalidRequest(
-            f"Image {image.name} needs at least {image.min_disk_gb} GiB of disk and "
-            f"{image.min_ram_mb} MiB of RAM; flavor {flavor.name} is too small.",
-            code="flavor_too_small",
-        )
+    _check_bootable(image, disk_gb=flavor.disk_gb, memory_mb=flavor.memory_mb,
+                    sized_by=f"flavor {flavor.name}")  # fmt: skip
     if keypair is not None and keypair.tenant_id != tenant.pk:  # selectors already ensure it
         raise InvalidRequest("No such keypair.", code="unknown_keypair")
 
@@ -249,14 +256,8 @@ def instance_rebuild(*, actor: Actor, instance: Instance, image: Any) -> Operati
     """Accept a rebuild from `image` (one the tenant may boot; the view selects it): only
     from active or stopped. The worker replaces the root disk by a fresh overlay on the
     image; the instance keeps its id, name, flavor, address and MAC."""
-    if image.status != "active":
-        raise ConflictError("This image is not active yet.", code="image_not_active")
-    if image.min_disk_gb > instance.disk_gb or image.min_ram_mb > instance.memory_mb:
-        raise InvalidRequest(
-            f"Image {image.name} needs at least {image.min_disk_gb} GiB of disk and "
-            f"{image.min_ram_mb} MiB of RAM; this instance's flavor is too small.",
-            code="flavor_too_small",
-        )
+    _check_bootable(image, disk_gb=instance.disk_gb, memory_mb=instance.memory_mb,
+                    sized_by="this instance's flavor")  # fmt: skip
     return _take(actor=actor, instance=instance, verb="rebuild", params={"image": str(image.pk)})
 
 

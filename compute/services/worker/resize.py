@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from django.db import transaction
 
@@ -22,12 +23,43 @@ from compute.services.worker.steps import (
     root_volume,
     run_steps,
     shutdown_steps,
+    stores_no_data,
     wait_running,
     worker_actor,
 )
 from iaas.audit import audit_record
 
 logger = logging.getLogger(__name__)
+
+
+def _define_at(hv: Hypervisor, instance: Instance, size: dict[str, Any]) -> None:
+    """Define the instance's domain with the vCPUs and memory of `size`."""
+    spec = domain_spec(instance, Port.objects.get(instance=instance))
+    hv.define_domain(
+        dataclasses.replace(spec, vcpus=int(size["vcpus"]), memory_mb=int(size["memory_mb"]))
+    )
+
+
+def _back_to_old_size(
+    operation: Operation, instance: Instance, *, was_active: bool, error: str = ""
+) -> None:
+    """The guest runs (or rests) at its old size again: the allocation shrinks back, the
+    instance returns to its old flavor and size, the operation ends (failed with `error`,
+    which is then also the instance's fault)."""
+    old = {key: int(operation.params["old"][key]) for key in ("vcpus", "memory_mb", "disk_gb")}
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        scheduler.resize_allocation(locked, **old)  # back to the old size: always fits
+        Instance.objects.filter(pk=instance.pk).update(
+            status=Instance.Status.ACTIVE if was_active else Instance.Status.STOPPED,
+            task_state=None,
+            power_state=PowerState.RUNNING if was_active else PowerState.SHUTOFF,
+            fault=error[:2000],
+            flavor_id=locked.previous_flavor_id or locked.flavor_id,
+            previous_flavor_id=None,
+            **old,
+        )
+        operations.finish(operation, error=error)
 
 
 def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
@@ -45,28 +77,19 @@ def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
         pool = pool_names(host)["instances"]
         wanted = int(size["disk_gb"]) * GIB
         if hv.volume_info(pool, root_volume(instance)).capacity_bytes < wanted:
-            if host.domain_type == "test":
-                # libvirt's fake stores no data and cannot download: its disk is empty.
+            if stores_no_data(host):
                 return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
             hv.resize_volume(pool, root_volume(instance), wanted)
-
-    def define() -> None:
-        port = Port.objects.get(instance=instance)
-        spec = domain_spec(instance, port)
-        hv.define_domain(
-            dataclasses.replace(spec, vcpus=int(size["vcpus"]), memory_mb=int(size["memory_mb"]))
-        )
 
     steps = shutdown_steps(hv, instance)
     if target == "new":
         steps.append(("grow_disk", grow_disk))
-    steps.append(("define", define))
+    steps.append(("define", lambda: _define_at(hv, instance, size)))
     if was_active:
         steps += [
             ("start", lambda: hv.start_domain(name)),
             ("wait_running", lambda: wait_running(hv, instance)),
         ]
-    power = PowerState.RUNNING if was_active else PowerState.SHUTOFF
     try:
         run_steps(operation, steps)
     except Exception as exc:
@@ -76,24 +99,14 @@ def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
         # old size): error; the capacity stays claimed at the larger size until deleted.
         fail(operation, instance, verb, exc, status=Instance.Status.ERROR)
         return
+    if target == "old":
+        _back_to_old_size(operation, instance, was_active=was_active)
+        return
+    power = PowerState.RUNNING if was_active else PowerState.SHUTOFF
     with transaction.atomic():
-        if target == "new":
-            Instance.objects.filter(pk=instance.pk).update(
-                status=Instance.Status.VERIFY_RESIZE, task_state=None, power_state=power, fault=""
-            )
-        else:
-            old = {key: int(size[key]) for key in ("vcpus", "memory_mb", "disk_gb")}
-            locked = Instance.objects.select_for_update().get(pk=instance.pk)
-            scheduler.resize_allocation(locked, **old)  # back to the old size: always fits
-            Instance.objects.filter(pk=instance.pk).update(
-                status=Instance.Status.ACTIVE if was_active else Instance.Status.STOPPED,
-                task_state=None,
-                power_state=power,
-                fault="",
-                flavor_id=locked.previous_flavor_id or locked.flavor_id,
-                previous_flavor_id=None,
-                **old,
-            )
+        Instance.objects.filter(pk=instance.pk).update(
+            status=Instance.Status.VERIFY_RESIZE, task_state=None, power_state=power, fault=""
+        )
         operations.finish(operation)
 
 
@@ -111,11 +124,7 @@ def _roll_back_resize(
     was_active = bool(operation.params.get("was_active"))
     try:
         hv.destroy_domain(name)  # already off: a no-op
-        port = Port.objects.get(instance=instance)
-        spec = domain_spec(instance, port)
-        hv.define_domain(
-            dataclasses.replace(spec, vcpus=int(old["vcpus"]), memory_mb=int(old["memory_mb"]))
-        )
+        _define_at(hv, instance, old)
         if was_active:
             hv.start_domain(name)
             wait_running(hv, instance)
@@ -127,20 +136,8 @@ def _roll_back_resize(
         f"The resize to flavor {operation.params['new']['flavor']} failed on host {host.name}: "
         f"{exc}. The instance is back on flavor {old['flavor']}."
     )
-    size = {key: int(old[key]) for key in ("vcpus", "memory_mb", "disk_gb")}
     with transaction.atomic():
-        locked = Instance.objects.select_for_update().get(pk=instance.pk)
-        scheduler.resize_allocation(locked, **size)  # back to the old size: always fits
-        Instance.objects.filter(pk=instance.pk).update(
-            status=Instance.Status.ACTIVE if was_active else Instance.Status.STOPPED,
-            task_state=None,
-            power_state=PowerState.RUNNING if was_active else PowerState.SHUTOFF,
-            fault=fault[:2000],
-            flavor_id=locked.previous_flavor_id or locked.flavor_id,
-            previous_flavor_id=None,
-            **size,
-        )
-        operations.finish(operation, error=fault)
+        _back_to_old_size(operation, instance, was_active=was_active, error=fault)
         audit_record(
             actor=worker_actor(),
             action="instance.resize",

@@ -24,6 +24,7 @@ from compute.services.worker.steps import (
     root_volume,
     run_steps,
     shutdown_steps,
+    stores_no_data,
     succeed,
     wait_running,
     worker_actor,
@@ -53,7 +54,7 @@ def copy_root_disk(hv: Hypervisor, instance: Instance, image: Any) -> None:
     assert host is not None
     pools = pool_names(host)
     name = snapshot_volume(image.pk)
-    hv.delete_volume(pools["instances"], name, wipe=host.domain_type != "test")
+    hv.delete_volume(pools["instances"], name)
     source = hv.volume_info(pools["instances"], root_volume(instance))
     spec = VolumeSpec(
         pool=pools["instances"], name=name, capacity_bytes=source.capacity_bytes, format="qcow2"
@@ -73,8 +74,7 @@ def _store_snapshot(hv: Hypervisor, instance: Instance, image: Any) -> None:
     try:
         with image_files.Receiver(directory=store, prefix=f".{image.pk}.", max_bytes=limit) as rx:
             copy = snapshot_volume(image.pk)
-            if host.domain_type == "test":
-                # libvirt's fake stores no data and cannot download: its disk is empty.
+            if stores_no_data(host):  # nor can it download: its disk is empty
                 size = hv.volume_info(pool_names(host)["instances"], copy).capacity_bytes
                 rx.write(image_files.empty_qcow2(size))
             else:
@@ -121,7 +121,6 @@ def run_snapshot(operation: Operation, instance: Instance) -> None:
     pools = pool_names(host)
     image = Image.objects.get(pk=operation.params["image"])
     was_active = bool(operation.params.get("was_active"))
-    wipe = host.domain_type != "test"
     name = str(instance.pk)
     steps = shutdown_steps(hv, instance) if was_active else []
     steps += [
@@ -129,7 +128,7 @@ def run_snapshot(operation: Operation, instance: Instance) -> None:
         ("store_image", lambda: _store_snapshot(hv, instance, image)),
         (
             "remove_copy",
-            lambda: hv.delete_volume(pools["instances"], snapshot_volume(image.pk), wipe=wipe),
+            lambda: hv.delete_volume(pools["instances"], snapshot_volume(image.pk)),
         ),
     ]
     if was_active:
@@ -141,7 +140,7 @@ def run_snapshot(operation: Operation, instance: Instance) -> None:
         run_steps(operation, steps)
     except Exception as exc:
         try:
-            hv.delete_volume(pools["instances"], snapshot_volume(image.pk), wipe=wipe)
+            hv.delete_volume(pools["instances"], snapshot_volume(image.pk))
         except DriverError:
             logger.exception("the copy of snapshot %s could not be removed", image.pk)
         image_services.image_snapshot_failed(

@@ -68,6 +68,12 @@ def bridge_name(instance: Instance) -> str:
     return f"andrbr{str(instance.tenant_id)[:8]}"  # 14 characters: Linux allows 15
 
 
+def stores_no_data(host: Host) -> bool:
+    """libvirt's fake hypervisor (domain type `test`) keeps no volume data: nothing is
+    transferred to or from it, nor grown. (Its driver skips wipes by itself.)"""
+    return host.domain_type == "test"
+
+
 def worker_id() -> str:
     """Who holds a lease: host and process. Computed per call, never at import: Celery's
     prefork children import this module in their parent, before they fork."""
@@ -88,7 +94,7 @@ def cache_image(hv: Hypervisor, host: Host, image: Any) -> None:
     name = base_volume(image.pk)
     try:
         info = hv.volume_info(pools["images"], name)
-        if info.capacity_bytes >= (image.size_bytes or 0) and host.domain_type != "test":
+        if info.capacity_bytes >= (image.size_bytes or 0) and not stores_no_data(host):
             return
     except NotFound:
         pass
@@ -100,8 +106,8 @@ def cache_image(hv: Hypervisor, host: Host, image: Any) -> None:
             format=image.disk_format,
         )
     )
-    if host.domain_type == "test":
-        return  # libvirt's fake hypervisor stores no data: nothing to transfer
+    if stores_no_data(host):
+        return  # nothing to transfer
     from compute.services.images import image_file_path
 
     with open(image_file_path(image), "rb") as source:
@@ -115,7 +121,7 @@ def _root_disk(hv: Hypervisor, instance: Instance, image: Any, *, replace: bool 
     assert host is not None
     pool = pool_names(host)["instances"]
     if replace:
-        hv.delete_volume(pool, root_volume(instance), wipe=host.domain_type != "test")
+        hv.delete_volume(pool, root_volume(instance))
     hv.create_volume(
         VolumeSpec(
             pool=pool,
@@ -146,11 +152,11 @@ def _seed(hv: Hypervisor, instance: Instance, port: Port, *, replace: bool = Fal
         )
     )
     if replace:
-        hv.delete_volume(pool, seed_volume(instance), wipe=host.domain_type != "test")
+        hv.delete_volume(pool, seed_volume(instance))
     hv.create_volume(
         VolumeSpec(pool=pool, name=seed_volume(instance), capacity_bytes=len(seed), format="raw")
     )
-    if host.domain_type != "test":  # libvirt's fake hypervisor stores no data
+    if not stores_no_data(host):
         hv.upload_volume(pool, seed_volume(instance), io.BytesIO(seed), len(seed))
 
 
@@ -258,7 +264,7 @@ def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
     hv.destroy_domain(str(instance.pk))
     hv.undefine_domain(str(instance.pk))
     for volume in (root_volume(instance), seed_volume(instance), console_volume(instance)):
-        hv.delete_volume(pools["instances"], volume, wipe=host.domain_type != "test")
+        hv.delete_volume(pools["instances"], volume)
 
 
 def release_capacity(instance: Instance) -> None:
