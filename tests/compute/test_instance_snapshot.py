@@ -211,7 +211,7 @@ def test_a_failed_snapshot_errors_the_image_and_boots_the_guest_again(cloud, sto
 
 
 @pytest.mark.django_db
-def test_a_snapshot_stuck_past_its_deadline_fails_its_image_too(cloud, settings):
+def test_a_snapshot_stuck_past_its_deadline_fails_its_image_too(cloud, settings, store):
     instance_id = active_instance(cloud)
     body = snapshot(cloud.client, instance_id).json()
     Operation.objects.filter(pk=body["operation"]["id"]).update(
@@ -222,6 +222,13 @@ def test_a_snapshot_stuck_past_its_deadline_fails_its_image_too(cloud, settings)
     assert image.status == "error"
     assert "stopped by the reconciler" in image.error_message
     assert shown(cloud.client, instance_id)[:2] == ("active", None)
-    # A late worker finds the image failed: it stores nothing and the image stays in error.
+    # The operation is over: it is not leased again.
     assert run_operation(body["operation"]["id"]) == "skipped"
+    # A worker that was still running it when the reconciler gave up stores nothing: the
+    # image stays in error, its copy on the host goes, the guest runs again.
+    operation = Operation.objects.get(pk=body["operation"]["id"])
+    run_snapshot(operation, Instance.objects.select_related("host").get(pk=instance_id))
     assert Image.objects.get(pk=image.pk).status == "error"
+    assert not list(store.iterdir())
+    assert not copy_exists(cloud, str(image.pk))
+    assert shown(cloud.client, instance_id) == ("active", None, "running")
