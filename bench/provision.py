@@ -174,16 +174,16 @@ class Lab:
 
     def raw(self, index: int, deadline_s: float) -> dict[str, Any]:
         from compute import cloudinit
-        from compute.drivers.base import (
+        from compute.services.worker.steps import base_volume
+        from hypervisor.base import (
             DiskSpec,
             DomainSpec,
             NetworkSpec,
             NicSpec,
             PowerState,
             StaticLease,
-            VolumeSpec,
+            StorageVolumeSpec,
         )
-        from compute.services.worker.steps import base_volume
 
         name = str(uuid.uuid4())
         root_vol, seed_vol = f"raw-{name}-root", f"raw-{name}-seed"
@@ -202,8 +202,8 @@ class Lab:
             mark = now
 
         try:
-            hv.create_volume(
-                VolumeSpec(
+            hv.create_storage_volume(
+                StorageVolumeSpec(
                     pool=pools["instances"], name=root_vol,
                     capacity_bytes=max(GIB, image.virtual_size_bytes or 0), format="qcow2",
                     backing_pool=pools["images"], backing_volume=base_volume(image.pk),
@@ -217,13 +217,13 @@ class Lab:
                     address_cidr=f"{ip}/{self.raw_net.prefixlen}", user_data="#cloud-config\n",
                 )
             )  # fmt: skip
-            hv.create_volume(
-                VolumeSpec(pool=pools["instances"], name=seed_vol, capacity_bytes=len(seed),
+            hv.create_storage_volume(
+                StorageVolumeSpec(pool=pools["instances"], name=seed_vol, capacity_bytes=len(seed),
                            format="raw")
             )  # fmt: skip
             import io
 
-            hv.upload_volume(pools["instances"], seed_vol, io.BytesIO(seed), len(seed))
+            hv.upload_storage_volume(pools["instances"], seed_vol, io.BytesIO(seed), len(seed))
             lap("seed")
             hv.ensure_network(
                 NetworkSpec(
@@ -265,7 +265,7 @@ class Lab:
             hv.undefine_domain(name)
             for volume in (root_vol, seed_vol, f"raw-{name}-console.log"):
                 try:
-                    hv.delete_volume(pools["instances"], volume, wipe=False)
+                    hv.delete_storage_volume(pools["instances"], volume, wipe=False)
                 except Exception as exc:  # a console log libvirt has not seen yet
                     print(f"  (cleanup of {volume}: {exc})")
         return {"running": t_running - t0, "ready": t_ready - t0, "steps": steps}

@@ -1,5 +1,5 @@
 """The Django side of the hypervisor boundary: which driver and which SSH endpoint serve a
-host. Everything else talks to `compute.drivers.base.Hypervisor`."""
+host. Everything else talks to `hypervisor.base.Hypervisor`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import threading
 
 from django.conf import settings
 
-from compute.drivers.base import Hypervisor
-from compute.drivers.ssh import SshEndpoint
 from compute.models import Host
+from hypervisor.base import Hypervisor
+from hypervisor.ssh import SshEndpoint
 
 _lock = threading.Lock()
 _by_uri: dict[str, Hypervisor] = {}
@@ -21,7 +21,7 @@ def hypervisor_for_uri(uri: str) -> Hypervisor:
     with _lock:
         hypervisor = _by_uri.get(uri)
         if hypervisor is None:
-            from compute.drivers.libvirt import LibvirtHypervisor
+            from hypervisor.libvirt import LibvirtHypervisor
 
             hypervisor = LibvirtHypervisor(
                 uri, call_timeout=settings.HYPERVISOR_CALL_TIMEOUT_SECONDS

@@ -21,9 +21,9 @@ import logging
 import re
 import uuid
 
-from compute.drivers.base import DriverError, Hypervisor
 from compute.models import Host, Image, Instance, OrphanReport
 from compute.services.hosts import pool_name
+from hypervisor.base import DriverError, Hypervisor
 from iaas.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def _ids(names: list[str], pattern: re.Pattern[str]) -> dict[uuid.UUID, str]:
 
 def _remove(hv: Hypervisor, host: Host, pool: str, name: str, kind: str, actor: Actor) -> bool:
     try:
-        hv.delete_volume(pool, name)
+        hv.delete_storage_volume(pool, name)
     except DriverError as exc:
         logger.warning("host %s: %s %s not removed: %s", host.name, kind, name, exc)
         return False
@@ -106,8 +106,8 @@ def check_host_storage(hv: Hypervisor, host: Host, actor: Actor) -> dict[str, in
     images_pool = pool_name(host.name, "images")
     instances_pool = pool_name(host.name, "instances")
     try:
-        image_names = [v.name for v in hv.list_volumes(images_pool)]
-        instance_names = [v.name for v in hv.list_volumes(instances_pool)]
+        image_names = [v.name for v in hv.list_storage_volumes(images_pool)]
+        instance_names = [v.name for v in hv.list_storage_volumes(instances_pool)]
     except DriverError as exc:
         logger.warning("host %s: storage not checked: %s", host.name, exc)
         return counts

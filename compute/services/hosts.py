@@ -17,16 +17,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from compute.drivers.base import DriverError, Hypervisor, NotFound, PoolSpec, TransientError
-from compute.drivers.ssh import (
+from compute.hypervisors import hypervisor_for, hypervisor_for_uri, ssh_endpoint
+from compute.models import Host, Region, StoragePool, Zone
+from hypervisor.base import DriverError, Hypervisor, NotFound, PoolSpec, TransientError
+from hypervisor.ssh import (
     HostKeyMismatch,
     SshAuthenticationFailed,
     SshUnreachable,
     open_session,
     scan_host_key,
 )
-from compute.hypervisors import hypervisor_for, hypervisor_for_uri, ssh_endpoint
-from compute.models import Host, Region, StoragePool, Zone
 from iaas.audit import Actor, audit_record
 from iaas.celery import host_queue
 from iaas.errors import ConflictError, InvalidRequest

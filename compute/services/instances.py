@@ -289,8 +289,8 @@ def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[A
 def instance_console(instance: Instance) -> str:
     """The tail of the serial console; empty before the first boot or when the host cannot
     say (the error is logged, the tenant sees an empty console, never a 500)."""
-    from compute.drivers.base import DriverError
     from compute.hypervisors import hypervisor_for
+    from hypervisor.base import DriverError
 
     if instance.host is None or instance.status not in _DELETABLE:
         return ""

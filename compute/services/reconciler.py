@@ -24,11 +24,11 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from compute.drivers.base import DriverError, PowerState
 from compute.hypervisors import hypervisor_for
 from compute.models import Allocation, Host, Instance, Operation, OrphanReport
 from compute.services.host_storage import check_host_storage
 from compute.services.images import image_snapshot_failed
+from hypervisor.base import DriverError, PowerState
 from iaas.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)

@@ -59,8 +59,10 @@ def test_rebuild_boots_the_new_image_with_the_same_identity(cloud, settings, sto
     # The same domain (name), running, on a root overlay backed by the new image.
     assert instance_id in [d.name for d in hv.list_domains()]
     assert hv.domain_info(instance_id).power_state == "running"
-    assert hv.volume_info(pool_name(cloud.host.name, "images"), f"image-{image.pk}")
-    assert hv.volume_info(pool_name(cloud.host.name, "instances"), f"instance-{instance_id}-root")
+    assert hv.storage_volume_info(pool_name(cloud.host.name, "images"), f"image-{image.pk}")
+    assert hv.storage_volume_info(
+        pool_name(cloud.host.name, "instances"), f"instance-{instance_id}-root"
+    )
     event = AuditEvent.objects.get(action="instance.rebuild", outcome="success")
     assert event.details["image"] == str(image.pk)
 

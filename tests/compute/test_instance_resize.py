@@ -174,8 +174,8 @@ def test_disk_cannot_shrink(cloud, big, settings):
 
 @pytest.mark.django_db
 def test_a_failed_resize_is_rolled_back_to_the_old_flavor(cloud, big, settings, monkeypatch):
-    from compute.drivers.base import DriverError
-    from compute.drivers.libvirt import LibvirtHypervisor
+    from hypervisor.base import DriverError
+    from hypervisor.libvirt import LibvirtHypervisor
     from iaas.models import AuditEvent
 
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1

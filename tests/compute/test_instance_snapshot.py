@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from compute.drivers.base import NotFound
 from compute.hypervisors import hypervisor_for
 from compute.models import Image, Instance, Operation
 from compute.services.hosts import pool_name
 from compute.services.reconciler import fail_stuck_operations
 from compute.services.worker import run_operation
 from compute.services.worker.snapshot import copy_root_disk, run_snapshot
+from hypervisor.base import NotFound
 from iaas.models import AuditEvent
 from tenants import services as tenant_services
 from tests.compute.test_instance_rebuild import create_building
@@ -49,7 +49,7 @@ def snapshot(client, instance_id: str, name: str = "web-1-snap", **headers: str)
 
 def copy_exists(cloud, image_id: str) -> bool:
     try:
-        hypervisor_for(cloud.host).volume_info(
+        hypervisor_for(cloud.host).storage_volume_info(
             pool_name(cloud.host.name, "instances"), f"snapshot-{image_id}"
         )
     except NotFound:
@@ -189,7 +189,7 @@ def test_a_failed_snapshot_errors_the_image_and_boots_the_guest_again(cloud, sto
     body = snapshot(cloud.client, instance_id).json()
     image_id = body["image"]["id"]
     # The root disk vanished under the instance (an operator's mistake): the copy fails.
-    hypervisor_for(cloud.host).delete_volume(
+    hypervisor_for(cloud.host).delete_storage_volume(
         pool_name(cloud.host.name, "instances"), f"instance-{instance_id}-root", wipe=False
     )
     assert run_operation(body["operation"]["id"]) == "failed"

@@ -165,11 +165,11 @@ def test_a_failed_build_cleans_up_and_says_why(cloud):
     assert not Port.objects.exists()
     hv = hypervisor_for(cloud.host)
     pool = host_services.pool_name("h01", "instances")
-    from compute.drivers.base import NotFound
+    from hypervisor.base import NotFound
 
     for volume in (f"instance-{instance.pk}-root", f"instance-{instance.pk}-seed"):
         with pytest.raises(NotFound):
-            hv.volume_info(pool, volume)
+            hv.storage_volume_info(pool, volume)
     operation = Operation.objects.get(pk=created["operation"]["id"])
     assert operation.status == "failed"
     assert operation.error

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from compute.drivers.base import DomainSpec
 from compute.hypervisors import hypervisor_for
 from compute.models import Instance, Operation, OrphanReport
 from compute.services.reconciler import fail_stuck_operations, reconcile_host
 from compute.services.worker import run_operation
+from hypervisor.base import DomainSpec
 from iaas.models import AuditEvent
 from tests.compute.test_instances import cloud, create  # noqa: F401 - the `cloud` fixture
 
@@ -86,14 +86,16 @@ def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(clou
 def _volumes(cloud, role: str) -> set[str]:  # noqa: F811
     from compute.services.hosts import pool_name
 
-    return {v.name for v in hypervisor_for(cloud.host).list_volumes(pool_name("h01", role))}
+    return {v.name for v in hypervisor_for(cloud.host).list_storage_volumes(pool_name("h01", role))}
 
 
 def _make_volume(cloud, role: str, name: str) -> None:  # noqa: F811
-    from compute.drivers.base import VolumeSpec
     from compute.services.hosts import pool_name
+    from hypervisor.base import StorageVolumeSpec
 
-    hypervisor_for(cloud.host).create_volume(VolumeSpec(pool_name("h01", role), name, 1 << 20))
+    hypervisor_for(cloud.host).create_storage_volume(
+        StorageVolumeSpec(pool_name("h01", role), name, 1 << 20)
+    )
 
 
 def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud):  # noqa: F811

@@ -271,14 +271,14 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
     hv = hypervisor_for(real_host)
     assert instance_id not in [d.name for d in hv.list_domains()]
     pool = host_services.pool_name(HOST, "instances")
-    from compute.drivers.base import NotFound
+    from hypervisor.base import NotFound
 
     for volume in (
         f"instance-{instance_id}-root", f"instance-{instance_id}-seed",
         f"instance-{second_id}-root", f"instance-{second_id}-seed", f"snapshot-{snap['id']}",
     ):  # fmt: skip
         with pytest.raises(NotFound):
-            hv.volume_info(pool, volume)
+            hv.storage_volume_info(pool, volume)
     assert second_id not in [d.name for d in hv.list_domains()]
     # Disks, seeds, console logs (the guests' output is the tenant's) and the snapshot's copy:
     # nothing of either instance is left in the host's instances directory.

@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from hypervisor.ssh import SshEndpoint
+
 SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it
@@ -207,3 +209,13 @@ class LocalSshd:
                         f"{START_TIMEOUT} s:\n{self.log_text()}"
                     ) from None
                 time.sleep(0.02)
+
+
+def ssh_endpoint_for(server: LocalSshd, key: Path | None = None) -> SshEndpoint:
+    """An endpoint for `server`, with its authorised client key unless `key` is given."""
+    return SshEndpoint(
+        host="127.0.0.1",
+        port=server.port,
+        username=server.username,
+        private_key_path=str(key or server.client_key_path),
+    )

@@ -11,10 +11,6 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from compute.drivers.base import (
-    DriverError,
-    PowerState,
-)
 from compute.hypervisors import hypervisor_for
 from compute.models import Instance, Operation
 from compute.services import operations
@@ -29,6 +25,10 @@ from compute.services.worker.steps import (
     shutdown_steps,
     succeed,
     wait_running,
+)
+from hypervisor.base import (
+    DriverError,
+    PowerState,
 )
 
 logger = logging.getLogger(__name__)

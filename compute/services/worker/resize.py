@@ -8,10 +8,6 @@ from typing import Any
 
 from django.db import transaction
 
-from compute.drivers.base import (
-    Hypervisor,
-    PowerState,
-)
 from compute.hypervisors import hypervisor_for
 from compute.models import Instance, Operation, Port
 from compute.services import operations, scheduler
@@ -26,6 +22,10 @@ from compute.services.worker.steps import (
     stores_no_data,
     wait_running,
     worker_actor,
+)
+from hypervisor.base import (
+    Hypervisor,
+    PowerState,
 )
 from iaas.audit import audit_record
 
@@ -76,10 +76,10 @@ def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
     def grow_disk() -> None:
         pool = pool_names(host)["instances"]
         wanted = int(size["disk_gb"]) * GIB
-        if hv.volume_info(pool, root_volume(instance)).capacity_bytes < wanted:
+        if hv.storage_volume_info(pool, root_volume(instance)).capacity_bytes < wanted:
             if stores_no_data(host):
                 return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
-            hv.resize_volume(pool, root_volume(instance), wanted)
+            hv.resize_storage_volume(pool, root_volume(instance), wanted)
 
     steps = shutdown_steps(hv, instance)
     if target == "new":

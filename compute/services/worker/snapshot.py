@@ -9,12 +9,6 @@ from typing import Any
 from django.conf import settings
 
 from compute import image_files
-from compute.drivers.base import (
-    DriverError,
-    Hypervisor,
-    PowerState,
-    VolumeSpec,
-)
 from compute.hypervisors import hypervisor_for
 from compute.models import Instance, Operation
 from compute.services import images as image_services
@@ -28,6 +22,12 @@ from compute.services.worker.steps import (
     succeed,
     wait_running,
     worker_actor,
+)
+from hypervisor.base import (
+    DriverError,
+    Hypervisor,
+    PowerState,
+    StorageVolumeSpec,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,12 +54,12 @@ def copy_root_disk(hv: Hypervisor, instance: Instance, image: Any) -> None:
     assert host is not None
     pools = pool_names(host)
     name = snapshot_volume(image.pk)
-    hv.delete_volume(pools["instances"], name)
-    source = hv.volume_info(pools["instances"], root_volume(instance))
-    spec = VolumeSpec(
+    hv.delete_storage_volume(pools["instances"], name)
+    source = hv.storage_volume_info(pools["instances"], root_volume(instance))
+    spec = StorageVolumeSpec(
         pool=pools["instances"], name=name, capacity_bytes=source.capacity_bytes, format="qcow2"
     )
-    hv.copy_volume(pools["instances"], root_volume(instance), spec)
+    hv.copy_storage_volume(pools["instances"], root_volume(instance), spec)
 
 
 def _store_snapshot(hv: Hypervisor, instance: Instance, image: Any) -> None:
@@ -75,10 +75,10 @@ def _store_snapshot(hv: Hypervisor, instance: Instance, image: Any) -> None:
         with image_files.Receiver(directory=store, prefix=f".{image.pk}.", max_bytes=limit) as rx:
             copy = snapshot_volume(image.pk)
             if stores_no_data(host):  # nor can it download: its disk is empty
-                size = hv.volume_info(pool_names(host)["instances"], copy).capacity_bytes
+                size = hv.storage_volume_info(pool_names(host)["instances"], copy).capacity_bytes
                 rx.write(image_files.empty_qcow2(size))
             else:
-                hv.download_volume(pool_names(host)["instances"], copy, rx.write)
+                hv.download_storage_volume(pool_names(host)["instances"], copy, rx.write)
             received = rx.finish()
     except image_files.TooLarge as exc:
         raise DriverError(
@@ -128,7 +128,7 @@ def run_snapshot(operation: Operation, instance: Instance) -> None:
         ("store_image", lambda: _store_snapshot(hv, instance, image)),
         (
             "remove_copy",
-            lambda: hv.delete_volume(pools["instances"], snapshot_volume(image.pk)),
+            lambda: hv.delete_storage_volume(pools["instances"], snapshot_volume(image.pk)),
         ),
     ]
     if was_active:
@@ -140,7 +140,7 @@ def run_snapshot(operation: Operation, instance: Instance) -> None:
         run_steps(operation, steps)
     except Exception as exc:
         try:
-            hv.delete_volume(pools["instances"], snapshot_volume(image.pk))
+            hv.delete_storage_volume(pools["instances"], snapshot_volume(image.pk))
         except DriverError:
             logger.exception("the copy of snapshot %s could not be removed", image.pk)
         image_services.image_snapshot_failed(

@@ -20,7 +20,10 @@ from django.conf import settings
 from django.db import transaction
 
 from compute import cloudinit
-from compute.drivers.base import (
+from compute.models import Host, Instance, Operation, Port, StoragePool
+from compute.services import ipam, operations, scheduler
+from compute.services.hosts import pool_name
+from hypervisor.base import (
     DiskSpec,
     DomainSpec,
     DriverError,
@@ -30,11 +33,8 @@ from compute.drivers.base import (
     NotFound,
     PowerState,
     StaticLease,
-    VolumeSpec,
+    StorageVolumeSpec,
 )
-from compute.models import Host, Instance, Operation, Port, StoragePool
-from compute.services import ipam, operations, scheduler
-from compute.services.hosts import pool_name
 from iaas.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -93,13 +93,13 @@ def cache_image(hv: Hypervisor, host: Host, image: Any) -> None:
     pools = pool_names(host)
     name = base_volume(image.pk)
     try:
-        info = hv.volume_info(pools["images"], name)
+        info = hv.storage_volume_info(pools["images"], name)
         if info.capacity_bytes >= (image.size_bytes or 0) and not stores_no_data(host):
             return
     except NotFound:
         pass
-    hv.create_volume(
-        VolumeSpec(
+    hv.create_storage_volume(
+        StorageVolumeSpec(
             pool=pools["images"],
             name=name,
             capacity_bytes=max(image.size_bytes or 0, 1),
@@ -111,7 +111,7 @@ def cache_image(hv: Hypervisor, host: Host, image: Any) -> None:
     from compute.services.images import image_file_path
 
     with open(image_file_path(image), "rb") as source:
-        hv.upload_volume(pools["images"], name, source, image.size_bytes or 0)
+        hv.upload_storage_volume(pools["images"], name, source, image.size_bytes or 0)
 
 
 def _root_disk(hv: Hypervisor, instance: Instance, image: Any, *, replace: bool = False) -> None:
@@ -121,9 +121,9 @@ def _root_disk(hv: Hypervisor, instance: Instance, image: Any, *, replace: bool 
     assert host is not None
     pool = pool_names(host)["instances"]
     if replace:
-        hv.delete_volume(pool, root_volume(instance))
-    hv.create_volume(
-        VolumeSpec(
+        hv.delete_storage_volume(pool, root_volume(instance))
+    hv.create_storage_volume(
+        StorageVolumeSpec(
             pool=pool,
             name=root_volume(instance),
             capacity_bytes=max(instance.disk_gb * GIB, image.virtual_size_bytes or 0),
@@ -152,12 +152,14 @@ def _seed(hv: Hypervisor, instance: Instance, port: Port, *, replace: bool = Fal
         )
     )
     if replace:
-        hv.delete_volume(pool, seed_volume(instance))
-    hv.create_volume(
-        VolumeSpec(pool=pool, name=seed_volume(instance), capacity_bytes=len(seed), format="raw")
+        hv.delete_storage_volume(pool, seed_volume(instance))
+    hv.create_storage_volume(
+        StorageVolumeSpec(
+            pool=pool, name=seed_volume(instance), capacity_bytes=len(seed), format="raw"
+        )
     )
     if not stores_no_data(host):
-        hv.upload_volume(pool, seed_volume(instance), io.BytesIO(seed), len(seed))
+        hv.upload_storage_volume(pool, seed_volume(instance), io.BytesIO(seed), len(seed))
 
 
 def _network(hv: Hypervisor, instance: Instance, port: Port) -> None:
@@ -264,7 +266,7 @@ def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
     hv.destroy_domain(str(instance.pk))
     hv.undefine_domain(str(instance.pk))
     for volume in (root_volume(instance), seed_volume(instance), console_volume(instance)):
-        hv.delete_volume(pools["instances"], volume)
+        hv.delete_storage_volume(pools["instances"], volume)
 
 
 def release_capacity(instance: Instance) -> None:

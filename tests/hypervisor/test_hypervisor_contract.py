@@ -1,4 +1,4 @@
-"""The contract of `compute.drivers.base.Hypervisor`, checked on `LibvirtHypervisor` against
+"""The contract of `hypervisor.base.Hypervisor`, checked on `LibvirtHypervisor` against
 both lanes: libvirt's in-process fake (``test:///default``) and the real libvirtd with QEMU
 (marker ``hypervisor``). Where the fake cannot do something (it runs no guest code, and has
 no volume upload, download, resize or wipe) the test states what the fake answers instead
@@ -23,7 +23,7 @@ import libvirt
 import pytest
 from lxml import etree as ET
 
-from compute.drivers.base import (
+from hypervisor.base import (
     DomainEvent,
     DomainSpec,
     DriverError,
@@ -33,12 +33,12 @@ from compute.drivers.base import (
     PowerState,
     SpecConflict,
     StaticLease,
+    StorageVolumeSpec,
     TransientError,
     Unsupported,
-    VolumeSpec,
 )
-from compute.drivers.libvirt import LibvirtHypervisor
-from tests.compute.drivers.conftest import Lane, Resources
+from hypervisor.libvirt import LibvirtHypervisor
+from tests.hypervisor.conftest import Lane, Resources
 
 #: Markup in a title or an id (anything goes there).
 NASTY = "evil<x a='1'/>&amp;]]>\"'</name><name>"
@@ -280,48 +280,52 @@ def test_create_volume_is_idempotent_and_refuses_another_spec(
     hypervisor: LibvirtHypervisor, res: Resources
 ) -> None:
     pool = res.pool()
-    spec = VolumeSpec(pool, res.name("vol"), 8 << 20)
+    spec = StorageVolumeSpec(pool, res.name("vol"), 8 << 20)
     res.volumes.append((pool, spec.name))
-    first = hypervisor.create_volume(spec)
+    first = hypervisor.create_storage_volume(spec)
     assert (first.name, first.capacity_bytes, first.format) == (spec.name, 8 << 20, "qcow2")
     assert first.path.endswith("/" + spec.name)
-    assert hypervisor.create_volume(spec) == hypervisor.volume_info(pool, spec.name)
+    assert hypervisor.create_storage_volume(spec) == hypervisor.storage_volume_info(pool, spec.name)
     for other in (
-        VolumeSpec(pool, spec.name, 8 << 20, format="raw"),
-        VolumeSpec(pool, spec.name, 16 << 20),
+        StorageVolumeSpec(pool, spec.name, 8 << 20, format="raw"),
+        StorageVolumeSpec(pool, spec.name, 16 << 20),
     ):
         with pytest.raises(SpecConflict):
-            hypervisor.create_volume(other)
+            hypervisor.create_storage_volume(other)
     with pytest.raises(NotFound):
-        hypervisor.create_volume(VolumeSpec(res.name("nopool"), "v", 1 << 20))
+        hypervisor.create_storage_volume(StorageVolumeSpec(res.name("nopool"), "v", 1 << 20))
     with pytest.raises(NotFound):
-        hypervisor.volume_info(pool, res.name("novol"))
+        hypervisor.storage_volume_info(pool, res.name("novol"))
 
 
 def test_overlay_on_a_backing_volume(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
 ) -> None:
     pool = res.pool()
-    base = res.volume(VolumeSpec(pool, res.name("base"), 4 << 20))
-    other = res.volume(VolumeSpec(pool, res.name("other"), 4 << 20))
-    spec = VolumeSpec(pool, res.name("overlay"), 8 << 20, backing_pool=pool, backing_volume=base)
+    base = res.volume(StorageVolumeSpec(pool, res.name("base"), 4 << 20))
+    other = res.volume(StorageVolumeSpec(pool, res.name("other"), 4 << 20))
+    spec = StorageVolumeSpec(
+        pool, res.name("overlay"), 8 << 20, backing_pool=pool, backing_volume=base
+    )
     res.volumes.insert(0, (pool, spec.name))
-    overlay = hypervisor.create_volume(spec)
+    overlay = hypervisor.create_storage_volume(spec)
     assert (overlay.format, overlay.capacity_bytes) == ("qcow2", 8 << 20)
-    assert hypervisor.create_volume(spec).path == overlay.path
+    assert hypervisor.create_storage_volume(spec).path == overlay.path
     for conflicting in (
-        VolumeSpec(pool, spec.name, 8 << 20),  # no backing
-        VolumeSpec(pool, spec.name, 8 << 20, backing_pool=pool, backing_volume=other),
+        StorageVolumeSpec(pool, spec.name, 8 << 20),  # no backing
+        StorageVolumeSpec(pool, spec.name, 8 << 20, backing_pool=pool, backing_volume=other),
     ):
         with pytest.raises(SpecConflict):
-            hypervisor.create_volume(conflicting)
+            hypervisor.create_storage_volume(conflicting)
     with pytest.raises(NotFound):
-        hypervisor.create_volume(
-            VolumeSpec(pool, res.name("x"), 1 << 20, backing_pool=pool, backing_volume="nope")
+        hypervisor.create_storage_volume(
+            StorageVolumeSpec(
+                pool, res.name("x"), 1 << 20, backing_pool=pool, backing_volume="nope"
+            )
         )
     with pytest.raises(DriverError):  # only qcow2 can have a backing file
-        hypervisor.create_volume(
-            VolumeSpec(
+        hypervisor.create_storage_volume(
+            StorageVolumeSpec(
                 pool, res.name("x"), 1 << 20, format="raw", backing_pool=pool, backing_volume=base
             )
         )
@@ -332,7 +336,7 @@ def test_overlay_on_a_backing_volume(
             capture_output=True,
             text=True,
         ).stdout
-        assert f'"backing-filename": "{hypervisor.volume_info(pool, base).path}"' in info
+        assert f'"backing-filename": "{hypervisor.storage_volume_info(pool, base).path}"' in info
         assert '"backing-filename-format": "qcow2"' in info
 
 
@@ -340,22 +344,22 @@ def test_list_volumes_and_delete_see_files_made_behind_libvirts_back(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
 ) -> None:
     pool = res.pool()
-    made = res.volume(VolumeSpec(pool, res.name("vol"), 1 << 20))
-    assert [v.name for v in hypervisor.list_volumes(pool)] == [made]
+    made = res.volume(StorageVolumeSpec(pool, res.name("vol"), 1 << 20))
+    assert [v.name for v in hypervisor.list_storage_volumes(pool)] == [made]
     with pytest.raises(NotFound):
-        hypervisor.list_volumes(res.name("nopool"))
+        hypervisor.list_storage_volumes(res.name("nopool"))
     if not lane.real:
         return  # the fake's pools have no directory to write into
     # What QEMU does with a console log: a file in the pool's directory libvirt never made.
     directory = Path(hypervisor.pool_info(pool).path)
     listed, unlisted = directory / "listed-console.log", directory / "unlisted-console.log"
     listed.write_bytes(b"guest output")
-    assert sorted(v.name for v in hypervisor.list_volumes(pool)) == sorted(
+    assert sorted(v.name for v in hypervisor.list_storage_volumes(pool)) == sorted(
         [made, "listed-console.log"]
     )
     unlisted.write_bytes(b"guest output")  # not listed since: delete still finds it
-    hypervisor.delete_volume(pool, "unlisted-console.log")
-    hypervisor.delete_volume(pool, "listed-console.log")
+    hypervisor.delete_storage_volume(pool, "unlisted-console.log")
+    hypervisor.delete_storage_volume(pool, "listed-console.log")
     assert not listed.exists()
     assert not unlisted.exists()
 
@@ -364,41 +368,45 @@ def test_copy_flattens_an_overlay_into_a_standalone_volume(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane, tmp_path: Path
 ) -> None:
     pool = res.pool()
-    base = res.volume(VolumeSpec(pool, res.name("base"), 4 << 20, format="raw"))
-    overlay_spec = VolumeSpec(
+    base = res.volume(StorageVolumeSpec(pool, res.name("base"), 4 << 20, format="raw"))
+    overlay_spec = StorageVolumeSpec(
         pool, res.name("overlay"), 8 << 20, backing_pool=pool, backing_volume=base,
         backing_format="raw",
     )  # fmt: skip
     overlay = res.volume(overlay_spec)
     if lane.real:  # data in the base, and data written through the overlay on top of it
         data = os.urandom(4 << 20)
-        hypervisor.upload_volume(pool, base, io.BytesIO(data), len(data))
-        overlay_path = hypervisor.volume_info(pool, overlay).path
+        hypervisor.upload_storage_volume(pool, base, io.BytesIO(data), len(data))
+        overlay_path = hypervisor.storage_volume_info(pool, overlay).path
         subprocess.run(
             ["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k", overlay_path],
             check=True,
             capture_output=True,
         )
-    copy_spec = VolumeSpec(pool, res.name("copy"), 8 << 20)
+    copy_spec = StorageVolumeSpec(pool, res.name("copy"), 8 << 20)
     res.volumes.insert(0, (pool, copy_spec.name))
-    copy = hypervisor.copy_volume(pool, overlay, copy_spec)
+    copy = hypervisor.copy_storage_volume(pool, overlay, copy_spec)
     assert (copy.format, copy.capacity_bytes) == ("qcow2", 8 << 20)
     with pytest.raises(SpecConflict):  # an existing copy may be incomplete: never reused
-        hypervisor.copy_volume(pool, overlay, copy_spec)
+        hypervisor.copy_storage_volume(pool, overlay, copy_spec)
     with pytest.raises(DriverError):  # smaller than the source
-        hypervisor.copy_volume(pool, overlay, VolumeSpec(pool, res.name("small"), 1 << 20))
+        hypervisor.copy_storage_volume(
+            pool, overlay, StorageVolumeSpec(pool, res.name("small"), 1 << 20)
+        )
     with pytest.raises(DriverError):  # a copy has no backing
-        hypervisor.copy_volume(pool, overlay, overlay_spec)
+        hypervisor.copy_storage_volume(pool, overlay, overlay_spec)
     with pytest.raises(NotFound):
-        hypervisor.copy_volume(pool, res.name("novol"), VolumeSpec(pool, res.name("x"), 1 << 20))
+        hypervisor.copy_storage_volume(
+            pool, res.name("novol"), StorageVolumeSpec(pool, res.name("x"), 1 << 20)
+        )
     if lane.real:
         info = subprocess.run(
             ["qemu-img", "info", "--output=json", copy.path],
             check=True, capture_output=True, text=True,
         ).stdout  # fmt: skip
         assert "backing-filename" not in info
-        hypervisor.delete_volume(pool, overlay)
-        hypervisor.delete_volume(pool, base)  # the copy needs neither any more
+        hypervisor.delete_storage_volume(pool, overlay)
+        hypervisor.delete_storage_volume(pool, base)  # the copy needs neither any more
         expected = bytearray(data + bytes(4 << 20))
         expected[1 << 20 : (1 << 20) + (64 << 10)] = b"\x5a" * (64 << 10)
         flat = tmp_path / "flat.raw"
@@ -413,20 +421,20 @@ def test_resize_grows_and_never_shrinks(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
 ) -> None:
     pool = res.pool()
-    spec = VolumeSpec(pool, res.name("vol"), 4 << 20)
+    spec = StorageVolumeSpec(pool, res.name("vol"), 4 << 20)
     res.volume(spec)
-    hypervisor.resize_volume(pool, spec.name, 4 << 20)  # that size already: no-op
+    hypervisor.resize_storage_volume(pool, spec.name, 4 << 20)  # that size already: no-op
     with pytest.raises(DriverError) as shrink:
-        hypervisor.resize_volume(pool, spec.name, 2 << 20)
+        hypervisor.resize_storage_volume(pool, spec.name, 2 << 20)
     assert not isinstance(shrink.value, Unsupported)
     if not lane.real:
         with pytest.raises(Unsupported):  # the fake cannot resize
-            hypervisor.resize_volume(pool, spec.name, 8 << 20)
+            hypervisor.resize_storage_volume(pool, spec.name, 8 << 20)
         return
-    hypervisor.resize_volume(pool, spec.name, 8 << 20)
-    assert hypervisor.volume_info(pool, spec.name).capacity_bytes == 8 << 20
+    hypervisor.resize_storage_volume(pool, spec.name, 8 << 20)
+    assert hypervisor.storage_volume_info(pool, spec.name).capacity_bytes == 8 << 20
     # The step that created it, run again, still finds its volume (grown since): no-op.
-    assert hypervisor.create_volume(spec).capacity_bytes == 8 << 20
+    assert hypervisor.create_storage_volume(spec).capacity_bytes == 8 << 20
 
 
 def test_upload_then_download_round_trips(
@@ -434,22 +442,22 @@ def test_upload_then_download_round_trips(
 ) -> None:
     pool = res.pool()
     data = os.urandom((1 << 20) + 12345)  # not a multiple of the stream's chunk size
-    name = res.volume(VolumeSpec(pool, res.name("raw"), len(data), format="raw"))
+    name = res.volume(StorageVolumeSpec(pool, res.name("raw"), len(data), format="raw"))
     if not lane.real:
         with pytest.raises(Unsupported):
-            hypervisor.upload_volume(pool, name, io.BytesIO(data), len(data))
+            hypervisor.upload_storage_volume(pool, name, io.BytesIO(data), len(data))
         with pytest.raises(Unsupported):
-            hypervisor.download_volume(pool, name, lambda chunk: None)
+            hypervisor.download_storage_volume(pool, name, lambda chunk: None)
         return
-    hypervisor.upload_volume(pool, name, io.BytesIO(data), len(data))
+    hypervisor.upload_storage_volume(pool, name, io.BytesIO(data), len(data))
     received = bytearray()
-    count = hypervisor.download_volume(pool, name, received.extend)
+    count = hypervisor.download_storage_volume(pool, name, received.extend)
     assert count == len(data) == len(received)
     assert hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest()
     with pytest.raises(DriverError):  # the source is shorter than announced
-        hypervisor.upload_volume(pool, name, io.BytesIO(data[:100]), len(data))
+        hypervisor.upload_storage_volume(pool, name, io.BytesIO(data[:100]), len(data))
     with pytest.raises(NotFound):
-        hypervisor.upload_volume(pool, res.name("novol"), io.BytesIO(b"x"), 1)
+        hypervisor.upload_storage_volume(pool, res.name("novol"), io.BytesIO(b"x"), 1)
 
 
 def test_delete_volume_wipes_then_deletes(
@@ -457,23 +465,23 @@ def test_delete_volume_wipes_then_deletes(
 ) -> None:
     pool = res.pool()
     secret = b"tenant secret " * 4096
-    wiped = res.volume(VolumeSpec(pool, res.name("wiped"), len(secret), format="raw"))
-    kept = res.volume(VolumeSpec(pool, res.name("kept"), len(secret), format="raw"))
+    wiped = res.volume(StorageVolumeSpec(pool, res.name("wiped"), len(secret), format="raw"))
+    kept = res.volume(StorageVolumeSpec(pool, res.name("kept"), len(secret), format="raw"))
     links = {}
     if lane.real:
         for name in (wiped, kept):
-            hypervisor.upload_volume(pool, name, io.BytesIO(secret), len(secret))
+            hypervisor.upload_storage_volume(pool, name, io.BytesIO(secret), len(secret))
             # A second name for the same inode: shows what happens to the blocks themselves.
-            path = Path(hypervisor.volume_info(pool, name).path)
+            path = Path(hypervisor.storage_volume_info(pool, name).path)
             links[name] = path.with_name(f".{name}.link")
             os.link(path, links[name])
-    hypervisor.delete_volume(pool, wiped)
-    hypervisor.delete_volume(pool, kept, wipe=False)
+    hypervisor.delete_storage_volume(pool, wiped)
+    hypervisor.delete_storage_volume(pool, kept, wipe=False)
     for name in (wiped, kept):
         with pytest.raises(NotFound):
-            hypervisor.volume_info(pool, name)
-        hypervisor.delete_volume(pool, name)  # missing: no-op
-    hypervisor.delete_volume(res.name("nopool"), "v")  # no pool, so no volume: no-op
+            hypervisor.storage_volume_info(pool, name)
+        hypervisor.delete_storage_volume(pool, name)  # missing: no-op
+    hypervisor.delete_storage_volume(res.name("nopool"), "v")  # no pool, so no volume: no-op
     if lane.real:
         assert secret[:14] not in links[wiped].read_bytes()
         assert links[kept].read_bytes() == secret  # the control: without wipe, data stays
@@ -578,8 +586,8 @@ def test_names_and_titles_cannot_alter_the_xml(
     hypervisor.define_domain(evil)  # its metadata read back intact: still the same spec
 
     pool = res.pool()
-    volume = res.volume(VolumeSpec(pool, res.name("vol") + NASTY_NAME, 1 << 20))
-    vol_info = hypervisor.volume_info(pool, volume)
+    volume = res.volume(StorageVolumeSpec(pool, res.name("vol") + NASTY_NAME, 1 << 20))
+    vol_info = hypervisor.storage_volume_info(pool, volume)
     assert vol_info.name == volume
     assert os.path.basename(vol_info.path) == volume
 
@@ -654,8 +662,8 @@ def test_a_closed_driver_refuses_calls(lane: Lane) -> None:
 
 FORK_SCRIPT = """
 import os, sys
-from compute.drivers.base import DriverError
-from compute.drivers.libvirt import LibvirtHypervisor
+from hypervisor.base import DriverError
+from hypervisor.libvirt import LibvirtHypervisor
 
 hv = LibvirtHypervisor(sys.argv[1])
 hv.list_domains()  # the parent uses libvirt (and its event loop), then forks
@@ -679,7 +687,7 @@ def test_a_child_forked_after_libvirt_was_used_is_refused_clearly(lane: Lane) ->
     # A subprocess: forking pytest itself (threads, libvirt state) is not something to do.
     result = subprocess.run(
         [sys.executable, "-c", FORK_SCRIPT, lane.uri],
-        cwd=Path(__file__).resolve().parents[3],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from compute.drivers.base import DriverError, NotFound, TransientError, Unsupported
+from hypervisor.base import DriverError, NotFound, TransientError, Unsupported
 
 log = logging.getLogger(__name__)
 

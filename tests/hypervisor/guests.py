@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compute.drivers.base import DiskSpec, DomainSpec, NicSpec, VolumeInfo, VolumeSpec
-from compute.drivers.libvirt import LibvirtHypervisor
-from tests.compute.drivers.conftest import Resources
+from hypervisor.base import DiskSpec, DomainSpec, NicSpec, StorageVolumeInfo, StorageVolumeSpec
+from hypervisor.libvirt import LibvirtHypervisor
+from tests.hypervisor.conftest import Resources
 from tests.support import hypervisor_lab as lab
 
 USER_DATA = """#cloud-config
@@ -35,12 +35,12 @@ def random_mac() -> str:
     return "52:54:00:" + ":".join(f"{random.randrange(256):02x}" for _ in range(3))
 
 
-def upload_file(hv: LibvirtHypervisor, spec: VolumeSpec, path: Path) -> VolumeInfo:
+def upload_file(hv: LibvirtHypervisor, spec: StorageVolumeSpec, path: Path) -> StorageVolumeInfo:
     """Create the volume and stream the file into it (byte for byte)."""
-    hv.create_volume(spec)
+    hv.create_storage_volume(spec)
     with path.open("rb") as source:
-        hv.upload_volume(spec.pool, spec.name, source, path.stat().st_size)
-    return hv.volume_info(spec.pool, spec.name)
+        hv.upload_storage_volume(spec.pool, spec.name, source, path.stat().st_size)
+    return hv.storage_volume_info(spec.pool, spec.name)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def create_guest(
     instance_id = f"i-{name[-20:]}"
     mac = random_mac()
     overlay = res.volume(
-        VolumeSpec(
+        StorageVolumeSpec(
             pool,
             f"{name}-root.qcow2",
             base_capacity,
@@ -83,7 +83,9 @@ def create_guest(
     )
     seed = f"{name}-seed.iso"
     res.volumes.append((pool, seed))
-    upload_file(hv, VolumeSpec(pool, seed, seed_path.stat().st_size, format="raw"), seed_path)
+    upload_file(
+        hv, StorageVolumeSpec(pool, seed, seed_path.stat().st_size, format="raw"), seed_path
+    )
     console_log = res.lane.root / pool / f"{name}-console.log"
     hv.define_domain(
         DomainSpec(

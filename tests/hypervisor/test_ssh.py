@@ -1,4 +1,4 @@
-"""compute.drivers.ssh against a real OpenSSH server on 127.0.0.1 (tests/support/sshd.py).
+"""hypervisor.ssh against a real OpenSSH server on 127.0.0.1 (tests/support/sshd.py).
 
 Every test runs with HOME pointing to an empty directory and paramiko's known_hosts and agent
 entry points booby-trapped (the `ssh_isolation` fixture)."""
@@ -20,8 +20,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from compute.drivers.base import DriverError, TransientError
-from compute.drivers.ssh import (
+from hypervisor.base import DriverError, TransientError
+from hypervisor.ssh import (
     MAX_OUTPUT_BYTES,
     CommandFailed,
     HostKeyMismatch,
@@ -33,8 +33,7 @@ from compute.drivers.ssh import (
     open_session,
     scan_host_key,
 )
-from tests.compute.conftest import ssh_endpoint_for
-from tests.support.sshd import LocalSshd, free_port, keygen, keygen_fingerprint
+from tests.support.sshd import LocalSshd, free_port, keygen, keygen_fingerprint, ssh_endpoint_for
 
 pytestmark = pytest.mark.usefixtures("ssh_isolation")
 

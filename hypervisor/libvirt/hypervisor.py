@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import libvirt
 from lxml import etree as ET
 
-from compute.drivers.base import (
+from hypervisor.base import (
     DomainEvent,
     DomainInfo,
     DomainSpec,
@@ -40,11 +40,11 @@ from compute.drivers.base import (
     PoolSpec,
     PowerState,
     SpecConflict,
+    StorageVolumeInfo,
+    StorageVolumeSpec,
     TransientError,
-    VolumeInfo,
-    VolumeSpec,
 )
-from compute.drivers.libvirt import connection, domain_xml, network, storage
+from hypervisor.libvirt import connection, domain_xml, network, storage
 
 log = logging.getLogger(__name__)
 
@@ -604,32 +604,36 @@ class LibvirtHypervisor(Hypervisor):
     def pool_info(self, name: str) -> PoolInfo:
         return self._run(f"pool {name!r}", storage.pool_info, name)
 
-    def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
-        return self._run(f"create volume {spec.name!r}", storage.create_volume, spec)
+    def create_storage_volume(self, spec: StorageVolumeSpec) -> StorageVolumeInfo:
+        return self._run(f"create volume {spec.name!r}", storage.create_storage_volume, spec)
 
-    def volume_info(self, pool: str, name: str) -> VolumeInfo:
+    def storage_volume_info(self, pool: str, name: str) -> StorageVolumeInfo:
         return self._run(
             f"volume {name!r}",
-            lambda conn: storage.volume_info(pool, storage.lookup_volume(conn, pool, name)),
+            lambda conn: storage.storage_volume_info(pool, storage.lookup_volume(conn, pool, name)),
         )
 
-    def copy_volume(self, source_pool: str, source_name: str, spec: VolumeSpec) -> VolumeInfo:
+    def copy_storage_volume(
+        self, source_pool: str, source_name: str, spec: StorageVolumeSpec
+    ) -> StorageVolumeInfo:
         return self._run(
             f"copy of volume {source_name!r} to {spec.name!r}",
-            storage.copy_volume,
+            storage.copy_storage_volume,
             source_pool,
             source_name,
             spec,
             timeout=max(self.call_timeout, COPY_TIMEOUT_SECONDS),
         )
 
-    def list_volumes(self, pool: str) -> list[VolumeInfo]:
-        return self._run(f"volumes of pool {pool!r}", storage.list_volumes, pool)
+    def list_storage_volumes(self, pool: str) -> list[StorageVolumeInfo]:
+        return self._run(f"volumes of pool {pool!r}", storage.list_storage_volumes, pool)
 
-    def resize_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
-        self._run(f"resize volume {name!r}", storage.resize_volume, pool, name, capacity_bytes)
+    def resize_storage_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
+        self._run(
+            f"resize volume {name!r}", storage.resize_storage_volume, pool, name, capacity_bytes
+        )
 
-    def upload_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
+    def upload_storage_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
         what = f"upload to volume {name!r}"
 
         def start(conn: libvirt.virConnect) -> libvirt.virStream:
@@ -659,7 +663,7 @@ class LibvirtHypervisor(Hypervisor):
             self._abort_quietly(stream)
             raise
 
-    def download_volume(self, pool: str, name: str, sink: Callable[[bytes], object]) -> int:
+    def download_storage_volume(self, pool: str, name: str, sink: Callable[[bytes], object]) -> int:
         what = f"download of volume {name!r}"
 
         def start(conn: libvirt.virConnect) -> libvirt.virStream:
@@ -698,10 +702,10 @@ class LibvirtHypervisor(Hypervisor):
         with contextlib.suppress(libvirt.libvirtError):
             stream.abort()
 
-    def delete_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
+    def delete_storage_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
         self._run(
             f"delete volume {name!r}",
-            lambda conn: storage.delete_volume(conn, pool, name, wipe=wipe),
+            lambda conn: storage.delete_storage_volume(conn, pool, name, wipe=wipe),
             timeout=max(self.call_timeout, WIPE_TIMEOUT_SECONDS) if wipe else None,
         )
 

@@ -16,8 +16,8 @@ import re
 import libvirt
 from lxml import etree as ET
 
-from compute.drivers.base import DriverError, NetworkSpec, SpecConflict, StaticLease
-from compute.drivers.libvirt.domain_xml import check_name
+from hypervisor.base import DriverError, NetworkSpec, SpecConflict, StaticLease
+from hypervisor.libvirt.domain_xml import check_name
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")

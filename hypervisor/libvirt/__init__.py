@@ -6,9 +6,9 @@ storage.py      directory pools, volumes (qcow2 overlays), resize, wipe and dele
 network.py      isolated networks with DHCP and static leases
 hypervisor.py   LibvirtHypervisor, the `Hypervisor` interface on top of them
 
-Nothing here imports Django (compute/drivers/ruff.toml).
+Nothing here imports Django (hypervisor/ruff.toml).
 """
 
-from compute.drivers.libvirt.hypervisor import LibvirtHypervisor
+from hypervisor.libvirt.hypervisor import LibvirtHypervisor
 
 __all__ = ["LibvirtHypervisor"]

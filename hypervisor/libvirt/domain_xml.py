@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from lxml import etree as ET
 
-from compute.drivers.base import DiskSpec, DomainSpec, DriverError
+from hypervisor.base import DiskSpec, DomainSpec, DriverError
 
 NAMESPACE = "urn:andromede:domain:1"
 PREFIX = "andromede"

@@ -28,8 +28,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from compute.drivers.base import NetworkSpec, PoolSpec, VolumeSpec
-from compute.drivers.libvirt import LibvirtHypervisor
+from hypervisor.base import NetworkSpec, PoolSpec, StorageVolumeSpec
+from hypervisor.libvirt import LibvirtHypervisor
 from tests.support import hypervisor_lab as lab
 
 TEST_URI = "test:///default"
@@ -156,9 +156,9 @@ class Resources:
         self.hv.ensure_pool(PoolSpec(name, str(self.lane.root / name)))
         return name
 
-    def volume(self, spec: VolumeSpec) -> str:
+    def volume(self, spec: StorageVolumeSpec) -> str:
         self.volumes.append((spec.pool, spec.name))
-        self.hv.create_volume(spec)
+        self.hv.create_storage_volume(spec)
         return spec.name
 
     def network(self, spec: NetworkSpec) -> str:
@@ -175,7 +175,7 @@ class Resources:
                 self.hv.undefine_domain(name)
         for pool, name in self.volumes:
             with contextlib.suppress(Exception):
-                self.hv.delete_volume(pool, name, wipe=False)
+                self.hv.delete_storage_volume(pool, name, wipe=False)
         for name in self.networks:
             with contextlib.suppress(Exception):
                 self.hv.delete_network(name)

@@ -153,7 +153,7 @@ class PoolInfo:
 
 
 @dataclass(frozen=True)
-class VolumeSpec:
+class StorageVolumeSpec:
     pool: str
     name: str
     capacity_bytes: int
@@ -164,7 +164,7 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
-class VolumeInfo:
+class StorageVolumeInfo:
     pool: str
     name: str
     path: str
@@ -273,7 +273,7 @@ class Hypervisor(ABC):
         """Size and free space of a pool (refreshed first). Missing: NotFound."""
 
     @abstractmethod
-    def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
+    def create_storage_volume(self, spec: StorageVolumeSpec) -> StorageVolumeInfo:
         """Create a volume, optionally a qcow2 overlay on a backing volume. A volume with this
         name and the same spec exists: no-op returning it. With another spec: SpecConflict.
         "The same" compares format and backing exactly and the capacity as "at least": a
@@ -281,21 +281,23 @@ class Hypervisor(ABC):
         pool or backing volume: NotFound."""
 
     @abstractmethod
-    def volume_info(self, pool: str, name: str) -> VolumeInfo:
+    def storage_volume_info(self, pool: str, name: str) -> StorageVolumeInfo:
         """Missing: NotFound."""
 
     @abstractmethod
-    def list_volumes(self, pool: str) -> list[VolumeInfo]:
+    def list_storage_volumes(self, pool: str) -> list[StorageVolumeInfo]:
         """Every volume of the pool, files made behind libvirt's back included (the pool is
         refreshed first). Missing pool: NotFound."""
 
     @abstractmethod
-    def resize_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
+    def resize_storage_volume(self, pool: str, name: str, capacity_bytes: int) -> None:
         """Grow the volume to `capacity_bytes`. Already that size: no-op. Shrinking:
         DriverError (data would be lost)."""
 
     @abstractmethod
-    def copy_volume(self, source_pool: str, source_name: str, spec: VolumeSpec) -> VolumeInfo:
+    def copy_storage_volume(
+        self, source_pool: str, source_name: str, spec: StorageVolumeSpec
+    ) -> StorageVolumeInfo:
         """Create the volume `spec` as a standalone copy of the source volume's content, read
         through its backing chain: a qcow2 overlay comes out flattened, with no backing.
         `spec` has no backing and at least the source's capacity (DriverError otherwise). A
@@ -304,18 +306,18 @@ class Hypervisor(ABC):
         long timeout: the whole disk is read and written."""
 
     @abstractmethod
-    def upload_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
+    def upload_storage_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
         """Stream `length` bytes from `source` into the existing volume, from offset 0.
         Declare the volume with the content's real format: directory pools re-detect it
         after an upload (a qcow2 image uploaded into a "raw" volume reads back as qcow2).
         A source shorter than `length`: DriverError."""
 
     @abstractmethod
-    def download_volume(self, pool: str, name: str, sink: Callable[[bytes], object]) -> int:
+    def download_storage_volume(self, pool: str, name: str, sink: Callable[[bytes], object]) -> int:
         """Stream the volume's content to `sink`, chunk by chunk; returns the bytes sent."""
 
     @abstractmethod
-    def delete_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
+    def delete_storage_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
         """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
         the space; a file the pool did not list yet (a console log) is found too. Missing:
         no-op. libvirt's test driver, which holds no data, deletes without wiping."""

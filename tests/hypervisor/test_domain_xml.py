@@ -10,8 +10,8 @@ import uuid
 import pytest
 from lxml import etree as ET
 
-from compute.drivers.base import DiskSpec, DomainSpec, DriverError, NicSpec
-from compute.drivers.libvirt import domain_xml
+from hypervisor.base import DiskSpec, DomainSpec, DriverError, NicSpec
+from hypervisor.libvirt import domain_xml
 
 NASTY = "evil<x a='1'/>&amp;]]>\"'</name><name><!-- -->"
 NASTY_NAME = "evil<name a='1'>&amp;]]>\"'<![CDATA[x]]>"

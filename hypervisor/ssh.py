@@ -15,7 +15,7 @@ file (`put_file`), never in argv: argv appears in error messages and in the host
 list. Every network step is bounded by a timeout (TCP connect, banner, key exchange,
 authentication, channel opening, each command); command output is capped in memory.
 
-Nothing here imports Django (compute/drivers/ruff.toml).
+Nothing here imports Django (hypervisor/ruff.toml).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 
-from compute.drivers.base import DriverError, TransientError
+from hypervisor.base import DriverError, TransientError
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ import os
 import libvirt
 from lxml import etree as ET
 
-from compute.drivers.base import (
+from hypervisor.base import (
     DriverError,
     PoolInfo,
     PoolSpec,
     SpecConflict,
-    VolumeInfo,
-    VolumeSpec,
+    StorageVolumeInfo,
+    StorageVolumeSpec,
 )
-from compute.drivers.libvirt.domain_xml import check_name
+from hypervisor.libvirt.domain_xml import check_name
 
 _FORMATS = ("qcow2", "raw")
 
@@ -140,9 +140,9 @@ def lookup_volume(conn: libvirt.virConnect, pool: str, name: str) -> libvirt.vir
     return lookup_pool(conn, pool).storageVolLookupByName(name)
 
 
-def volume_info(pool: str, vol: libvirt.virStorageVol) -> VolumeInfo:
+def storage_volume_info(pool: str, vol: libvirt.virStorageVol) -> StorageVolumeInfo:
     root = _parse(vol.XMLDesc(0))
-    return VolumeInfo(
+    return StorageVolumeInfo(
         pool=pool,
         name=root.findtext("name") or vol.name(),
         path=root.findtext("target/path") or vol.path(),
@@ -152,7 +152,7 @@ def volume_info(pool: str, vol: libvirt.virStorageVol) -> VolumeInfo:
     )
 
 
-def volume_xml(spec: VolumeSpec, backing_path: str | None) -> str:
+def volume_xml(spec: StorageVolumeSpec, backing_path: str | None) -> str:
     check_name("volume", spec.name)
     root = ET.Element("volume")
     ET.SubElement(root, "name").text = spec.name
@@ -167,7 +167,7 @@ def volume_xml(spec: VolumeSpec, backing_path: str | None) -> str:
     return _xml(root)
 
 
-def _check_volume_spec(spec: VolumeSpec) -> None:
+def _check_volume_spec(spec: StorageVolumeSpec) -> None:
     if spec.format not in _FORMATS or spec.backing_format not in _FORMATS:
         raise DriverError(f"volume {spec.name!r}: format is one of {_FORMATS}")
     if spec.capacity_bytes < 0:
@@ -178,13 +178,15 @@ def _check_volume_spec(spec: VolumeSpec) -> None:
         raise DriverError(f"volume {spec.name!r}: only a qcow2 volume can have a backing volume")
 
 
-def _backing_path(conn: libvirt.virConnect, spec: VolumeSpec) -> str | None:
+def _backing_path(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> str | None:
     if spec.backing_pool is None or spec.backing_volume is None:
         return None
     return str(lookup_volume(conn, spec.backing_pool, spec.backing_volume).path())
 
 
-def _check_same_volume(vol: libvirt.virStorageVol, spec: VolumeSpec, backing: str | None) -> None:
+def _check_same_volume(
+    vol: libvirt.virStorageVol, spec: StorageVolumeSpec, backing: str | None
+) -> None:
     root = _parse(vol.XMLDesc(0))
     fmt = _format(root, "target/format")
     have_backing = root.findtext("backingStore/path")
@@ -204,7 +206,7 @@ def _check_same_volume(vol: libvirt.virStorageVol, spec: VolumeSpec, backing: st
         raise SpecConflict(f"volume {spec.name!r} exists with {', '.join(problems)}")
 
 
-def create_volume(conn: libvirt.virConnect, spec: VolumeSpec) -> VolumeInfo:
+def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> StorageVolumeInfo:
     _check_volume_spec(spec)
     pool = lookup_pool(conn, spec.pool)
     backing = _backing_path(conn, spec)
@@ -222,21 +224,21 @@ def create_volume(conn: libvirt.virConnect, spec: VolumeSpec) -> VolumeInfo:
             except libvirt.libvirtError:
                 raise exc from None
         else:
-            return volume_info(spec.pool, vol)
+            return storage_volume_info(spec.pool, vol)
     _check_same_volume(vol, spec, backing)
-    return volume_info(spec.pool, vol)
+    return storage_volume_info(spec.pool, vol)
 
 
-def copy_volume(
-    conn: libvirt.virConnect, source_pool: str, source_name: str, spec: VolumeSpec
-) -> VolumeInfo:
+def copy_storage_volume(
+    conn: libvirt.virConnect, source_pool: str, source_name: str, spec: StorageVolumeSpec
+) -> StorageVolumeInfo:
     """`spec` created as a standalone copy of the source volume (libvirt's createXMLFrom: in
     a directory pool, ``qemu-img convert``, which reads through the backing chain)."""
     _check_volume_spec(spec)
     if spec.backing_volume is not None:
         raise DriverError(f"volume {spec.name!r}: a copy stands alone, it has no backing volume")
     source = lookup_volume(conn, source_pool, source_name)
-    source_capacity = volume_info(source_pool, source).capacity_bytes
+    source_capacity = storage_volume_info(source_pool, source).capacity_bytes
     if spec.capacity_bytes < source_capacity:
         raise DriverError(
             f"volume {spec.name!r}: {spec.capacity_bytes} bytes cannot hold a copy of "
@@ -253,12 +255,14 @@ def copy_volume(
         raise SpecConflict(
             f"volume {spec.name!r} exists: a copy cannot be known complete; delete it first"
         )
-    return volume_info(spec.pool, pool.createXMLFrom(volume_xml(spec, None), source, 0))
+    return storage_volume_info(spec.pool, pool.createXMLFrom(volume_xml(spec, None), source, 0))
 
 
-def resize_volume(conn: libvirt.virConnect, pool: str, name: str, capacity_bytes: int) -> None:
+def resize_storage_volume(
+    conn: libvirt.virConnect, pool: str, name: str, capacity_bytes: int
+) -> None:
     vol = lookup_volume(conn, pool, name)
-    current = volume_info(pool, vol).capacity_bytes
+    current = storage_volume_info(pool, vol).capacity_bytes
     if capacity_bytes == current:
         return
     if capacity_bytes < current:
@@ -290,13 +294,13 @@ def _lookup_refreshed(conn: libvirt.virConnect, pool: str, name: str) -> libvirt
     return lookup_volume(conn, pool, name)
 
 
-def list_volumes(conn: libvirt.virConnect, pool: str) -> list[VolumeInfo]:
+def list_storage_volumes(conn: libvirt.virConnect, pool: str) -> list[StorageVolumeInfo]:
     found = lookup_pool(conn, pool)
     refresh_pool(found)
-    return [volume_info(pool, vol) for vol in found.listAllVolumes(0)]
+    return [storage_volume_info(pool, vol) for vol in found.listAllVolumes(0)]
 
 
-def delete_volume(conn: libvirt.virConnect, pool: str, name: str, *, wipe: bool) -> None:
+def delete_storage_volume(conn: libvirt.virConnect, pool: str, name: str, *, wipe: bool) -> None:
     try:
         vol = _lookup_refreshed(conn, pool, name)
     except libvirt.libvirtError as exc:

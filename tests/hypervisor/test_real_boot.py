@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from compute.drivers.base import (
+from hypervisor.base import (
     DiskSpec,
     DomainSpec,
     NetworkSpec,
     NicSpec,
     PowerState,
     StaticLease,
-    VolumeSpec,
+    StorageVolumeSpec,
 )
-from compute.drivers.libvirt import LibvirtHypervisor
-from tests.compute.drivers.conftest import Resources
-from tests.compute.drivers.guests import (
+from hypervisor.libvirt import LibvirtHypervisor
+from tests.hypervisor.conftest import Resources
+from tests.hypervisor.guests import (
     USER_DATA,
     create_guest,
     random_mac,
@@ -51,9 +51,9 @@ def test_an_overlay_on_the_cached_image_boots_and_reports_ready_within_30s(
     # The cached image, streamed into a base volume, byte for byte (checked on the way back).
     base = f"base-{image_sha[:16]}.qcow2"
     res.volumes.append((images, base))
-    base_info = upload_file(hv, VolumeSpec(images, base, image.stat().st_size), image)
+    base_info = upload_file(hv, StorageVolumeSpec(images, base, image.stat().st_size), image)
     downloaded = bytearray()
-    hv.download_volume(images, base, downloaded.extend)
+    hv.download_storage_volume(images, base, downloaded.extend)
     assert len(downloaded) == image.stat().st_size
     assert hashlib.sha256(downloaded).hexdigest() == image_sha
 
@@ -62,7 +62,7 @@ def test_an_overlay_on_the_cached_image_boots_and_reports_ready_within_30s(
     instance_id = f"i-{name[-24:]}"
     ip, mac = "203.0.113.10", random_mac()
     root = res.volume(
-        VolumeSpec(disks, f"{name}-root", 64 << 20, backing_pool=images, backing_volume=base)
+        StorageVolumeSpec(disks, f"{name}-root", 64 << 20, backing_pool=images, backing_volume=base)
     )
     assert base_info.capacity_bytes <= 64 << 20
     seed_file = lab.build_seed_iso(
@@ -70,7 +70,9 @@ def test_an_overlay_on_the_cached_image_boots_and_reports_ready_within_30s(
     )
     seed = f"{name}-seed"
     res.volumes.append((disks, seed))
-    upload_file(hv, VolumeSpec(disks, seed, seed_file.stat().st_size, format="raw"), seed_file)
+    upload_file(
+        hv, StorageVolumeSpec(disks, seed, seed_file.stat().st_size, format="raw"), seed_file
+    )
 
     # An isolated network on a documentation subnet, with the guest's address as a lease.
     network = res.network(
@@ -131,7 +133,7 @@ def test_a_real_guest_shows_its_console_reboots_and_powers_off_on_acpi(
     images = res.pool()
     base = res.name("base")
     res.volumes.append((images, base))
-    base_info = upload_file(hv, VolumeSpec(images, base, image.stat().st_size), image)
+    base_info = upload_file(hv, StorageVolumeSpec(images, base, image.stat().st_size), image)
     network = res.network(NetworkSpec(res.name("net"), res.bridge(), "198.51.100.1/24", None, None))
     guest = create_guest(
         hv,

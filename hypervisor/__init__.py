@@ -1,2 +1,2 @@
 """The hypervisor boundary (DESIGN §5). Nothing under this package may import Django: a ruff
-banned-import rule (compute/drivers/ruff.toml) enforces it."""
+banned-import rule (hypervisor/ruff.toml) enforces it."""
