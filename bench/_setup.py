@@ -147,7 +147,7 @@ def api_token(tenant: Any, username: str, role: str = "member") -> str:
 
 
 def ensure_zone(name: str, jurisdiction: str, region: str = "bench") -> Any:
-    from compute.models import Region, Zone
+    from hosts.models import Region, Zone
 
     reg, _ = Region.objects.get_or_create(name=region)
     zone, _ = Zone.objects.get_or_create(
@@ -177,7 +177,7 @@ def make_hosts(
 ) -> list[Any]:
     """`count` hosts named <prefix>0001…, round-robin over `zones`, never contacted (their
     libvirt URI is libvirt's fake). Every `disabled_every`-th host is disabled."""
-    from compute.models import Host
+    from hosts.models import Host
 
     fields = {"cpus": 64, "memory_mb": 512 * 1024, "disk_gb": 8000, "arch": "x86_64"} | capacity
     hosts = [
@@ -218,7 +218,8 @@ def make_instances(
     bulk_create; returns how many were made."""
     import ipaddress
 
-    from compute.models import Allocation, Instance, Port
+    from compute.models import Allocation, Instance
+    from network.models import Port
 
     image_id = uuid.uuid5(uuid.NAMESPACE_URL, "andromede-bench-image")
     addresses = ipaddress.ip_network(network.cidr).hosts() if network is not None else None
@@ -259,7 +260,7 @@ def make_instances(
             Port.objects.bulk_create(
                 Port(
                     network=network,
-                    instance=inst,
+                    device_id=inst.pk,
                     mac=f"{mac_prefix}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}",
                     ip=str(next(addresses)),
                 )

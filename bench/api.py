@@ -42,7 +42,8 @@ def reset() -> None:
 
 
 def seed(count: int) -> Any:
-    from compute.models import KeyPair, TenantNetwork
+    from compute.models import KeyPair
+    from network.models import TenantNetwork
 
     tenant = _setup.ensure_tenant(f"{PREFIX}acme", ["FR"])
     zone = _setup.ensure_zone(f"{PREFIX}fr-1", "FR")

@@ -95,8 +95,8 @@ def libvirt_subnets(conn: Any) -> list[ipaddress.IPv4Network]:
 def free_subnets(conn: Any, count: int) -> list[str]:
     """`count` /27s of the documentation ranges, from the top, that no libvirt network uses
     and no other tenant network of the bench database holds."""
-    from compute.models import TenantNetwork
-    from compute.services import ipam
+    from network.models import TenantNetwork
+    from network.services import ipam
 
     used = libvirt_subnets(conn)
     taken = set(TenantNetwork.objects.exclude(tenant__slug=TENANT).values_list("cidr", flat=True))
@@ -158,8 +158,8 @@ class Lab:
     def __init__(
         self, root: Path, host: Any, image: Any, raw_cidr: str, raw_same_ip: bool = False
     ) -> None:
-        from compute.hypervisors import hypervisor_for
-        from compute.services.hosts import pool_name
+        from hosts.hypervisors import hypervisor_for
+        from hosts.naming import storage_pool as pool_name
 
         self.root = root
         self.host = host
@@ -174,7 +174,7 @@ class Lab:
 
     def raw(self, index: int, deadline_s: float) -> dict[str, Any]:
         from compute import cloudinit
-        from compute.services.worker.steps import base_volume
+        from hosts.naming import cached_image as base_volume
         from hypervisor.base import (
             DiskSpec,
             DomainSpec,
@@ -273,7 +273,8 @@ class Lab:
     # --- control plane path ------------------------------------------------------------------
 
     def control_plane(self, client: Any, index: int, deadline_s: float) -> dict[str, Any]:
-        from compute.models import Instance, Operation
+        from compute.models import Instance
+        from operations.models import Operation
 
         deadline = time.monotonic() + deadline_s
         body = {"name": f"cp-{index}", "flavor": FLAVOR, "image": str(self.image.pk),
@@ -356,11 +357,12 @@ def main() -> int:
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from compute.hypervisors import close_all
-    from compute.models import Image, TenantNetwork
-    from compute.services import hosts as host_services
-    from compute.services.worker.steps import cache_image
+    from compute.worker.steps import cache_image
+    from hosts.hypervisors import close_all
+    from hosts.services import onboarding
     from iaas.celery import app, host_queue
+    from images.models import Image
+    from network.models import TenantNetwork
     from tests.support import hypervisor_lab
 
     started = time.monotonic()
@@ -384,9 +386,9 @@ def main() -> int:
         tenant_cidr, raw_cidr = free_subnets(conn, 2)
         conn.close()
         zone = _setup.ensure_zone(ZONE, "FR")
-        host = host_services.host_onboard(
+        host = onboarding.host_onboard(
             actor=_setup.system_actor(),
-            registration=host_services.HostRegistration(
+            registration=onboarding.HostRegistration(
                 name=HOST, zone=zone, libvirt_uri=URI, storage_root=str(root), domain_type="qemu"
             ),
         )

@@ -3,17 +3,21 @@ from django.apps import AppConfig
 
 class ComputeConfig(AppConfig):
     name = "compute"
-    verbose_name = "Compute (keypairs, hosts, instances, networks, volumes)"
+    verbose_name = "Compute (flavors, keypairs, server groups, instances)"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from compute import quota_usage
+        from images.usage import register_in_use_check
         from tenants.quotas import register_resource
 
+        from compute import quota_usage, worker
+        from compute.services.instances import image_build_in_progress
+
         register_resource("keypairs", quota_usage.keypairs_in_use)
-        register_resource("images", quota_usage.images_in_use)
         register_resource("instances", quota_usage.instances_in_use)
         register_resource("vcpus", quota_usage.vcpus_in_use)
         register_resource("ram_mb", quota_usage.ram_mb_in_use)
         register_resource("disk_gb", quota_usage.disk_gb_in_use)
         register_resource("server_groups", quota_usage.server_groups_in_use)
+        worker.register()
+        register_in_use_check(image_build_in_progress)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet, Sum
-
-from compute.models import Image, Instance, KeyPair, ServerGroup
 from tenants.models import Tenant
+
+from compute.models import Instance, KeyPair, ServerGroup
 
 
 def keypairs_in_use(tenant: Tenant) -> int:
@@ -36,10 +36,6 @@ def ram_mb_in_use(tenant: Tenant) -> int:
 
 def disk_gb_in_use(tenant: Tenant) -> int:
     return _total(tenant, "disk_gb")
-
-
-def images_in_use(tenant: Tenant) -> int:
-    return Image.objects.filter(tenant=tenant).exclude(status=Image.Status.DELETED).count()
 
 
 def server_groups_in_use(tenant: Tenant) -> int:

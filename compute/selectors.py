@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
-from django.db.models import Q, QuerySet
-
-from compute.models import Flavor, Image, Instance, KeyPair, Operation, ServerGroup
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from hosts.hypervisors import hypervisor_for
+from hypervisor.base import DriverError
+from network.models import Port
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
+
+from compute.models import Flavor, Instance, KeyPair, ServerGroup
+from compute.states import CONSOLE_STATUSES
+
+logger = logging.getLogger(__name__)
 
 
 def keypair_list(tenant: Tenant) -> QuerySet[KeyPair]:
     return tenant_scoped(KeyPair.objects.all(), tenant)
+
+
+def keypair_find(tenant: Tenant, name: str) -> KeyPair | None:
+    return keypair_list(tenant).filter(name=name).first()
 
 
 def server_group_list(tenant: Tenant) -> QuerySet[ServerGroup]:
@@ -37,27 +48,34 @@ def flavor_list(tenant: Tenant) -> QuerySet[Flavor]:
     )
 
 
+def flavor_find(tenant: Tenant, ref: str) -> Flavor | None:
+    """A flavor this tenant may use, by id or name (None if it has none such)."""
+    flavors = flavor_list(tenant)
+    try:
+        return flavors.filter(pk=uuid.UUID(ref)).first()
+    except ValueError:
+        return flavors.filter(name=ref).first()
+
+
 def instance_list(tenant: Tenant) -> QuerySet[Instance]:
-    """The tenant's instances, deleted ones excluded."""
+    """The tenant's instances, deleted ones excluded, each annotated with `ip`: the address
+    of its port (a port names its instance by id: network never imports compute)."""
+    address = Port.objects.filter(device_id=OuterRef("pk")).order_by("pk").values("ip")[:1]
     return (
         tenant_scoped(Instance.objects.all(), tenant)
         .exclude(status=Instance.Status.DELETED)
-        .select_related("flavor", "keypair", "host__zone", "port")
+        .select_related("flavor", "keypair", "host__zone")
+        .annotate(ip=Subquery(address))
     )
 
 
-def operation_list(tenant: Tenant) -> QuerySet[Operation]:
-    return tenant_scoped(Operation.objects.all(), tenant)
-
-
-def image_list(tenant: Tenant) -> QuerySet[Image]:
-    """The images this tenant sees: its own private ones and the public ones, not deleted."""
-    visible = tenant_scoped(Image.objects.all(), tenant) | Image.objects.filter(
-        visibility=Image.Visibility.PUBLIC
-    )
-    return visible.exclude(status=Image.Status.DELETED)
-
-
-def image_list_all() -> QuerySet[Image]:
-    """Operators only: every tenant's images and the public ones, not deleted."""
-    return Image.objects.exclude(status=Image.Status.DELETED)
+def instance_console(instance: Instance) -> str:
+    """The tail of the serial console; empty before the first boot or when the host cannot
+    say (the error is logged, the tenant sees an empty console, never a 500)."""
+    if instance.host is None or instance.status not in CONSOLE_STATUSES:
+        return ""
+    try:
+        return hypervisor_for(instance.host).console_output(str(instance.pk))
+    except DriverError as exc:
+        logger.warning("console of %s unavailable: %s", instance.pk, exc)
+        return ""

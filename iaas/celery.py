@@ -12,9 +12,9 @@ import os
 import re
 from typing import Any
 
-from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
+from celery import Celery
 from iaas.request_context import (
     current_request_id,
     new_request_id,

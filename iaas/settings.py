@@ -57,8 +57,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The project's apps, in the order of DESIGN §1's arrow: each may import those above it.
     "iaas",
     "tenants",
+    "hosts",
+    "operations",
+    "images",
+    "network",
     "compute",
     "portal",
 ]
@@ -211,9 +216,9 @@ SPECTACULAR_SETTINGS = {
     # Two models have a "role" field with different choices: name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "TenantRoleEnum": "tenants.models.Role",
-        "StoragePoolRoleEnum": "compute.models.hosts.StoragePool.Role",
-        "HostStateEnum": "compute.models.hosts.Host.State",
-        "ImageStatusEnum": "compute.models.images.Image.Status",
+        "StoragePoolRoleEnum": "hosts.models.StoragePool.Role",
+        "HostStateEnum": "hosts.models.Host.State",
+        "ImageStatusEnum": "images.models.Image.Status",
     },
 }
 
@@ -260,7 +265,7 @@ HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS",
 OPERATION_LEASE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_LEASE_SECONDS", 300))
 # A queued operation not picked up for this long is sent again.
 OPERATION_RESEND_AFTER = timedelta(seconds=env_int("ANDROMEDE_OPERATION_RESEND_SECONDS", 60))
-# An operation unfinished this long after its creation is failed by the reconciler.
+# An operation unfinished this long after its creation is failed by the operations sweeper.
 OPERATION_DEADLINE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_DEADLINE_SECONDS", 1800))
 # A new instance must be running within this long, or its build fails (and is cleaned up).
 INSTANCE_BOOT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_INSTANCE_BOOT_TIMEOUT", 120))
@@ -302,7 +307,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "host-heartbeats": {
-        "task": "compute.host_heartbeats",
+        "task": "hosts.heartbeats",
         "schedule": float(HOST_HEARTBEAT_SECONDS),
     },
     "reconcile-hosts": {
@@ -310,7 +315,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("ANDROMEDE_RECONCILE_SECONDS", 60)),
     },
     "sweep-operations": {
-        "task": "compute.sweep_operations",
+        "task": "operations.sweep",
         "schedule": 30.0,
     },
     "purge-old-signin-attempts": {

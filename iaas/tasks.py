@@ -1,7 +1,6 @@
 """Platform housekeeping tasks (control queue)."""
 
 from celery import shared_task
-
 from iaas.api.idempotency import purge_expired
 
 

@@ -11,6 +11,9 @@ from iaas.api.views import ApiRootView, healthz, readyz
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("tenants.api.urls")),
+    path("", include("hosts.api.urls")),
+    path("", include("operations.api.urls")),
+    path("", include("images.api.urls")),
     path("", include("compute.api.urls")),
 ]
 

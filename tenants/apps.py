@@ -7,4 +7,9 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from iaas.audit.refusals import register_attributor
+
         from tenants import schema  # noqa: F401 - registers the OpenAPI bearer-token scheme
+        from tenants.refusals import attribute_refusal
+
+        register_attributor(attribute_refusal)

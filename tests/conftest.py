@@ -45,7 +45,7 @@ def _fresh_fake_hypervisor() -> object:
     """Each test starts with libvirt's test:///default in its initial state: closing the
     process's kept drivers closes the last connection to it, which resets it."""
     yield
-    from compute.hypervisors import close_all
+    from hosts.hypervisors import close_all
 
     close_all()
 

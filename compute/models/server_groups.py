@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-
 from tenants.models import Tenant
 
 

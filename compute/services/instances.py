@@ -4,27 +4,29 @@ it out (compute.services.worker)."""
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
 from django.db import transaction
-
-from compute.models import Flavor, Image, Instance, KeyPair, Operation, ServerGroup
-from compute.services import ipam, scheduler
-from compute.services.images import image_create
-from compute.services.operations import operation_create
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
+from images.models import Image
+from images.services.images import image_create
+from network.services import ipam
+from operations.models import Operation
+from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce
 
-logger = logging.getLogger(__name__)
+from compute.models import Flavor, Instance, KeyPair, ServerGroup
+from compute.services import scheduler
+from compute.states import INSTANCE_LIFECYCLE
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 MAX_USER_DATA_BYTES = 16 * 1024
 
 
-def _check_bootable(image: Any, *, disk_gb: int, memory_mb: int, sized_by: str) -> None:
+def _check_bootable(image: Image, *, disk_gb: int, memory_mb: int, sized_by: str) -> None:
     """409 `image_not_active` unless the image is active; 400 `flavor_too_small` unless
     `disk_gb` and `memory_mb` (those of `sized_by`) meet the image's minimums."""
     if image.status != "active":
@@ -38,7 +40,7 @@ def _check_bootable(image: Any, *, disk_gb: int, memory_mb: int, sized_by: str) 
 
 
 def _check(
-    tenant: Tenant, name: str, flavor: Flavor, image: Any, keypair: KeyPair | None, user_data: str
+    tenant: Tenant, name: str, flavor: Flavor, image: Image, keypair: KeyPair | None, user_data: str
 ) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidRequest(
@@ -62,7 +64,7 @@ def instance_create(
     tenant: Tenant,
     name: str,
     flavor: Flavor,
-    image: Any,
+    image: Image,
     keypair: KeyPair | None = None,
     user_data: str = "",
     zone: str | None = None,
@@ -106,14 +108,14 @@ def instance_create(
     host = scheduler.claim(instance, request)
     instance.host = host
     instance.save(update_fields=["host"])
-    port = ipam.allocate_port(instance, ipam.tenant_network(tenant))
+    port = ipam.allocate_port(network=ipam.tenant_network(tenant), device_id=instance.pk)
     operation = operation_create(
         actor=actor,
         tenant=tenant,
         action="instance.create",
-        target_type="instance",
         target_id=instance.pk,
         host_name=host.name,
+        params={"image": str(image.pk)},
     )
     audit_record(
         actor=actor,
@@ -134,57 +136,15 @@ def instance_create(
     return instance, operation
 
 
-_DELETABLE = {
-    Instance.Status.ACTIVE,
-    Instance.Status.STOPPED,
-    Instance.Status.ERROR,
-    Instance.Status.VERIFY_RESIZE,  # a pending resize: deleting releases the larger claim
-}
-
-
 @transaction.atomic
 def instance_delete(*, actor: Actor, instance: Instance) -> Operation:
     """Accept a delete: the instance goes `deleting` (409 if another verb runs), and an
     operation removes the domain, wipes the disks and releases capacity and address."""
-    taken = Instance.objects.filter(
-        pk=instance.pk, task_state__isnull=True, status__in=_DELETABLE
-    ).update(status=Instance.Status.DELETING, task_state="deleting")
-    if not taken:
-        raise wrong_state(instance, "be deleted", "active, stopped, in error or verifying a resize")
-    instance.refresh_from_db()
+    INSTANCE_LIFECYCLE.begin(instance, "delete")
     return queue_operation(actor=actor, instance=instance, action="instance.delete", params={})
 
 
-# --- Lifecycle verbs (start, stop, reboot) ----------------------------------------------------
-
-_VERB_FROM = {
-    "start": ({Instance.Status.STOPPED}, "starting", "stopped"),
-    "stop": ({Instance.Status.ACTIVE}, "stopping", "active"),
-    "reboot": ({Instance.Status.ACTIVE}, "rebooting", "active"),
-    "rebuild": (
-        {Instance.Status.ACTIVE, Instance.Status.STOPPED},
-        "rebuilding",
-        "active or stopped",
-    ),
-    "snapshot": (
-        {Instance.Status.ACTIVE, Instance.Status.STOPPED},
-        "snapshotting",
-        "active or stopped",
-    ),
-}
 REBOOT_TYPES = ("soft", "hard")
-
-
-def wrong_state(instance: Instance, verb: str, needs: str) -> ConflictError:
-    """The 409 for a verb refused by the instance's state (re-read to say what it is)."""
-    instance.refresh_from_db()
-    return ConflictError(
-        f"The instance is {instance.status}"
-        + (f" ({instance.task_state})" if instance.task_state else "")
-        + f"; it can {verb} only when it is {needs} and no other operation runs.",
-        code="wrong_state",
-        details={"status": instance.status, "task_state": instance.task_state},
-    )
 
 
 def queue_operation(
@@ -193,40 +153,19 @@ def queue_operation(
     """Record the operation for `action` on the instance's host, and its audit event, in
     the caller's transaction."""
     assert instance.host is not None
-    operation = operation_create(
+    return operation_queue(
         actor=actor,
         tenant=instance.tenant,
+        target=instance,
         action=action,
-        target_type="instance",
-        target_id=instance.pk,
         host_name=instance.host.name,
         params=params,
     )
-    audit_record(
-        actor=actor,
-        action=action,
-        tenant_id=instance.tenant_id,
-        target=instance,
-        details={"operation": str(operation.pk), **params},
-    )
-    return operation
-
-
-def _claim_task(instance: Instance, verb: str) -> None:
-    """Take the instance for `verb` by a conditional update on its idle task state and
-    allowed status (so two concurrent verbs cannot both win); `instance` is re-read."""
-    allowed, task_state, needs = _VERB_FROM[verb]
-    taken = Instance.objects.filter(
-        pk=instance.pk, task_state__isnull=True, status__in=allowed
-    ).update(task_state=task_state)
-    if not taken:
-        raise wrong_state(instance, verb, needs)
-    instance.refresh_from_db()
 
 
 def _take(*, actor: Actor, instance: Instance, verb: str, params: dict[str, Any]) -> Operation:
-    """Take the instance for `verb` (`_claim_task`), then queue the operation."""
-    _claim_task(instance, verb)
+    """Take the instance for `verb` (the lifecycle's guard), then queue the operation."""
+    INSTANCE_LIFECYCLE.begin(instance, verb)
     return queue_operation(actor=actor, instance=instance, action=f"instance.{verb}", params=params)
 
 
@@ -252,7 +191,7 @@ def instance_reboot(*, actor: Actor, instance: Instance, reboot_type: str = "sof
 
 
 @transaction.atomic
-def instance_rebuild(*, actor: Actor, instance: Instance, image: Any) -> Operation:
+def instance_rebuild(*, actor: Actor, instance: Instance, image: Image) -> Operation:
     """Accept a rebuild from `image` (one the tenant may boot; the view selects it): only
     from active or stopped. The worker replaces the root disk by a fresh overlay on the
     image; the instance keeps its id, name, flavor, address and MAC."""
@@ -262,13 +201,13 @@ def instance_rebuild(*, actor: Actor, instance: Instance, image: Any) -> Operati
 
 
 @transaction.atomic
-def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[Any, Operation]:
+def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[Image, Operation]:
     """Accept a snapshot: a new private image `name` of the tenant (`saving`, counted in its
     `images` quota) that a worker fills with a standalone copy of the root disk. Only from
     active or stopped. A running guest is powered off cleanly for the copy (ACPI, forced
     after the stop deadline) and booted again, so the image holds a consistent file system;
     the instance keeps its id, address and disks."""
-    _claim_task(instance, "snapshot")
+    INSTANCE_LIFECYCLE.begin(instance, "snapshot")
     source = Image.objects.filter(pk=instance.image_id).only("min_ram_mb").first()
     image = image_create(
         actor=actor,
@@ -286,16 +225,19 @@ def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[A
     return image, operation
 
 
-def instance_console(instance: Instance) -> str:
-    """The tail of the serial console; empty before the first boot or when the host cannot
-    say (the error is logged, the tenant sees an empty console, never a 500)."""
-    from compute.hypervisors import hypervisor_for
-    from hypervisor.base import DriverError
-
-    if instance.host is None or instance.status not in _DELETABLE:
-        return ""
-    try:
-        return hypervisor_for(instance.host).console_output(str(instance.pk))
-    except DriverError as exc:
-        logger.warning("console of %s unavailable: %s", instance.pk, exc)
-        return ""
+def image_build_in_progress(image: Image) -> str | None:
+    """Why `image` cannot be deleted now (images.usage): an instance is being built or
+    rebuilt from it, and its worker still has to copy the file to the host. Instances
+    already running keep working after the delete (their host holds a cached copy, removed
+    by the reconciler once no instance there uses it). A delete racing a create that has
+    not committed yet is not caught here: that build then fails cleanly, with a fault
+    saying the file is gone."""
+    building = Instance.objects.filter(image_id=image.pk, status=Instance.Status.BUILDING)
+    rebuilding = Operation.objects.filter(
+        action="instance.rebuild",
+        status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING],
+        params__image=str(image.pk),
+    )
+    if building.exists() or rebuilding.exists():
+        return "An instance is being built from this image; delete it once the build ends."
+    return None

@@ -3,12 +3,10 @@
 - Power-state drift: an idle instance whose guest powered itself off becomes `stopped`
   (and one started behind our back becomes `active`); recorded as audit events.
 - A domain the database does not know is an orphan: reported (OrphanReport, audit event on
-  first sight), never deleted; so is a volume (compute.services.host_storage).
+  first sight), never deleted; so is a volume (compute.services.reconciler_storage).
 - An idle active or stopped instance whose domain is missing goes to `error` with a fault.
-- Operations stuck past OPERATION_DEADLINE are failed with a reason, and their instance is
-  released from its task so the tenant can act again.
 - Cached images of deleted images that no instance on the host uses any more, and copies
-  left by failed snapshots, are removed from the host (compute.services.host_storage).
+  left by failed snapshots, are removed from the host (compute.services.reconciler_storage).
 - Each host's usage columns (`Host.allocated_*`, kept by the scheduler) are recomputed from
   the Allocation rows; a host whose columns disagree is corrected, with an audit event, so
   the counters can never drift silently.
@@ -19,17 +17,17 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
-from django.utils import timezone
-
-from compute.hypervisors import hypervisor_for
-from compute.models import Allocation, Host, Instance, Operation, OrphanReport
-from compute.services.host_storage import check_host_storage
-from compute.services.images import image_snapshot_failed
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host, OrphanReport
+from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, PowerState
 from iaas.audit import Actor, audit_record
+
+from compute.models import Allocation, Instance
+from compute.services.reconciler_storage import check_host_storage
 
 logger = logging.getLogger(__name__)
 RECONCILER = Actor.system("reconciler")
@@ -51,14 +49,13 @@ def reconcile_host(host: Host) -> dict[str, int]:
     live = Instance.objects.filter(host=host).exclude(
         status__in=[Instance.Status.DELETED, Instance.Status.BUILDING]
     )
-    known = {
-        str(pk)
-        for pk in Instance.objects.filter(host=host)
+    known = set(
+        Instance.objects.filter(host=host)
         .exclude(status=Instance.Status.DELETED)
         .values_list("pk", flat=True)
-    }
+    )
     for instance in live.filter(task_state__isnull=True):
-        domain = domains.get(str(instance.pk))
+        domain = domains.get(naming.domain(instance.pk))
         if domain is None:
             if instance.status in (Instance.Status.ACTIVE, Instance.Status.STOPPED):
                 counts["missing"] += _mark_missing(instance, host)
@@ -75,24 +72,15 @@ def reconcile_host(host: Host) -> dict[str, int]:
         elif instance.power_state != domain.power_state:
             Instance.objects.filter(pk=instance.pk).update(power_state=domain.power_state)
     for name, domain in domains.items():
-        if name in known:
+        if naming.parse_domain(name) in known:
             continue
-        _report, created = OrphanReport.objects.update_or_create(
+        counts["orphans"] += orphan_report(
+            actor=RECONCILER,
             host=host,
             kind=OrphanReport.Kind.DOMAIN,
             name=name,
-            defaults={
-                "details": {"power_state": domain.power_state, "tenant_id": domain.tenant_id}
-            },
+            details={"power_state": domain.power_state, "tenant_id": domain.tenant_id},
         )
-        if created:
-            counts["orphans"] += 1
-            audit_record(
-                actor=RECONCILER,
-                action="host.orphan",
-                target=host,
-                details={"kind": "domain", "name": name, "power_state": domain.power_state},
-            )
     return counts
 
 
@@ -127,53 +115,6 @@ def _mark_missing(instance: Instance, host: Host) -> int:
                 details={"host": host.name},
             )
     return changed
-
-
-def fail_stuck_operations() -> list[str]:
-    """Fail operations unfinished past OPERATION_DEADLINE; release their instance."""
-    horizon = timezone.now() - settings.OPERATION_DEADLINE
-    stuck = Operation.objects.filter(
-        status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING], created_at__lt=horizon
-    )
-    failed = []
-    for operation in stuck:
-        with transaction.atomic():
-            reason = (
-                f"Not finished within {int(settings.OPERATION_DEADLINE.total_seconds())} s "
-                f"(last status {operation.status}); stopped by the reconciler."
-            )
-            changed = Operation.objects.filter(
-                pk=operation.pk, status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING]
-            ).update(status=Operation.Status.FAILED, error=reason, finished_at=timezone.now())
-            if not changed:
-                continue
-            if operation.action == "instance.snapshot":  # its image will never be filled
-                image_snapshot_failed(
-                    actor=RECONCILER,
-                    image_id=operation.params.get("image"),
-                    message=f"The snapshot failed: {reason}",
-                )
-            instance = Instance.objects.filter(pk=operation.target_id).first()
-            if instance is not None:
-                new_status = (
-                    Instance.Status.ERROR
-                    if instance.status in (Instance.Status.BUILDING, Instance.Status.DELETING)
-                    else instance.status
-                )
-                Instance.objects.filter(pk=instance.pk).update(
-                    task_state=None, status=new_status, fault=reason
-                )
-            audit_record(
-                actor=RECONCILER,
-                action="operation.stuck",
-                tenant_id=operation.tenant_id,
-                target_type="operation",
-                target_id=str(operation.pk),
-                outcome="failed",
-                details={"action": operation.action, "reason": reason},
-            )
-            failed.append(str(operation.pk))
-    return failed
 
 
 _USAGE = (
@@ -236,12 +177,9 @@ def check_host_usage() -> list[str]:
 
 
 def reconcile_all() -> dict[str, object]:
-    """One reconciler round: every host that is not down, stuck operations, usage counters."""
+    """One reconciler round: every host that is not down, then the usage counters. (Stuck
+    operations are the operations sweeper's: operations.services.deadlines.)"""
     per_host = {
         host.name: reconcile_host(host) for host in Host.objects.exclude(state=Host.State.DOWN)
     }
-    return {
-        "hosts": per_host,
-        "stuck_operations_failed": fail_stuck_operations(),
-        "host_usage_corrected": check_host_usage(),
-    }
+    return {"hosts": per_host, "host_usage_corrected": check_host_usage()}

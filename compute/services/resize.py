@@ -1,7 +1,6 @@
-"""Resizing an instance to another flavor, on its own host (issue 4).
-
-Migrating to another host when the current one has no room is future work: a resize that
-does not fit on the instance's host is refused (409 `no_valid_host`).
+"""Resizing an instance to another flavor, on its own host: a resize that does not fit on
+the instance's host is refused (409 `no_valid_host`); the worker's side is
+compute.worker.resize.
 
 The lifecycle: `resize` (from active or stopped) claims the extra capacity first, under the
 tenant lock (quota) and the host row lock (placement), sets `flavor` to the new flavor and
@@ -31,15 +30,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-
-from compute.models import Flavor, Instance, Operation
-from compute.services import scheduler
-from compute.services.instances import queue_operation, wrong_state
 from iaas.audit import Actor, audit_record
 from iaas.errors import InvalidRequest
+from images.models import Image
+from operations.models import Operation
 from tenants.quotas import quota_enforce
 
-_RESIZABLE = (Instance.Status.ACTIVE, Instance.Status.STOPPED)
+from compute.models import Flavor, Instance
+from compute.services import scheduler
+from compute.services.instances import queue_operation
+from compute.states import INSTANCE_LIFECYCLE
 
 
 def _size(flavor: Flavor) -> dict[str, int]:
@@ -50,11 +50,8 @@ def _size(flavor: Flavor) -> dict[str, int]:
 def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Operation:
     """Accept a resize to `flavor`: quota for the growth (403), the extra capacity on the
     same host (409 `no_valid_host`), then the `instance.resize` operation."""
-    from compute.models import Image
-
     instance = Instance.objects.select_related("flavor", "tenant", "host").get(pk=instance.pk)
-    if instance.status not in _RESIZABLE or instance.task_state is not None:
-        raise wrong_state(instance, "resize", "active or stopped")
+    INSTANCE_LIFECYCLE.check(instance, "resize")
     if flavor.pk == instance.flavor_id:
         raise InvalidRequest("The instance already has this flavor.", code="same_flavor")
     if flavor.disk_gb < instance.disk_gb:
@@ -82,14 +79,10 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
         growth = held[field] - current[field]
         if growth > 0:
             quota_enforce(instance.tenant, resource, growth)
-    # Take the instance (conditional update) before claiming, so a concurrent verb loses.
-    taken = Instance.objects.filter(
-        pk=instance.pk, task_state__isnull=True, status__in=_RESIZABLE
-    ).update(status=Instance.Status.RESIZING, task_state="resizing")
-    if not taken:
-        raise wrong_state(instance, "resize", "active or stopped")
-    scheduler.resize_allocation(instance, **held)  # NoValidHost rolls everything back
     was_active = instance.status == Instance.Status.ACTIVE
+    # Take the instance (conditional update) before claiming, so a concurrent verb loses.
+    INSTANCE_LIFECYCLE.begin(instance, "resize")
+    scheduler.resize_allocation(instance, **held)  # NoValidHost rolls everything back
     Instance.objects.filter(pk=instance.pk).update(
         flavor=flavor, previous_flavor=instance.flavor, **held
     )
@@ -102,32 +95,19 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
     )
 
 
-def _pending(instance: Instance, what: str) -> Instance:
-    """Take the lock on a pending resize (verify_resize, idle) or refuse 409."""
-    locked = Instance.objects.select_for_update(of=("self",)).select_related(
-        "flavor", "previous_flavor"
-    )
-    instance = locked.get(pk=instance.pk)
-    if (
-        instance.status != Instance.Status.VERIFY_RESIZE
-        or instance.task_state is not None
-        or instance.previous_flavor is None
-    ):
-        raise wrong_state(instance, what, "verify_resize")
-    return instance
-
-
 @transaction.atomic
 def instance_confirm_resize(*, actor: Actor, instance: Instance) -> Instance:
     """Keep the new flavor: release the old capacity (the Allocation and host usage become
     the new size) and return to active (stopped if the guest is not running)."""
-    instance = _pending(instance, "confirm a resize")
+    INSTANCE_LIFECYCLE.begin(instance, "confirm_resize")  # done before this transaction ends
     new = _size(instance.flavor)
     scheduler.resize_allocation(instance, **new)  # shrinks or keeps: always fits
     status = (
         Instance.Status.ACTIVE if instance.power_state == "running" else Instance.Status.STOPPED
     )
-    Instance.objects.filter(pk=instance.pk).update(status=status, previous_flavor=None, **new)
+    Instance.objects.filter(pk=instance.pk).update(
+        status=status, task_state=None, previous_flavor=None, **new
+    )
     audit_record(
         actor=actor,
         action="instance.confirm_resize",
@@ -143,14 +123,10 @@ def instance_confirm_resize(*, actor: Actor, instance: Instance) -> Instance:
 def instance_revert_resize(*, actor: Actor, instance: Instance) -> Operation:
     """Go back to the old flavor: an operation redefines the domain with the old vCPUs and
     memory (the disk stays grown); the capacity returns to the old size when it succeeds."""
-    instance = _pending(instance, "revert a resize")
-    assert instance.previous_flavor is not None
-    Instance.objects.filter(pk=instance.pk).update(
-        status=Instance.Status.RESIZING, task_state="reverting_resize"
-    )
+    INSTANCE_LIFECYCLE.begin(instance, "revert_resize")
+    assert instance.previous_flavor is not None  # set with verify_resize, cleared with it
     old = {"flavor": instance.previous_flavor.name, **_size(instance.previous_flavor)}
     new = {"flavor": instance.flavor.name, **_size(instance.flavor)}
-    instance.refresh_from_db()
     return queue_operation(
         actor=actor,
         instance=instance,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, URLResolver, get_resolver, get_urlconf
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,33 +17,42 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+API_PREFIX = "/api/v1/"
+#: Single resources that are not router collections, by URL name.
+SINGLE_RESOURCES = ("me", "tenant", "quotas")
+
+
+def collection_url_names(patterns: Sequence[URLPattern | URLResolver] | None = None) -> list[str]:
+    """The URL names of every collection under /api/v1/: each router's list route
+    (`<basename>-list`), found in the URL map itself so that no collection is left out."""
+    if patterns is None:
+        patterns = get_resolver(get_urlconf()).url_patterns
+    names = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            names += collection_url_names(pattern.url_patterns)
+        elif pattern.name and pattern.name.endswith("-list"):
+            names.append(pattern.name)
+    return sorted(set(names))
+
 
 class ApiRootView(APIView):
-    """Links to the API's collections."""
+    """Links to every collection of the API (`admin_…`: the operators'), the tenant's own
+    resources, the schema and the docs."""
 
     permission_classes = [AllowAny]
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
-        def link(name: str) -> str:
-            return reverse(name, request=request)
-
+        links = {}
+        for name in (*SINGLE_RESOURCES, *collection_url_names()):
+            path = reverse(name)
+            key = path.removeprefix(API_PREFIX).replace("/", "_").replace("-", "_")
+            links[key] = request.build_absolute_uri(path)
+        for name in ("schema", "docs"):
+            links[name] = reverse(name, request=request)
         return Response(
-            {
-                "name": "Andromède API",
-                "version": "v1",
-                "links": {
-                    "me": link("me"),
-                    "tenant": link("tenant"),
-                    "quotas": link("quotas"),
-                    "keypairs": link("keypair-list"),
-                    "tokens": link("token-list"),
-                    "members": link("member-list"),
-                    "audit_events": link("audit-event-list"),
-                    "schema": link("schema"),
-                    "docs": link("docs"),
-                },
-            }
+            {"name": "Andromède API", "version": "v1", "links": dict(sorted(links.items()))}
         )
 
 

@@ -1,21 +1,22 @@
 """Audit events for refused and failed attempts.
 
 A refused write leaves no trace in its own transaction (it was rolled back), so the API's
-exception handler calls `audit_refused_attempt` afterwards, in a transaction of its own. It
-records refused writes by authenticated callers and every refused bearer token (a revoked or
-expired token still in use is worth knowing about). Anonymous requests without credentials
-are not recorded, so unauthenticated noise cannot flood the log.
+exception handler calls `audit_refused_attempt` afterwards, in a transaction of its own.
+Which refusals are recorded, and against whom, is decided by the attributor the tenants app
+registers (tenants.refusals): the project itself knows no caller, token or tenant.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from rest_framework.permissions import SAFE_METHODS
 
-from iaas.audit.service import audit_record
+from iaas.audit.service import Actor, audit_record
 from iaas.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -36,44 +37,43 @@ def action_name(request: Any, view: Any) -> str:
     return f"{resource}.{verb}"
 
 
+@dataclass(frozen=True)
+class Attribution:
+    """Who a refused attempt is recorded against, and as what."""
+
+    actor: Actor
+    action: str
+    tenant_id: uuid.UUID | None
+
+
+#: Decides whether a refused request is recorded, and against whom (None: not recorded).
+Attributor = Callable[[Any, Any, str], Attribution | None]
+_attributor: Attributor | None = None
+
+
+def register_attributor(attributor: Attributor) -> None:
+    """Set who attributes refusals: the app that knows callers, tokens and tenants (tenants,
+    in its ready()); the project itself knows none of them."""
+    global _attributor
+    _attributor = attributor
+
+
 def audit_refused_attempt(request: Any, view: Any, status: int, code: str, message: str) -> None:
-    from tenants.authentication import TokenRefused
-    from tenants.context import actor_from_request, source_address
-
-    if status < 400:
+    """Record a refused (4xx) or failed (5xx) request the registered attributor attributes,
+    in a transaction of its own."""
+    if status < 400 or _attributor is None:
         return
-    from iaas.audit.service import Actor
-
-    exc_token = None
-    refused_auth = getattr(request, "_andromede_token_refused", None)
-    if isinstance(refused_auth, TokenRefused):
-        exc_token = refused_auth.token
-    user = getattr(request, "user", None)
-    authenticated = bool(user is not None and user.is_authenticated)
-    if code in {"invalid_token", "token_expired", "token_revoked", "account_disabled"}:
-        actor = Actor(
-            user_id=exc_token.user_id if exc_token else None,
-            label=exc_token.user.get_username() if exc_token else "",
-            credential=f"token:{exc_token.key_id}" if exc_token else "token:unknown",
-            source_address=source_address(request),
-        )
-        action = "auth.token"
-        tenant_id = exc_token.tenant_id if exc_token else None
-    elif authenticated and request.method not in SAFE_METHODS:
-        actor = actor_from_request(request)
-        action = action_name(request, view)
-        context = getattr(request, "_tenant_context", None)
-        tenant_id = context.tenant.pk if context is not None else None
-    else:
+    attribution = _attributor(request, view, code)
+    if attribution is None:
         return
     if transaction.get_connection().needs_rollback:
         logger.warning("refused attempt not audited: the connection is in a failed transaction")
         return
     try:
         audit_record(
-            actor=actor,
-            action=action,
-            tenant_id=tenant_id,
+            actor=attribution.actor,
+            action=attribution.action,
+            tenant_id=attribution.tenant_id,
             target_type=getattr(view, "audit_resource", "") or "",
             target_id=str((getattr(view, "kwargs", None) or {}).get("pk", ""))[:64],
             outcome=AuditEvent.Outcome.FAILED if status >= 500 else AuditEvent.Outcome.REFUSED,

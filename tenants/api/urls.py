@@ -7,8 +7,10 @@ router = SimpleRouter(trailing_slash=False)
 router.register("tokens", views.TokenViewSet, basename="token")
 router.register("members", views.MembershipViewSet, basename="member")
 router.register("audit-events", views.TenantAuditEventViewSet, basename="audit-event")
-router.register("admin/tenants", views.OperatorTenantViewSet, basename="admin-tenant")
-router.register("admin/audit-events", views.OperatorAuditEventViewSet, basename="admin-audit-event")
+router.register("admin/tenants", views.OperatorTenantViewSet, basename="operator-tenant")
+router.register(
+    "admin/audit-events", views.OperatorAuditEventViewSet, basename="operator-audit-event"
+)
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="me"),

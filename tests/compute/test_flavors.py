@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from compute.models import Flavor, Image, Instance
+from compute.models import Flavor, Instance
 from iaas.models import AuditEvent
+from images.models import Image
 
 pytestmark = pytest.mark.django_db
 ADMIN_URL = "/api/v1/admin/flavors"
@@ -21,7 +22,7 @@ def operator(make_caller):
 def names(client) -> list[str]:
     answer = client.get("/api/v1/flavors")
     assert answer.status_code == 200, answer.content
-    return sorted(f["name"] for f in answer.json())
+    return sorted(f["name"] for f in answer.json()["results"])
 
 
 def test_an_operator_creates_a_public_flavor_every_tenant_sees(operator, make_tenant, make_caller):

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from compute.models import Host, StoragePool, Zone
-from compute.services import hosts as host_services
+from hosts.models import Host, StoragePool, Zone
+from hosts.services import heartbeats, zones
 from iaas.audit import Actor
 from iaas.models import AuditEvent
 
@@ -25,7 +25,7 @@ def operator(make_caller):
 
 @pytest.fixture
 def zone(db) -> Zone:
-    return host_services.zone_create(
+    return zones.zone_create(
         actor=Actor.system("tests"),
         region="fr-par",
         name="fr-par-1",
@@ -177,12 +177,12 @@ def test_heartbeats_refresh_facts_mark_silent_hosts_down_and_bring_them_back(ope
     Host.objects.filter(pk=host_id).update(
         cpus=1, last_heartbeat_at=timezone.now() - timedelta(hours=1)
     )
-    assert host_services.hosts_mark_down_missed() == ["h01"]
+    assert heartbeats.hosts_mark_down_missed() == ["h01"]
     host = Host.objects.get(pk=host_id)
     assert (host.state, host.state_reason) == ("down", "missed heartbeats")
     assert AuditEvent.objects.filter(action="host.down", target_id=host_id).count() == 1
 
-    assert host_services.host_heartbeat(host_id) is True
+    assert heartbeats.host_heartbeat(host_id) is True
     host.refresh_from_db()
     assert host.state == "enabled"
     assert host.cpus > 1  # refreshed from libvirt
@@ -196,12 +196,12 @@ def test_a_failing_heartbeat_is_recorded_without_changing_the_operators_state(op
     Host.objects.filter(pk=host_id).update(
         state="maintenance", libvirt_uri="qemu+unix:///system?socket=/nonexistent/sock"
     )
-    assert host_services.host_heartbeat(host_id) is False
+    assert heartbeats.host_heartbeat(host_id) is False
     host = Host.objects.get(pk=host_id)
     assert host.state == "maintenance"
     assert host.last_heartbeat_error
     Host.objects.filter(pk=host_id).update(last_heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert host_services.hosts_mark_down_missed() == []  # only enabled hosts go down
+    assert heartbeats.hosts_mark_down_missed() == []  # only enabled hosts go down
 
 
 # --- Onboarding over SSH, against a real sshd on 127.0.0.1 (tests/support/sshd.py) -----------

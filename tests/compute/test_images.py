@@ -23,11 +23,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from compute.models import Image
-from compute.services import images as image_services
 from iaas.audit import Actor
 from iaas.errors import TooLargeError
 from iaas.models import AuditEvent
+from images.models import Image
+from images.services import images as image_services
 from tenants import services
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]

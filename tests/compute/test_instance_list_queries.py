@@ -7,7 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from compute.models import Flavor, Host, Instance, KeyPair, Port, Region, TenantNetwork, Zone
+from compute.models import Flavor, Instance, KeyPair
+from hosts.models import Host, Region, Zone
+from network.models import Port, TenantNetwork
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +54,7 @@ def listing(make_tenant, make_caller):
         )  # fmt: skip
         if placed:
             Port.objects.create(
-                network=network, instance=instance, mac=f"52:54:00:00:00:{i:02x}",
+                network=network, device_id=instance.pk, mac=f"52:54:00:00:00:{i:02x}",
                 ip=f"198.51.100.{i + 2}",
             )  # fmt: skip
     Instance.objects.create(

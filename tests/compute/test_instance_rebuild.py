@@ -8,11 +8,15 @@ import uuid
 
 import pytest
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Host, Image, Instance, Operation, Port
-from compute.services.hosts import pool_name
-from compute.services.worker import run_operation
+from compute.models import Instance
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
+from hosts.naming import storage_pool as pool_name
 from iaas.models import AuditEvent
+from images.models import Image
+from network.models import Port
+from operations.models import Operation
+from operations.worker import run_operation
 from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
 from tests.compute.test_instances import cloud, create
 
@@ -28,7 +32,7 @@ def other_image(name: str = "andromede-test-2", **fields) -> Image:
 
 
 def identity(instance_id: str) -> tuple[str, str, str]:
-    port = Port.objects.get(instance_id=instance_id)
+    port = Port.objects.get(device_id=instance_id)
     return port.ip, port.mac, str(Instance.objects.get(pk=instance_id).host_id)
 
 
@@ -77,7 +81,7 @@ def test_a_redelivered_rebuild_is_idempotent(cloud):
     assert run_operation(operation_id) == "succeeded"
     assert run_operation(operation_id) == "skipped"
     # A worker that died after its last step runs every step again: all are idempotent.
-    from compute.services.worker.lifecycle import run_rebuild
+    from compute.worker.lifecycle import run_rebuild
 
     operation = Operation.objects.get(pk=operation_id)
     run_rebuild(operation, Instance.objects.select_related("host").get(pk=instance_id))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import libvirt
 import pytest
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Allocation, Flavor, Host, Instance, Operation
-from compute.services.worker import run_operation
+from compute.models import Allocation, Flavor, Instance
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
+from operations.models import Operation
+from operations.worker import run_operation
 from tenants import services as tenant_services
 from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
 from tests.compute.test_instances import SYSTEM, cloud

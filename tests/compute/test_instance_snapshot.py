@@ -16,14 +16,16 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Image, Instance, Operation
-from compute.services.hosts import pool_name
-from compute.services.reconciler import fail_stuck_operations
-from compute.services.worker import run_operation
-from compute.services.worker.snapshot import copy_root_disk, run_snapshot
+from compute.models import Instance
+from compute.worker.snapshot import copy_root_disk, run_snapshot
+from hosts.hypervisors import hypervisor_for
+from hosts.naming import storage_pool as pool_name
 from hypervisor.base import NotFound
 from iaas.models import AuditEvent
+from images.models import Image
+from operations.models import Operation
+from operations.services.deadlines import fail_overdue_operations as fail_stuck_operations
+from operations.worker import run_operation
 from tenants import services as tenant_services
 from tests.compute.test_instance_rebuild import create_building
 from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb

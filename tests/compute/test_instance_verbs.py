@@ -9,10 +9,13 @@ import threading
 
 import pytest
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Flavor, Host, Image, Instance, Operation
-from compute.services.worker import run_operation
+from compute.models import Flavor, Instance
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
 from iaas.models import AuditEvent
+from images.models import Image
+from operations.models import Operation
+from operations.worker import run_operation
 from tests.compute.test_instances import _post_json, cloud, create, make_host, make_zone
 
 __all__ = ["cloud"]  # the fixture, imported for pytest

@@ -13,13 +13,18 @@ from types import SimpleNamespace
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Allocation, Flavor, Host, Image, Instance, Operation, Port
-from compute.services import hosts as host_services
-from compute.services import operations
-from compute.services.worker import run_operation
+from compute.models import Allocation, Flavor, Instance
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
+from hosts.services import onboarding, zones
 from iaas.audit import Actor
 from iaas.models import AuditEvent
+from images.models import Image
+from network.models import Port
+from operations.models import Operation
+from operations.services import outbox as operations
+from operations.worker import run_operation
 from tenants import services as tenant_services
 
 SYSTEM = Actor.system("tests")
@@ -28,16 +33,16 @@ ThreadedWSGIServer.request_queue_size = 128
 
 
 def make_zone(name: str, jurisdiction: str = "FR"):
-    return host_services.zone_create(
+    return zones.zone_create(
         actor=SYSTEM, region="r1", name=name, site="dc", city="c", country=jurisdiction,
         jurisdiction=jurisdiction,
     )  # fmt: skip
 
 
 def make_host(name: str, zone, **capacity) -> Host:
-    host = host_services.host_onboard(
+    host = onboarding.host_onboard(
         actor=SYSTEM,
-        registration=host_services.HostRegistration(
+        registration=onboarding.HostRegistration(
             name=name, zone=zone, libvirt_uri="test:///default", storage_root=f"/fake/{name}"
         ),
     )
@@ -164,7 +169,7 @@ def test_a_failed_build_cleans_up_and_says_why(cloud):
     assert not Allocation.objects.exists()
     assert not Port.objects.exists()
     hv = hypervisor_for(cloud.host)
-    pool = host_services.pool_name("h01", "instances")
+    pool = naming.storage_pool("h01", "instances")
     from hypervisor.base import NotFound
 
     for volume in (f"instance-{instance.pk}-root", f"instance-{instance.pk}-seed"):
@@ -236,7 +241,7 @@ def test_another_tenant_sees_nothing(cloud, make_tenant, make_caller):
 @pytest.mark.django_db
 def test_the_sweeper_sends_operations_nobody_sent():
     # (Uses the real broker from CELERY_BROKER_URL; no worker consumes host.sweep-test.)
-    from compute.models import Operation as Op
+    from operations.models import Operation as Op
     from tenants.models import Tenant
 
     tenant = Tenant.objects.create(name="t", slug="t")

@@ -8,12 +8,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Instance, Operation, OrphanReport
-from compute.services.reconciler import fail_stuck_operations, reconcile_host
-from compute.services.worker import run_operation
+from compute.models import Instance
+from compute.services.reconciler import reconcile_host
+from hosts.hypervisors import hypervisor_for
+from hosts.models import OrphanReport
 from hypervisor.base import DomainSpec
 from iaas.models import AuditEvent
+from operations.models import Operation
+from operations.services.deadlines import fail_overdue_operations as fail_stuck_operations
+from operations.worker import run_operation
 from tests.compute.test_instances import cloud, create  # noqa: F401 - the `cloud` fixture
 
 pytestmark = pytest.mark.django_db
@@ -84,13 +87,13 @@ def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(clou
 
 
 def _volumes(cloud, role: str) -> set[str]:  # noqa: F811
-    from compute.services.hosts import pool_name
+    from hosts.naming import storage_pool as pool_name
 
     return {v.name for v in hypervisor_for(cloud.host).list_storage_volumes(pool_name("h01", role))}
 
 
 def _make_volume(cloud, role: str, name: str) -> None:  # noqa: F811
-    from compute.services.hosts import pool_name
+    from hosts.naming import storage_pool as pool_name
     from hypervisor.base import StorageVolumeSpec
 
     hypervisor_for(cloud.host).create_storage_volume(
@@ -101,8 +104,8 @@ def _make_volume(cloud, role: str, name: str) -> None:  # noqa: F811
 def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud):  # noqa: F811
     import uuid
 
-    from compute.models import Image
-    from compute.services.images import image_delete
+    from images.models import Image
+    from images.services.images import image_delete
     from tests.compute.test_instances import SYSTEM
 
     instance = built(cloud)
@@ -128,7 +131,7 @@ def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud):  # noqa: F
 
 
 def test_copies_of_failed_snapshots_go_those_being_saved_stay(cloud):  # noqa: F811
-    from compute.models import Image
+    from images.models import Image
 
     failed = Image.objects.create(name="failed", disk_format="qcow2", status="error",
                                   visibility="private", tenant=cloud.tenant)  # fmt: skip

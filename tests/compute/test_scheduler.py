@@ -10,12 +10,13 @@ import uuid
 import pytest
 from django.db import connection, transaction
 
-from compute.models import Allocation, Flavor, Host, Instance
+from compute.models import Allocation, Flavor, Instance
 from compute.services import scheduler
 from compute.services.reconciler import check_host_usage
 from compute.services.scheduler import NoValidHost, PlacementRequest, candidates, claim
-from compute.services.worker import run_operation
+from hosts.models import Host
 from iaas.models import AuditEvent
+from operations.worker import run_operation
 from tests.compute.test_instances import cloud, create, make_zone  # noqa: F401 - the fixture
 
 SMALL = {"vcpus": 1, "memory_mb": 256, "disk_gb": 1}

@@ -8,9 +8,11 @@ import threading
 
 import pytest
 
-from compute.models import Allocation, Flavor, Host, Image, Instance, ServerGroup
-from compute.services.worker import run_operation
+from compute.models import Allocation, Flavor, Instance, ServerGroup
+from hosts.models import Host
 from iaas.models import AuditEvent
+from images.models import Image
+from operations.worker import run_operation
 from tenants import services as tenant_services
 from tests.compute.test_instances import (  # noqa: F401 - the fixture
     SYSTEM,

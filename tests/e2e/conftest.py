@@ -12,8 +12,8 @@ from typing import Any
 
 import libvirt
 
-from compute.models import Host
-from compute.services import hosts as host_services
+from hosts.models import Host
+from hosts.services import onboarding, zones
 from iaas.audit import Actor
 from tests.support import hypervisor_lab
 
@@ -66,13 +66,13 @@ def onboarded_local_host(settings: Any, host_name: str, zone_name: str) -> Itera
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 30
     system = Actor.system("e2e")
     try:
-        zone = host_services.zone_create(
+        zone = zones.zone_create(
             actor=system, region="fr-e2e", name=zone_name, site="lab", city="Paris",
             country="FR", jurisdiction="FR",
         )  # fmt: skip
-        yield host_services.host_onboard(
+        yield onboarding.host_onboard(
             actor=system,
-            registration=host_services.HostRegistration(
+            registration=onboarding.HostRegistration(
                 name=host_name, zone=zone, libvirt_uri=URI, storage_root=str(root),
                 domain_type="qemu",
             ),

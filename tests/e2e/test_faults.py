@@ -25,12 +25,16 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Allocation, Flavor, Host, Image, Instance, Operation, Port
-from compute.services import hosts as host_services
-from compute.services import operations
+from compute.models import Allocation, Flavor, Instance
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
+from hosts.services import onboarding, zones
 from iaas.audit import Actor
 from iaas.celery import app, host_queue
+from images.models import Image
+from network.models import Port
+from operations.models import Operation
+from operations.services import outbox as operations
 from tests.e2e.conftest import onboarded_local_host
 from tests.support import hypervisor_lab
 
@@ -143,13 +147,13 @@ def keypair_client(make_tenant: Any, make_caller: Any, ssh_public_keys: Any) -> 
 def test_creates_accepted_while_the_broker_is_down_all_end_active(
     broker: PrivateRedis, unlimited_quotas: None, make_tenant, make_caller, ssh_public_keys
 ):
-    zone = host_services.zone_create(
+    zone = zones.zone_create(
         actor=SYSTEM, region="r1", name="fr-par-1", site="dc", city="c", country="FR",
         jurisdiction="FR",
     )  # fmt: skip
-    host = host_services.host_onboard(
+    host = onboarding.host_onboard(
         actor=SYSTEM,
-        registration=host_services.HostRegistration(
+        registration=onboarding.HostRegistration(
             name="h01", zone=zone, libvirt_uri="test:///default", storage_root="/fake/h01"
         ),
     )
@@ -325,7 +329,7 @@ def test_a_worker_killed_in_the_middle_of_a_create_never_leaves_it_stuck(
         assert len(domains) == 1
         assert domains[0].power_state == "running"
         assert Allocation.objects.filter(instance_id=instance_id).count() == 1
-        assert Port.objects.filter(instance_id=instance_id).count() == 1
+        assert Port.objects.filter(device_id=instance_id).count() == 1
         assert Allocation.objects.count() == Port.objects.count() == Instance.objects.count() == 1
     finally:
         shutil.rmtree(logs, ignore_errors=True)

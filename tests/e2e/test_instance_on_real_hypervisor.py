@@ -17,12 +17,15 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 
-from compute.hypervisors import hypervisor_for
-from compute.models import Allocation, Host, Image, Port
-from compute.services import hosts as host_services
+from compute.models import Allocation
 from compute.services.reconciler import reconcile_host
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
 from iaas.audit import Actor
 from iaas.celery import app, host_queue
+from images.models import Image
+from network.models import Port
 from tests.e2e.conftest import onboarded_local_host
 from tests.support import hypervisor_lab
 
@@ -270,7 +273,7 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
 
     hv = hypervisor_for(real_host)
     assert instance_id not in [d.name for d in hv.list_domains()]
-    pool = host_services.pool_name(HOST, "instances")
+    pool = naming.storage_pool(HOST, "instances")
     from hypervisor.base import NotFound
 
     for volume in (

@@ -18,18 +18,18 @@ def main(argv: list[str]) -> None:
     import django
 
     django.setup()
-    import compute.services.worker.steps
+    import compute.worker.steps
     from iaas.celery import app
 
     delay = float(os.environ.get("ANDROMEDE_TEST_SLOW_DEFINE_SECONDS", "0") or 0)
     if delay:
-        original = compute.services.worker.steps.domain_spec
+        original = compute.worker.steps.domain_spec
 
         def slow_domain_spec(*args: Any, **kwargs: Any) -> Any:
             time.sleep(delay)  # the test kills the worker here (SIGKILL)
             return original(*args, **kwargs)
 
-        compute.services.worker.steps.domain_spec = slow_domain_spec
+        compute.worker.steps.domain_spec = slow_domain_spec
     app.worker_main(argv)
 
 

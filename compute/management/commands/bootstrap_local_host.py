@@ -11,12 +11,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-
-from compute.models import Flavor, Host, Zone
-from compute.services.flavors import flavor_create
-from compute.services.hosts import HostRegistration, host_onboard, zone_create
+from hosts import selectors as host_selectors
+from hosts.models import Host
+from hosts.services.onboarding import HostRegistration, host_onboard
+from hosts.services.zones import zone_create
 from iaas.audit import Actor
 from iaas.errors import DomainError
+
+from compute.models import Flavor
+from compute.services.flavors import flavor_create
 
 DEMO_ZONE = "fr-demo-1"
 # The embedded default's flavors: small enough for TCG guests on a laptop.
@@ -28,7 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor.system("bootstrap_local_host")
-        zone = Zone.objects.filter(name=DEMO_ZONE).first()
+        zone = host_selectors.zone_find(DEMO_ZONE)
         if zone is None:
             zone = zone_create(
                 actor=actor,

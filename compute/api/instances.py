@@ -1,0 +1,316 @@
+"""The instances API (/api/v1/instances): virtual machines and their verbs (DESIGN §2, §3,
+§10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from iaas.api.idempotency import IdempotentCreateMixin, idempotent
+from iaas.api.serializers import StrictCharField, StrictSerializer
+from iaas.errors import InvalidRequest
+from images import selectors as image_selectors
+from images.api.images import ImageSerializer
+from operations import selectors as operation_selectors
+from operations.api.operations import OperationSerializer
+from operations.models import Operation
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from tenants.api.viewsets import TenantScopedViewSet
+
+from compute import selectors
+from compute.api.filtersets import InstanceFilterSet
+from compute.models import Flavor, Instance, ServerGroup
+from compute.services import instances as instance_services
+from compute.services import resize as resize_services
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    flavor = serializers.CharField(source="flavor.name", read_only=True)
+    image = serializers.UUIDField(source="image_id", read_only=True)
+    keypair = serializers.CharField(source="keypair.name", read_only=True, default=None)
+    zone = serializers.SerializerMethodField()
+    ip = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id", "name", "status", "task_state", "power_state", "fault", "flavor", "image",
+            "keypair", "vcpus", "memory_mb", "disk_gb", "zone", "ip", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_zone(self, instance: Instance) -> str | None:
+        return instance.host.zone.name if instance.host else None
+
+    def get_ip(self, instance: Instance) -> str | None:
+        """The port's address, annotated by compute.selectors.instance_list."""
+        return getattr(instance, "ip", None)
+
+
+class InstanceCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=63)
+    flavor = StrictCharField(max_length=64, help_text="Flavor name or id.")
+    image = serializers.UUIDField()
+    keypair = StrictCharField(max_length=64, required=False, help_text="Keypair name.")
+    user_data = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, default="", max_length=65536
+    )
+    zone = serializers.SlugField(max_length=32, required=False)
+    server_group = StrictCharField(
+        max_length=64, required=False, help_text="Server group name or id."
+    )
+
+
+class InstanceAcceptedSerializer(serializers.Serializer):
+    def to_representation(self, pair: Any) -> dict[str, Any]:
+        instance, operation = pair
+        return {
+            "instance": InstanceSerializer(instance).data,
+            "operation": OperationSerializer(operation).data,
+        }
+
+
+class InstanceVerbSerializer(StrictSerializer):
+    """start and stop take no fields (any field is refused)."""
+
+
+class InstanceRebootSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["soft", "hard"], default="soft")
+
+
+class InstanceOperationSerializer(serializers.Serializer):
+    """The answer to a verb: the operation that carries it out."""
+
+    operation = OperationSerializer(read_only=True)
+
+
+class InstanceRebuildSerializer(StrictSerializer):
+    image = serializers.UUIDField(help_text="The image to rebuild from (one you may boot).")
+
+
+class InstanceResizeSerializer(StrictSerializer):
+    flavor = StrictCharField(max_length=64, help_text="The new flavor's name or id.")
+
+
+class InstanceSnapshotSerializer(StrictSerializer):
+    name = StrictCharField(max_length=128, help_text="The new private image's name.")
+
+
+class InstanceSnapshotAcceptedSerializer(serializers.Serializer):
+    """202 to a snapshot: the new image (`saving`) and the operation filling it."""
+
+    image = ImageSerializer(read_only=True)
+    operation = OperationSerializer(read_only=True)
+
+
+class InstanceViewSet(
+    IdempotentCreateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    TenantScopedViewSet,
+):
+    """Virtual machines. POST answers 202 with the instance (building) and the operation
+    that builds it; DELETE answers 202 with the operation that removes it."""
+
+    audit_resource = "instance"
+    queryset = Instance.objects.none()
+    serializer_class = InstanceSerializer
+    filterset_class = InstanceFilterSet
+
+    def get_queryset(self) -> QuerySet[Instance]:
+        return selectors.instance_list(self.tenant_context.tenant)
+
+    def _flavor(self, ref: str) -> Flavor:
+        found = selectors.flavor_find(self.tenant_context.tenant, ref)
+        if found is None:
+            raise InvalidRequest(f"No flavor {ref!r} is available to you.", code="unknown_flavor")
+        return found
+
+    def _server_group(self, ref: str | None) -> ServerGroup | None:
+        if not ref:
+            return None
+        group = selectors.server_group_find(self.tenant_context.tenant, ref)
+        if group is None:
+            raise InvalidRequest(f"No server group {ref!r}.", code="unknown_server_group")
+        return group
+
+    @extend_schema(request=InstanceCreateSerializer, responses={202: InstanceSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    def create_resource(self, request: Request) -> Response:
+        serializer = InstanceCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant = self.tenant_context.tenant
+        image = image_selectors.image_find(tenant, data["image"])
+        if image is None:
+            raise InvalidRequest("No such image.", code="unknown_image")
+        keypair = None
+        if data.get("keypair"):
+            keypair = selectors.keypair_find(tenant, data["keypair"])
+            if keypair is None:
+                raise InvalidRequest("No such keypair.", code="unknown_keypair")
+        instance, operation = instance_services.instance_create(
+            actor=self.actor,
+            tenant=tenant,
+            name=data["name"],
+            flavor=self._flavor(data["flavor"]),
+            image=image,
+            keypair=keypair,
+            user_data=data["user_data"],
+            zone=data.get("zone"),
+            server_group=self._server_group(data.get("server_group")),
+        )
+        instance = self.get_queryset().get(pk=instance.pk)
+        body = {
+            "instance": InstanceSerializer(instance).data,
+            "operation": OperationSerializer(operation).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        operation = instance_services.instance_delete(actor=self.actor, instance=self.get_object())
+        return self._accepted(operation)
+
+    def _accepted(self, operation: Operation) -> Response:
+        return Response(
+            {"operation": OperationSerializer(operation).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(request=InstanceVerbSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def start(self, request: Request, pk: str | None = None) -> Response:
+        """Boot a stopped instance (409 `wrong_state` unless it is stopped and idle)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        return self._accepted(instance_services.instance_start(actor=self.actor, instance=instance))
+
+    @extend_schema(request=InstanceVerbSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        """Power an active instance off: the guest is asked (ACPI), then forced off after a
+        deadline (409 `wrong_state` unless it is active and idle)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        return self._accepted(instance_services.instance_stop(actor=self.actor, instance=instance))
+
+    @extend_schema(request=InstanceRebootSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def reboot(self, request: Request, pk: str | None = None) -> Response:
+        """Reboot an active instance: `soft` asks the guest (ACPI), `hard` resets it (409
+        `wrong_state` unless it is active and idle)."""
+        instance = self.get_object()
+        serializer = InstanceRebootSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        operation = instance_services.instance_reboot(
+            actor=self.actor, instance=instance, reboot_type=serializer.validated_data["type"]
+        )
+        return self._accepted(operation)
+
+    @extend_schema(request=InstanceRebuildSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def rebuild(self, request: Request, pk: str | None = None) -> Response:
+        """Rebuild an active or stopped instance from an image: a fresh root disk on it,
+        the same id, name, address and MAC (409 `wrong_state` unless it is active or stopped
+        and idle). The old root disk is wiped."""
+        instance = self.get_object()
+        serializer = InstanceRebuildSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = self.tenant_context.tenant
+        found = image_selectors.image_find(tenant, serializer.validated_data["image"])
+        if found is None:
+            raise InvalidRequest("No such image.", code="unknown_image")
+        operation = instance_services.instance_rebuild(
+            actor=self.actor, instance=instance, image=found
+        )
+        return self._accepted(operation)
+
+    @extend_schema(
+        request=InstanceSnapshotSerializer, responses={202: InstanceSnapshotAcceptedSerializer}
+    )
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def snapshot(self, request: Request, pk: str | None = None) -> Response:
+        """Save the root disk of an active or stopped instance as a new private image
+        (`saving`, then `active`; counted in the `images` quota). A running guest is powered
+        off cleanly for the copy and booted again. Honours Idempotency-Key."""
+        instance = self.get_object()
+        return idempotent(request, lambda: self._snapshot(request, instance))
+
+    def _snapshot(self, request: Request, instance: Instance) -> Response:
+        serializer = InstanceSnapshotSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        image, operation = instance_services.instance_snapshot(
+            actor=self.actor, instance=instance, name=serializer.validated_data["name"]
+        )
+        body = {
+            "image": ImageSerializer(image).data,
+            "operation": OperationSerializer(operation).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=InstanceResizeSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def resize(self, request: Request, pk: str | None = None) -> Response:
+        """Resize to another flavor on the same host, from active or stopped: the extra
+        capacity is claimed first (409 `no_valid_host`, 403 quota); the disk cannot shrink
+        (400 `flavor_disk_smaller`). Ends in `verify_resize`: confirm or revert."""
+        instance = self.get_object()
+        serializer = InstanceResizeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flavor = self._flavor(serializer.validated_data["flavor"])
+        operation = resize_services.instance_resize(
+            actor=self.actor, instance=instance, flavor=flavor
+        )
+        return self._accepted(operation)
+
+    @extend_schema(request=InstanceVerbSerializer, responses={200: InstanceSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="confirm-resize",
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def confirm_resize(self, request: Request, pk: str | None = None) -> Response:
+        """Keep the new flavor: the old capacity is released (409 `wrong_state` unless the
+        instance is in verify_resize)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        resize_services.instance_confirm_resize(actor=self.actor, instance=instance)
+        return Response(InstanceSerializer(self.get_queryset().get(pk=instance.pk)).data)
+
+    @extend_schema(request=InstanceVerbSerializer, responses={202: InstanceOperationSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="revert-resize",
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def revert_resize(self, request: Request, pk: str | None = None) -> Response:
+        """Go back to the old flavor (the disk stays grown; 409 `wrong_state` unless the
+        instance is in verify_resize)."""
+        instance = self.get_object()
+        InstanceVerbSerializer(data=request.data).is_valid(raise_exception=True)
+        return self._accepted(
+            resize_services.instance_revert_resize(actor=self.actor, instance=instance)
+        )
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def console(self, request: Request, pk: str | None = None) -> Response:
+        """The tail of the instance's serial console (64 KiB at most)."""
+        instance = self.get_object()
+        return Response({"output": selectors.instance_console(instance)})
+
+    @extend_schema(responses=OperationSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def operations(self, request: Request, pk: str | None = None) -> Response:
+        instance = self.get_object()
+        history = operation_selectors.operation_history(self.tenant_context.tenant, instance.pk)
+        return Response(OperationSerializer(history, many=True).data)

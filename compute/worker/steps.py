@@ -1,0 +1,242 @@
+"""The building blocks every instance handler shares: the steps from a cached image to a
+running guest, power waits, and the removal of what an instance owns on its host. Names of
+host objects come from hosts.naming; a step's failure or success is recorded through
+operations.services.outcomes.
+
+Every step is idempotent (the driver's contracts make it so), so an operation whose worker
+died can simply be run again by another.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from hosts import naming
+from hosts.models import Host, StoragePool
+from hypervisor.base import (
+    DiskSpec,
+    DomainSpec,
+    DriverError,
+    Hypervisor,
+    NotFound,
+    PowerState,
+    StorageVolumeSpec,
+)
+from images.models import Image
+from images.services.images import image_file_path
+from network import host_specs
+from network.models import Port
+from network.selectors import device_port
+from network.services import ipam
+from operations.models import Operation
+from operations.services.outcomes import fail, succeed
+from operations.services.runs import step
+
+from compute import cloudinit
+from compute.models import Instance
+from compute.services import scheduler
+
+logger = logging.getLogger(__name__)
+
+GIB = 1024**3
+Steps = list[tuple[str, Callable[[], object]]]
+
+
+def stores_no_data(host: Host) -> bool:
+    """libvirt's fake hypervisor (domain type `test`) keeps no volume data: nothing is
+    transferred to or from it, nor grown. (Its driver skips wipes by itself.)"""
+    return host.domain_type == "test"
+
+
+def pool_names(host: Host) -> dict[str, str]:
+    return {role: naming.storage_pool(host.name, role) for role in StoragePool.Role.values}
+
+
+def cache_image(hv: Hypervisor, host: Host, image: Image) -> None:
+    """The base image on the host, keyed by image id (whose content never changes)."""
+    pools = pool_names(host)
+    name = naming.cached_image(image.pk)
+    try:
+        info = hv.storage_volume_info(pools["images"], name)
+        if info.capacity_bytes >= (image.size_bytes or 0) and not stores_no_data(host):
+            return
+    except NotFound:
+        pass
+    hv.create_storage_volume(
+        StorageVolumeSpec(
+            pool=pools["images"],
+            name=name,
+            capacity_bytes=max(image.size_bytes or 0, 1),
+            format=image.disk_format,
+        )
+    )
+    if stores_no_data(host):
+        return  # nothing to transfer
+    with open(image_file_path(image), "rb") as source:
+        hv.upload_storage_volume(pools["images"], name, source, image.size_bytes or 0)
+
+
+def _root_disk(hv: Hypervisor, instance: Instance, image: Image, *, replace: bool = False) -> None:
+    """The root disk: a qcow2 overlay on the cached image, grown to the instance's disk.
+    `replace` (rebuild) wipes the old one first, so its data cannot leak."""
+    host = instance.host
+    assert host is not None
+    pool = pool_names(host)["instances"]
+    if replace:
+        hv.delete_storage_volume(pool, naming.root_disk(instance.pk))
+    hv.create_storage_volume(
+        StorageVolumeSpec(
+            pool=pool,
+            name=naming.root_disk(instance.pk),
+            capacity_bytes=max(instance.disk_gb * GIB, image.virtual_size_bytes or 0),
+            format="qcow2",
+            backing_pool=pool_names(host)["images"],
+            backing_volume=naming.cached_image(image.pk),
+            backing_format=image.disk_format,
+        )
+    )
+
+
+def _seed(hv: Hypervisor, instance: Instance, port: Port, *, replace: bool = False) -> None:
+    """The NoCloud seed volume: instance id, hostname, key, user data and the address the
+    IPAM gave. `replace` (rebuild) writes it anew."""
+    host = instance.host
+    assert host is not None
+    pool = pool_names(host)["instances"]
+    seed = cloudinit.build_iso(
+        cloudinit.Seed(
+            instance_id=str(instance.pk),
+            hostname=instance.name,
+            mac=port.mac,
+            address_cidr=host_specs.address_cidr(port),
+            user_data=instance.user_data,
+            ssh_public_keys=(instance.ssh_public_key,) if instance.ssh_public_key else (),
+        )
+    )
+    if replace:
+        hv.delete_storage_volume(pool, naming.seed(instance.pk))
+    hv.create_storage_volume(
+        StorageVolumeSpec(
+            pool=pool, name=naming.seed(instance.pk), capacity_bytes=len(seed), format="raw"
+        )
+    )
+    if not stores_no_data(host):
+        hv.upload_storage_volume(pool, naming.seed(instance.pk), io.BytesIO(seed), len(seed))
+
+
+def boot_steps(hv: Hypervisor, instance: Instance, image: Image, *, replace: bool) -> Steps:
+    """From a cached image to a running guest: the steps of create and rebuild."""
+    port = device_port(instance.pk)
+    host = instance.host
+    assert host is not None
+    return [
+        ("cache_image", lambda: cache_image(hv, host, image)),
+        ("root_disk", lambda: _root_disk(hv, instance, image, replace=replace)),
+        ("seed", lambda: _seed(hv, instance, port, replace=replace)),
+        ("network", lambda: hv.ensure_network(host_specs.network_spec(port))),
+        ("define", lambda: hv.define_domain(domain_spec(instance, port))),
+        ("start", lambda: hv.start_domain(naming.domain(instance.pk))),  # running already: a no-op
+        ("wait_running", lambda: wait_running(hv, instance)),
+    ]
+
+
+def run_steps(operation: Operation, steps: Steps) -> None:
+    for name, call in steps:
+        with step(operation, name):
+            call()
+
+
+def domain_spec(instance: Instance, port: Port) -> DomainSpec:
+    host = instance.host
+    assert host is not None
+    pools = pool_names(host)
+    return DomainSpec(
+        name=naming.domain(instance.pk),
+        title=instance.name,
+        tenant_id=str(instance.tenant_id),
+        instance_id=str(instance.pk),
+        vcpus=instance.vcpus,
+        memory_mb=instance.memory_mb,
+        disks=(
+            DiskSpec(pool=pools["instances"], volume=naming.root_disk(instance.pk), target="vda"),
+            DiskSpec(
+                pool=pools["instances"],
+                volume=naming.seed(instance.pk),
+                target="sda",
+                device="cdrom",
+                bus="virtio",
+                format="raw",
+                readonly=True,
+            ),
+        ),
+        nics=(host_specs.nic_spec(port),),
+        domain_type=host.domain_type,
+        console_log=f"{host.storage_root}/instances/{naming.console_log(instance.pk)}",
+    )
+
+
+def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
+    """Remove the domain, its disks and its console log (the guest's output is the
+    tenant's); every call is a no-op when the thing is gone."""
+    host = instance.host
+    assert host is not None
+    pools = pool_names(host)
+    hv.destroy_domain(naming.domain(instance.pk))
+    hv.undefine_domain(naming.domain(instance.pk))
+    for volume in (
+        naming.root_disk(instance.pk),
+        naming.seed(instance.pk),
+        naming.console_log(instance.pk),
+    ):
+        hv.delete_storage_volume(pools["instances"], volume)
+
+
+def release_capacity(instance: Instance) -> None:
+    """Free the instance's claim on its host and its addresses (it is gone, or never was)."""
+    scheduler.release_allocation(instance)
+    ipam.release_ports(instance.pk)
+
+
+def wait_for_power(hv: Hypervisor, instance: Instance, wanted: PowerState, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while hv.domain_info(naming.domain(instance.pk)).power_state != wanted:
+        if time.monotonic() > deadline:
+            raise DriverError(f"the instance did not reach {wanted} within {timeout:g} s")
+        time.sleep(0.5)
+
+
+def wait_running(hv: Hypervisor, instance: Instance) -> None:
+    wait_for_power(hv, instance, PowerState.RUNNING, settings.INSTANCE_BOOT_TIMEOUT_SECONDS)
+
+
+def shutdown_steps(hv: Hypervisor, instance: Instance) -> Steps:
+    """Graceful (ACPI) power-off, forced after the deadline; already off: a no-op."""
+
+    def shutdown() -> None:
+        if not hv.shutdown_domain(
+            naming.domain(instance.pk), settings.INSTANCE_STOP_TIMEOUT_SECONDS
+        ):
+            logger.info("instance %s ignored the power-off request: forced off", instance.pk)
+
+    return [
+        ("shutdown", shutdown),
+        ("wait_shutoff", lambda: wait_for_power(hv, instance, PowerState.SHUTOFF, 30)),
+    ]
+
+
+def run_verb(
+    operation: Operation, instance: Instance, verb: str, steps: Steps, **done: Any
+) -> None:
+    """Run a lifecycle verb's steps; on success apply `done` (status, power state), on a
+    failure keep the previous status and tell the tenant why (the fault)."""
+    try:
+        run_steps(operation, steps)
+    except Exception as exc:
+        fail(operation, instance, verb, exc)
+        return
+    succeed(operation, **done)

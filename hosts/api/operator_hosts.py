@@ -1,0 +1,141 @@
+"""The operators' hosts API (/api/v1/admin/hosts): onboarding hypervisor hosts and setting
+their state."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from iaas.errors import InvalidRequest
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from tenants.api.viewsets import OperatorViewSet
+
+from hosts import selectors
+from hosts.models import Host, StoragePool
+from hosts.services.hosts import host_set_state
+from hosts.services.onboarding import HostRegistration, host_onboard
+
+LIBVIRT_SCHEMES = {"qemu", "qemu+ssh", "qemu+tls", "qemu+tcp", "qemu+unix", "test"}
+
+
+class StoragePoolSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StoragePool
+        fields = ["role", "backend", "name", "path", "capacity_bytes", "available_bytes"]
+        read_only_fields = fields
+
+
+class HostSerializer(serializers.ModelSerializer):
+    zone = serializers.CharField(source="zone.name", read_only=True)
+    jurisdiction = serializers.CharField(source="zone.jurisdiction", read_only=True)
+    storage_pools = StoragePoolSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Host
+        fields = [
+            "id", "name", "zone", "jurisdiction", "libvirt_uri", "ssh_host", "ssh_port",
+            "ssh_username", "ssh_host_key_fingerprint", "storage_root", "domain_type",
+            "domain_types", "arch", "cpu_model", "cpus", "memory_mb", "disk_gb",
+            "libvirt_version", "hypervisor_version", "reserved_cpus", "reserved_memory_mb",
+            "reserved_disk_gb", "cpu_allocation_ratio", "ram_allocation_ratio",
+            "disk_allocation_ratio", "state", "state_reason", "last_heartbeat_at",
+            "last_heartbeat_error", "storage_pools", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class HostCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=63)
+    zone = serializers.SlugField(max_length=32)
+    libvirt_uri = StrictCharField(max_length=255)
+    storage_root = StrictCharField(max_length=255, default="/var/lib/andromede")
+    ssh_host = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    ssh_port = StrictIntegerField(min_value=1, max_value=65535, default=22)
+    ssh_username = StrictCharField(max_length=64, default="root")
+    expected_fingerprint = StrictCharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    domain_type = serializers.ChoiceField(
+        choices=Host.DomainType.choices, required=False, allow_blank=True, default=""
+    )
+
+    def validate_libvirt_uri(self, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in LIBVIRT_SCHEMES:
+            raise serializers.ValidationError(
+                f"Use a libvirt URI with one of the schemes {', '.join(sorted(LIBVIRT_SCHEMES))}."
+            )
+        return value
+
+    def validate_storage_root(self, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/") or "\n" in value:
+            raise serializers.ValidationError("An absolute path without '..'.")
+        return value.rstrip("/") or "/"
+
+    def validate_expected_fingerprint(self, value: str) -> str:
+        if value and not value.startswith("SHA256:"):
+            raise serializers.ValidationError("A fingerprint as ssh-keygen -l prints it: SHA256:…")
+        return value
+
+
+class HostStateSerializer(StrictSerializer):
+    reason = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class HostViewSet(
+    IdempotentCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorViewSet
+):
+    """Hypervisor hosts. POST onboards one (SSH key pinning, libvirt check, pools) and answers
+    when it is enabled; enable / disable / maintenance change its state."""
+
+    audit_resource = "host"
+    serializer_class = HostSerializer
+
+    def get_queryset(self) -> QuerySet[Host]:
+        return selectors.host_list()
+
+    @extend_schema(request=HostCreateSerializer, responses={201: HostSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    def create_resource(self, request: Request) -> Response:
+        serializer = HostCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        zone = selectors.zone_find(data.pop("zone"))
+        if zone is None:
+            raise InvalidRequest("No such zone.", code="unknown_zone")
+        registration = HostRegistration(zone=zone, **data)
+        host = host_onboard(actor=self.actor, registration=registration)
+        return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
+
+    def _set_state(self, request: Request, state: str) -> Response:
+        host = self.get_object()
+        serializer = HostStateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        host = host_set_state(
+            actor=self.actor, host=host, state=state, reason=serializer.validated_data["reason"]
+        )
+        return Response(HostSerializer(host).data)
+
+    @extend_schema(request=HostStateSerializer, responses=HostSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, pk: str | None = None) -> Response:
+        return self._set_state(request, Host.State.ENABLED)
+
+    @extend_schema(request=HostStateSerializer, responses=HostSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, pk: str | None = None) -> Response:
+        return self._set_state(request, Host.State.DISABLED)
+
+    @extend_schema(request=HostStateSerializer, responses=HostSerializer)
+    @action(detail=True, methods=["post"])
+    def maintenance(self, request: Request, pk: str | None = None) -> Response:
+        return self._set_state(request, Host.State.MAINTENANCE)

@@ -1,0 +1,10 @@
+from rest_framework.routers import SimpleRouter
+
+from hosts.api.operator_hosts import HostViewSet
+from hosts.api.operator_zones import ZoneViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("admin/zones", ZoneViewSet, basename="operator-zone")
+router.register("admin/hosts", HostViewSet, basename="operator-host")
+
+urlpatterns = router.urls

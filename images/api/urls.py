@@ -1,0 +1,10 @@
+from rest_framework.routers import SimpleRouter
+
+from images.api.images import ImageViewSet
+from images.api.operator_images import OperatorImageViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("images", ImageViewSet, basename="image")
+router.register("admin/images", OperatorImageViewSet, basename="operator-image")
+
+urlpatterns = router.urls

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class ImagesConfig(AppConfig):
+    name = "images"
+    verbose_name = "Images (uploads, qemu-img checks, the image store)"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from tenants.quotas import register_resource
+
+        from images import quota_usage
+
+        register_resource("images", quota_usage.images_in_use)

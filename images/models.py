@@ -1,0 +1,80 @@
+"""Images: disk images instances boot from, uploaded by tenants or published by operators.
+
+The table keeps the name it had when this model lived in `compute` (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from tenants.models import Tenant
+
+
+class Image(models.Model):
+    """A disk image in the image store (DESIGN §8). Created empty (`queued`), then its file is
+    streamed in (`saving`), inspected with `qemu-img info` and kept (`active`) or refused
+    (`error`, with a message saying why). A private image belongs to its tenant; a public one
+    belongs to the platform (no tenant) and every tenant can see and boot it."""
+
+    class DiskFormat(models.TextChoices):
+        QCOW2 = "qcow2"
+        RAW = "raw"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"  # waiting for its file
+        SAVING = "saving"  # its file is being uploaded and inspected
+        ACTIVE = "active"
+        ERROR = "error"  # its file was refused; see error_message
+        DELETED = "deleted"
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private"
+        PUBLIC = "public"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.PROTECT,
+        related_name="images",
+        null=True,
+        blank=True,
+        help_text="The owner of a private image; empty for public images (the platform's).",
+    )
+    name = models.CharField(max_length=128)
+    disk_format = models.CharField(max_length=16, choices=DiskFormat.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    min_disk_gb = models.PositiveIntegerField(default=0)
+    min_ram_mb = models.PositiveIntegerField(default=0)
+    protected = models.BooleanField(default=False, help_text="A protected image cannot be deleted.")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    virtual_size_bytes = models.BigIntegerField(null=True, blank=True)
+    checksum_sha256 = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+    source_instance_id = models.UUIDField(
+        null=True, blank=True, help_text="The instance a snapshot image was taken from."
+    )
+
+    class Meta:
+        db_table = "compute_image"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(visibility="private", tenant__isnull=False))
+                | Q(visibility="public", tenant__isnull=True),
+                name="image_public_iff_platform_owned",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="image_tenant_recent"),
+            models.Index(fields=["visibility", "status"], name="image_visibility_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class OperationsConfig(AppConfig):
+    name = "operations"
+    verbose_name = "Operations (the outbox of every change on a host)"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,79 @@
+"""A worker's side of an operation: who it is, its lease, the record of each step, and the
+end of the run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+from iaas.audit import Actor
+
+from operations.models import Operation
+
+
+def worker_id() -> str:
+    """Who holds a lease: host and process. Computed per call, never at import: Celery's
+    prefork children import this module in their parent, before they fork."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_actor() -> Actor:
+    """The audit actor of what a worker does on its own (failures, rollbacks)."""
+    return Actor.system(f"worker {worker_id()}")
+
+
+def lease(operation_id: uuid.UUID | str, owner: str) -> Operation | None:
+    """Take the operation for `owner` if it is queued or its lease expired; None otherwise
+    (another worker has it, or it is finished)."""
+    now = timezone.now()
+    taken = Operation.objects.filter(
+        Q(status=Operation.Status.QUEUED)
+        | Q(status=Operation.Status.RUNNING, lease_expires_at__lt=now),
+        pk=operation_id,
+    ).update(
+        status=Operation.Status.RUNNING,
+        lease_owner=owner,
+        lease_expires_at=now + settings.OPERATION_LEASE,
+        attempts=F("attempts") + 1,
+        started_at=now,
+    )
+    return Operation.objects.get(pk=operation_id) if taken else None
+
+
+@contextmanager
+def step(operation: Operation, name: str) -> Iterator[None]:
+    """Run one step: record its start, end and duration, and extend the lease."""
+    started = time.monotonic()
+    entry: dict[str, Any] = {"name": name, "started_at": timezone.now().isoformat()}
+    try:
+        yield
+    except Exception as exc:
+        entry.update(status="failed", error=str(exc)[:500])
+        raise
+    else:
+        entry["status"] = "done"
+    finally:
+        entry["seconds"] = round(time.monotonic() - started, 3)
+        operation.steps = [*operation.steps, entry]
+        Operation.objects.filter(pk=operation.pk).update(
+            steps=operation.steps,
+            lease_expires_at=timezone.now() + settings.OPERATION_LEASE,
+        )
+
+
+def finish(operation: Operation, *, error: str = "") -> None:
+    """End the operation: `failed` with `error`, `succeeded` without."""
+    operation.status = Operation.Status.FAILED if error else Operation.Status.SUCCEEDED
+    operation.error = error
+    operation.progress = 100
+    operation.finished_at = timezone.now()
+    operation.lease_expires_at = None
+    operation.save(update_fields=["status", "error", "progress", "finished_at", "lease_expires_at"])

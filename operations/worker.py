@@ -1,0 +1,31 @@
+"""What a host's worker does with an operation (DESIGN §2 step 4-5): lease it, then run the
+handler its action registered (operations.registry) on the target it names."""
+
+from __future__ import annotations
+
+import uuid
+
+from iaas.request_context import reset_request_id, set_request_id
+
+from operations import registry
+from operations.models import Operation
+from operations.services.runs import finish, lease, worker_id
+
+
+def run_operation(operation_id: uuid.UUID | str) -> str:
+    """Lease and run one operation. Returns its final status, or 'skipped' when another
+    worker holds it or it already finished. An action nobody registered fails at once."""
+    operation = lease(operation_id, worker_id())
+    if operation is None:
+        return "skipped"
+    token = set_request_id(operation.request_id or f"op-{operation.pk}")
+    try:
+        action = registry.find_action(operation.action)
+        if action is None:
+            finish(operation, error=f"unknown action {operation.action}")
+            return Operation.Status.FAILED
+        target = registry.target_type(action.target_type).load(operation.target_id)
+        action.handler(operation, target)
+        return operation.status
+    finally:
+        reset_request_id(token)

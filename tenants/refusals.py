@@ -1,0 +1,39 @@
+"""Who a refused API request is recorded against (iaas.audit.refusals): refused writes by
+authenticated callers, in their tenant, and every refused bearer token (a revoked or expired
+token still in use is worth knowing about). Anonymous requests without credentials are not
+recorded, so unauthenticated noise cannot flood the log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iaas.audit import Actor
+from iaas.audit.refusals import Attribution, action_name
+from rest_framework.permissions import SAFE_METHODS
+
+from tenants.authentication import TokenRefused
+from tenants.context import actor_from_request, source_address
+
+TOKEN_REFUSALS = {"invalid_token", "token_expired", "token_revoked", "account_disabled"}
+
+
+def attribute_refusal(request: Any, view: Any, code: str) -> Attribution | None:
+    if code in TOKEN_REFUSALS:
+        refused = getattr(request, "_andromede_token_refused", None)
+        token = refused.token if isinstance(refused, TokenRefused) else None
+        actor = Actor(
+            user_id=token.user_id if token else None,
+            label=token.user.get_username() if token else "",
+            credential=f"token:{token.key_id}" if token else "token:unknown",
+            source_address=source_address(request),
+        )
+        return Attribution(actor, "auth.token", token.tenant_id if token else None)
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or request.method in SAFE_METHODS:
+        return None
+    context = getattr(request, "_tenant_context", None)
+    return Attribution(
+        actor_from_request(request),
+        action_name(request, view),
+        context.tenant.pk if context is not None else None,
+    )
