@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -14,11 +12,11 @@ class KeyPairAdmin(admin.ModelAdmin):
     list_filter = ["key_type", "tenant"]
     search_fields = ["name", "fingerprint"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: KeyPair | None = None) -> list[str]:
         return [field.name for field in KeyPair._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tenants import their own keys
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: KeyPair | None = None) -> bool:
         return False

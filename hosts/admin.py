@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -17,7 +15,7 @@ class ZoneAdmin(admin.ModelAdmin):
     list_display = ["name", "region", "site", "city", "country", "jurisdiction"]
     list_filter = ["region", "jurisdiction"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Zone | None = None) -> list[str]:
         return ["id", "created_at"]
 
 
@@ -28,7 +26,7 @@ class StoragePoolInline(admin.TabularInline):
     fields = ("role", "backend", "name", "path", "capacity_bytes", "available_bytes")
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Host | None = None) -> bool:
         return False
 
 
@@ -46,13 +44,13 @@ class HostAdmin(admin.ModelAdmin):
     inlines = [StoragePoolInline]
     actions = ["enable", "put_in_maintenance", "disable"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Host | None = None) -> list[str]:
         return [field.name for field in Host._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Host | None = None) -> bool:
         return False
 
     def _set_state(self, request: HttpRequest, queryset: QuerySet[Host], state: str) -> None:
@@ -89,7 +87,9 @@ class OrphanReportAdmin(admin.ModelAdmin):
     list_display = ["kind", "name", "host", "first_seen_at", "last_seen_at"]
     list_filter = ["kind", "host"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: OrphanReport | None = None
+    ) -> list[str]:
         return [field.name for field in OrphanReport._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

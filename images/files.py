@@ -1,6 +1,6 @@
 """Image files: receiving an upload into the image store and inspecting it.
 
-No Django here: the service (`compute.services.images`) passes the store, the limits and the
+No Django here: the service (`images.services.images`) passes the store, the limits and the
 declared format, and turns these exceptions into the API's errors and the image's status.
 
 An uploaded file is untrusted. It is inspected with `qemu-img info` told the declared format

@@ -33,7 +33,7 @@ class MembershipInline(admin.TabularInline):
     readonly_fields = ["user", "role", "created_at"]
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
         return False
 
 
@@ -52,7 +52,7 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = [QuotaInline, MembershipInline]
     readonly_fields = ["id", "created_at"]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
         return False  # deleting a tenant (and wiping its data and keys) is its own workflow
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
@@ -124,7 +124,7 @@ class MembershipAdmin(admin.ModelAdmin):
         except DomainError as exc:
             messages.error(request, exc.message)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Membership | None = None) -> bool:
         return obj is not None and super().has_delete_permission(request, obj)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
@@ -158,13 +158,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = tuple(TOKEN_FIELDS)
     actions = ["revoke"]
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
         return False  # read-only; the revoke action is the only change
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
         return False
 
     @admin.action(description="Revoke selected tokens")

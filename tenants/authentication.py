@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -27,7 +28,7 @@ class TokenRefused(AuthenticationFailed):
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+    def authenticate(self, request: Any) -> tuple[AbstractBaseUser, ApiToken] | None:
         try:
             return self._authenticate(request)
         except TokenRefused as refused:
@@ -35,7 +36,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             request._andromede_token_refused = refused
             raise
 
-    def _authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+    def _authenticate(self, request: Any) -> tuple[AbstractBaseUser, ApiToken] | None:
         header = get_authorization_header(request)
         if not header:
             return None

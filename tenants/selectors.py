@@ -28,9 +28,9 @@ def membership_list(tenant: Tenant) -> QuerySet[Membership]:
     return tenant_scoped(Membership.objects.select_related("user"), tenant)
 
 
-def token_list_for_user(tenant: Tenant, user: Any) -> QuerySet[ApiToken]:
+def token_list_for_user(tenant: Tenant, user_id: int) -> QuerySet[ApiToken]:
     """The caller's own tokens in this tenant (a user never sees other people's tokens)."""
-    return tenant_scoped(ApiToken.objects.filter(user=user), tenant)
+    return tenant_scoped(ApiToken.objects.filter(user_id=user_id), tenant)
 
 
 def tenant_list() -> QuerySet[Tenant]:

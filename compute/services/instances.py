@@ -1,6 +1,6 @@
 """Creating and deleting instances (DESIGN §2). The API transaction decides everything —
 quota, placement, address — and records an operation; a worker on the host's queue carries
-it out (compute.services.worker)."""
+it out (compute.worker)."""
 
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ class TokenViewSet(
     filterset_class = filters.TokenFilter
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        return selectors.token_list_for_user(self.tenant_context.tenant, self.request.user)
+        return selectors.token_list_for_user(self.tenant_context.tenant, self.request.user.pk or 0)
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
