@@ -33,7 +33,7 @@ LIMITS = (10, 100, 1000)
 def reset() -> None:
     tenants = "SELECT id FROM tenants_tenant WHERE slug LIKE 'bapi-%'"
     instances = f"SELECT id FROM compute_instance WHERE tenant_id IN ({tenants})"  # noqa: S608
-    _setup.execute(f"DELETE FROM compute_port WHERE instance_id IN ({instances})")  # noqa: S608
+    _setup.execute(f"DELETE FROM compute_port WHERE device_id IN ({instances})")  # noqa: S608
     _setup.execute(f"DELETE FROM compute_allocation WHERE instance_id IN ({instances})")  # noqa: S608
     _setup.execute(f"DELETE FROM compute_instance WHERE tenant_id IN ({tenants})")  # noqa: S608
     _setup.execute(f"DELETE FROM compute_tenantnetwork WHERE tenant_id IN ({tenants})")  # noqa: S608

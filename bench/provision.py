@@ -61,7 +61,7 @@ _INSTANCES = (
     "OR host_id IN (SELECT id FROM compute_host WHERE name = %(host)s))"
 )
 _RESET = (
-    "DELETE FROM compute_port WHERE instance_id IN " + _INSTANCES,  # noqa: S608 - constants
+    "DELETE FROM compute_port WHERE device_id IN " + _INSTANCES,  # noqa: S608 - constants
     "DELETE FROM compute_allocation WHERE instance_id IN " + _INSTANCES,  # noqa: S608
     "DELETE FROM compute_instance WHERE id IN " + _INSTANCES,  # noqa: S608
     "DELETE FROM compute_operation WHERE host_name = %(host)s OR tenant_id IN "
