@@ -20,9 +20,15 @@ MOVED = {
 def move_content_types(apps, schema_editor):
     ContentType = apps.get_model("contenttypes", "ContentType")
     for app_label, models_ in MOVED.items():
-        ContentType.objects.filter(app_label="compute", model__in=models_).update(
-            app_label=app_label
-        )
+        for model in models_:
+            old = ContentType.objects.filter(app_label="compute", model=model).first()
+            if old is None:
+                continue  # a new database: post_migrate creates them under their new app
+            # Migrated in two runs (`migrate hosts`, then `migrate`), the first run's
+            # post_migrate already made an empty content type for the new app: the old one
+            # carries the permissions granted and the admin history, so it wins.
+            ContentType.objects.filter(app_label=app_label, model=model).delete()
+            ContentType.objects.filter(pk=old.pk).update(app_label=app_label)
 
 
 def move_content_types_back(apps, schema_editor):

@@ -1,0 +1,249 @@
+"""A database of the previous version migrates forward with its data (issue 8).
+
+The previous layout kept every model in `compute`; hosts, operations, images and network took
+theirs over (tables unchanged), ports name their instance by `device_id` instead of a foreign
+key, and content types followed the models. For a throwaway SQLite file and a throwaway
+PostgreSQL database: tests/support/migration_forward.py migrates it to the old layout's last
+migrations and fills it through that state's historical models, the real `manage.py migrate`
+takes it forward, and the helper reads it back through the current models and code.
+
+Every step runs in a subprocess on its own database: the test database of this process is
+never migrated backwards (a failure half-way would leave an old schema to every later test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from django.conf import settings
+
+from tests.support.migration_forward import MOVED
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = "tests.support.migration_forward"
+#: Django's OPTIONS that are not libpq connection parameters.
+NOT_LIBPQ = {"isolation_level", "pool", "server_side_binding", "assume_role", "cursor_factory"}
+
+
+def _admin_connection() -> psycopg.Connection[Any]:
+    """A connection to the `postgres` database of the server the tests run on."""
+    db = settings.DATABASES["default"]
+    options = {k: v for k, v in db.get("OPTIONS", {}).items() if k not in NOT_LIBPQ}
+    return psycopg.connect(
+        dbname="postgres",
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        autocommit=True,
+        **options,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def throwaway_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The DATABASE_URL of an empty database of the test's own, removed afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'previous-version.sqlite3'}"
+        return
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("needs PostgreSQL (DESIGN §12): the tests run on SQLite")
+    name = f"{settings.DATABASES['default']['NAME'][:30]}_migrate_fwd_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        yield urlunsplit(url._replace(path=f"/{name}"))
+    finally:
+        with _admin_connection() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run(args: list[str], database_url: str, tmp_path: Path) -> str:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "iaas.settings",
+        "DATABASE_URL": database_url,
+        "ANDROMEDE_VAR_DIR": str(tmp_path / "var"),
+        "ANDROMEDE_LOCAL_LIBVIRT_URI": "test:///default",
+    }
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _expected_after_migration(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """An old row as it must read after the migration: ports name their instance by
+    `device_id`; content types of moved models name their new app."""
+    row = dict(row)
+    if table == "compute_port":
+        row["device_id"] = row.pop("instance_id")
+    if table == "django_content_type" and row["app_label"] == "compute":
+        for app_label, models in MOVED.items():
+            if row["model"] in models:
+                row["app_label"] = app_label
+    return row
+
+
+#: `manage.py migrate` at once, or first one new app alone (whose run already makes its
+#: content types) and then the rest: both must end in the same database.
+MIGRATE_RUNS = {"at_once": [[]], "hosts_first": [["hosts"], []]}
+
+
+@pytest.mark.parametrize("runs", list(MIGRATE_RUNS))
+def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
+    throwaway_database: str, tmp_path: Path, runs: str
+) -> None:
+    old_file, new_file = tmp_path / "old.json", tmp_path / "new.json"
+
+    _run(["-m", HELPER, "old", str(old_file)], throwaway_database, tmp_path)
+    old = json.loads(old_file.read_text())
+    ids = old["expected"]
+    # The old layout, and nothing after it: every model in compute, the new apps unapplied.
+    applied = {tuple(migration) for migration in old["applied"]}
+    assert ("compute", "0011_orphan_volumes") in applied
+    assert ("compute", "0012_port_device_id") not in applied
+    assert not {app for app, _ in applied} & set(MOVED)
+    assert {"compute.Host", "compute.Operation", "compute.Image", "compute.Port"} <= set(
+        old["models"]
+    )
+    assert old["tables"]["compute_port"], "the old database has ports"
+
+    migrated = "".join(
+        _run(["manage.py", "migrate", *apps, "--noinput"], throwaway_database, tmp_path)
+        for apps in MIGRATE_RUNS[runs]
+    )
+    assert "Applying compute.0014_models_moved_to_their_apps... OK" in migrated
+
+    _run(["-m", HELPER, "inspect", str(new_file)], throwaway_database, tmp_path)
+    new = json.loads(new_file.read_text())
+
+    # Every row of every table survived, with every value (ids and foreign keys included).
+    for table, rows in old["tables"].items():
+        assert table in new["tables"], f"table {table} is gone"
+        after = new["tables"][table]
+        lost, added = rows.keys() - after.keys(), after.keys() - rows.keys()
+        assert not lost, f"{table}: rows lost: {sorted(lost)}"
+        assert not added, f"{table}: rows added: {[after[pk] for pk in sorted(added)][:5]}"
+        for pk, row in rows.items():
+            expected = _expected_after_migration(table, row)
+            got = {column: after[pk].get(column) for column in expected}
+            assert got == expected, f"{table} row {pk} changed"
+    ports = new["tables"]["compute_port"]
+    for pk, port in old["tables"]["compute_port"].items():
+        assert ports[pk]["device_id"] == port["instance_id"]
+        assert "instance_id" not in ports[pk]
+
+    # The relations now point at the models' new apps.
+    assert new["relations"] == {"Instance.host": "hosts.Host", "Allocation.host": "hosts.Host"}
+    placed = {ids["instances"][name] for name in ("web-1", "web-2", "resized", "db-1")}
+    assert new["instance_hosts"] == dict.fromkeys(placed, "hv1")
+    assert new["allocation_hosts"] == dict.fromkeys(placed, "hv1")
+    host_row = new["tables"]["compute_host"][ids["host"]]
+    assert (host_row["allocated_vcpus"], host_row["state"]) == (7, "maintenance")
+    assert new["host"] == {
+        "zone": "fr-par/fr-par-1",
+        "pools": ["images", "instances", "volumes"],
+        "orphans": [
+            [
+                "volume",
+                "andromede-instances/0000-gone.qcow2",
+                {"reason": "no instance", "seen": ["2026-11-27"], "size_bytes": 1073741824},
+            ]
+        ],
+    }
+
+    # The current selectors work on the migrated rows: each instance's address comes from
+    # the port that names it by device_id.
+    instances = ids["instances"]
+    assert new["instance_list"] == {
+        "acme": {
+            instances["web-1"]: "192.0.2.2",
+            instances["web-2"]: "192.0.2.3",
+            instances["resized"]: "192.0.2.4",
+            instances["failed"]: None,
+        },
+        "globex": {instances["db-1"]: "198.51.100.2"},
+    }
+    assert new["device_ports"] == {
+        instances["web-1"]: "192.0.2.2",
+        instances["web-2"]: "192.0.2.3",
+        instances["resized"]: "192.0.2.4",
+        instances["db-1"]: "198.51.100.2",
+    }
+    assert new["flavor_access"] == {"acme-gpu": ["acme"], "large": [], "retired": [], "small": []}
+    assert new["flavor_list"] == {
+        "acme": ["acme-gpu", "large", "small"],
+        "globex": ["large", "small"],
+    }
+    assert new["image_list"] == {
+        "acme": ["acme-golden", "debian-12", "web-1-snap"],
+        "globex": ["broken-upload", "debian-12"],
+    }
+    images = new["tables"]["compute_image"]
+    assert images[ids["images"]["debian-12"]]["checksum_sha256"] == "d" * 64
+    assert images[ids["images"]["acme-golden"]]["checksum_sha256"] == "0123456789abcdef" * 4
+    assert images[ids["images"]["web-1-snap"]]["source_instance_id"] == instances["web-1"]
+
+    # Operations: the registry finds each action's handler and loads its target; the queued
+    # one is still queued, the running one keeps its lease, the failed one its steps and error.
+    ops = ids["operations"]
+    assert new["operations"][ops["queued"]] == {
+        "handler": "compute.worker.lifecycle.run_create",
+        "target": instances["db-1"],
+    }
+    assert all(entry["handler"] for entry in new["operations"].values())
+    assert sorted(new["operation_list"]["globex"]) == [ops["queued"]]
+    rows = new["tables"]["compute_operation"]
+    assert rows[ops["queued"]]["status"] == "queued"
+    assert rows[ops["queued"]]["params"]["network"] == {"ip": "198.51.100.2"}
+    assert rows[ops["running"]]["lease_owner"] == "worker@hv1:1234"
+    assert rows[ops["running"]]["lease_expires_at"].startswith("2026-11-28T12:05:00")
+    assert rows[ops["running"]]["steps"] == [{"name": "shutdown", "outcome": "ok", "seconds": 1.5}]
+    assert rows[ops["failed"]]["error"] == "the guest did not come back in 30 s"
+    assert rows[ops["failed"]]["steps"][0]["error"] == "timed out"
+
+    # Content types moved with their models (same ids, so permissions and admin history
+    # follow); none is left under compute for a moved model, none was added.
+    old_ids = {
+        (row["app_label"], row["model"]): int(pk)
+        for pk, row in old["tables"]["django_content_type"].items()
+    }
+    content_types = {(app, model): pk for app, model, pk in new["content_types"]}
+    for app_label, models in MOVED.items():
+        for model in models:
+            assert ("compute", model) not in content_types
+            assert content_types[(app_label, model)] == old_ids[("compute", model)]
+    assert len(content_types) == len(old_ids)
+    assert set(new["content_type_for"].values()) == {
+        old_ids[("compute", model)] for models in MOVED.values() for model in models
+    }
+    assert new["log_entries"] == {str(ids["log_entry"]): {"model": "hosts.Host", "object": "hv1"}}
+    assert new["permissions"]["operator"] == [
+        "hosts.change_host",
+        "hosts.view_host",
+        "operations.view_operation",
+    ]
+
+    # The audit chain still verifies; a second migrate has nothing to do.
+    assert new["audit"] == {"ok": True, "checked": 2, "reason": ""}
+    assert "No migrations to apply." in new["migrate_again"]
+    assert new["unapplied"] == []
