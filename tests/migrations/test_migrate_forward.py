@@ -105,7 +105,7 @@ def _expected_after_migration(table: str, row: dict[str, Any]) -> dict[str, Any]
 
 #: `manage.py migrate` at once, or first one new app alone (whose run already makes its
 #: content types) and then the rest: both must end in the same database.
-MIGRATE_RUNS = {"at_once": [[]], "hosts_first": [["hosts"], []]}
+MIGRATE_RUNS: dict[str, list[list[str]]] = {"at_once": [[]], "hosts_first": [["hosts"], []]}
 
 
 @pytest.mark.parametrize("runs", list(MIGRATE_RUNS))
