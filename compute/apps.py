@@ -7,11 +7,10 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from images.usage import register_in_use_check
-        from tenants.quotas import register_resource
-
         from compute import quota_usage, worker
         from compute.services.instances import image_build_in_progress
+        from images.usage import register_in_use_check
+        from tenants.quotas import register_resource
 
         register_resource("keypairs", quota_usage.keypairs_in_use)
         register_resource("instances", quota_usage.instances_in_use)

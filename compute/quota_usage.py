@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet, Sum
-from tenants.models import Tenant
 
 from compute.models import Instance, KeyPair, ServerGroup
+from tenants.models import Tenant
 
 
 def keypairs_in_use(tenant: Tenant) -> int:

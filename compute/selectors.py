@@ -6,14 +6,14 @@ import logging
 import uuid
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from compute.models import Flavor, Instance, KeyPair, ServerGroup
+from compute.states import CONSOLE_STATUSES
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError
 from network.models import Port
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
-
-from compute.models import Flavor, Instance, KeyPair, ServerGroup
-from compute.states import CONSOLE_STATUSES
 
 logger = logging.getLogger(__name__)
 

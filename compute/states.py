@@ -5,6 +5,7 @@ verbs in progress, and which verb may start from which status. Every verb goes t
 from __future__ import annotations
 
 from django.db import models
+
 from iaas.states import Lifecycle, Transition
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from iaas.errors import DomainError
-from tenants.admin import operator_actor
 
 from hosts.models import Host, OrphanReport, StoragePool, Zone
 from hosts.services.hosts import host_set_state
+from iaas.errors import DomainError
+from tenants.admin import operator_actor
 
 
 @admin.register(Zone)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
-from hypervisor.base import Hypervisor
-from hypervisor.ssh import SshEndpoint
 
 from hosts.models import Host
+from hypervisor.base import Hypervisor
+from hypervisor.ssh import SshEndpoint
 
 _lock = threading.Lock()
 _by_uri: dict[str, Hypervisor] = {}

@@ -7,8 +7,7 @@ class ImagesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants.quotas import register_resource
-
         from images import quota_usage
+        from tenants.quotas import register_resource
 
         register_resource("images", quota_usage.images_in_use)

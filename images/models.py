@@ -9,6 +9,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+
 from tenants.models import Tenant
 
 

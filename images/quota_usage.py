@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tenants.models import Tenant
-
 from images.models import Image
+from tenants.models import Tenant
 
 
 def images_in_use(tenant: Tenant) -> int:

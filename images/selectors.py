@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 from django.db.models import QuerySet
-from tenants.models import Tenant
-from tenants.selectors import tenant_scoped
 
 from images.models import Image
+from tenants.models import Tenant
+from tenants.selectors import tenant_scoped
 
 
 def image_list(tenant: Tenant) -> QuerySet[Image]:

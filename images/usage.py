@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from iaas.errors import ConflictError
-
 from images.models import Image
 
 #: Returns why `image` cannot be deleted now, or None.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from hosts import naming
 from hypervisor.base import NetworkSpec, NicSpec, StaticLease
-
 from network.models import Port
 from network.services.ipam import gateway
 

@@ -10,6 +10,7 @@ The tables keep the names they had when these models lived in `compute` (docs/de
 from __future__ import annotations
 
 from django.db import models
+
 from tenants.models import Tenant
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from iaas.request_context import reset_request_id, set_request_id
-
 from operations import registry
 from operations.models import Operation
 from operations.services.runs import finish, lease, worker_id

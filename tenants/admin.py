@@ -9,9 +9,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+
 from iaas.audit import Actor
 from iaas.errors import DomainError
-
 from tenants import services
 from tenants.context import source_address
 from tenants.models import ApiToken, Membership, Quota, Tenant

@@ -8,7 +8,6 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from iaas.audit.refusals import register_attributor
-
         from tenants import schema  # noqa: F401 - registers the OpenAPI bearer-token scheme
         from tenants.refusals import attribute_refusal
 

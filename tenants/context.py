@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
+
 from iaas.audit import Actor
 from iaas.errors import NotFoundError, PermissionDeniedError
-
 from tenants.models import ApiToken, Membership, Role, Tenant
 
 TENANT_HEADER = "X-Tenant"

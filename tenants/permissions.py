@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from iaas.errors import PermissionDeniedError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from iaas.errors import PermissionDeniedError
 from tenants.context import resolve_tenant_context
 from tenants.models import ApiToken, Role
 

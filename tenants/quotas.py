@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from iaas.errors import InvalidRequest, QuotaExceeded
 
+from iaas.errors import InvalidRequest, QuotaExceeded
 from tenants.models import Quota, Tenant
 
 UNLIMITED = -1

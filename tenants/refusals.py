@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from iaas.audit import Actor
-from iaas.audit.refusals import Attribution, action_name
 from rest_framework.permissions import SAFE_METHODS
 
+from iaas.audit import Actor
+from iaas.audit.refusals import Attribution, action_name
 from tenants.authentication import TokenRefused
 from tenants.context import actor_from_request, source_address
 

@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest, PermissionDeniedError
-
 from tenants import tokens
 from tenants.models import ApiToken, Membership, Quota, Role, Tenant
 from tenants.quotas import check_resource

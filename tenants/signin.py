@@ -20,8 +20,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
-from iaas.audit import Actor, audit_record
 
+from iaas.audit import Actor, audit_record
 from tenants.context import source_address
 from tenants.models import SignInAttempt
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from iaas.api.pagination import CreatedCursorPagination
 from rest_framework import mixins, serializers
-from tenants.api.viewsets import TenantScopedViewSet
 
 from compute import selectors
 from compute.models import Flavor
+from iaas.api.pagination import CreatedCursorPagination
+from tenants.api.viewsets import TenantScopedViewSet
 
 
 class SizeCursorPagination(CreatedCursorPagination):

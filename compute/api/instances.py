@@ -7,6 +7,16 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from compute import selectors
+from compute.api.filtersets import InstanceFilterSet
+from compute.models import Flavor, Instance, ServerGroup
+from compute.services import instances as instance_services
+from compute.services import resize as resize_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
 from iaas.api.serializers import StrictCharField, StrictSerializer
 from iaas.errors import InvalidRequest
@@ -15,17 +25,7 @@ from images.api.images import ImageSerializer
 from operations import selectors as operation_selectors
 from operations.api.operations import OperationSerializer
 from operations.models import Operation
-from rest_framework import mixins, serializers, status
-from rest_framework.decorators import action
-from rest_framework.request import Request
-from rest_framework.response import Response
 from tenants.api.viewsets import TenantScopedViewSet
-
-from compute import selectors
-from compute.api.filtersets import InstanceFilterSet
-from compute.models import Flavor, Instance, ServerGroup
-from compute.services import instances as instance_services
-from compute.services import resize as resize_services
 
 
 class InstanceSerializer(serializers.ModelSerializer):

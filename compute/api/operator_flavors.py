@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.serializers import StrictIntegerField, StrictSerializer
 from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from tenants.api.viewsets import OperatorViewSet
 
 from compute.api.flavors import FlavorSerializer, SizeCursorPagination
 from compute.models import Flavor
 from compute.services import flavors as flavor_services
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictIntegerField, StrictSerializer
+from tenants.api.viewsets import OperatorViewSet
 
 
 class FlavorCreateSerializer(StrictSerializer):

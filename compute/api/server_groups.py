@@ -7,17 +7,17 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.serializers import StrictCharField, StrictSerializer
 from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from tenants.api.viewsets import TenantScopedViewSet
 
 from compute import selectors
 from compute.api.filtersets import ServerGroupFilterSet
 from compute.models import ServerGroup
 from compute.services import server_groups as server_group_services
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictCharField, StrictSerializer
+from tenants.api.viewsets import TenantScopedViewSet
 
 
 class ServerGroupSerializer(serializers.ModelSerializer):

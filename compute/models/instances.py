@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from hosts.models import Host
-from tenants.models import Tenant
 
 from compute.models.flavors import Flavor
 from compute.models.keypairs import KeyPair
 from compute.states import InstanceStatus, TaskState
+from hosts.models import Host
+from tenants.models import Tenant
 
 
 class Instance(models.Model):

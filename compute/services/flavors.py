@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
+
+from compute.models import Flavor
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
 from tenants.models import Tenant
-
-from compute.models import Flavor
 
 
 def flavor_create(

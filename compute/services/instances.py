@@ -8,6 +8,10 @@ import re
 from typing import Any
 
 from django.db import transaction
+
+from compute.models import Flavor, Instance, KeyPair, ServerGroup
+from compute.services import scheduler
+from compute.states import INSTANCE_LIFECYCLE
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
 from images.models import Image
@@ -17,10 +21,6 @@ from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce
-
-from compute.models import Flavor, Instance, KeyPair, ServerGroup
-from compute.services import scheduler
-from compute.states import INSTANCE_LIFECYCLE
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 MAX_USER_DATA_BYTES = 16 * 1024

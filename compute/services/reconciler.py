@@ -19,15 +19,15 @@ import uuid
 
 from django.db import transaction
 from django.db.models import Sum
+
+from compute.models import Allocation, Instance
+from compute.services.reconciler_storage import check_host_storage
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host, OrphanReport
 from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, PowerState
 from iaas.audit import Actor, audit_record
-
-from compute.models import Allocation, Instance
-from compute.services.reconciler_storage import check_host_storage
 
 logger = logging.getLogger(__name__)
 RECONCILER = Actor.system("reconciler")

@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 import uuid
 
+from compute.models import Instance
 from hosts import naming
 from hosts.models import Host, OrphanReport
 from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, Hypervisor
 from iaas.audit import Actor, audit_record
 from images.models import Image
-
-from compute.models import Instance
 
 logger = logging.getLogger(__name__)
 NOT_OURS = "not a volume Andromède makes"

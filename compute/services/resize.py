@@ -30,16 +30,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from iaas.audit import Actor, audit_record
-from iaas.errors import InvalidRequest
-from images.models import Image
-from operations.models import Operation
-from tenants.quotas import quota_enforce
 
 from compute.models import Flavor, Instance
 from compute.services import scheduler
 from compute.services.instances import queue_operation
 from compute.states import INSTANCE_LIFECYCLE
+from iaas.audit import Actor, audit_record
+from iaas.errors import InvalidRequest
+from images.models import Image
+from operations.models import Operation
+from tenants.quotas import quota_enforce
 
 
 def _size(flavor: Flavor) -> dict[str, int]:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from django.db.models import F, FloatField, QuerySet
 from django.db.models.functions import Cast
-from hosts.models import Host
-from iaas.errors import ConflictError
 
 from compute.models import Allocation, Instance, ServerGroup
+from hosts.models import Host
+from iaas.errors import ConflictError
 
 CANDIDATES_TRIED = 5
 

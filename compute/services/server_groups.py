@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
+
+from compute.models import Instance, ServerGroup
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce
-
-from compute.models import Instance, ServerGroup
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -3,9 +3,8 @@ built from the shared steps. `register()` puts them in the operation registry.""
 
 from __future__ import annotations
 
-from operations import registry
-
 from compute.worker import lifecycle, resize, snapshot, targets
+from operations import registry
 
 
 def register() -> None:

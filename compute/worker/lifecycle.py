@@ -10,13 +10,6 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
-from hosts import naming
-from hosts.hypervisors import hypervisor_for
-from hypervisor.base import DriverError, PowerState
-from images.models import Image
-from operations.models import Operation
-from operations.services.outcomes import fail, succeed
-from operations.services.runs import finish, step
 
 from compute.models import Instance
 from compute.worker.steps import (
@@ -29,6 +22,13 @@ from compute.worker.steps import (
     shutdown_steps,
     wait_running,
 )
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hypervisor.base import DriverError, PowerState
+from images.models import Image
+from operations.models import Operation
+from operations.services.outcomes import fail, succeed
+from operations.services.runs import finish, step
 
 logger = logging.getLogger(__name__)
 

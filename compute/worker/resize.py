@@ -7,14 +7,6 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from hosts import naming
-from hosts.hypervisors import hypervisor_for
-from hypervisor.base import Hypervisor, PowerState
-from iaas.audit import audit_record
-from network.selectors import device_port
-from operations.models import Operation
-from operations.services.outcomes import fail
-from operations.services.runs import finish, worker_actor
 
 from compute.models import Instance
 from compute.services import scheduler
@@ -27,6 +19,14 @@ from compute.worker.steps import (
     stores_no_data,
     wait_running,
 )
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hypervisor.base import Hypervisor, PowerState
+from iaas.audit import audit_record
+from network.selectors import device_port
+from operations.models import Operation
+from operations.services.outcomes import fail
+from operations.services.runs import finish, worker_actor
 
 logger = logging.getLogger(__name__)
 

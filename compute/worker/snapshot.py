@@ -7,6 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from compute.models import Instance
+from compute.worker.steps import (
+    pool_names,
+    run_steps,
+    shutdown_steps,
+    stores_no_data,
+    wait_running,
+)
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, Hypervisor, PowerState, StorageVolumeSpec
@@ -17,15 +26,6 @@ from operations.models import Operation
 from operations.services import deadlines
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import worker_actor
-
-from compute.models import Instance
-from compute.worker.steps import (
-    pool_names,
-    run_steps,
-    shutdown_steps,
-    stores_no_data,
-    wait_running,
-)
 
 logger = logging.getLogger(__name__)
 

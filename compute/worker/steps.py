@@ -16,6 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+
+from compute import cloudinit
+from compute.models import Instance
+from compute.services import scheduler
 from hosts import naming
 from hosts.models import Host, StoragePool
 from hypervisor.base import (
@@ -36,10 +40,6 @@ from network.services import ipam
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
-
-from compute import cloudinit
-from compute.models import Instance
-from compute.services import scheduler
 
 logger = logging.getLogger(__name__)
 

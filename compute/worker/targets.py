@@ -6,9 +6,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from operations.models import Operation
-
 from compute.models import Instance
+from operations.models import Operation
 
 
 def load_instance(instance_id: uuid.UUID) -> Instance:

@@ -8,19 +8,19 @@ from urllib.parse import urlsplit
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
-from iaas.errors import InvalidRequest
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from tenants.api.viewsets import OperatorViewSet
 
 from hosts import selectors
 from hosts.models import Host, StoragePool
 from hosts.services.hosts import host_set_state
 from hosts.services.onboarding import HostRegistration, host_onboard
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from iaas.errors import InvalidRequest
+from tenants.api.viewsets import OperatorViewSet
 
 LIBVIRT_SCHEMES = {"qemu", "qemu+ssh", "qemu+tls", "qemu+tcp", "qemu+unix", "test"}
 

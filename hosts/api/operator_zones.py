@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.serializers import StrictCharField, StrictSerializer
 from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from tenants.api.viewsets import OperatorViewSet
 
 from hosts import selectors
 from hosts.models import Zone
 from hosts.services.zones import zone_create
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictCharField, StrictSerializer
+from tenants.api.viewsets import OperatorViewSet
 
 
 class ZoneSerializer(serializers.ModelSerializer):

@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host, StoragePool
 from hypervisor.base import DriverError, NotFound

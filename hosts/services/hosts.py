@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+
 from hosts.models import Host
 from iaas.audit import Actor, audit_record
 from iaas.errors import InvalidRequest

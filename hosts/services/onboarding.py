@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
 from hosts import naming
 from hosts.hypervisors import hypervisor_for_uri, ssh_endpoint
 from hosts.models import Host, StoragePool, Zone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
+
 from hosts.models import Region, Zone
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest

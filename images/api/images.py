@@ -6,20 +6,20 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
-from iaas.errors import PermissionDeniedError
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from tenants.api.viewsets import TenantScopedViewSet
 
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from iaas.errors import PermissionDeniedError
 from images import selectors
 from images.api.filtersets import ImageFilterSet
 from images.api.uploads import StreamParser, upload_schema, upload_stream
 from images.models import Image
 from images.services import images as image_services
+from tenants.api.viewsets import TenantScopedViewSet
 
 MAX_MIN_DISK_GB = 64 * 1024
 MAX_MIN_RAM_MB = 4 * 1024 * 1024

@@ -7,19 +7,19 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from iaas.api.idempotency import IdempotentCreateMixin
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from tenants.api.viewsets import OperatorViewSet
 
+from iaas.api.idempotency import IdempotentCreateMixin
 from images import selectors
 from images.api.filtersets import OperatorImageFilterSet
 from images.api.images import ImageCreateSerializer, ImageSerializer
 from images.api.uploads import StreamParser, upload_schema, upload_stream
 from images.models import Image
 from images.services import images as image_services
+from tenants.api.viewsets import OperatorViewSet
 
 
 class OperatorImageSerializer(ImageSerializer):

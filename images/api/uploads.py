@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from iaas.errors import InvalidRequest
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
+from iaas.errors import InvalidRequest
 from images import files as image_files
 
 F = TypeVar("F", bound=Callable[..., Any])

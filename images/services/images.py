@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
 from iaas.audit import Actor, audit_record
 from iaas.errors import (
     ConflictError,
@@ -25,12 +26,11 @@ from iaas.errors import (
     TooLargeError,
 )
 from iaas.models import AuditEvent
-from tenants.models import Tenant
-from tenants.quotas import quota_enforce
-
 from images import files as image_files
 from images import usage
 from images.models import Image
+from tenants.models import Tenant
+from tenants.quotas import quota_enforce
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:+()@-]{0,126}[A-Za-z0-9._:+()@-])?$")
 

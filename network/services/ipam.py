@@ -14,10 +14,10 @@ import secrets
 import uuid
 
 from django.db import IntegrityError, transaction
-from iaas.errors import ConflictError
-from tenants.models import Tenant
 
+from iaas.errors import ConflictError
 from network.models import Port, TenantNetwork
+from tenants.models import Tenant
 
 SUPERNETS = ("198.51.100.0/24", "203.0.113.0/24")
 PREFIX = 27

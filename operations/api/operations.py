@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from rest_framework import mixins, serializers
-from tenants.api.viewsets import TenantScopedViewSet
 
 from operations import selectors
 from operations.api.filtersets import OperationFilterSet
 from operations.models import Operation
+from tenants.api.viewsets import TenantScopedViewSet
 
 
 class OperationSerializer(serializers.ModelSerializer):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from iaas.audit import Actor, audit_record
 
+from iaas.audit import Actor, audit_record
 from operations import registry
 from operations.models import Operation
 

@@ -11,13 +11,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Model, Q
 from django.utils import timezone
+
 from iaas.audit import Actor, audit_record
 from iaas.celery import app, host_queue
 from iaas.request_context import current_request_id
-from tenants.models import Tenant
-
 from operations import registry
 from operations.models import Operation
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 

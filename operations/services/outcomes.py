@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from iaas.audit import audit_record
 
+from iaas.audit import audit_record
 from operations import registry
 from operations.models import Operation
 from operations.services.runs import finish, worker_actor

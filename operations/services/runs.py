@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
-from iaas.audit import Actor
 
+from iaas.audit import Actor
 from operations.models import Operation
 
 

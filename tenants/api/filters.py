@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import django_filters
-from iaas.models import AuditEvent
 
+from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Role, Tenant
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
-from iaas.models import AuditEvent
 from rest_framework import serializers
 
+from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Role, Tenant
 
 

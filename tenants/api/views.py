@@ -12,11 +12,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
-from iaas.api.errors import error_body
-from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.pagination import IdCursorPagination
-from iaas.audit.selectors import audit_events_all, audit_events_for_tenant
-from iaas.models import AuditEvent
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -24,6 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from iaas.api.errors import error_body
+from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.pagination import IdCursorPagination
+from iaas.audit.selectors import audit_events_all, audit_events_for_tenant
+from iaas.models import AuditEvent
 from tenants import quotas, selectors, services
 from tenants.api import filters
 from tenants.api.serializers import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from iaas.audit import Actor
 from rest_framework import viewsets
 
+from iaas.audit import Actor
 from tenants.context import TenantContext, actor_from_request, resolve_tenant_context
 from tenants.models import Role
 from tenants.permissions import IsOperator, TenantRolePermission

@@ -11,15 +11,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from compute.models import Flavor
+from compute.services.flavors import flavor_create
 from hosts import selectors as host_selectors
 from hosts.models import Host
 from hosts.services.onboarding import HostRegistration, host_onboard
 from hosts.services.zones import zone_create
 from iaas.audit import Actor
 from iaas.errors import DomainError
-
-from compute.models import Flavor
-from compute.services.flavors import flavor_create
 
 DEMO_ZONE = "fr-demo-1"
 # The embedded default's flavors: small enough for TCG guests on a laptop.

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from iaas.audit import Actor
-from iaas.errors import DomainError
 
 from hosts import selectors
 from hosts.services.onboarding import HostRegistration, host_onboard
+from iaas.audit import Actor
+from iaas.errors import DomainError
 
 
 def _parse_ssh(value: str) -> tuple[str, str, int]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from iaas.audit import Actor
-from iaas.errors import DomainError
 
 from hosts.services.zones import zone_create
+from iaas.audit import Actor
+from iaas.errors import DomainError
 
 
 class Command(BaseCommand):

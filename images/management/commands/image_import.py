@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
 from iaas.audit import Actor
 from iaas.errors import DomainError
-from tenants.models import Tenant
-
 from images.models import Image
 from images.services.images import image_create, image_upload
+from tenants.models import Tenant
 
 
 class Command(BaseCommand):

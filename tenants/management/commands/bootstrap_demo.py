@@ -14,8 +14,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from iaas.audit import Actor
 
+from iaas.audit import Actor
 from tenants import services
 from tenants.models import ApiToken, Membership, Role, Tenant
 

@@ -12,9 +12,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+
 from iaas.audit import Actor
 from iaas.errors import DomainError
-
 from tenants import services
 from tenants.models import Role, Tenant
 
