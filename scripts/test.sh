@@ -14,6 +14,8 @@ lint() {
     "$VENV/bin/python" manage.py makemigrations --check --dry-run
 }
 
+minutes() { printf '%d min %02d s' $(($1 / 60)) $(($1 % 60)); }
+
 pg_reachable() {
     "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
 import sys, psycopg
@@ -67,7 +69,9 @@ redis_ensure() {
     export CELERY_BROKER_URL="redis+socket://$PRIVATE_REDIS_SOCKET"
 }
 
+started=$SECONDS
 lint
+say "lint took $(minutes $((SECONDS - started)))"
 [[ ${1:-} == --lint-only ]] && exit 0
 
 postgres_ensure
@@ -78,5 +82,11 @@ say "hypervisor lane: libvirtd and the test image"
 "$ROOT/scripts/libvirtd.sh"
 "$ROOT/scripts/build-test-image.sh" >/dev/null
 say "running the test suite"
-# The slowest tests are listed at the end: where the minutes of the run go.
-ANDROMEDE_FORBID_SKIPS=1 "$VENV/bin/pytest" -p no:cacheprovider --durations=10
+# Where the minutes of the run go: each lane's minutes (tests/support/lanes.py) and the
+# slowest tests are listed at the end.
+started=$SECONDS
+status=0
+PYTHONPATH="$ROOT" ANDROMEDE_FORBID_SKIPS=1 "$VENV/bin/pytest" -p no:cacheprovider \
+    -p tests.support.lanes --durations=10 || status=$?
+say "the test suite took $(minutes $((SECONDS - started)))"
+exit "$status"
