@@ -5,7 +5,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 VAR="${ANDROMEDE_VAR_DIR:-$ROOT/var}"
 RUN_DIR="$VAR/run"
-PRIVATE_REDIS_SOCKET="$RUN_DIR/redis.sock"
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -61,20 +60,22 @@ redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
 PY
 }
 
-# private_redis_start: a Redis only for Andromède, on a unix socket under var/run/, keeping
-# nothing on disk. Used when no CELERY_BROKER_URL is configured.
+# private_redis_start NAME: a Redis only for Andromède, on the unix socket var/run/NAME.sock,
+# keeping nothing on disk; `make test` runs its own (redis-test), apart from the one
+# `make run` starts (redis.sock), so that stopping one never stops the other's broker.
 private_redis_start() {
+    local name="$1" socket="$RUN_DIR/$1.sock"
     mkdir -p "$RUN_DIR"
-    if redis_ping "redis+socket://$PRIVATE_REDIS_SOCKET"; then
+    if redis_ping "redis+socket://$socket"; then
         return 0
     fi
-    say "starting a private Redis on $PRIVATE_REDIS_SOCKET"
-    redis-server --port 0 --unixsocket "$PRIVATE_REDIS_SOCKET" --unixsocketperm 700 \
-        --save '' --appendonly no --daemonize yes --pidfile "$RUN_DIR/redis.pid" \
-        --logfile "$VAR/redis.log" --dir "$RUN_DIR"
+    say "starting a private Redis on $socket"
+    redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
+        --save '' --appendonly no --daemonize yes --pidfile "$RUN_DIR/$name.pid" \
+        --logfile "$VAR/$name.log" --dir "$RUN_DIR"
     for _ in $(seq 50); do
-        redis_ping "redis+socket://$PRIVATE_REDIS_SOCKET" && return 0
+        redis_ping "redis+socket://$socket" && return 0
         sleep 0.1
     done
-    die "the private Redis did not start; see $VAR/redis.log"
+    die "the private Redis did not start; see $VAR/$name.log"
 }

@@ -65,8 +65,8 @@ redis_ensure() {
         fi
         say "CELERY_BROKER_URL is not reachable; starting a private Redis instead"
     fi
-    private_redis_start
-    export CELERY_BROKER_URL="redis+socket://$PRIVATE_REDIS_SOCKET"
+    private_redis_start redis-test
+    export CELERY_BROKER_URL="redis+socket://$RUN_DIR/redis-test.sock"
 }
 
 started=$SECONDS
