@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # build-test-image.sh — the project's tiny bootable test image, built from Debian packages.
 #
-#   var/images/andromede-test-<recipe hash>.qcow2   the image (about 15 MB, qcow2, compressed)
+#   $ANDROMEDE_IMAGE_CACHE/andromede-test-<recipe hash>.qcow2   the image (about 15 MB, qcow2,
+#       compressed); the cache is /var/cache/andromede/test-images unless set, outside the
+#       checkout, so a fresh clone (CI) reuses what an earlier one built
 #   var/images/andromede-test.qcow2                 a symlink to the current one
 #
 # The recipe is this script, scripts/test-image/init and scripts/test-image/modules: the
@@ -17,6 +19,7 @@
 source "$(dirname "$0")/lib.sh"
 
 RECIPE=(scripts/build-test-image.sh scripts/test-image/init scripts/test-image/modules)
+CACHE="${ANDROMEDE_IMAGE_CACHE:-/var/cache/andromede/test-images}"
 IMAGES="$VAR/images"
 LINK="$IMAGES/andromede-test.qcow2"
 
@@ -29,14 +32,17 @@ recipe_hash() {
 }
 
 hash="$(recipe_hash)"
-image="$IMAGES/andromede-test-$hash.qcow2"
+image="$CACHE/andromede-test-$hash.qcow2"
 
-# point_link: the stable symlink names the current image (relative, so var/ can move).
+# point_link: the checkout's stable symlink names the current image in the cache; the
+# image's time is refreshed, as the cache keeps what was used in the last 30 days.
 point_link() {
-    if [[ "$(readlink "$LINK" 2>/dev/null || true)" != "${image##*/}" ]]; then
-        ln -sfn "${image##*/}" "$LINK.tmp"
+    mkdir -p "$IMAGES"
+    if [[ "$(readlink "$LINK" 2>/dev/null || true)" != "$image" ]]; then
+        ln -sfn "$image" "$LINK.tmp"
         mv -fT "$LINK.tmp" "$LINK"
     fi
+    touch -c "$image"
 }
 
 if [[ -f $image ]]; then
@@ -45,10 +51,10 @@ if [[ -f $image ]]; then
     exit 0
 fi
 
-mkdir -p "$IMAGES"
-# One build at a time (parallel test workers may all ask for the image); bounded wait.
-exec 9>"$IMAGES/.build.lock"
-flock -w 600 9 || die "another test image build holds $IMAGES/.build.lock for more than 600 s"
+mkdir -p "$CACHE"
+# One build at a time (parallel test workers, or checkouts, may all ask); bounded wait.
+exec 9>"$CACHE/.build.lock"
+flock -w 600 9 || die "another test image build holds $CACHE/.build.lock for more than 600 s"
 if [[ -f $image ]]; then # built by whoever held the lock
     point_link
     printf '%s\n' "$image"
@@ -58,7 +64,7 @@ fi
 apt_ensure busybox-static syslinux syslinux-common mtools dosfstools kmod cpio gzip \
     qemu-utils util-linux
 
-work="$(mktemp -d "$IMAGES/.build-XXXXXX")"
+work="$(mktemp -d "$CACHE/.build-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work" # apt-get download drops privileges to _apt
 
@@ -144,7 +150,7 @@ mcopy -i "$disk" "$work/syslinux.cfg" ::syslinux.cfg
 syslinux --install "$disk"
 
 qemu-img convert -q -f raw -O qcow2 -c "$disk" "$work/image.qcow2"
-cat >"$IMAGES/andromede-test-$hash.txt" <<EOF
+cat >"$CACHE/andromede-test-$hash.txt" <<EOF
 recipe $hash
 kernel $kpkg $(dpkg-deb -f "$work"/linux-image-*.deb Version)
 busybox $(dpkg-query -W -f='${Version}' busybox-static)
@@ -153,10 +159,8 @@ modules $(paste -sd ' ' "$rootfs/etc/modules")
 EOF
 mv -f "$work/image.qcow2" "$image"
 point_link
-# Drop the images of older recipes (overlays still backed by one break: do not change the
-# recipe while a test run is booting guests).
-for old in "$IMAGES"/andromede-test-*.qcow2 "$IMAGES"/andromede-test-*.txt; do
-    [[ $old == "$IMAGES/andromede-test-$hash".* || $old == "$LINK" ]] || rm -f "$old"
-done
+# Other checkouts may still use the images of other recipes: drop only those unused for 30
+# days (hosts boot from their own copies, so no guest reads these files).
+find "$CACHE" -maxdepth 1 -name 'andromede-test-*' -mtime +30 -delete
 say "test image ready: $image ($(du -h "$image" | cut -f1))"
 printf '%s\n' "$image"

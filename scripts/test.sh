@@ -77,7 +77,7 @@ say "lint took $(minutes $((SECONDS - started)))"
 postgres_ensure
 redis_ensure
 # The hypervisor lane (tests marked `hypervisor`) must run, never skip: a real libvirtd with
-# QEMU, and the tiny test image (built once, then cached under var/images/).
+# QEMU, and the tiny test image (built once per recipe, then cached outside the checkout).
 say "hypervisor lane: libvirtd and the test image"
 "$ROOT/scripts/libvirtd.sh"
 "$ROOT/scripts/build-test-image.sh" >/dev/null
