@@ -249,6 +249,12 @@ IMAGE_STORE_DIR = Path(env_str("ANDROMEDE_IMAGE_STORE_DIR", str(VAR_DIR / "image
 # The largest image file accepted, in bytes.
 IMAGE_MAX_BYTES = env_int("ANDROMEDE_IMAGE_MAX_BYTES", 20 * 1024**3)
 
+# --- Networks -------------------------------------------------------------------------------
+# Where the default per-tenant networks take their /27s (network.services.ipam).
+TENANT_NETWORK_SUPERNETS = env_list(
+    "ANDROMEDE_TENANT_SUPERNETS", ["198.51.100.0/24", "203.0.113.0/24"]
+)
+
 # --- Hypervisors ------------------------------------------------------------------------------
 # Every libvirt call is bounded by this; SSH connects and commands by the next two.
 HYPERVISOR_CALL_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_HYPERVISOR_CALL_TIMEOUT", 30))

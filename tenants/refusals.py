@@ -5,6 +5,7 @@ recorded, so unauthenticated noise cannot flood the log."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from rest_framework.permissions import SAFE_METHODS
@@ -13,6 +14,7 @@ from iaas.audit import Actor
 from iaas.audit.refusals import Attribution, action_name
 from tenants.authentication import TokenRefused
 from tenants.context import actor_from_request, source_address
+from tenants.models import ApiToken
 
 TOKEN_REFUSALS = {"invalid_token", "token_expired", "token_revoked", "account_disabled"}
 
@@ -31,9 +33,15 @@ def attribute_refusal(request: Any, view: Any, code: str) -> Attribution | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or request.method in SAFE_METHODS:
         return None
+    return Attribution(actor_from_request(request), action_name(request, view), _tenant_id(request))
+
+
+def _tenant_id(request: Any) -> uuid.UUID | None:
+    """The tenant the attempt is recorded in: the one the request acted in, else the one its
+    token names (an operator route resolves no tenant, yet a tenant's token refused there is
+    that tenant's business); None for a session outside any tenant."""
     context = getattr(request, "_tenant_context", None)
-    return Attribution(
-        actor_from_request(request),
-        action_name(request, view),
-        context.tenant.pk if context is not None else None,
-    )
+    if context is not None:
+        return context.tenant.pk
+    auth = getattr(request, "auth", None)
+    return auth.tenant_id if isinstance(auth, ApiToken) else None

@@ -1,87 +1,71 @@
-"""Shared fixtures: tenants, users with roles, tokens and API clients, built through the
-services (so they are audited like real ones)."""
+"""Shared fixtures: tenants, users with roles, tokens and API clients, an image store and the
+`cloud` the compute and network tests act in, all built through the services (so they are
+audited like real ones; tests/factories.py has the plain functions behind them)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import pwd
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import libvirt
 import paramiko
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from hypervisor.ssh import SshEndpoint, SshSession, open_session
-from iaas.audit import Actor
-from tenants import services
-from tenants.models import Role, Tenant
+from tenants.models import Tenant
+from tests import factories
+from tests.support.callers import Caller, caller_maker
 from tests.support.sshd import LocalSshd, ssh_endpoint_for
 
-User = get_user_model()
-SYSTEM = Actor.system("tests")
+#: What libvirt's test:///default holds when fresh: one pool, one domain, one network.
+FRESH_FAKE = (["default-pool"], ["test"], ["default"])
 
 
-@dataclass
-class Caller:
-    """A user acting in a tenant through a bearer token."""
-
-    user: object
-    tenant: Tenant | None
-    role: str
-    token: str
-
-    def client(self) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
-        return client
+def _fake_hypervisor_state() -> tuple[list[str], list[str], list[str]]:
+    """What test:///default holds now (opening it while another connection is open shares
+    that connection's state; with none open it is fresh, and closing it resets it again)."""
+    conn = libvirt.open("test:///default")
+    try:
+        return (
+            sorted(pool.name() for pool in conn.listAllStoragePools()),
+            sorted(domain.name() for domain in conn.listAllDomains()),
+            sorted(network.name() for network in conn.listAllNetworks()),
+        )
+    finally:
+        conn.close()
 
 
 @pytest.fixture(autouse=True)
-def _fresh_fake_hypervisor() -> object:
+def _fresh_fake_hypervisor() -> Iterator[None]:
     """Each test starts with libvirt's test:///default in its initial state: closing the
     process's kept drivers closes the last connection to it, which resets it."""
     yield
     from hosts.hypervisors import close_all
 
     close_all()
+    if _fake_hypervisor_state() != FRESH_FAKE:
+        # libvirt closes a connection only once no domain or pool object refers to it, and
+        # such objects caught in a failed call's traceback live until the garbage collector
+        # frees them: until then the next test would find this one's pools and domains.
+        gc.collect()
 
 
 @pytest.fixture
 def make_tenant(db: None) -> Callable[..., Tenant]:
-    def make(slug: str, **kwargs: object) -> Tenant:
-        return services.tenant_create(actor=SYSTEM, name=slug.title(), slug=slug, **kwargs)  # type: ignore[arg-type]
-
-    return make
+    """make_tenant(slug, residency=…) → a new tenant, made by the service."""
+    return factories.tenant
 
 
 @pytest.fixture
 def make_caller(db: None) -> Callable[..., Caller]:
     """make_caller(tenant, role) → a new user, member of `tenant` with `role`, and a token
     with the same role. make_caller(None, operator=True) → an operator with an operator token."""
-    counter = {"n": 0}
-
-    def make(tenant: Tenant | None, role: str = Role.MEMBER, *, operator: bool = False) -> Caller:
-        counter["n"] += 1
-        username = f"{'op' if operator else role}{counter['n']}-{tenant.slug if tenant else 'ops'}"
-        user = User.objects.create_user(
-            username=username, password="correct horse battery staple", is_staff=operator
-        )
-        if tenant is not None:
-            services.membership_add(actor=SYSTEM, tenant=tenant, username=username, role=role)
-        _, secret = services.token_create(
-            actor=SYSTEM,
-            user=user,
-            tenant=tenant,
-            name="test",
-            role=None if operator else role,
-        )
-        return Caller(user=user, tenant=tenant, role=role, token=secret)
-
-    return make
+    return caller_maker()
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +87,44 @@ def ssh_public_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         )
         keys[name] = (path.with_suffix(".pub")).read_text().strip()
     return keys
+
+
+@pytest.fixture
+def image_store(settings: object, tmp_path: Path) -> Path:
+    """An image store of the test's own (uploads and snapshots write their files there)."""
+    path = tmp_path / "image-store"
+    settings.IMAGE_STORE_DIR = path  # type: ignore[attr-defined]
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_qcow2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (empty) 1 MiB qcow2 made once per session, for images that must be active."""
+    return factories.qcow2(tmp_path_factory.mktemp("images") / "tiny.qcow2")
+
+
+@pytest.fixture
+def cloud(
+    db: None,
+    image_store: Path,
+    tiny_qcow2: Path,
+    make_tenant: Callable[..., Tenant],
+    make_caller: Callable[..., Caller],
+    ssh_public_keys: dict[str, str],
+) -> SimpleNamespace:
+    """A French zone with one host on the fake hypervisor, the flavor `small`, an active
+    public image, and a member of tenant `acme` (its API client) with the keypair `laptop`."""
+    zone = factories.zone("fr-par-1")
+    host = factories.host("h01", zone)
+    flavor = factories.flavor("small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = factories.public_image(tiny_qcow2)
+    tenant = make_tenant("acme")
+    member = make_caller(tenant, "member")
+    factories.keypair(tenant, ssh_public_keys["ed25519"], "laptop")
+    return SimpleNamespace(
+        zone=zone, host=host, flavor=flavor, image=image, tenant=tenant, member=member,
+        client=member.client(),
+    )  # fmt: skip
 
 
 @pytest.fixture

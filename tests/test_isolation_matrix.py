@@ -1,55 +1,118 @@
-"""Tenant isolation, roles and authentication, endpoint by endpoint (DESIGN §9, §10).
+"""Tenant isolation, roles and authentication, route by route (DESIGN §9, §10).
 
-Every tenant-scoped endpoint and method is called by: the right roles of tenant A, an admin of
-tenant B (by token, and by session naming tenant A), anonymous callers and refused tokens.
-Each refusal must answer in the one error shape, change no business row, and leave exactly
-the audit trace the design promises (a refused event for writes by authenticated callers and
-for refused tokens, recorded in the caller's own tenant).
+The routes come from the URL map: `api_routes()` walks Django's resolver under /api/v1/ and
+lists every route with the HTTP methods its view answers (a DRF router's list, detail and
+@action routes with the methods the viewset allows; a plain API view's own handlers).
+`test_every_route_and_method_under_api_v1_is_in_the_matrix` fails on any of them that
+TENANT_ENDPOINTS, OPERATOR_ENDPOINTS or UNSCOPED does not list, so a new route cannot go
+unchecked; another test checks each is listed with the callers its view admits.
+
+Every tenant route and method is called by: the right roles of tenant A, an admin of tenant B
+(by token, and by session naming tenant A), an operator's token, anonymous callers and refused
+tokens. Every operator route is called by an operator, by each role of tenant A (tokens, and
+an admin's session), anonymous callers and refused tokens. Each refusal must answer in the one
+error shape, change no business row (tests/support/api_checks.py compares every table of the
+project's apps, and the image store), and leave exactly the audit trace the design promises: a
+refused event for writes by authenticated callers and for refused tokens, recorded in the
+caller's own tenant (none for operators, and none on operator routes, which never resolve a
+tenant).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import override_settings
+from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from compute.models import KeyPair
-from iaas.audit import Actor
 from iaas.models import AuditEvent, IdempotencyRecord
 from tenants import services
-from tenants.models import ApiToken, Membership, Quota, Role, Tenant
+from tenants.models import ApiToken, Role
+from tenants.permissions import IsOperator, TenantRolePermission
+from tests import factories
+from tests.factories import SYSTEM
+from tests.support import api_checks as checks
+from tests.support.api_checks import (
+    assert_error,
+    body_text,
+    business_models,
+    business_rows,
+    events_since,
+    last_event_id,
+    model_rows,
+)
+from tests.support.api_world import CALLERS, World, build_world
+from tests.support.callers import caller_maker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
-User = get_user_model()
-SYSTEM = Actor.system("tests")
+API_PREFIX = "api/v1/"
 WWW_AUTHENTICATE = 'Bearer realm="andromede"'
+OCTET_STREAM = "application/octet-stream"
+
+
+# ---- The routes, from the URL map --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # under /api/v1, "/" for the root; path parameters as {pk}
+    view: Any  # the view class answering it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method, self.path
+
+
+def _route_text(pattern: Any) -> str:
+    """A URL pattern as a path: regex anchors dropped, named groups as {name}."""
+    text = str(pattern).removeprefix("^").removesuffix("$")
+    return re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", text)
+
+
+def _methods(callback: Any) -> list[str]:
+    """The methods a URL pattern's view answers: a viewset route's mapping (the router keeps
+    only the actions the viewset has), or a plain view's handlers. HEAD and OPTIONS are left
+    out: every view answers them, as GET or with its description, and they change nothing
+    (DRF even adds HEAD to a viewset's mapping once the route has served a GET)."""
+    actions = getattr(callback, "actions", None)
+    names = (
+        list(actions)
+        if actions
+        else [m for m in callback.cls.http_method_names if hasattr(callback.cls, m)]
+    )
+    return [name.upper() for name in names if name not in {"head", "options"}]
+
+
+def api_routes(
+    patterns: Sequence[URLPattern | URLResolver] | None = None, prefix: str = ""
+) -> Iterator[Route]:
+    """Every route and method under /api/v1/ in the URL map (walked as
+    iaas.api.views.collection_url_names walks it)."""
+    if patterns is None:
+        patterns = get_resolver().url_patterns
+    for pattern in patterns:
+        path = prefix + _route_text(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from api_routes(pattern.url_patterns, path)
+        elif path.startswith(API_PREFIX):
+            view: Any = pattern.callback  # as_view() keeps the class (and a viewset's actions)
+            for method in _methods(view):
+                yield Route(method, "/" + path.removeprefix(API_PREFIX), view.cls)
 
 
 # ---- The world every test starts from ----------------------------------------------------
-
-
-@dataclass
-class World:
-    a: Tenant
-    b: Tenant
-    callers: dict[str, Any]  # "a_admin", "a_member", "a_reader", "b_admin" -> Caller
-    keypair_a: str
-    keypair_b: str
-    target_member_a: int  # a membership of A that admins may change or remove
-    outsider: str  # a user who belongs to no tenant
-    spare_tokens: dict[str, str] = field(default_factory=dict)  # caller -> its 2nd token id
-
-    def markers_of_a(self) -> list[str]:
-        """Strings that identify tenant A's data; none may reach tenant B's caller."""
-        tokens_a = ApiToken.objects.filter(tenant=self.a).values_list("id", flat=True)
-        return [str(self.a.id), "alpha", self.keypair_a, *(str(t) for t in tokens_a)]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +122,7 @@ def api() -> APIClient:
     return APIClient()
 
 
-def bearer(caller: Any) -> dict[str, str]:
+def bearer(caller: Any) -> dict[str, Any]:
     return {"HTTP_AUTHORIZATION": f"Bearer {caller.token}"}
 
 
@@ -69,51 +132,55 @@ def _signed_out(api: APIClient) -> Any:
     api.cookies.clear()  # a session opened by one test never reaches the next
 
 
+@pytest.fixture(scope="module")
+def module_world(
+    django_db_setup: None, django_db_blocker: Any, api: APIClient, ssh_public_keys, tiny_qcow2
+) -> Iterator[World]:
+    """Tenants A (alpha) and B (bravo) with their callers and spare tokens
+    (tests/support/api_world.py), each with a keypair made through the API with an
+    Idempotency-Key and a keypair quota of its own. Made once for the module, in a
+    transaction that every test's own (a savepoint) returns to: the world costs nothing per
+    test, and what a test makes on top of it is gone with its savepoint."""
+    md5 = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # users made fast, as in tests
+    unblocked = django_db_blocker.unblock()
+    with unblocked, override_settings(PASSWORD_HASHERS=md5), transaction.atomic():
+        world = build_world(factories.tenant, caller_maker(), ssh_public_keys, tiny_qcow2)
+        for name in CALLERS:
+            world.caller(name)
+            if name != "operator":
+                world.token_of(name)
+        services.quota_set(actor=SYSTEM, tenant=world.a, resource="keypairs", limit=7)
+        services.quota_set(actor=SYSTEM, tenant=world.b, resource="keypairs", limit=9)
+        for side, tenant in (("a", world.a), ("b", world.b)):
+            created = api.post(
+                "/api/v1/keypairs",
+                {"name": f"{tenant.slug}-laptop", "public_key": ssh_public_keys["ed25519"]},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY=f"seed-{tenant.slug}",
+                **bearer(world.caller(f"{side}_admin")),
+            )
+            assert created.status_code == 201, created.content
+            world.made[("keypair", side)] = KeyPair.objects.get(pk=created.json()["id"])
+        assert IdempotencyRecord.objects.count() == 2  # snapshots cover a non-empty table
+        yield world
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def world(api, make_tenant, make_caller, ssh_public_keys) -> World:
-    a = make_tenant("alpha")
-    b = make_tenant("bravo")
-    callers = {
-        "a_admin": make_caller(a, Role.ADMIN),
-        "a_member": make_caller(a, Role.MEMBER),
-        "a_reader": make_caller(a, Role.READER),
-        "b_admin": make_caller(b, Role.ADMIN),
-    }
-    target = make_caller(a, Role.MEMBER)
-    User.objects.create_user(username="outsider", password="correct horse battery staple")
-    services.quota_set(actor=SYSTEM, tenant=a, resource="keypairs", limit=7)
-    services.quota_set(actor=SYSTEM, tenant=b, resource="keypairs", limit=9)
-    created_a = api.post(
-        "/api/v1/keypairs",
-        {"name": "alpha-laptop", "public_key": ssh_public_keys["ed25519"]},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="seed-alpha",
-        **bearer(callers["a_admin"]),
+def world(module_world: World, db: None, image_store: Any) -> World:
+    """The module's world as each test starts from it: what the last test made is gone."""
+    return dataclasses.replace(
+        module_world,
+        made=dict(module_world.made),
+        secrets=dict(module_world.secrets),
+        callers=dict(module_world.callers),
     )
-    created_b = api.post(
-        "/api/v1/keypairs",
-        {"name": "bravo-laptop", "public_key": ssh_public_keys["ed25519"]},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="seed-bravo",
-        **bearer(callers["b_admin"]),
-    )
-    assert created_a.status_code == created_b.status_code == 201
-    world = World(
-        a=a,
-        b=b,
-        callers=callers,
-        keypair_a=created_a.json()["id"],
-        keypair_b=created_b.json()["id"],
-        target_member_a=Membership.objects.get(user=target.user, tenant=a).pk,
-        outsider="outsider",
-    )
-    for name, caller in callers.items():
-        token, _ = services.token_create(
-            actor=SYSTEM, user=caller.user, tenant=caller.tenant, name="spare", role=Role.READER
-        )
-        world.spare_tokens[name] = str(token.pk)
-    assert IdempotencyRecord.objects.count() == 2  # the snapshot covers a non-empty table
-    return world
+
+
+def markers_of_a(world: World) -> list[str]:
+    """Strings that identify tenant A's data; none may reach tenant B's caller."""
+    tokens_a = ApiToken.objects.filter(tenant=world.a).values_list("id", flat=True)
+    return ["alpha", *world.ids_of_a(), *(str(t) for t in tokens_a)]
 
 
 # ---- The endpoints -----------------------------------------------------------------------
@@ -123,15 +190,22 @@ def world(api, make_tenant, make_caller, ssh_public_keys) -> World:
 class Endpoint:
     name: str
     method: str
-    path: str  # under /api/v1; placeholders: {keypair}, {token}, {member}
-    min_role: str
+    path: str  # under /api/v1; {pk}: the `target` object
+    min_role: str = Role.READER  # tenant endpoints; "" for operator ones
     action: str = ""  # the audit action of a write
-    body: Callable[[World, dict[str, str]], dict[str, Any]] | None = None
+    body: Callable[[World], Any] | None = None
     ok_status: int = 200
+    target: str = ""  # the World kind {pk} names ("token": the acting caller's own)
+    ready: str = ""  # the kind to act on when the call must succeed (default: target)
+    content_type: str = ""  # "": a JSON body
 
     @property
     def url(self) -> str:
         return f"/api/v1{self.path}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method, self.path
 
     @property
     def is_write(self) -> bool:
@@ -139,122 +213,206 @@ class Endpoint:
 
     @property
     def is_detail(self) -> bool:
-        return "{" in self.path
+        return "{pk}" in self.path
 
     @property
     def is_create(self) -> bool:
-        return self.method == "POST"
-
-
-def _keypair_body(world: World, keys: dict[str, str]) -> dict[str, Any]:
-    return {"name": "new-key", "public_key": keys["ecdsa"]}
-
-
-def _token_body(world: World, keys: dict[str, str]) -> dict[str, Any]:
-    return {"name": "new-token", "role": Role.READER}
-
-
-def _member_body(world: World, keys: dict[str, str]) -> dict[str, Any]:
-    return {"username": world.outsider, "role": Role.READER}
-
-
-def _role_body(world: World, keys: dict[str, str]) -> dict[str, Any]:
-    return {"role": Role.READER}
+        return self.method == "POST" and not self.is_detail
 
 
 R, M, A = Role.READER, Role.MEMBER, Role.ADMIN
-ENDPOINTS = [
-    Endpoint("keypairs.list", "GET", "/keypairs", R),
-    Endpoint("keypairs.create", "POST", "/keypairs", M, "keypair.create", _keypair_body, 201),
-    Endpoint("keypairs.retrieve", "GET", "/keypairs/{keypair}", R),
-    Endpoint("keypairs.delete", "DELETE", "/keypairs/{keypair}", M, "keypair.delete", None, 204),
-    Endpoint("tokens.list", "GET", "/tokens", R),
-    Endpoint("tokens.create", "POST", "/tokens", R, "token.create", _token_body, 201),
-    Endpoint("tokens.retrieve", "GET", "/tokens/{token}", R),
-    Endpoint("tokens.delete", "DELETE", "/tokens/{token}", R, "token.revoke", None, 204),
-    Endpoint("members.list", "GET", "/members", R),
-    Endpoint("members.create", "POST", "/members", A, "membership.create", _member_body, 201),
-    Endpoint("members.retrieve", "GET", "/members/{member}", R),
-    Endpoint("members.patch", "PATCH", "/members/{member}", A, "membership.update", _role_body),
-    Endpoint("members.delete", "DELETE", "/members/{member}", A, "membership.delete", None, 204),
-    Endpoint("quotas.get", "GET", "/quotas", R),
-    Endpoint("tenant.get", "GET", "/tenant", R),
-    Endpoint("audit-events.list", "GET", "/audit-events", A),
-    Endpoint("audit-events.export", "GET", "/audit-events/export", A),
+OP = ""  # operator endpoints: no tenant role
+
+# fmt: off
+BODIES: dict[str, Callable[[World], Any]] = {
+    "keypair": lambda w: {"name": "new-key", "public_key": w.keys["ecdsa"]},
+    "token": lambda w: {"name": "new-token", "role": Role.READER},
+    "member": lambda w: {"username": w.outsider, "role": Role.READER},
+    "role": lambda w: {"role": Role.READER},
+    "image": lambda w: {"name": "new-image", "disk_format": "qcow2"},
+    "file": lambda w: w.qcow2.read_bytes(),
+    "server_group": lambda w: {"name": "new-group", "policy": "affinity"},
+    "instance": lambda w: {"name": "new-vm", "flavor": "small", "image": str(w.platform.image.pk)},
+    "rebuild": lambda w: {"image": str(w.platform.image.pk)},
+    "resize": lambda w: {"flavor": "big"},
+    "snapshot": lambda w: {"name": "snap"},
+    "tenant": lambda w: {"name": "Charlie", "slug": "charlie"},
+    "quotas": lambda w: {"limits": {"keypairs": 3}},
+    "zone": lambda w: {"region": "fr-par", "name": "fr-par-9", "site": "DC9", "city": "Paris",
+                       "country": "FR", "jurisdiction": "FR"},
+    "host": lambda w: {"name": "h-new", "zone": w.platform.zone.name,
+                       "libvirt_uri": "test:///default", "storage_root": "/fake/h-new"},
+    "reason": lambda w: {"reason": "RAM errors"},
+    "flavor": lambda w: {"name": "c2-large", "vcpus": 2, "memory_mb": 2048, "disk_gb": 20},
+}
+# fmt: on
+
+
+def read(name: str, path: str, role: str = R, target: str = "") -> Endpoint:
+    return Endpoint(name, "GET", path, role, target=target)
+
+
+def write(
+    name: str, method: str, path: str, role: str, action: str, ok_status: int = 200, *,
+    body: str = "", target: str = "", ready: str = "",
+) -> Endpoint:  # fmt: skip
+    """A write: `body` names its BODIES entry ("file": the raw bytes of an image upload)."""
+    return Endpoint(
+        name, method, path, role, action, BODIES[body] if body else None, ok_status, target,
+        ready, OCTET_STREAM if body == "file" else "",
+    )  # fmt: skip
+
+
+def verb(name: str, action: str, ready: str, ok_status: int = 202, body: str = "") -> Endpoint:
+    """An instance verb: members and admins, on a building instance when refused (its state
+    does not matter then), on one in the state the verb needs when it must succeed."""
+    return write(
+        f"instances.{name}", "POST", f"/instances/{{pk}}/{name}", M, f"instance.{action}",
+        ok_status, body=body, target="instance", ready=ready,
+    )  # fmt: skip
+
+
+# fmt: off
+TENANT_ENDPOINTS = [
+    read("tenant.get", "/tenant"),
+    read("quotas.get", "/quotas"),
+    read("tokens.list", "/tokens"),
+    write("tokens.create", "POST", "/tokens", R, "token.create", 201, body="token"),
+    read("tokens.retrieve", "/tokens/{pk}", target="token"),
+    write("tokens.delete", "DELETE", "/tokens/{pk}", R, "token.revoke", 204, target="token"),
+    read("members.list", "/members"),
+    write("members.create", "POST", "/members", A, "membership.create", 201, body="member"),
+    read("members.retrieve", "/members/{pk}", target="member"),
+    write("members.patch", "PATCH", "/members/{pk}", A, "membership.update", body="role",
+          target="member"),
+    write("members.delete", "DELETE", "/members/{pk}", A, "membership.delete", 204,
+          target="member"),
+    read("audit-events.list", "/audit-events", A),
+    read("audit-events.export", "/audit-events/export", A),
+    read("operations.list", "/operations"),
+    read("operations.retrieve", "/operations/{pk}", target="operation"),
+    read("images.list", "/images"),
+    write("images.create", "POST", "/images", M, "image.create", 201, body="image"),
+    read("images.retrieve", "/images/{pk}", target="image"),
+    write("images.delete", "DELETE", "/images/{pk}", M, "image.delete", 204, target="image"),
+    write("images.upload", "PUT", "/images/{pk}/file", M, "image.upload", body="file",
+          target="image"),
+    read("keypairs.list", "/keypairs"),
+    write("keypairs.create", "POST", "/keypairs", M, "keypair.create", 201, body="keypair"),
+    read("keypairs.retrieve", "/keypairs/{pk}", target="keypair"),
+    write("keypairs.delete", "DELETE", "/keypairs/{pk}", M, "keypair.delete", 204,
+          target="keypair"),
+    read("server-groups.list", "/server-groups"),
+    write("server-groups.create", "POST", "/server-groups", M, "server_group.create", 201,
+          body="server_group"),
+    read("server-groups.retrieve", "/server-groups/{pk}", target="server_group"),
+    write("server-groups.delete", "DELETE", "/server-groups/{pk}", M, "server_group.delete", 204,
+          target="server_group"),
+    read("flavors.list", "/flavors"),
+    read("flavors.retrieve", "/flavors/{pk}", target="flavor"),
+    read("instances.list", "/instances"),
+    write("instances.create", "POST", "/instances", M, "instance.create", 202, body="instance"),
+    read("instances.retrieve", "/instances/{pk}", target="instance"),
+    write("instances.delete", "DELETE", "/instances/{pk}", M, "instance.delete", 202,
+          target="instance", ready="active_instance"),
+    verb("start", "start", "stopped_instance"),
+    verb("stop", "stop", "active_instance"),
+    verb("reboot", "reboot", "active_instance"),
+    verb("rebuild", "rebuild", "active_instance", body="rebuild"),
+    verb("resize", "resize", "active_instance", body="resize"),
+    verb("confirm-resize", "confirm_resize", "resized_instance", ok_status=200),
+    verb("revert-resize", "revert_resize", "resized_instance"),
+    verb("snapshot", "snapshot", "active_instance", body="snapshot"),
+    read("instances.console", "/instances/{pk}/console", target="instance"),
+    read("instances.operations", "/instances/{pk}/operations", target="instance"),
 ]
-DETAIL_ENDPOINTS = [e for e in ENDPOINTS if e.is_detail]
-COLLECTION_READS = [e for e in ENDPOINTS if not e.is_detail and not e.is_write]
-CREATES = [e for e in ENDPOINTS if e.is_create]
+
+OPERATOR_ENDPOINTS = [
+    read("admin-tenants.list", "/admin/tenants", OP),
+    write("admin-tenants.create", "POST", "/admin/tenants", OP, "tenant.create", 201,
+          body="tenant"),
+    read("admin-tenants.retrieve", "/admin/tenants/{pk}", OP, target="tenant"),
+    read("admin-tenants.quotas", "/admin/tenants/{pk}/quotas", OP, target="tenant"),
+    write("admin-tenants.set-quotas", "PUT", "/admin/tenants/{pk}/quotas", OP, "tenant.quotas",
+          body="quotas", target="tenant"),
+    read("admin-audit-events.list", "/admin/audit-events", OP),
+    read("admin-audit-events.export", "/admin/audit-events/export", OP),
+    read("admin-zones.list", "/admin/zones", OP),
+    write("admin-zones.create", "POST", "/admin/zones", OP, "zone.create", 201, body="zone"),
+    read("admin-zones.retrieve", "/admin/zones/{pk}", OP, target="zone"),
+    read("admin-hosts.list", "/admin/hosts", OP),
+    write("admin-hosts.create", "POST", "/admin/hosts", OP, "host.create", 201, body="host"),
+    read("admin-hosts.retrieve", "/admin/hosts/{pk}", OP, target="host"),
+    write("admin-hosts.disable", "POST", "/admin/hosts/{pk}/disable", OP, "host.disable",
+          body="reason", target="host"),
+    write("admin-hosts.enable", "POST", "/admin/hosts/{pk}/enable", OP, "host.enable",
+          target="host", ready="disabled_host"),
+    write("admin-hosts.maintenance", "POST", "/admin/hosts/{pk}/maintenance", OP,
+          "host.maintenance", target="host"),
+    read("admin-images.list", "/admin/images", OP),
+    write("admin-images.create", "POST", "/admin/images", OP, "image.create", 201, body="image"),
+    read("admin-images.retrieve", "/admin/images/{pk}", OP, target="image"),
+    write("admin-images.delete", "DELETE", "/admin/images/{pk}", OP, "image.delete", 204,
+          target="image"),
+    write("admin-images.upload", "PUT", "/admin/images/{pk}/file", OP, "image.upload",
+          body="file", target="image"),
+    read("admin-flavors.list", "/admin/flavors", OP),
+    write("admin-flavors.create", "POST", "/admin/flavors", OP, "flavor.create", 201,
+          body="flavor"),
+]
+# fmt: on
+
+#: Routes in no tenant and for no operator in particular, and why the matrix leaves them out.
+UNSCOPED = {
+    ("GET", "/"): "the API root: links anyone may read (tests/iaas/test_api_root.py)",
+    ("GET", "/me"): "the caller's own account and memberships, in no tenant",
+    ("POST", "/auth/login"): "sign-in (tests/tenants/test_signin_lockout.py)",
+    ("POST", "/auth/logout"): "ends the caller's own session",
+}
+
+DETAIL_ENDPOINTS = [e for e in TENANT_ENDPOINTS if e.is_detail]
+COLLECTION_READS = [e for e in TENANT_ENDPOINTS if not e.is_detail and not e.is_write]
+CREATES = [e for e in TENANT_ENDPOINTS if e.is_create]
+EVERY_ENDPOINT = TENANT_ENDPOINTS + OPERATOR_ENDPOINTS
 
 
 def _ids(endpoints: list[Endpoint]) -> list[str]:
     return [e.name for e in endpoints]
 
 
-def call(
-    client: APIClient,
-    endpoint: Endpoint,
-    world: World,
-    keys: dict[str, str],
-    *,
-    token_id: str,
-    **extra: Any,
-) -> Any:
-    path = endpoint.url.format(
-        keypair=world.keypair_a, token=token_id, member=world.target_member_a
-    )
-    body = endpoint.body(world, keys) if endpoint.body else None
-    method = getattr(client, endpoint.method.lower())
-    if body is None:
-        return method(path, **extra)
-    return method(path, body, format="json", **extra)
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready to send: its objects made and its body built, so that the before
+    snapshot is taken after them."""
+
+    method: str
+    path: str
+    body: Any
+    content_type: str
+
+    def send(self, client: APIClient, **extra: Any) -> Any:
+        method = getattr(client, self.method.lower())
+        if self.body is None:
+            return method(self.path, **extra)
+        if self.content_type:
+            return method(self.path, data=self.body, content_type=self.content_type, **extra)
+        return method(self.path, self.body, format="json", **extra)
 
 
-def body_text(response: Any) -> str:
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content).decode()
-    return response.content.decode()
+def prepare(
+    endpoint: Endpoint, world: World, *, caller: str = "a_admin", ready: bool = False
+) -> Prepared:
+    """The request on tenant A's object (as `caller` sees it: a token is the caller's own),
+    in the state the call needs to succeed when `ready`."""
+    pk = ""
+    if endpoint.target:
+        kind = (endpoint.ready or endpoint.target) if ready else endpoint.target
+        pk = str(world.token_of(caller).pk) if kind == "token" else world.pk(kind, "a")
+    body = endpoint.body(world) if endpoint.body else None
+    return Prepared(endpoint.method, endpoint.url.format(pk=pk), body, endpoint.content_type)
 
 
 # ---- What every refusal must look like ---------------------------------------------------
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, body_text(response)
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
-
-
-def business_rows() -> dict[str, list[Any]]:
-    """Every row of the business tables, for before/after comparison. A token's last use is
-    bookkeeping that any authenticated request may refresh, so it is left out."""
-    token_fields = [
-        f.attname
-        for f in ApiToken._meta.concrete_fields
-        if f.name not in {"last_used_at", "last_used_address"}
-    ]
-    return {
-        "tenant": list(Tenant.objects.order_by("pk").values()),
-        "membership": list(Membership.objects.order_by("pk").values()),
-        "apitoken": list(ApiToken.objects.order_by("pk").values(*token_fields)),
-        "quota": list(Quota.objects.order_by("pk").values()),
-        "keypair": list(KeyPair.objects.order_by("pk").values()),
-        "idempotency": list(IdempotencyRecord.objects.order_by("pk").values()),
-    }
-
-
-def last_event_id() -> int:
-    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-def events_since(event_id: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(id__gt=event_id).order_by("id"))
 
 
 def assert_refusal_audited(
@@ -262,35 +420,61 @@ def assert_refusal_audited(
 ) -> None:
     """Writes by an authenticated caller leave one refused event in the caller's tenant;
     refused reads leave nothing."""
-    events = events_since(since)
-    if not endpoint.is_write:
-        assert events == []
-        return
-    assert len(events) == 1, [(e.action, e.outcome) for e in events]
-    event = events[0]
-    assert event.outcome == AuditEvent.Outcome.REFUSED
-    assert event.action == endpoint.action
-    assert event.tenant_id == tenant_id
-    assert event.actor_id == caller.user.pk
-    assert event.details["code"] == code
+    checks.assert_refusal_audited(
+        since, write=endpoint.is_write, action=endpoint.action, actor_id=caller.user.pk,
+        tenant_id=tenant_id, code=code,
+    )  # fmt: skip
+
+
+def rows_of(tenant: Any) -> dict[str, list[Any]]:
+    """Every business row that belongs to `tenant`."""
+    return {
+        model._meta.label_lower: model_rows(model, tenant=tenant)
+        for model in business_models()
+        if any(field.name == "tenant" for field in model._meta.concrete_fields)
+    }
+
+
+# ---- The matrix covers the URL map ---------------------------------------------------------
+
+
+def test_every_route_and_method_under_api_v1_is_in_the_matrix():
+    routes = {route.key for route in api_routes()}
+    listed = {e.key for e in EVERY_ENDPOINT} | set(UNSCOPED)
+    missing = sorted(routes - listed)
+    assert not missing, (
+        "These routes have no isolation cases; add them to TENANT_ENDPOINTS, "
+        "OPERATOR_ENDPOINTS or UNSCOPED in tests/test_isolation_matrix.py: "
+        + ", ".join(f"{method} /api/v1{path}" for method, path in missing)
+    )
+    gone = sorted(listed - routes)
+    assert not gone, f"These matrix entries name no route: {gone}"
+    assert len({e.key for e in EVERY_ENDPOINT}) == len(EVERY_ENDPOINT), "listed twice"
+
+
+def test_each_route_is_listed_with_the_callers_its_view_admits():
+    views = {route.key: route.view for route in api_routes()}
+    for endpoints, permission in ((TENANT_ENDPOINTS, TenantRolePermission),
+                                  (OPERATOR_ENDPOINTS, IsOperator)):  # fmt: skip
+        for endpoint in endpoints:
+            admits = views[endpoint.key].permission_classes
+            assert permission in admits, (endpoint.name, admits)
+    for key in UNSCOPED:
+        admits = views[key].permission_classes
+        assert TenantRolePermission not in admits, key
+        assert IsOperator not in admits, key
 
 
 # ---- (a) another tenant's caller -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("endpoint", DETAIL_ENDPOINTS, ids=_ids(DETAIL_ENDPOINTS))
-def test_other_tenants_admin_gets_404_on_our_objects(api, world, ssh_public_keys, endpoint):
-    intruder = world.callers["b_admin"]
+def test_other_tenants_admin_gets_404_on_our_objects(api, world, endpoint):
+    intruder = world.caller("b_admin")
+    request = prepare(endpoint, world)
     before, since = business_rows(), last_event_id()
 
-    response = call(
-        api,
-        endpoint,
-        world,
-        ssh_public_keys,
-        token_id=world.spare_tokens["a_admin"],
-        **bearer(intruder),
-    )
+    response = request.send(api, **bearer(intruder))
 
     assert_error(response, 404, "not_found")
     assert business_rows() == before
@@ -298,76 +482,74 @@ def test_other_tenants_admin_gets_404_on_our_objects(api, world, ssh_public_keys
     assert not AuditEvent.objects.filter(id__gt=since, tenant_id=world.a.id).exists()
 
 
+#: What tenant B's caller must find of its own in each collection (so that an empty answer
+#: cannot pass), and what of tenant A's each collection is made to hold.
+OWN_MARKERS: dict[str, Callable[[World], str]] = {
+    "tenant.get": lambda w: str(w.b.id),
+    "quotas.get": lambda w: '"limit":9',
+    "tokens.list": lambda w: str(w.token_of("b_admin").pk),
+    "members.list": lambda w: w.caller("b_admin").user.username,
+    "audit-events.list": lambda w: str(w.b.id),
+    "audit-events.export": lambda w: str(w.b.id),
+    "operations.list": lambda w: w.pk("operation", "b"),
+    "images.list": lambda w: w.pk("image", "b"),
+    "keypairs.list": lambda w: w.pk("keypair", "b"),
+    "server-groups.list": lambda w: w.pk("server_group", "b"),
+    "flavors.list": lambda w: w.pk("flavor", "b"),
+    "instances.list": lambda w: w.pk("instance", "b"),
+}
+HELD_BY_A: dict[str, Callable[[World], Any]] = {
+    "tokens.list": lambda w: w.token_of("a_admin"),
+    "members.list": lambda w: w.obj("member", "a"),
+    "operations.list": lambda w: w.obj("operation", "a"),
+    "images.list": lambda w: w.obj("image", "a"),
+    "server-groups.list": lambda w: w.obj("server_group", "a"),
+    "flavors.list": lambda w: w.obj("flavor", "a"),
+    "instances.list": lambda w: w.obj("instance", "a"),
+}
+
+
 @pytest.mark.parametrize("endpoint", COLLECTION_READS, ids=_ids(COLLECTION_READS))
 def test_other_tenants_admin_never_sees_our_objects_in_lists(api, world, endpoint):
-    intruder = world.callers["b_admin"]
-    own_marker = {
-        "keypairs.list": world.keypair_b,
-        "tokens.list": world.spare_tokens["b_admin"],
-        "members.list": intruder.user.username,
-        "quotas.get": '"limit":9',
-        "tenant.get": str(world.b.id),
-        "audit-events.list": str(world.b.id),
-        "audit-events.export": str(world.b.id),
-    }[endpoint.name]
+    intruder = world.caller("b_admin")
+    if endpoint.name in HELD_BY_A:
+        HELD_BY_A[endpoint.name](world)
+    own_marker = OWN_MARKERS[endpoint.name](world)
 
     response = api.get(endpoint.url, **bearer(intruder))
 
     assert response.status_code == 200
     text = body_text(response).replace(" ", "")
     assert own_marker in text  # the answer is the caller's own data, not an empty page
-    for marker in world.markers_of_a():
+    for marker in markers_of_a(world):
         assert marker.lower() not in text.lower(), marker
     assert '"limit":7' not in text  # tenant A's quota
 
 
 @pytest.mark.parametrize("endpoint", CREATES, ids=_ids(CREATES))
-def test_create_naming_another_tenant_still_acts_in_the_tokens_own_tenant(
-    api, world, ssh_public_keys, endpoint
-):
+def test_create_naming_another_tenant_still_acts_in_the_tokens_own_tenant(api, world, endpoint):
     """A tenant token names its tenant: an X-Tenant header cannot redirect it elsewhere."""
-    intruder = world.callers["b_admin"]
-    rows_of_a = {
-        "membership": list(Membership.objects.filter(tenant=world.a).values()),
-        "keypair": list(KeyPair.objects.filter(tenant=world.a).values()),
-        "apitoken": list(ApiToken.objects.filter(tenant=world.a).values("id", "revoked_at")),
-    }
+    intruder = world.caller("b_admin")
+    request = prepare(endpoint, world)
+    rows_of_a = rows_of(world.a)
 
-    response = call(
-        api,
-        endpoint,
-        world,
-        ssh_public_keys,
-        token_id="",
-        HTTP_X_TENANT=world.a.slug,
-        **bearer(intruder),
-    )
+    response = request.send(api, HTTP_X_TENANT=world.a.slug, **bearer(intruder))
 
-    assert response.status_code == 201, response.content
-    assert rows_of_a == {
-        "membership": list(Membership.objects.filter(tenant=world.a).values()),
-        "keypair": list(KeyPair.objects.filter(tenant=world.a).values()),
-        "apitoken": list(ApiToken.objects.filter(tenant=world.a).values("id", "revoked_at")),
-    }
+    assert response.status_code == endpoint.ok_status, response.content
+    assert rows_of(world.a) == rows_of_a
     event = AuditEvent.objects.filter(action=endpoint.action, outcome="success").last()
     assert event is not None
     assert event.tenant_id == world.b.id
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=_ids(ENDPOINTS))
-def test_session_naming_a_tenant_the_user_is_not_in_is_404(api, world, ssh_public_keys, endpoint):
-    intruder = world.callers["b_admin"]
+@pytest.mark.parametrize("endpoint", TENANT_ENDPOINTS, ids=_ids(TENANT_ENDPOINTS))
+def test_session_naming_a_tenant_the_user_is_not_in_is_404(api, world, endpoint):
+    intruder = world.caller("b_admin")
+    request = prepare(endpoint, world)
     api.force_login(intruder.user)
     before, since = business_rows(), last_event_id()
 
-    response = call(
-        api,
-        endpoint,
-        world,
-        ssh_public_keys,
-        token_id=world.spare_tokens["a_admin"],
-        HTTP_X_TENANT=world.a.slug,
-    )
+    response = request.send(api, HTTP_X_TENANT=world.a.slug)
 
     assert_error(response, 404, "tenant_not_found")
     assert business_rows() == before
@@ -381,36 +563,37 @@ def test_session_naming_a_tenant_the_user_is_not_in_is_404(api, world, ssh_publi
 
 
 def test_session_naming_its_own_tenant_works(api, world):
-    api.force_login(world.callers["b_admin"].user)
+    api.force_login(world.caller("b_admin").user)
     response = api.get("/api/v1/keypairs", HTTP_X_TENANT=world.b.slug)
     assert response.status_code == 200
-    assert [k["id"] for k in response.json()["results"]] == [world.keypair_b]
+    assert [k["id"] for k in response.json()["results"]] == [world.pk("keypair", "b")]
 
 
 def test_a_members_tokens_are_not_visible_to_another_member_of_the_same_tenant(api, world):
-    reader = world.callers["a_reader"]
+    reader = world.caller("a_reader")
+    admins = str(world.token_of("a_admin").pk)
     listed = api.get("/api/v1/tokens", **bearer(reader)).json()["results"]
     assert {t["id"] for t in listed} == {
         str(t) for t in ApiToken.objects.filter(user=reader.user).values_list("id", flat=True)
     }
-    response = api.get(f"/api/v1/tokens/{world.spare_tokens['a_admin']}", **bearer(reader))
+    assert admins not in {t["id"] for t in listed}
+    response = api.get(f"/api/v1/tokens/{admins}", **bearer(reader))
     assert_error(response, 404, "not_found")
 
 
-# ---- (b) roles in the tenant ---------------------------------------------------------------
+# ---- (b) roles in the tenant, and operators in a tenant ---------------------------------------
 
 
 @pytest.mark.parametrize("role", [R, M, A])
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=_ids(ENDPOINTS))
-def test_role_matrix(api, world, ssh_public_keys, endpoint, role):
+@pytest.mark.parametrize("endpoint", TENANT_ENDPOINTS, ids=_ids(TENANT_ENDPOINTS))
+def test_role_matrix(api, world, endpoint, role):
     name = f"a_{role}"
-    caller = world.callers[name]
+    caller = world.caller(name)
     allowed = Role.rank(role) >= Role.rank(endpoint.min_role)
+    request = prepare(endpoint, world, caller=name, ready=allowed)
     before, since = business_rows(), last_event_id()
 
-    response = call(
-        api, endpoint, world, ssh_public_keys, token_id=world.spare_tokens[name], **bearer(caller)
-    )
+    response = request.send(api, **bearer(caller))
 
     if allowed:
         assert response.status_code == endpoint.ok_status, body_text(response)
@@ -424,7 +607,7 @@ def test_role_matrix(api, world, ssh_public_keys, endpoint, role):
 
 
 def test_reader_may_create_its_own_reader_token_but_not_a_member_token(api, world):
-    reader = world.callers["a_reader"]
+    reader = world.caller("a_reader")
     before, since = business_rows(), last_event_id()
 
     refused = api.post(
@@ -450,7 +633,61 @@ def test_reader_may_create_its_own_reader_token_but_not_a_member_token(api, worl
     assert ApiToken.objects.get(pk=created.json()["id"]).user == reader.user
 
 
-# ---- (c) anonymous and refused tokens ------------------------------------------------------
+@pytest.mark.parametrize("endpoint", TENANT_ENDPOINTS, ids=_ids(TENANT_ENDPOINTS))
+def test_an_operator_token_is_refused_on_tenant_routes(api, world, endpoint):
+    """Operators have no tenant: their tokens act only on /admin routes."""
+    operator = world.caller("operator")
+    request = prepare(endpoint, world)
+    before, since = business_rows(), last_event_id()
+
+    response = request.send(api, **bearer(operator))
+
+    assert_error(response, 403, "operator_token")
+    assert business_rows() == before
+    assert_refusal_audited(since, endpoint, operator, None, "operator_token")
+
+
+# ---- (c) operator routes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", OPERATOR_ENDPOINTS, ids=_ids(OPERATOR_ENDPOINTS))
+def test_operators_reach_operator_routes(api, world, endpoint):
+    operator = world.caller("operator")
+    request = prepare(endpoint, world, ready=True)
+    before = business_rows()
+
+    response = request.send(api, **bearer(operator))
+
+    assert response.status_code == endpoint.ok_status, body_text(response)
+    if endpoint.is_write:
+        assert business_rows() != before
+
+
+@pytest.mark.parametrize("endpoint", OPERATOR_ENDPOINTS, ids=_ids(OPERATOR_ENDPOINTS))
+def test_tenant_callers_are_refused_on_operator_routes(api, world, endpoint):
+    """Every role of a tenant, by token, and a tenant admin by session: 403, nothing changed,
+    a refused write recorded against the caller, in the tenant its token names (a session on
+    an operator route acts in no tenant)."""
+    request = prepare(endpoint, world)
+    for name in ("a_reader", "a_member", "a_admin", "a_admin session"):
+        caller = world.caller(name.split()[0])
+        if name.endswith("session"):
+            api.force_login(caller.user)
+        credentials = {} if name.endswith("session") else bearer(caller)
+        before, since = business_rows(), last_event_id()
+
+        response = request.send(api, **credentials)
+
+        try:
+            assert_error(response, 403, "permission_denied")
+            assert business_rows() == before
+            tenant = None if name.endswith("session") else world.a.id
+            assert_refusal_audited(since, endpoint, caller, tenant, "permission_denied")
+        except AssertionError as exc:
+            raise AssertionError(f"as {name}: {exc}") from exc
+
+
+# ---- (d) anonymous and refused tokens ------------------------------------------------------
 
 CREDENTIALS = ["anonymous", "malformed", "wrong_secret", "unknown_key", "expired", "revoked"]
 EXPECTED_CODE = {
@@ -463,11 +700,13 @@ EXPECTED_CODE = {
 }
 
 
-def _presenting(credential: str, world: World) -> tuple[dict[str, str], ApiToken | None]:
+def _presenting(
+    credential: str, world: World, owner: str
+) -> tuple[dict[str, str], ApiToken | None]:
     """Request headers presenting `credential`, and the known token it names (if any).
-    Expired and revoked tokens are tenant A's admin's own, made for the occasion."""
-    admin = world.callers["a_admin"]
-    prefix, key_id, secret = admin.token.split("_", 2)
+    Expired and revoked tokens are `owner`'s own, made for the occasion."""
+    who = world.caller(owner)
+    prefix, key_id, secret = who.token.split("_", 2)
     if credential == "anonymous":
         return {}, None
     if credential == "malformed":
@@ -477,9 +716,11 @@ def _presenting(credential: str, world: World) -> tuple[dict[str, str], ApiToken
     if credential == "unknown_key":
         return {"HTTP_AUTHORIZATION": f"Bearer {prefix}_{'0' * 12}_{secret}"}, None
     token, full = services.token_create(
-        actor=SYSTEM, user=admin.user, tenant=world.a, name=credential, role=Role.ADMIN
-    )
+        actor=SYSTEM, user=who.user, tenant=who.tenant, name=credential,
+        role=Role.ADMIN if who.tenant is not None else None,
+    )  # fmt: skip
     if credential == "expired":
+        # The ORM: a token that has expired (no service back-dates an expiry).
         ApiToken.objects.filter(pk=token.pk).update(
             expires_at=timezone.now() - timedelta(seconds=1)
         )
@@ -488,29 +729,30 @@ def _presenting(credential: str, world: World) -> tuple[dict[str, str], ApiToken
     return {"HTTP_AUTHORIZATION": f"Bearer {full}"}, token
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=_ids(ENDPOINTS))
-def test_unauthenticated_and_refused_tokens_get_401(api, world, ssh_public_keys, endpoint):
+@pytest.mark.parametrize("endpoint", EVERY_ENDPOINT, ids=_ids(EVERY_ENDPOINT))
+def test_unauthenticated_and_refused_tokens_get_401(api, world, endpoint):
     """Each kind of missing or refused credential in turn (one world per endpoint keeps the
-    matrix fast); the assertion messages name the credential."""
+    matrix fast); the assertion messages name the credential. The refused tokens are tenant
+    A's admin's on tenant routes, the operator's on operator routes."""
+    owner = "operator" if endpoint in OPERATOR_ENDPOINTS else "a_admin"
+    request = prepare(endpoint, world)
     for credential in CREDENTIALS:
-        headers, named = _presenting(credential, world)
+        headers, named = _presenting(credential, world, owner)
         before, since = business_rows(), last_event_id()
 
-        response = call(
-            api, endpoint, world, ssh_public_keys, token_id=world.spare_tokens["a_admin"], **headers
-        )
+        response = request.send(api, **headers)
 
         try:
             assert_error(response, 401, EXPECTED_CODE[credential])
             assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
             assert business_rows() == before
-            assert_token_refusal_audited(since, credential, named, world)
+            assert_token_refusal_audited(since, credential, named, world.caller(owner))
         except AssertionError as exc:
             raise AssertionError(f"with credential {credential!r}: {exc}") from exc
 
 
 def assert_token_refusal_audited(
-    since: int, credential: str, named: ApiToken | None, world: World
+    since: int, credential: str, named: ApiToken | None, owner: Any
 ) -> None:
     events = events_since(since)
     if credential == "anonymous":
@@ -522,8 +764,8 @@ def assert_token_refusal_audited(
     assert event.outcome == AuditEvent.Outcome.REFUSED
     assert event.details["code"] == EXPECTED_CODE[credential]
     if named is not None:
-        assert event.tenant_id == world.a.id
-        assert event.actor_id == world.callers["a_admin"].user.pk
+        assert event.tenant_id == (owner.tenant.pk if owner.tenant is not None else None)
+        assert event.actor_id == owner.user.pk
         assert event.credential == f"token:{named.key_id}"
     else:  # nothing proves who sent it: it is attributed to no one
         assert event.tenant_id is None

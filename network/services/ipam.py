@@ -1,8 +1,10 @@
 """Addresses on the default per-tenant network (until real tenant networks exist).
 
-Each tenant gets one /27 from the documentation ranges (198.51.100.0/24, 203.0.113.0/24): 16
-tenants per installation, enough for development and tests, and traffic that can never
-leave the machine. .1 is the host's bridge; instances get .2 to .30, handed out in rotation.
+Each tenant gets one /27 from settings.TENANT_NETWORK_SUPERNETS (by default the documentation
+ranges 198.51.100.0/24 and 203.0.113.0/24: 16 tenants per installation, enough for
+development and tests, and traffic that can never leave the machine; the real-hypervisor
+tests take 192.0.2.0/24, so that they never meet the networks of `make run` on the same
+libvirtd). .1 is the host's bridge; instances get .2 to .30, handed out in rotation.
 Unique constraints on the subnet, the address and the MAC make concurrent allocations safe; a
 lost race retries.
 """
@@ -13,13 +15,13 @@ import ipaddress
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from iaas.errors import ConflictError
 from network.models import Port, TenantNetwork
 from tenants.models import Tenant
 
-SUPERNETS = ("198.51.100.0/24", "203.0.113.0/24")
 PREFIX = 27
 RETRIES = 8
 
@@ -27,7 +29,7 @@ RETRIES = 8
 def _subnets() -> list[str]:
     return [
         str(subnet)
-        for supernet in SUPERNETS
+        for supernet in settings.TENANT_NETWORK_SUPERNETS
         for subnet in ipaddress.ip_network(supernet).subnets(new_prefix=PREFIX)
     ]
 

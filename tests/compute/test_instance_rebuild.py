@@ -5,6 +5,7 @@ disk on the new image and boots it with the same identity, address and MAC."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -17,18 +18,26 @@ from images.models import Image
 from network.models import Port
 from operations.models import Operation
 from operations.worker import run_operation
-from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
-from tests.compute.test_instances import cloud, create
+from tests import factories
+from tests.support.instance_api import (
+    active_instance,
+    create,
+    create_building,
+    run_verb,
+    shown,
+    verb,
+)
 
-__all__ = ["cloud"]  # the fixture, imported for pytest
 
+@pytest.fixture
+def other_image(image_store: Path, tiny_qcow2: Path):
+    """other_image(name, tenant=…, min_disk_gb=…) → another active image (public unless a
+    tenant is given); other_image(…, upload=False) → one still queued."""
 
-def other_image(name: str = "andromede-test-2", **fields) -> Image:
-    values = {
-        "name": name, "disk_format": "qcow2", "status": "active", "visibility": "public",
-        "size_bytes": 2048, "virtual_size_bytes": 1024 * 1024,
-    } | fields  # fmt: skip
-    return Image.objects.create(**values)
+    def make(name: str = "andromede-test-2", *, upload: bool = True, **fields) -> Image:
+        return factories.image(name=name, file=tiny_qcow2 if upload else None, **fields)
+
+    return make
 
 
 def identity(instance_id: str) -> tuple[str, str, str]:
@@ -38,7 +47,9 @@ def identity(instance_id: str) -> tuple[str, str, str]:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("stopped_first", [False, True])
-def test_rebuild_boots_the_new_image_with_the_same_identity(cloud, settings, stopped_first):
+def test_rebuild_boots_the_new_image_with_the_same_identity(
+    cloud, settings, stopped_first, other_image
+):
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 2
     instance_id = active_instance(cloud)
     if stopped_first:
@@ -72,7 +83,7 @@ def test_rebuild_boots_the_new_image_with_the_same_identity(cloud, settings, sto
 
 
 @pytest.mark.django_db
-def test_a_redelivered_rebuild_is_idempotent(cloud):
+def test_a_redelivered_rebuild_is_idempotent(cloud, other_image):
     instance_id = active_instance(cloud)
     image = other_image()
     answer = verb(cloud.client, instance_id, "rebuild", {"image": str(image.pk)})
@@ -102,7 +113,7 @@ def _assert_refused(cloud, client, instance_id: str, body: dict, status: int, co
 
 
 @pytest.mark.django_db
-def test_refusals_change_nothing(cloud, make_tenant, make_caller):
+def test_refusals_change_nothing(cloud, make_tenant, make_caller, other_image):
     image = other_image()
     body = {"image": str(image.pk)}
     building = create_building(cloud)
@@ -112,6 +123,7 @@ def test_refusals_change_nothing(cloud, make_tenant, make_caller):
     # Another verb in progress.
     assert verb(cloud.client, instance_id, "stop").status_code == 202
     _assert_refused(cloud, cloud.client, instance_id, body, 409, "wrong_state")
+    # The ORM: lets the stop the worker never ran end, so the next refusals start idle.
     Instance.objects.filter(pk=instance_id).update(task_state=None)
     event = AuditEvent.objects.filter(action="instance.rebuild", outcome="refused").latest(
         "created_at"
@@ -125,7 +137,7 @@ def test_refusals_change_nothing(cloud, make_tenant, make_caller):
 
     unknown = {"image": str(uuid.uuid4())}
     _assert_refused(cloud, cloud.client, instance_id, unknown, 400, "unknown_image")
-    private = other_image("theirs", visibility="private", tenant=make_tenant("third"))
+    private = other_image("theirs", tenant=make_tenant("third"))
     _assert_refused(
         cloud, cloud.client, instance_id, {"image": str(private.pk)}, 400, "unknown_image"
     )
@@ -133,7 +145,7 @@ def test_refusals_change_nothing(cloud, make_tenant, make_caller):
     _assert_refused(
         cloud, cloud.client, instance_id, {"image": str(big.pk)}, 400, "flavor_too_small"
     )
-    queued = other_image("queued", status="queued")
+    queued = other_image("queued", upload=False)
     _assert_refused(
         cloud, cloud.client, instance_id, {"image": str(queued.pk)}, 409, "image_not_active"
     )
@@ -141,14 +153,8 @@ def test_refusals_change_nothing(cloud, make_tenant, make_caller):
         _assert_refused(cloud, cloud.client, instance_id, strict, 400, None)
 
 
-def create_building(cloud) -> str:
-    from tests.compute.test_instances import create
-
-    return create(cloud.client, cloud.image, name="web-b").json()["instance"]["id"]
-
-
 @pytest.mark.django_db
-def test_a_failed_rebuild_leaves_an_error_with_a_fault_and_keeps_the_address(cloud):
+def test_a_failed_rebuild_leaves_an_error_with_a_fault_and_keeps_the_address(cloud, other_image):
     instance_id = active_instance(cloud)
     before = identity(instance_id)
     image = other_image()
@@ -173,8 +179,8 @@ def test_a_failed_rebuild_leaves_an_error_with_a_fault_and_keeps_the_address(clo
 
 
 @pytest.mark.django_db
-def test_an_image_cannot_be_deleted_while_an_instance_is_built_from_it(cloud):
-    private = other_image("mine", visibility="private", tenant=cloud.tenant)
+def test_an_image_cannot_be_deleted_while_an_instance_is_built_from_it(cloud, other_image):
+    private = other_image("mine", tenant=cloud.tenant)
     url = f"/api/v1/images/{private.pk}"
     created = create(cloud.client, private, name="web-p").json()
 

@@ -6,21 +6,20 @@ from __future__ import annotations
 import libvirt
 import pytest
 
-from compute.models import Allocation, Flavor, Instance
+from compute.models import Allocation, Instance
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
 from operations.models import Operation
 from operations.worker import run_operation
 from tenants import services as tenant_services
-from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
-from tests.compute.test_instances import SYSTEM, cloud
-
-__all__ = ["cloud"]  # the fixture, imported for pytest
+from tests import factories
+from tests.factories import SYSTEM
+from tests.support.instance_api import active_instance, run_verb, shown, verb
 
 
 @pytest.fixture
 def big(cloud):
-    return Flavor.objects.create(name="big", vcpus=2, memory_mb=512, disk_gb=2)
+    return factories.flavor("big", vcpus=2, memory_mb=512, disk_gb=2)
 
 
 def sizes(instance_id: str) -> tuple[int, int, int]:
@@ -137,7 +136,7 @@ def test_wrong_states_are_refused_and_change_nothing(cloud, big, settings):
 def test_no_room_on_the_host_is_refused_and_changes_nothing(cloud, settings):
     instance_id = active_instance(cloud)
     cloud.host.refresh_from_db()
-    Flavor.objects.create(name="huge", vcpus=1, memory_mb=cloud.host.memory_mb * 100, disk_gb=1)
+    factories.flavor("huge", vcpus=1, memory_mb=cloud.host.memory_mb * 100, disk_gb=1)
     tenant_services.quota_set(actor=SYSTEM, tenant=cloud.tenant, resource="ram_mb", limit=-1)
     before = allocated(cloud.host)
     answer = verb(cloud.client, instance_id, "resize", {"flavor": "huge"})

@@ -27,21 +27,24 @@ from operations.models import Operation
 from operations.services.deadlines import fail_overdue_operations as fail_stuck_operations
 from operations.worker import run_operation
 from tenants import services as tenant_services
-from tests.compute.test_instance_rebuild import create_building
-from tests.compute.test_instance_verbs import active_instance, run_verb, shown, verb
-from tests.compute.test_instances import SYSTEM, cloud, create
+from tests.factories import SYSTEM
+from tests.support.instance_api import (
+    active_instance,
+    create,
+    create_building,
+    run_verb,
+    shown,
+    verb,
+)
 
-__all__ = ["cloud"]  # the fixture, imported for pytest
 GIB = 1024**3
 
 
 @pytest.fixture(autouse=True)
-def store(settings: Any, tmp_path: Path) -> Path:
-    """Each test has an image store of its own."""
-    path = tmp_path / "store"
-    settings.IMAGE_STORE_DIR = path
+def store(settings: Any, image_store: Path) -> Path:
+    """Each test has an image store of its own (where `cloud`'s public image is too)."""
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 2
-    return path
+    return image_store
 
 
 def snapshot(client, instance_id: str, name: str = "web-1-snap", **headers: str):
@@ -125,7 +128,7 @@ def test_a_redelivered_or_restarted_snapshot_is_idempotent(cloud, store):
     assert Operation.objects.get(pk=body["operation"]["id"]).status == "succeeded"
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.checksum_sha256) == ("active", checksum)
-    assert sorted(p.name for p in store.iterdir()) == [image_id]
+    assert sorted(p.name for p in store.iterdir()) == sorted([image_id, str(cloud.image.pk)])
     assert not copy_exists(cloud, image_id)
     assert shown(cloud.client, instance_id) == ("active", None, "running")
 
@@ -161,6 +164,7 @@ def test_refusals_change_nothing(cloud, make_tenant, make_caller):
     instance_id = active_instance(cloud)
     assert verb(cloud.client, instance_id, "stop").status_code == 202  # another verb runs
     _assert_refused(cloud.client, instance_id, body, 409, "wrong_state")
+    # The ORM: lets the stop the worker never ran end, so the next refusals start idle.
     Instance.objects.filter(pk=instance_id).update(task_state=None)
     refused = AuditEvent.objects.filter(action="instance.snapshot", outcome="refused")
     assert refused.latest("created_at").details["code"] == "wrong_state"
@@ -206,7 +210,7 @@ def test_a_failed_snapshot_errors_the_image_and_boots_the_guest_again(cloud, sto
     operation = Operation.objects.get(pk=body["operation"]["id"])
     assert operation.steps[-1] == operation.steps[-1] | {"name": "copy_disk", "status": "failed"}
     assert not copy_exists(cloud, image_id)
-    assert not list(store.glob("*"))
+    assert [p.name for p in store.glob("*")] == [str(cloud.image.pk)]  # the public image's
     assert AuditEvent.objects.filter(action="image.snapshot_saved", outcome="failed").exists()
     # The tenant deletes the failed image; its quota room comes back.
     assert cloud.client.delete(f"/api/v1/images/{image_id}").status_code == 204
@@ -231,6 +235,6 @@ def test_a_snapshot_stuck_past_its_deadline_fails_its_image_too(cloud, settings,
     operation = Operation.objects.get(pk=body["operation"]["id"])
     run_snapshot(operation, Instance.objects.select_related("host").get(pk=instance_id))
     assert Image.objects.get(pk=image.pk).status == "error"
-    assert not list(store.iterdir())
+    assert [p.name for p in store.iterdir()] == [str(cloud.image.pk)]  # the public image's
     assert not copy_exists(cloud, str(image.pk))
     assert shown(cloud.client, instance_id) == ("active", None, "running")

@@ -9,45 +9,15 @@ import threading
 
 import pytest
 
-from compute.models import Flavor, Instance
+from compute.models import Instance
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
 from iaas.models import AuditEvent
-from images.models import Image
 from operations.models import Operation
 from operations.worker import run_operation
-from tests.compute.test_instances import _post_json, cloud, create, make_host, make_zone
-
-__all__ = ["cloud"]  # the fixture, imported for pytest
-
-
-def active_instance(cloud, name: str = "web-1") -> str:
-    created = create(cloud.client, cloud.image, name=name).json()
-    assert run_operation(created["operation"]["id"]) == "succeeded"
-    return created["instance"]["id"]
-
-
-def verb(client, instance_id: str, name: str, body: dict | None = None):
-    return client.post(f"/api/v1/instances/{instance_id}/{name}", body or {}, format="json")
-
-
-def run_verb(client, instance_id: str, name: str, body: dict | None = None) -> dict:
-    answer = verb(client, instance_id, name, body)
-    assert answer.status_code == 202, answer.content
-    operation = answer.json()["operation"]
-    assert operation["status"] == "queued"
-    assert operation["action"] == f"instance.{name}"
-    assert run_operation(operation["id"]) == "succeeded"
-    return cloud_operation(client, operation["id"])
-
-
-def cloud_operation(client, operation_id: str) -> dict:
-    return client.get(f"/api/v1/operations/{operation_id}").json()
-
-
-def shown(client, instance_id: str) -> tuple[str, str | None, str]:
-    body = client.get(f"/api/v1/instances/{instance_id}").json()
-    return body["status"], body["task_state"], body["power_state"]
+from tests import factories
+from tests.support.instance_api import active_instance, create, run_verb, shown, verb
+from tests.support.live_http import post_json
 
 
 @pytest.mark.django_db
@@ -220,13 +190,12 @@ def test_a_failed_start_leaves_the_instance_stopped(cloud):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_stops_exactly_one_wins(live_server, make_tenant, make_caller):
-    host = make_host("h1", make_zone("fr-par-1"))
-    Flavor.objects.create(name="small", vcpus=1, memory_mb=256, disk_gb=1)
-    image = Image.objects.create(
-        name="img", disk_format="qcow2", status="active", visibility="public", size_bytes=1,
-        virtual_size_bytes=1,
-    )  # fmt: skip
+def test_two_concurrent_stops_exactly_one_wins(
+    live_server, make_tenant, make_caller, image_store, tiny_qcow2
+):
+    host = factories.host("h1", factories.zone("fr-par-1"))
+    factories.flavor("small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = factories.public_image(tiny_qcow2, "img")
     caller = make_caller(make_tenant("acme"), "member")
     body = {"name": "vm-1", "flavor": "small", "image": str(image.pk)}
     created = caller.client().post("/api/v1/instances", body, format="json").json()
@@ -240,7 +209,7 @@ def test_two_concurrent_stops_exactly_one_wins(live_server, make_tenant, make_ca
         def one(name: str, barrier: threading.Barrier = barrier) -> tuple[int, dict]:
             barrier.wait(timeout=30)
             url = f"{live_server.url}/api/v1/instances/{instance_id}/{name}"
-            return _post_json(url, caller.token, {})
+            return post_json(url, caller.token, {})
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(verbs)) as pool:
             results = list(pool.map(one, verbs))

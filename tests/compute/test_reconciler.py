@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,22 +14,25 @@ from compute.services.reconciler import reconcile_host
 from hosts.hypervisors import hypervisor_for
 from hosts.models import OrphanReport
 from hypervisor.base import DomainSpec
+from iaas.errors import InvalidRequest
 from iaas.models import AuditEvent
 from operations.models import Operation
 from operations.services.deadlines import fail_overdue_operations as fail_stuck_operations
 from operations.worker import run_operation
-from tests.compute.test_instances import cloud, create  # noqa: F401 - the `cloud` fixture
+from tests import factories
+from tests.factories import SYSTEM
+from tests.support.instance_api import create
 
 pytestmark = pytest.mark.django_db
 
 
-def built(cloud) -> Instance:  # noqa: F811 - the fixture's value
+def built(cloud) -> Instance:
     created = create(cloud.client, cloud.image).json()
     assert run_operation(created["operation"]["id"]) == "succeeded"
     return Instance.objects.get(pk=created["instance"]["id"])
 
 
-def test_a_guest_that_powered_itself_off_becomes_stopped(cloud):  # noqa: F811
+def test_a_guest_that_powered_itself_off_becomes_stopped(cloud):
     instance = built(cloud)
     hypervisor_for(cloud.host).destroy_domain(str(instance.pk))  # behind our back
     assert reconcile_host(cloud.host)["drift"] == 1
@@ -39,7 +43,7 @@ def test_a_guest_that_powered_itself_off_becomes_stopped(cloud):  # noqa: F811
     assert reconcile_host(cloud.host)["drift"] == 0  # reported once
 
 
-def test_an_instance_busy_with_a_verb_is_left_alone(cloud):  # noqa: F811
+def test_an_instance_busy_with_a_verb_is_left_alone(cloud):
     instance = built(cloud)
     Instance.objects.filter(pk=instance.pk).update(task_state="stopping")
     hypervisor_for(cloud.host).destroy_domain(str(instance.pk))
@@ -48,7 +52,7 @@ def test_an_instance_busy_with_a_verb_is_left_alone(cloud):  # noqa: F811
     assert instance.status == "active"
 
 
-def test_a_missing_domain_puts_the_instance_in_error_with_a_fault(cloud):  # noqa: F811
+def test_a_missing_domain_puts_the_instance_in_error_with_a_fault(cloud):
     instance = built(cloud)
     hypervisor_for(cloud.host).undefine_domain(str(instance.pk))
     assert reconcile_host(cloud.host)["missing"] == 1
@@ -57,7 +61,7 @@ def test_a_missing_domain_puts_the_instance_in_error_with_a_fault(cloud):  # noq
     assert "missing on host h01" in instance.fault
 
 
-def test_unknown_domains_are_reported_once_and_never_deleted(cloud):  # noqa: F811
+def test_unknown_domains_are_reported_once_and_never_deleted(cloud):
     hv = hypervisor_for(cloud.host)
     stranger = "11111111-2222-3333-4444-555555555555"
     hv.define_domain(
@@ -72,7 +76,7 @@ def test_unknown_domains_are_reported_once_and_never_deleted(cloud):  # noqa: F8
     assert stranger in [d.name for d in hv.list_domains()]  # never deleted
 
 
-def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(cloud):  # noqa: F811
+def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(cloud):
     created = create(cloud.client, cloud.image).json()
     Operation.objects.filter(pk=created["operation"]["id"]).update(
         created_at=timezone.now() - timedelta(hours=2)
@@ -86,13 +90,13 @@ def test_operations_stuck_past_their_deadline_fail_and_release_the_instance(clou
     assert fail_stuck_operations() == []
 
 
-def _volumes(cloud, role: str) -> set[str]:  # noqa: F811
+def _volumes(cloud, role: str) -> set[str]:
     from hosts.naming import storage_pool as pool_name
 
     return {v.name for v in hypervisor_for(cloud.host).list_storage_volumes(pool_name("h01", role))}
 
 
-def _make_volume(cloud, role: str, name: str) -> None:  # noqa: F811
+def _make_volume(cloud, role: str, name: str) -> None:
     from hosts.naming import storage_pool as pool_name
     from hypervisor.base import StorageVolumeSpec
 
@@ -101,18 +105,12 @@ def _make_volume(cloud, role: str, name: str) -> None:  # noqa: F811
     )
 
 
-def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud):  # noqa: F811
-    import uuid
-
-    from images.models import Image
+def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud, tiny_qcow2):
     from images.services.images import image_delete
-    from tests.compute.test_instances import SYSTEM
 
     instance = built(cloud)
     cache = f"image-{cloud.image.pk}"
-    kept = Image.objects.create(
-        name="kept", disk_format="qcow2", status="active", visibility="public"
-    )
+    kept = factories.public_image(tiny_qcow2, "kept")
     unknown = f"image-{uuid.uuid4()}"  # not in this database: not ours to judge
     for name in (f"image-{kept.pk}", unknown, "hand-made"):
         _make_volume(cloud, "images", name)
@@ -130,13 +128,17 @@ def test_a_deleted_images_cache_goes_once_no_instance_uses_it(cloud):  # noqa: F
     assert reconcile_host(cloud.host)["volumes_removed"] == 0
 
 
-def test_copies_of_failed_snapshots_go_those_being_saved_stay(cloud):  # noqa: F811
-    from images.models import Image
-
-    failed = Image.objects.create(name="failed", disk_format="qcow2", status="error",
-                                  visibility="private", tenant=cloud.tenant)  # fmt: skip
-    saving = Image.objects.create(name="saving", disk_format="qcow2", status="saving",
-                                  visibility="private", tenant=cloud.tenant)  # fmt: skip
+def test_copies_of_failed_snapshots_go_those_being_saved_stay(cloud, tmp_path):
+    # Two images of the tenant: one in error (its file was refused), one a snapshot still
+    # being saved (born `saving`, as instance_snapshot makes it).
+    failed = factories.image(cloud.tenant, "failed")
+    not_qcow2 = tmp_path / "not-a-qcow2"
+    not_qcow2.write_bytes(b"\1" * 4096)
+    with pytest.raises(InvalidRequest):
+        factories.upload(failed, not_qcow2)
+    failed.refresh_from_db()
+    saving = factories.image(cloud.tenant, "saving", source_instance_id=uuid.uuid4())
+    assert (failed.status, saving.status) == ("error", "saving")
     for image in (failed, saving):
         _make_volume(cloud, "instances", f"snapshot-{image.pk}")
     assert reconcile_host(cloud.host)["volumes_removed"] == 1
@@ -144,9 +146,7 @@ def test_copies_of_failed_snapshots_go_those_being_saved_stay(cloud):  # noqa: F
     assert AuditEvent.objects.get(action="host.volume_removed").details["kind"] == "snapshot_copy"
 
 
-def test_volumes_nobody_accounts_for_are_reported_once_and_never_deleted(cloud):  # noqa: F811
-    import uuid
-
+def test_volumes_nobody_accounts_for_are_reported_once_and_never_deleted(cloud):
     instance = built(cloud)
     gone = f"instance-{uuid.uuid4()}-root"  # an instance this database never had
     strays = {("images", f"image-{uuid.uuid4()}"), ("images", "hand-made.qcow2"),

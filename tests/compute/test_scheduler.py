@@ -17,7 +17,8 @@ from compute.services.scheduler import NoValidHost, PlacementRequest, candidates
 from hosts.models import Host
 from iaas.models import AuditEvent
 from operations.worker import run_operation
-from tests.compute.test_instances import cloud, create, make_zone  # noqa: F401 - the fixture
+from tests import factories
+from tests.support.instance_api import create
 
 SMALL = {"vcpus": 1, "memory_mb": 256, "disk_gb": 1}
 
@@ -37,6 +38,10 @@ def sums(host: Host) -> tuple[int, int, int]:
 
 
 def plain_host(name: str, zone, **fields) -> Host:
+    """A host row with exactly these facts. The ORM: the scheduler reads only these columns,
+    and onboarding would ask the fake hypervisor for them (which reports its own fixed size,
+    an i686 arch and one state); these tests need many hosts of chosen sizes, arches and
+    states, and never touch a hypervisor."""
     values = {
         "cpus": 16, "memory_mb": 64 * 1024, "disk_gb": 1000, "reserved_memory_mb": 0,
         "cpu_allocation_ratio": 1.0, "arch": "x86_64", "domain_type": "test",
@@ -48,6 +53,8 @@ def plain_host(name: str, zone, **fields) -> Host:
 
 
 def new_instance(tenant, flavor: Flavor) -> Instance:
+    """An instance not placed yet. The ORM: instance_create places as it creates, and these
+    tests call the scheduler's claim themselves."""
     return Instance.objects.create(
         tenant=tenant, name="vm", flavor=flavor, image_id=uuid.uuid4(), vcpus=flavor.vcpus,
         memory_mb=flavor.memory_mb, disk_gb=flavor.disk_gb,
@@ -62,7 +69,7 @@ def request(**fields) -> PlacementRequest:
 
 
 @pytest.mark.django_db
-def test_a_claim_adds_to_the_host_and_a_delete_takes_it_back(cloud):  # noqa: F811
+def test_a_claim_adds_to_the_host_and_a_delete_takes_it_back(cloud):
     assert usage(cloud.host) == (0, 0, 0)
     created = create(cloud.client, cloud.image).json()
     assert usage(cloud.host) == (1, 256, 1) == sums(cloud.host)
@@ -80,7 +87,7 @@ def test_a_claim_adds_to_the_host_and_a_delete_takes_it_back(cloud):  # noqa: F8
 
 
 @pytest.mark.django_db
-def test_a_failed_build_gives_the_capacity_back(cloud):  # noqa: F811
+def test_a_failed_build_gives_the_capacity_back(cloud):
     created = create(cloud.client, cloud.image).json()
     assert usage(cloud.host) == (1, 256, 1)
     Host.objects.filter(pk=cloud.host.pk).update(domain_type="kvm")  # refused by the fake
@@ -90,7 +97,7 @@ def test_a_failed_build_gives_the_capacity_back(cloud):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_release_subtracts_once_and_is_idempotent(cloud):  # noqa: F811
+def test_release_subtracts_once_and_is_idempotent(cloud):
     instance = new_instance(cloud.tenant, cloud.flavor)
     with transaction.atomic():
         host = claim(instance, request())
@@ -105,7 +112,7 @@ def test_release_subtracts_once_and_is_idempotent(cloud):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_the_columns_can_never_go_negative(cloud):  # noqa: F811
+def test_the_columns_can_never_go_negative(cloud):
     from django.db import IntegrityError
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -116,7 +123,7 @@ def test_the_columns_can_never_go_negative(cloud):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_check_host_usage_corrects_a_tampered_host_and_audits_it(cloud):  # noqa: F811
+def test_check_host_usage_corrects_a_tampered_host_and_audits_it(cloud):
     create(cloud.client, cloud.image)
     other = plain_host("h02", cloud.zone)
     Host.objects.filter(pk=cloud.host.pk).update(allocated_vcpus=7, allocated_memory_mb=1)
@@ -135,7 +142,7 @@ def test_check_host_usage_corrects_a_tampered_host_and_audits_it(cloud):  # noqa
 
 
 @pytest.mark.django_db
-def test_the_reconcile_task_runs_the_usage_check(cloud):  # noqa: F811
+def test_the_reconcile_task_runs_the_usage_check(cloud):
     from compute.tasks import reconcile
 
     Host.objects.filter(pk=cloud.host.pk).update(allocated_memory_mb=4096)
@@ -148,11 +155,12 @@ def test_the_reconcile_task_runs_the_usage_check(cloud):  # noqa: F811
 
 @pytest.mark.django_db
 def test_a_full_host_is_not_a_candidate_and_claim_refuses(db, make_tenant):
-    zone = make_zone("fr-par-1")
+    zone = factories.zone("fr-par-1")
     host = plain_host("h1", zone, cpus=2)
+    # The ORM: the usage columns as if instances held that much (the filters read only them).
     Host.objects.filter(pk=host.pk).update(allocated_vcpus=2)
     assert list(candidates(request())) == []
-    flavor = Flavor.objects.create(name="small", **SMALL)
+    flavor = factories.flavor("small", vcpus=1, memory_mb=256, disk_gb=1)
     with pytest.raises(NoValidHost), transaction.atomic():
         claim(new_instance(make_tenant("acme"), flavor), request())
     Host.objects.filter(pk=host.pk).update(allocated_vcpus=1)
@@ -161,7 +169,8 @@ def test_a_full_host_is_not_a_candidate_and_claim_refuses(db, make_tenant):
 
 @pytest.mark.django_db
 def test_residency_and_zone_filters_still_apply(db):
-    par, lyon, fra = make_zone("fr-par-1"), make_zone("fr-lyo-1"), make_zone("de-fra-1", "DE")
+    par, lyon = factories.zone("fr-par-1"), factories.zone("fr-lyo-1")
+    fra = factories.zone("de-fra-1", "DE")
     h_par, h_lyon = plain_host("par", par), plain_host("lyon", lyon)
     h_fra = plain_host("fra", fra, memory_mb=10**6)  # the roomiest, but in Germany
     plain_host("off", par, state=Host.State.DISABLED)
@@ -175,7 +184,7 @@ def test_residency_and_zone_filters_still_apply(db):
 
 @pytest.mark.django_db
 def test_spread_prefers_the_most_free_ram_and_pack_the_least(db):
-    zone = make_zone("fr-par-1")
+    zone = factories.zone("fr-par-1")
     a = plain_host("a", zone, memory_mb=32 * 1024)
     b = plain_host("b", zone, memory_mb=64 * 1024)
     c = plain_host("c", zone, memory_mb=64 * 1024, ram_allocation_ratio=1.5)
@@ -190,10 +199,10 @@ def test_spread_prefers_the_most_free_ram_and_pack_the_least(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_never_overcommit_a_host(make_tenant):
-    zone = make_zone("fr-par-1")
+    zone = factories.zone("fr-par-1")
     # Room for exactly three 1-vCPU instances on each host: six of twenty fit.
     hosts = [plain_host(name, zone, cpus=3) for name in ("h1", "h2")]
-    flavor = Flavor.objects.create(name="small", **SMALL)
+    flavor = factories.flavor("small", vcpus=1, memory_mb=256, disk_gb=1)
     tenant = make_tenant("acme")
     barrier = threading.Barrier(20)
     outcomes: list[str] = []

@@ -8,27 +8,22 @@ import threading
 
 import pytest
 
-from compute.models import Allocation, Flavor, Instance, ServerGroup
+from compute.models import Allocation, Instance, ServerGroup
 from hosts.models import Host
 from iaas.models import AuditEvent
-from images.models import Image
 from operations.worker import run_operation
 from tenants import services as tenant_services
-from tests.compute.test_instances import (  # noqa: F401 - the fixture
-    SYSTEM,
-    _post_json,
-    cloud,
-    create,
-    make_host,
-    make_zone,
-)
+from tests import factories
+from tests.factories import SYSTEM
+from tests.support.instance_api import create
+from tests.support.live_http import post_json
 
 URL = "/api/v1/server-groups"
 
 
 @pytest.fixture
-def three(cloud):  # noqa: F811 - the fixture
-    cloud.hosts = [cloud.host, make_host("h02", cloud.zone), make_host("h03", cloud.zone)]
+def three(cloud):
+    cloud.hosts = [cloud.host, factories.host("h02", cloud.zone), factories.host("h03", cloud.zone)]
     return cloud
 
 
@@ -82,6 +77,7 @@ def test_affinity_places_every_member_on_one_host(three):
 def test_affinity_when_the_members_host_is_full_is_no_valid_host(three):
     group(three.client, "together", "affinity")
     first = create(three.client, three.image, name="db-0", server_group="together").json()
+    # The ORM: the host shrinks under its member (as a failed disk would make it).
     Host.objects.filter(name=host_of(first["instance"]["id"])).update(disk_gb=1)
     answer = create(three.client, three.image, name="db-1", server_group="together")
     assert answer.status_code == 409
@@ -159,18 +155,15 @@ def test_names_policies_and_quota(three):
 
 @pytest.mark.django_db(transaction=True)
 def test_six_parallel_anti_affinity_creates_on_three_hosts_place_exactly_three(
-    live_server, make_tenant, make_caller
+    live_server, make_tenant, make_caller, image_store, tiny_qcow2
 ):
-    zone = make_zone("fr-par-1")
+    zone = factories.zone("fr-par-1")
     for name in ("h1", "h2", "h3"):
-        make_host(name, zone, cpus=1000, memory_mb=10**6, disk_gb=10**4)
-    Flavor.objects.create(name="small", vcpus=1, memory_mb=256, disk_gb=1)
-    image = Image.objects.create(
-        name="img", disk_format="qcow2", status="active", visibility="public", size_bytes=1,
-        virtual_size_bytes=1,
-    )  # fmt: skip
+        factories.host(name, zone, cpus=1000, memory_mb=10**6, disk_gb=10**4)
+    factories.flavor("small", vcpus=1, memory_mb=256, disk_gb=1)
+    image = factories.public_image(tiny_qcow2, "img")
     caller = make_caller(make_tenant("acme"), "member")
-    status, made = _post_json(
+    status, made = post_json(
         f"{live_server.url}{URL}", caller.token, {"name": "g", "policy": "anti-affinity"}
     )
     assert status == 201, made
@@ -179,7 +172,7 @@ def test_six_parallel_anti_affinity_creates_on_three_hosts_place_exactly_three(
     def one(n: int) -> tuple[int, dict]:
         barrier.wait(timeout=30)
         body = {"name": f"vm-{n}", "flavor": "small", "image": str(image.pk), "server_group": "g"}
-        return _post_json(f"{live_server.url}/api/v1/instances", caller.token, body)
+        return post_json(f"{live_server.url}/api/v1/instances", caller.token, body)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(one, range(6)))

@@ -32,6 +32,7 @@ def instance(make_tenant: Any) -> Instance:
 
 def test_every_task_state_of_the_table_is_a_choice_that_fits_its_column() -> None:
     width = Instance._meta.get_field("task_state").max_length
+    assert width is not None
     for transition in INSTANCE_LIFECYCLE.transitions.values():
         assert transition.task_state in TaskState.values
         assert transition.allowed <= set(InstanceStatus.values)

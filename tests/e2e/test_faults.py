@@ -35,8 +35,8 @@ from images.models import Image
 from network.models import Port
 from operations.models import Operation
 from operations.services import outbox as operations
-from tests.e2e.conftest import onboarded_local_host
 from tests.support import hypervisor_lab
+from tests.support.local_host import onboarded_local_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SYSTEM = Actor.system("faults")

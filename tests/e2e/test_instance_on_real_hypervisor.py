@@ -26,8 +26,8 @@ from iaas.audit import Actor
 from iaas.celery import app, host_queue
 from images.models import Image
 from network.models import Port
-from tests.e2e.conftest import onboarded_local_host
 from tests.support import hypervisor_lab
+from tests.support.local_host import onboarded_local_host
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
 SYSTEM = Actor.system("e2e")

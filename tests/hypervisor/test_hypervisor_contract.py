@@ -38,7 +38,7 @@ from hypervisor.base import (
     Unsupported,
 )
 from hypervisor.libvirt import LibvirtHypervisor
-from tests.hypervisor.conftest import Lane, Resources
+from tests.support.hypervisor_lanes import Lane, Resources
 
 #: Markup in a title or an id (anything goes there).
 NASTY = "evil<x a='1'/>&amp;]]>\"'</name><name>"

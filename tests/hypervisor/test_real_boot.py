@@ -22,8 +22,8 @@ from hypervisor.base import (
     StorageVolumeSpec,
 )
 from hypervisor.libvirt import LibvirtHypervisor
-from tests.hypervisor.conftest import Resources
-from tests.hypervisor.guests import (
+from tests.support import hypervisor_lab as lab
+from tests.support.guests import (
     USER_DATA,
     create_guest,
     random_mac,
@@ -31,7 +31,7 @@ from tests.hypervisor.guests import (
     upload_file,
     wait_for_console,
 )
-from tests.support import hypervisor_lab as lab
+from tests.support.hypervisor_lanes import Resources
 
 pytestmark = pytest.mark.hypervisor
 

@@ -42,11 +42,9 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture(autouse=True)
-def store(settings: Any, tmp_path: Path) -> Path:
+def store(image_store: Path) -> Path:
     """Each test has an image store of its own."""
-    path = tmp_path / "store"
-    settings.IMAGE_STORE_DIR = path
-    return path
+    return image_store
 
 
 def qemu_img(*args: str, cwd: Path | None = None) -> None:
@@ -509,13 +507,13 @@ def test_an_operator_token_has_no_tenant_images(make_caller):
 
 
 def test_tenants_cannot_use_the_operator_endpoint(member):
-    assert member.client().get(ADMIN_URL).status_code == 403
-    assert (
-        member.client()
-        .post(ADMIN_URL, {"name": "x", "disk_format": "qcow2"}, format="json")
-        .status_code
-        == 403
-    )
+    client = member.client()
+    error_of(client.get(ADMIN_URL), 403, "permission_denied")
+    posted = client.post(ADMIN_URL, {"name": "x", "disk_format": "qcow2"}, format="json")
+    error_of(posted, 403, "permission_denied")
+    assert not Image.objects.exists()
+    refused = AuditEvent.objects.get(action="image.create", outcome="refused")
+    assert refused.actor_id == member.user.pk
 
 
 def test_reader_reads_but_cannot_create_upload_or_delete(tenant, member, make_caller, files):

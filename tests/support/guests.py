@@ -14,8 +14,8 @@ from pathlib import Path
 
 from hypervisor.base import DiskSpec, DomainSpec, NicSpec, StorageVolumeInfo, StorageVolumeSpec
 from hypervisor.libvirt import LibvirtHypervisor
-from tests.hypervisor.conftest import Resources
 from tests.support import hypervisor_lab as lab
+from tests.support.hypervisor_lanes import Resources
 
 USER_DATA = """#cloud-config
 ssh_authorized_keys:

@@ -1,0 +1,191 @@
+"""The world API tests act in: tenant A (`alpha`) with a reader, a member and an admin,
+tenant B (`bravo`) with an admin, and an operator. What they act on (a keypair of A, an
+instance of B, a host…) is made on first use through tests/factories.py, so a test pays only
+for the objects it touches. Shared by the isolation matrix and tests/support/api_cases.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from hosts.services import hosts as host_services
+from iaas.models import AuditEvent
+from tenants import services as tenant_services
+from tenants.models import Membership, Role, Tenant
+from tests import factories
+from tests.factories import SYSTEM
+from tests.support.callers import PASSWORD, Caller
+
+User = get_user_model()
+#: The callers of every world, by name: `a_<role>` act in A, `b_admin` in B.
+CALLERS = ("a_reader", "a_member", "a_admin", "b_admin", "operator")
+
+
+@dataclass
+class World:
+    a: Tenant
+    b: Tenant
+    make_caller: Callable[..., Caller]  # tests.support.callers.caller_maker()
+    keys: dict[str, str]  # OpenSSH public keys by type (the ssh_public_keys fixture)
+    qcow2: Path  # a real qcow2 file to upload
+    made: dict[tuple[str, str], Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # token_of(caller)'s secrets
+    callers: dict[str, Caller] = field(default_factory=dict)  # made so far, by name
+
+    def tenant(self, side: str) -> Tenant:
+        return {"a": self.a, "b": self.b}[side]
+
+    def caller(self, name: str) -> Caller:
+        """One of CALLERS, made on first use (a user, its membership and its token)."""
+        if name not in self.callers:
+            if name == "operator":
+                self.callers[name] = self.make_caller(None, operator=True)
+            else:
+                side, role = name.split("_")
+                self.callers[name] = self.make_caller(self.tenant(side), Role(role))
+        return self.callers[name]
+
+    @cached_property
+    def platform(self) -> SimpleNamespace:
+        """A French zone with one roomy host on the fake hypervisor, the public flavors
+        `small` and `big`, and an active public image: what any instance needs."""
+        zone = factories.zone("fr-par-1")
+        host = factories.host("world-h1", zone, cpus=64, memory_mb=64 * 1024, disk_gb=1000)
+        small = factories.flavor("small", vcpus=1, memory_mb=256, disk_gb=1)
+        big = factories.flavor("big", vcpus=2, memory_mb=512, disk_gb=2)
+        image = factories.public_image(self.qcow2)
+        return SimpleNamespace(zone=zone, host=host, small=small, big=big, image=image)
+
+    @cached_property
+    def outsider(self) -> str:
+        """The username of a user who belongs to no tenant (one an admin may add)."""
+        User.objects.create_user(username="outsider", password=PASSWORD)
+        return "outsider"
+
+    def obj(self, kind: str, side: str = "a") -> Any:
+        """The object of `kind` belonging to `side` ("a" or "b"; for operator-only kinds,
+        just a first and a second one), made on first use."""
+        key = (kind, side)
+        if key not in self.made:
+            self.made[key] = BUILDERS[kind](self, side)
+        return self.made[key]
+
+    def pk(self, kind: str, side: str = "a") -> str:
+        return str(self.obj(kind, side).pk)
+
+    def token_of(self, caller: str) -> Any:
+        """A spare reader token of `caller` (its own tokens are what it sees in /tokens);
+        `secrets[caller]` is its secret."""
+        key = ("token", caller)
+        if key not in self.made:
+            who = self.caller(caller)
+            token, secret = tenant_services.token_create(
+                actor=SYSTEM, user=who.user, tenant=who.tenant, name="spare", role=Role.READER
+            )
+            self.secrets[caller] = secret
+            self.made[key] = token
+        return self.made[key]
+
+    def ids_of_a(self) -> list[str]:
+        """The ids of everything made for tenant A so far (UUIDs: a small integer id could be
+        any number in an answer): none may reach B's callers."""
+        ids = [str(self.a.pk)]
+        for (kind, side), made in self.made.items():
+            owned_by_a = side == "a" or side.startswith("a_")
+            if owned_by_a and kind not in OPERATOR_KINDS and isinstance(made.pk, uuid.UUID):
+                ids.append(str(made.pk))
+        return ids
+
+
+def _instance(world: World, side: str) -> Any:
+    tenant = world.tenant(side)
+    made, operation = factories.instance(
+        tenant, flavor=world.platform.small, image=world.platform.image, name=f"{tenant.slug}-vm"
+    )
+    world.made[("operation", side)] = operation
+    return made
+
+
+def _operation(world: World, side: str) -> Any:
+    world.obj("instance", side)
+    return world.made[("operation", side)]
+
+
+def _built(kind: str) -> Callable[[World, str], Any]:
+    def build(world: World, side: str) -> Any:
+        tenant = world.tenant(side)
+        common = {"flavor": world.platform.small, "image": world.platform.image}
+        name = f"{tenant.slug}-{kind.split('_')[0]}"
+        if kind == "resized_instance":
+            return factories.resized_instance(tenant, to=world.platform.big, name=name, **common)
+        maker = {"active_instance": factories.active_instance,
+                 "stopped_instance": factories.stopped_instance}[kind]  # fmt: skip
+        return maker(tenant, name=name, **common)
+
+    return build
+
+
+def _member(world: World, side: str) -> Membership:
+    tenant = world.tenant(side)
+    username = f"{tenant.slug}-colleague"
+    User.objects.create_user(username=username, password=PASSWORD)
+    return tenant_services.membership_add(
+        actor=SYSTEM, tenant=tenant, username=username, role=Role.MEMBER
+    )
+
+
+def _audit_event(world: World, side: str) -> AuditEvent:
+    """The newest event of the tenant (its keypair's creation)."""
+    world.obj("keypair", side)
+    return AuditEvent.objects.filter(tenant_id=world.tenant(side).pk).latest("id")
+
+
+def _disabled_host(world: World, side: str) -> Any:
+    made = factories.host(f"off-{side}", world.platform.zone)
+    return host_services.host_set_state(
+        actor=SYSTEM, host=made, state="disabled", reason="RAM errors"
+    )
+
+
+BUILDERS: dict[str, Callable[[World, str], Any]] = {
+    "keypair": lambda w, s: factories.keypair(w.tenant(s), w.keys["ed25519"], f"{s}-laptop"),
+    "server_group": lambda w, s: factories.server_group(w.tenant(s), f"{s}-group"),
+    "image": lambda w, s: factories.image(w.tenant(s), f"{w.tenant(s).slug}-image"),
+    "flavor": lambda w, s: factories.flavor(
+        f"{w.tenant(s).slug}-only", is_public=False, tenants=[w.tenant(s).slug]
+    ),
+    "instance": _instance,
+    "operation": _operation,
+    "active_instance": _built("active_instance"),
+    "stopped_instance": _built("stopped_instance"),
+    "resized_instance": _built("resized_instance"),
+    "member": _member,
+    "audit_event": _audit_event,
+    # Operators' objects (the side only tells a first from a second one)
+    "tenant": lambda w, s: w.tenant(s),
+    "zone": lambda w, s: factories.zone(f"fr-zone-{s}"),
+    "host": lambda w, s: factories.host(f"h-{s}", w.platform.zone),
+    "disabled_host": _disabled_host,
+}
+OPERATOR_KINDS = {"tenant", "zone", "host", "disabled_host"}
+
+
+def build_world(
+    make_tenant: Callable[..., Tenant],
+    make_caller: Callable[..., Caller],
+    keys: dict[str, str],
+    qcow2: Path,
+) -> World:
+    """Tenants A and B; their callers and everything else are made on first use."""
+    return World(
+        a=make_tenant("alpha"), b=make_tenant("bravo"), make_caller=make_caller, keys=keys,
+        qcow2=qcow2,
+    )  # fmt: skip
