@@ -8,7 +8,7 @@ from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Role, Tenant
 
 
-class MembershipFilter(django_filters.FilterSet):
+class MembershipFilterSet(django_filters.FilterSet):
     role = django_filters.ChoiceFilter(choices=Role.choices)
     username = django_filters.CharFilter(field_name="user__username")
 
@@ -17,7 +17,7 @@ class MembershipFilter(django_filters.FilterSet):
         fields = ["role", "username"]
 
 
-class TokenFilter(django_filters.FilterSet):
+class TokenFilterSet(django_filters.FilterSet):
     revoked = django_filters.BooleanFilter(
         field_name="revoked_at", lookup_expr="isnull", exclude=True
     )
@@ -27,7 +27,7 @@ class TokenFilter(django_filters.FilterSet):
         fields = ["revoked"]
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilterSet(django_filters.FilterSet):
     action = django_filters.CharFilter()
     outcome = django_filters.ChoiceFilter(choices=AuditEvent.Outcome.choices)
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -38,14 +38,14 @@ class AuditEventFilter(django_filters.FilterSet):
         fields = ["action", "outcome", "created_after", "created_before"]
 
 
-class OperatorAuditEventFilter(AuditEventFilter):
+class OperatorAuditEventFilterSet(AuditEventFilterSet):
     tenant = django_filters.UUIDFilter(field_name="tenant_id")
 
-    class Meta(AuditEventFilter.Meta):
-        fields = [*AuditEventFilter.Meta.fields, "tenant"]
+    class Meta(AuditEventFilterSet.Meta):
+        fields = [*AuditEventFilterSet.Meta.fields, "tenant"]
 
 
-class TenantFilter(django_filters.FilterSet):
+class TenantFilterSet(django_filters.FilterSet):
     slug = django_filters.CharFilter()
     status = django_filters.ChoiceFilter(choices=Tenant.Status.choices)
 
