@@ -4,6 +4,7 @@ it out (compute.worker)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -24,13 +25,32 @@ from tenants.quotas import quota_enforce
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 MAX_USER_DATA_BYTES = 16 * 1024
+GIB = 1024**3
+
+
+def refuse_image_larger_than(image: Image, *, disk_gb: int, sized_by: str) -> None:
+    """400 `flavor_disk_smaller_than_image` when the image's virtual size exceeds `disk_gb`
+    (that of `sized_by`): a root disk is exactly its flavor's size, so such an image would
+    not fit, and a disk sized by the image would escape quota and placement (the uploader
+    chooses a qcow2's virtual size for free)."""
+    virtual = image.virtual_size_bytes or 0
+    if virtual > disk_gb * GIB:
+        raise InvalidRequest(
+            f"Image {image.name} is a {math.ceil(virtual / GIB)} GiB disk; {sized_by} has "
+            f"{disk_gb} GiB.",
+            code="flavor_disk_smaller_than_image",
+            details={"image_virtual_size_bytes": virtual, "flavor_disk_gb": disk_gb},
+        )
 
 
 def _check_bootable(image: Image, *, disk_gb: int, memory_mb: int, sized_by: str) -> None:
-    """409 `image_not_active` unless the image is active; 400 `flavor_too_small` unless
-    `disk_gb` and `memory_mb` (those of `sized_by`) meet the image's minimums."""
+    """409 `image_not_active` unless the image is active; 400
+    `flavor_disk_smaller_than_image` unless its virtual size fits in `disk_gb`; 400
+    `flavor_too_small` unless `disk_gb` and `memory_mb` (those of `sized_by`) meet the
+    image's minimums."""
     if image.status != "active":
         raise ConflictError("This image is not active yet.", code="image_not_active")
+    refuse_image_larger_than(image, disk_gb=disk_gb, sized_by=sized_by)
     if image.min_disk_gb > disk_gb or image.min_ram_mb > memory_mb:
         raise InvalidRequest(
             f"Image {image.name} needs at least {image.min_disk_gb} GiB of disk and "

@@ -33,7 +33,7 @@ from django.db import transaction
 
 from compute.models import Flavor, Instance
 from compute.services import scheduler
-from compute.services.instances import queue_operation
+from compute.services.instances import queue_operation, refuse_image_larger_than
 from compute.states import INSTANCE_LIFECYCLE
 from iaas.audit import Actor, audit_record
 from iaas.errors import InvalidRequest
@@ -61,6 +61,8 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
             code="flavor_disk_smaller",
         )
     image = Image.objects.filter(pk=instance.image_id).first()
+    if image is not None:
+        refuse_image_larger_than(image, disk_gb=flavor.disk_gb, sized_by=f"flavor {flavor.name}")
     if image is not None and image.min_ram_mb > flavor.memory_mb:
         raise InvalidRequest(
             f"Image {image.name} needs at least {image.min_ram_mb} MiB of RAM; flavor "

@@ -82,7 +82,7 @@ def cache_image(hv: Hypervisor, host: Host, image: Image) -> None:
 
 
 def _root_disk(hv: Hypervisor, instance: Instance, image: Image, *, replace: bool = False) -> None:
-    """The root disk: a qcow2 overlay on the cached image, grown to the instance's disk.
+    """The root disk: a qcow2 overlay on the cached image, of exactly the instance's disk.
     `replace` (rebuild) wipes the old one first, so its data cannot leak."""
     host = instance.host
     assert host is not None
@@ -93,7 +93,9 @@ def _root_disk(hv: Hypervisor, instance: Instance, image: Image, *, replace: boo
         StorageVolumeSpec(
             pool=pool,
             name=naming.root_disk(instance.pk),
-            capacity_bytes=max(instance.disk_gb * GIB, image.virtual_size_bytes or 0),
+            # Exactly the flavor's disk, what quota and placement counted (an image larger
+            # than that is refused when the instance is created or rebuilt).
+            capacity_bytes=instance.disk_gb * GIB,
             format="qcow2",
             backing_pool=pool_names(host)["images"],
             backing_volume=naming.cached_image(image.pk),

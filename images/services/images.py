@@ -15,6 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from iaas.audit import Actor, audit_record
@@ -32,6 +34,7 @@ from images.models import Image
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce
 
+GIB = 1024**3
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:+()@-]{0,126}[A-Za-z0-9._:+()@-])?$")
 
 
@@ -215,6 +218,8 @@ def _keep_file(
                 status=Image.Status.ACTIVE,
                 size_bytes=received.size,
                 virtual_size_bytes=inspection.virtual_size,
+                # What the image really needs, whatever its owner declared: its virtual size.
+                min_disk_gb=Greatest(F("min_disk_gb"), -(-inspection.virtual_size // GIB)),
                 checksum_sha256=received.sha256,
                 error_message="",
                 updated_at=timezone.now(),
