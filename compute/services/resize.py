@@ -11,9 +11,11 @@ vCPUs and memory and starts it again if it was running: status `verify_resize`. 
 - `confirm-resize` releases the old capacity: the Allocation, the host's usage and the
   instance's size fields become the new flavor's; status back to active (or stopped).
 - `revert-resize` queues `instance.revert_resize`: the domain is redefined with the old
-  vCPUs and memory; the Allocation, usage, size fields and flavor return to the old ones.
-  The root disk stays grown (a qcow2 overlay cannot be shrunk safely): the instance keeps
-  a disk larger than its flavor says, at no quota cost.
+  vCPUs and memory; the Allocation, usage, CPU and memory fields and flavor return to the
+  old ones.
+  The root disk stays grown (a qcow2 overlay cannot be shrunk safely), and stays counted:
+  the instance's `disk_gb` and its allocation keep the disk's real size, larger than its
+  flavor says, so a resize then a revert gains no disk for free.
 
 A resize whose worker fails is rolled back at once: the guest is redefined with its old
 vCPUs and memory (booted again if it was running), the extra capacity released, and the
@@ -124,7 +126,8 @@ def instance_confirm_resize(*, actor: Actor, instance: Instance) -> Instance:
 @transaction.atomic
 def instance_revert_resize(*, actor: Actor, instance: Instance) -> Operation:
     """Go back to the old flavor: an operation redefines the domain with the old vCPUs and
-    memory (the disk stays grown); the capacity returns to the old size when it succeeds."""
+    memory (the disk stays grown, and counted); the capacity returns to the old size when it
+    succeeds."""
     INSTANCE_LIFECYCLE.begin(instance, "revert_resize")
     assert instance.previous_flavor is not None  # set with verify_resize, cleared with it
     old = {"flavor": instance.previous_flavor.name, **_size(instance.previous_flavor)}

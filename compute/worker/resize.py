@@ -21,7 +21,7 @@ from compute.worker.steps import (
 )
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
-from hypervisor.base import Hypervisor, PowerState
+from hypervisor.base import DriverError, Hypervisor, PowerState
 from iaas.audit import audit_record
 from network.selectors import device_port
 from operations.models import Operation
@@ -40,14 +40,24 @@ def _define_at(hv: Hypervisor, instance: Instance, size: dict[str, Any]) -> None
 
 
 def _back_to_old_size(
-    operation: Operation, instance: Instance, *, was_active: bool, error: str = ""
+    hv: Hypervisor,
+    operation: Operation,
+    instance: Instance,
+    *,
+    was_active: bool,
+    error: str = "",
 ) -> None:
-    """The guest runs (or rests) at its old size again: the allocation shrinks back, the
-    instance returns to its old flavor and size, the operation ends (failed with `error`,
-    which is then also the instance's fault)."""
+    """The guest runs (or rests) at its old vCPUs and memory again: the allocation shrinks
+    back, the instance returns to its old flavor, the operation ends (failed with `error`,
+    which is then also the instance's fault). A root disk grown on the way stays grown (a
+    qcow2 cannot shrink), so it stays counted — in quota and on the host — at its real size:
+    a resize then a revert never gains disk for free."""
     old = {key: int(operation.params["old"][key]) for key in ("vcpus", "memory_mb", "disk_gb")}
+    disk_gb = _root_disk_gb(hv, instance)
     with transaction.atomic():
         locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        # The host cannot say: count the larger size held while the resize ran.
+        old["disk_gb"] = max(old["disk_gb"], locked.disk_gb if disk_gb is None else disk_gb)
         scheduler.resize_allocation(locked, **old)  # back to the old size: always fits
         Instance.objects.filter(pk=instance.pk).update(
             status=Instance.Status.ACTIVE if was_active else Instance.Status.STOPPED,
@@ -59,6 +69,19 @@ def _back_to_old_size(
             **old,
         )
         finish(operation, error=error)
+
+
+def _root_disk_gb(hv: Hypervisor, instance: Instance) -> int | None:
+    """The root disk's size on the host, in whole GiB; None when the host cannot say."""
+    host = instance.host
+    assert host is not None
+    pool = pool_names(host)["instances"]
+    try:
+        capacity = hv.storage_volume_info(pool, naming.root_disk(instance.pk)).capacity_bytes
+    except DriverError:
+        logger.warning("instance %s: root disk size unknown after a resize", instance.pk)
+        return None
+    return -(-capacity // GIB)
 
 
 def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
@@ -99,7 +122,7 @@ def _redefine(operation: Operation, instance: Instance, *, target: str) -> None:
         fail(operation, instance, verb, exc, status=Instance.Status.ERROR)
         return
     if target == "old":
-        _back_to_old_size(operation, instance, was_active=was_active)
+        _back_to_old_size(hv, operation, instance, was_active=was_active)
         return
     power = PowerState.RUNNING if was_active else PowerState.SHUTOFF
     with transaction.atomic():
@@ -136,7 +159,7 @@ def _roll_back_resize(
         f"{exc}. The instance is back on flavor {old['flavor']}."
     )
     with transaction.atomic():
-        _back_to_old_size(operation, instance, was_active=was_active, error=fault)
+        _back_to_old_size(hv, operation, instance, was_active=was_active, error=fault)
         audit_record(
             actor=worker_actor(),
             action="instance.resize",

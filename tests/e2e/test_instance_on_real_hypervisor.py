@@ -205,7 +205,17 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
                 settle(answer.json()["operation"], "active", "running", 90)
                 next_ready_line(seen, "revert-resize")
                 seen += 1
-                assert client.get(url).json()["flavor"] == "tiny"
+                shown = client.get(url).json()
+                # Back on tiny's CPU and memory; the disk grew to 2 GiB and cannot shrink, so
+                # it stays counted (security review M3: a revert gains no disk for free).
+                assert (shown["flavor"], shown["memory_mb"], shown["disk_gb"]) == ("tiny", 256, 2)
+                reverted = Allocation.objects.get(instance_id=instance_id)
+                assert (reverted.memory_mb, reverted.disk_gb) == (256, 2)
+                usage = {
+                    q["resource"]: q["usage"]
+                    for q in client.get("/api/v1/quotas").json()["results"]
+                }
+                assert usage["disk_gb"] == 2
             else:
                 assert answer.status_code == 200, answer.content
                 assert (answer.json()["status"], answer.json()["flavor"]) == ("active", "tiny-384")
