@@ -375,6 +375,7 @@ def main() -> int:
     if leftovers:
         print(f"removed leftovers of a previous run: {', '.join(leftovers)}")
     root = Path(tempfile.mkdtemp(prefix="andromede-bench-", dir="/var/tmp"))
+    root.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     settings.IMAGE_STORE_DIR = root / "image-store"
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 120
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]

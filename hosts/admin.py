@@ -36,7 +36,7 @@ class HostAdmin(admin.ModelAdmin):
     the host first); here operators read them and change their state."""
 
     list_display = [
-        "name", "zone", "state", "domain_type", "cpus", "memory_mb", "disk_gb",
+        "name", "zone", "state", "domain_type", "security_driver", "cpus", "memory_mb", "disk_gb",
         "last_heartbeat_at",
     ]  # fmt: skip
     list_filter = ["state", "zone", "domain_type"]

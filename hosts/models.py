@@ -89,6 +89,11 @@ class Host(models.Model):
     libvirt_version = models.CharField(max_length=32, blank=True)
     hypervisor_version = models.CharField(max_length=32, blank=True)
     domain_types = models.JSONField(default=list, blank=True)
+    security_driver = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="libvirt's security driver (apparmor, selinux; none: guests unconfined).",
+    )
 
     reserved_cpus = models.PositiveIntegerField(default=0)
     reserved_memory_mb = models.PositiveIntegerField(default=512)

@@ -68,6 +68,8 @@ class HostFacts:
     libvirt_version: str
     hypervisor_version: str
     domain_types: tuple[str, ...]
+    #: What confines each guest: `apparmor` or `selinux` (sVirt), `none` without one.
+    security_driver: str = "none"
 
 
 @dataclass(frozen=True)

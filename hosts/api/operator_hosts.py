@@ -42,7 +42,7 @@ class HostSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "zone", "jurisdiction", "libvirt_uri", "ssh_host", "ssh_port",
             "ssh_username", "ssh_host_key_fingerprint", "storage_root", "domain_type",
-            "domain_types", "arch", "cpu_model", "cpus", "memory_mb", "disk_gb",
+            "domain_types", "security_driver", "arch", "cpu_model", "cpus", "memory_mb", "disk_gb",
             "libvirt_version", "hypervisor_version", "reserved_cpus", "reserved_memory_mb",
             "reserved_disk_gb", "cpu_allocation_ratio", "ram_allocation_ratio",
             "disk_allocation_ratio", "state", "state_reason", "last_heartbeat_at",

@@ -44,6 +44,7 @@ def host_heartbeat(host_id: uuid.UUID | str) -> bool:
         locked.cpu_model = facts.cpu_model
         locked.libvirt_version = facts.libvirt_version
         locked.hypervisor_version = facts.hypervisor_version
+        locked.security_driver = facts.security_driver
         locked.last_heartbeat_at = timezone.now()
         locked.last_heartbeat_error = ""
         if came_back:

@@ -206,6 +206,7 @@ def host_onboard(*, actor: Actor, registration: HostRegistration) -> Host:
                 libvirt_version=facts.libvirt_version,
                 hypervisor_version=facts.hypervisor_version,
                 domain_types=list(facts.domain_types),
+                security_driver=facts.security_driver,
                 state=Host.State.ENABLED,
                 last_heartbeat_at=timezone.now(),
             )
@@ -229,6 +230,7 @@ def host_onboard(*, actor: Actor, registration: HostRegistration) -> Host:
                     "domain_type": domain_type,
                     "cpus": facts.cpus,
                     "memory_mb": facts.memory_mb,
+                    "security_driver": facts.security_driver,
                 },
             )
     except IntegrityError as exc:

@@ -189,6 +189,7 @@ def _host_facts(conn: libvirt.virConnect) -> HostFacts:
         libvirt_version=_version(conn.getLibVersion()),
         hypervisor_version=_version(conn.getVersion()),
         domain_types=tuple(sorted(t for t in types if t)),
+        security_driver=str(conn.getSecurityModel()[0] or "none"),
     )
 
 

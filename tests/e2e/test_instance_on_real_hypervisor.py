@@ -8,6 +8,7 @@ boots from the snapshot; delete must leave nothing behind."""
 from __future__ import annotations
 
 import json
+import pwd
 import re
 import subprocess
 import time
@@ -107,6 +108,10 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         ready_after = time.monotonic() - started
         assert re.search(r"ANDROMEDE-USERDATA bytes=\d+", console)
         print(f"\nPOST → active {running_after:.1f} s, → ready line {ready_after:.1f} s")
+        # The guest's QEMU runs as the unprivileged libvirt-qemu user, never root (review H2),
+        # and the host reports it runs guests without sVirt confinement (no LSM here).
+        assert qemu_user(instance_id) == "libvirt-qemu"
+        assert Host.objects.get(name=HOST).security_driver == "none"
 
         # Lifecycle verbs: every boot prints one more ready line (the console log appends).
         def console_text() -> str:
@@ -320,3 +325,11 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         ("instance.start", "succeeded"),
         ("instance.stop", "succeeded"),
     ]
+
+
+def qemu_user(domain: str) -> str:
+    """The user a running domain's QEMU process runs as (libvirt writes its pid file)."""
+    pid = Path(f"/run/libvirt/qemu/{domain}.pid").read_text().strip()
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+    return pwd.getpwuid(uid).pw_name

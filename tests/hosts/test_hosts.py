@@ -68,6 +68,8 @@ def test_onboarding_records_facts_pools_and_an_audit_event(operator, zone):
     assert body["zone"] == "fr-par-1"
     assert body["jurisdiction"] == "FR"
     assert body["domain_type"] == "test"  # what libvirt's test driver offers
+    # What confines the guests, as libvirt reports it (the test driver has its own model).
+    assert body["security_driver"] == "testSecurity"
     assert body["cpus"] > 0
     assert body["memory_mb"] > 0
     assert body["libvirt_version"]
@@ -80,6 +82,7 @@ def test_onboarding_records_facts_pools_and_an_audit_event(operator, zone):
     event = AuditEvent.objects.get(action="host.create")
     assert event.target_label == "h01"
     assert event.outcome == "success"
+    assert event.details["security_driver"] == "testSecurity"
 
 
 def test_a_second_host_with_the_same_name_is_a_conflict(operator, zone):

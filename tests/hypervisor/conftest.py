@@ -39,6 +39,7 @@ def real_host() -> Iterator[RealHost]:
     lab.ensure_libvirtd()
     prefix = f"andt{run_token()}"
     root = Path(tempfile.mkdtemp(prefix=f"andromede-drivers-{prefix}-", dir="/var/tmp"))
+    root.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     try:
         yield RealHost(root=root, prefix=prefix)
     finally:

@@ -128,6 +128,7 @@ def main() -> int:
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors raise; no stderr
     conn = libvirt.open(lab.URI)
     workdir = Path(tempfile.mkdtemp(prefix="smoke-", dir=lab.ROOT / "var"))
+    workdir.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     failed = 0
     try:
         lab.remove_network(conn, NETWORK)  # a leftover of an interrupted run

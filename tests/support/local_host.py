@@ -61,6 +61,7 @@ def onboarded_local_host(settings: Any, host_name: str, zone_name: str) -> Itera
     hypervisor_lab.ensure_libvirtd()
     networks_before = _network_names()
     root = Path(tempfile.mkdtemp(prefix=f"andromede-{host_name}-", dir="/var/tmp"))
+    root.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     settings.IMAGE_STORE_DIR = root / "image-store"
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 30

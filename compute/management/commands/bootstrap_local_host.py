@@ -61,5 +61,6 @@ class Command(BaseCommand):
                 )
         self.stdout.write(
             f"hypervisor: {host.name} in {zone.name} ({host.domain_type}, {host.cpus} CPUs, "
-            f"{host.memory_mb} MiB) at {host.libvirt_uri}"
+            f"{host.memory_mb} MiB, security driver {host.security_driver or 'not reported yet'}) "
+            f"at {host.libvirt_uri}"
         )
