@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hosts', '0001_initial'),
+        ("hosts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='host',
-            name='security_driver',
-            field=models.CharField(blank=True, help_text="libvirt's security driver (apparmor, selinux; none: guests unconfined).", max_length=32),
+            model_name="host",
+            name="security_driver",
+            field=models.CharField(
+                blank=True,
+                help_text="libvirt's security driver (apparmor, selinux; none: guests unconfined).",
+                max_length=32,
+            ),
         ),
     ]
