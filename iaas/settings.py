@@ -47,7 +47,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "tenants.admin_config.OperatorAdminConfig",  # django.contrib.admin, with MFA
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # The project's apps, in the order of DESIGN §1's arrow: each may import those above it.
     "iaas",
     "tenants",
@@ -69,6 +72,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "iaas.proxy.TrustedProxyMiddleware",
     "iaas.middleware.RequestIdMiddleware",
     "iaas.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -77,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -137,12 +142,26 @@ LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 # Failed sign-ins per username (and per source address) inside the window before lockout.
+# API request rates (tenants.throttles; "N/s", "N/m", "N/h"; null: unlimited), per token, per
+# user (every credential of one account together), per address for anonymous callers, and per
+# address for the sign-in endpoints. Override with ANDROMEDE_THROTTLE_RATES='{"token": "50/s"}'.
+API_THROTTLE_RATES: dict[str, str | None] = {
+    "token": "20/s",
+    "user": "40/s",
+    "anonymous": "10/s",
+    "signin": "20/m",
+    **env_json_dict("ANDROMEDE_THROTTLE_RATES", {}),
+}
+# Reverse proxies (CIDRs) whose X-Forwarded-For names the client (iaas.proxy); none by default.
+TRUSTED_PROXIES = env_list("ANDROMEDE_TRUSTED_PROXIES", [])
 SIGNIN_MAX_FAILURES = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES", 5)
 SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 20)
 SIGNIN_WINDOW = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_WINDOW_SECONDS", 900))
 SIGNIN_LOCKOUT = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_LOCKOUT_SECONDS", 900))
 # API tokens: the longest lifetime a new token may ask for, and the default one.
 TOKEN_MAX_LIFETIME = timedelta(days=env_int("ANDROMEDE_TOKEN_MAX_DAYS", 365))
+# Live (unrevoked, unexpired) API tokens an account may hold at once.
+TOKEN_MAX_PER_USER = env_int("ANDROMEDE_TOKEN_MAX_PER_USER", 50)
 TOKEN_DEFAULT_LIFETIME = timedelta(days=env_int("ANDROMEDE_TOKEN_DEFAULT_DAYS", 90))
 
 SECURE_COOKIES = env_bool("ANDROMEDE_SECURE_COOKIES", False)
@@ -186,15 +205,20 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "tenants.authentication.MfaSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["iaas.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "iaas.api.pagination.CreatedCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["iaas.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "iaas.api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tenants.throttles.TokenRateThrottle",
+        "tenants.throttles.UserRateThrottle",
+        "tenants.throttles.AnonymousRateThrottle",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "PAGE_SIZE": 50,
 }
@@ -288,6 +312,33 @@ LOCAL_STORAGE_ROOT = env_str("ANDROMEDE_LOCAL_STORAGE_ROOT", "/var/lib/andromede
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis+socket://{PRIVATE_REDIS_SOCKET}")
+
+
+def _cache_url_beside(broker_url: str) -> str | None:
+    """The broker's Redis, database 1 (the broker uses 0), as a Django cache URL."""
+    if broker_url.startswith("redis+socket://"):
+        return f"unix://{broker_url.removeprefix('redis+socket://').split('?')[0]}?db=1"
+    if broker_url.startswith(("redis://", "rediss://")):
+        scheme, _, rest = broker_url.partition("://")
+        host = rest.split("/", 1)[0]
+        return f"{scheme}://{host}/1"
+    return None
+
+
+# The shared cache (API throttling counters): Redis, so every API process counts together.
+CACHE_URL = env_str("ANDROMEDE_CACHE_URL", "") or _cache_url_beside(CELERY_BROKER_URL)
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+            "KEY_PREFIX": "andromede",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_TASK_ACKS_LATE = True
@@ -308,6 +359,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "summarise-auth-noise": {
+        "task": "tenants.summarise_auth_noise",
+        "schedule": 60.0,
+    },
     "purge-expired-idempotency-records": {
         "task": "iaas.purge_idempotency_records",
         "schedule": 3600.0,

@@ -8,11 +8,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from compute.selectors import keypair_list
+from tenants.mfa import mfa_bound, session_verified
 from tenants.models import Membership
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    if not session_verified(request) and mfa_bound(request.user):
+        # MFA is required of this account and it has not enrolled yet: nothing but enrolment.
+        return render(request, "portal/mfa_required.html", status=403)
     user_id = int(request.user.pk or 0)
     memberships = Membership.objects.filter(user_id=user_id).select_related("tenant")
     tenants = [

@@ -3,9 +3,10 @@
 source "$(dirname "$0")/lib.sh"
 
 mode="${1:-run}"
-# libvirt-dev and pkg-config: libvirt-python (on PyPI a source package) builds against them.
+# libvirt-dev and pkg-config: libvirt-python (on PyPI a source package) builds against them;
+# oathtool prints the demo accounts' TOTP codes (README).
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
-    openssh-client ca-certificates)
+    openssh-client ca-certificates oathtool)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client openssh-server)
 fi

@@ -35,8 +35,14 @@ def commands() -> dict[str, list[str]]:
             "--loglevel", "warning",
         ]  # fmt: skip
     procs["api"] = [
+        # gthread: a slow client (an image upload streaming for minutes, a slow header)
+        # holds one of 2 x 16 threads, not a whole process, and the worker's heartbeat (the
+        # timeout) keeps running while it does (review M7). Production puts a buffering
+        # reverse proxy in front (docs/operations.md).
         str(VENV_BIN / "gunicorn"), "iaas.wsgi", "--bind", BIND, "--workers", "2",
-        "--timeout", "60", "--graceful-timeout", "10", "--access-logfile", "-",
+        "--worker-class", "gthread", "--threads", "16", "--timeout", "120",
+        "--graceful-timeout", "10", "--keep-alive", "5", "--limit-request-line", "8190",
+        "--limit-request-fields", "100", "--access-logfile", "-",
     ]  # fmt: skip
     # One worker serves the control queue and the local host's queue (DESIGN §4).
     queues = f"control,host.{os.environ.get('ANDROMEDE_LOCAL_HOST_NAME', 'local')}"

@@ -7,11 +7,16 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from tenants import tokens
 from tenants.context import source_address
+from tenants.mfa import mfa_bound, session_verified
 from tenants.models import ApiToken, Membership, Tenant
 
 # last_used_at is refreshed at most this often, so reads do not each cost a write.
@@ -81,3 +86,27 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="andromede"'
+
+
+class MfaSessionAuthentication(SessionAuthentication):
+    """DRF's session authentication (with its CSRF check), plus the second-factor gate: a
+    session of an account bound to MFA that has not passed its second factor may only reach
+    the views marked `mfa_enrolment_view = True` (who am I, sign-out, MFA enrolment); anything
+    else is `403 mfa_required`. Such a session exists only while MFA is required of an account
+    that has not enrolled yet: an enrolled account gets no session without its code."""
+
+    def authenticate(self, request: Any) -> tuple[AbstractBaseUser, None] | None:
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user = result[0]
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if getattr(view, "mfa_enrolment_view", False):
+            return result
+        if not session_verified(request._request) and mfa_bound(user):
+            raise PermissionDenied(
+                "Your account must sign in with a second factor: enrol one with "
+                "POST /api/v1/auth/mfa/totp, then sign in again with its code.",
+                code="mfa_required",
+            )
+        return result

@@ -28,8 +28,8 @@ class TenantContext:
 
 
 def source_address(request: HttpRequest) -> str | None:
-    # Behind a reverse proxy, configure it to set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips);
-    # X-Forwarded-For is never trusted here because any client can send it.
+    # Behind a reverse proxy, list it in ANDROMEDE_TRUSTED_PROXIES: iaas.proxy then sets
+    # REMOTE_ADDR from its X-Forwarded-For; from anyone else that header is never trusted.
     return request.META.get("REMOTE_ADDR") or None
 
 

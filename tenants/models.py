@@ -28,6 +28,10 @@ class Tenant(models.Model):
         default=default_residency,
         help_text="Jurisdictions (ISO 3166 codes) where this tenant's data may live.",
     )
+    require_mfa = models.BooleanField(
+        default=False,
+        help_text="Every member must sign in with a second factor (admins always must).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -95,6 +99,9 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_address = models.GenericIPAddressField(null=True, blank=True)
+    # Created by a session that passed its second factor, or by a token that was: only such a
+    # token may mint further tokens for an account bound to MFA (tenants.mfa).
+    second_factor = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -128,8 +135,18 @@ class Quota(models.Model):
 
 
 class SignInAttempt(models.Model):
-    """One password sign-in attempt; failures inside a window lead to a lockout."""
+    """One password sign-in attempt; failures inside a window lead to a lockout.
 
+    Operators sign in on their own path (the operator realm: `/admin/` and
+    `/api/v1/admin/auth/login`); attempts on the tenant path (the API's `auth/login`, the
+    portal) never count against an operator's lockout, so anyone on the internet cannot lock
+    an operator out."""
+
+    class Realm(models.TextChoices):
+        TENANT = "tenant"
+        OPERATOR = "operator"
+
+    realm = models.CharField(max_length=8, choices=Realm.choices, default=Realm.TENANT)
     username = models.CharField(max_length=150, db_index=True)
     source_address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
     succeeded = models.BooleanField()
@@ -137,3 +154,31 @@ class SignInAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {'ok' if self.succeeded else 'failed'} {self.created_at}"
+
+
+class AuthNoise(models.Model):
+    """Anonymous authentication noise, counted instead of audited one event each (M1): bearer
+    tokens that are malformed or name no token, and sign-ins refused because of a lockout.
+    One row per kind, source address and minute; `tenants.summarise_auth_noise` turns closed
+    minutes into one audit event and deletes their rows."""
+
+    class Kind(models.TextChoices):
+        UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 - a kind, not a secret
+        LOCKED_OUT_SIGNIN = "locked_out_signin"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "source_address", "minute"],
+                name="authnoise_unique_kind_source_minute",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} from {self.source_address} at {self.minute}: {self.count}"

@@ -1,7 +1,9 @@
 """Who a refused API request is recorded against (iaas.audit.refusals): refused writes by
-authenticated callers, in their tenant, and every refused bearer token (a revoked or expired
-token still in use is worth knowing about). Anonymous requests without credentials are not
-recorded, so unauthenticated noise cannot flood the log."""
+authenticated callers, in their tenant, and every refused bearer token whose secret matched (a
+revoked or expired token still in use is worth knowing about). Anonymous requests, with no
+credentials or with a bearer token that is malformed or names no token, are not recorded one
+by one, so unauthenticated noise cannot flood the log: the latter are counted and summarised
+(tenants.auth_noise)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from rest_framework.permissions import SAFE_METHODS
 
 from iaas.audit import Actor
 from iaas.audit.refusals import Attribution, action_name
+from tenants import auth_noise
 from tenants.authentication import TokenRefused
 from tenants.context import actor_from_request, source_address
 from tenants.models import ApiToken
@@ -23,13 +26,16 @@ def attribute_refusal(request: Any, view: Any, code: str) -> Attribution | None:
     if code in TOKEN_REFUSALS:
         refused = getattr(request, "_andromede_token_refused", None)
         token = refused.token if isinstance(refused, TokenRefused) else None
+        if token is None:
+            auth_noise.note(auth_noise.Kind.UNKNOWN_TOKEN, source_address(request))
+            return None
         actor = Actor(
-            user_id=token.user_id if token else None,
-            label=token.user.get_username() if token else "",
-            credential=f"token:{token.key_id}" if token else "token:unknown",
+            user_id=token.user_id,
+            label=token.user.get_username(),
+            credential=f"token:{token.key_id}",
             source_address=source_address(request),
         )
-        return Attribution(actor, "auth.token", token.tenant_id if token else None)
+        return Attribution(actor, "auth.token", token.tenant_id)
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or request.method in SAFE_METHODS:
         return None

@@ -18,3 +18,17 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API token: `Authorization: Bearer andr_<key id>_<secret>`.",
         }
+
+
+class MfaSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "tenants.authentication.MfaSessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "sessionid",
+            "description": "A session from `auth/login` (with the second factor, once enrolled); "
+            "writes need the CSRF token in `X-CSRFToken`.",
+        }

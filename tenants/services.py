@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest, PermissionDeniedError
-from tenants import tokens
+from tenants import mfa, tokens
 from tenants.models import ApiToken, Membership, Quota, Role, Tenant
 from tenants.quotas import check_resource
 
@@ -156,6 +156,22 @@ def _check_expiry(expires_at: datetime | None, ceiling: datetime | None) -> date
     return expires_at
 
 
+def _check_token_count(user: AbstractBaseUser) -> None:
+    """At most TOKEN_MAX_PER_USER live (unrevoked, unexpired) tokens per account (review M7),
+    decided under a lock of the user's row so that parallel creates cannot pass it."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    live = ApiToken.objects.filter(
+        user_id=user.pk, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).count()
+    if live >= settings.TOKEN_MAX_PER_USER:
+        raise PermissionDeniedError(
+            f"An account may hold at most {settings.TOKEN_MAX_PER_USER} live tokens; revoke one "
+            "first.",
+            code="too_many_tokens",
+            details={"limit": settings.TOKEN_MAX_PER_USER},
+        )
+
+
 @transaction.atomic
 def token_create(
     *,
@@ -166,13 +182,32 @@ def token_create(
     role: str | None = None,
     expires_at: datetime | None = None,
     creating_token: ApiToken | None = None,
+    session_passed_mfa: bool | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token for `user` and return it with its secret, which is never shown again.
 
     A tenant token's role is at most the user's membership role and, when created with
     another token, at most that token's role, and expires no later than it. An operator token
     (tenant None) is only for staff accounts.
+
+    Through the API, the caller is a token (`creating_token`) or a session
+    (`session_passed_mfa` says whether it passed a second factor): for an account bound to
+    MFA, only a second-factor session or a token made by one may mint tokens (403
+    `mfa_required`). Both None means a command run on the control plane itself.
     """
+    api_caller = creating_token is not None or session_passed_mfa is not None
+    if api_caller and not mfa.may_mint_tokens(
+        user, session_passed_mfa=bool(session_passed_mfa), creating_token=creating_token
+    ):
+        raise PermissionDeniedError(
+            "This account is bound to a second factor: create tokens from a session signed in "
+            "with it (or with a token created by such a session).",
+            code="mfa_required",
+        )
+    second_factor = (
+        creating_token.second_factor if creating_token is not None else bool(session_passed_mfa)
+    )
+    _check_token_count(user)
     if tenant is None:
         if not getattr(user, "is_staff", False):
             raise PermissionDeniedError("Only operator accounts may hold operator tokens.")
@@ -202,6 +237,7 @@ def token_create(
         key_id=parts.key_id,
         secret_hash=tokens.secret_hash(parts),
         expires_at=expires,
+        second_factor=second_factor,
     )
     audit_record(
         actor=actor,

@@ -17,3 +17,11 @@ def purge_signin_attempts() -> int:
     )
     deleted, _ = SignInAttempt.objects.filter(created_at__lt=horizon).delete()
     return deleted
+
+
+@shared_task(name="tenants.summarise_auth_noise")
+def summarise_auth_noise() -> int:
+    """One audit event for the last minutes' anonymous authentication noise."""
+    from tenants import auth_noise
+
+    return auth_noise.summarise()

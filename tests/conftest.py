@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import libvirt
 import paramiko
@@ -20,6 +21,7 @@ from hypervisor.ssh import SshEndpoint, SshSession, open_session
 from tenants.models import Tenant
 from tests import factories
 from tests.support.callers import Caller, caller_maker
+from tests.support.mfa import sign_in_verified
 from tests.support.sshd import LocalSshd, ssh_endpoint_for
 
 #: What libvirt's test:///default holds when fresh: one pool, one domain, one network.
@@ -125,6 +127,19 @@ def cloud(
         zone=zone, host=host, flavor=flavor, image=image, tenant=tenant, member=member,
         client=member.client(),
     )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _unthrottled(settings: Any) -> None:
+    """No API rate limits in tests, except where a test sets them (tests/tenants/
+    test_throttling.py): hundreds of requests from one client are the norm here."""
+    settings.API_THROTTLE_RATES = dict.fromkeys(settings.API_THROTTLE_RATES)
+
+
+@pytest.fixture
+def admin_client(client: Any, admin_user: Any) -> Any:
+    """pytest-django's operator client, signed in with a second factor as the admin requires."""
+    return sign_in_verified(client, admin_user)
 
 
 @pytest.fixture

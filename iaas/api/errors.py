@@ -11,6 +11,7 @@ transaction of the attempt has been rolled back.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -132,6 +133,9 @@ def describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]] | None:
             code = detail_codes
         message = str(exc.detail) if not isinstance(exc.detail, dict | list) else "Error."
         api_details: dict[str, Any] = _plain(exc.detail) if isinstance(exc.detail, dict) else {}
+        wait = getattr(exc, "wait", None)  # set by DRF on Throttled
+        if isinstance(exc, drf.Throttled) and wait is not None:
+            api_details["retry_after"] = max(1, math.ceil(wait))
         return exc.status_code, code, message, api_details
     return None
 
@@ -158,7 +162,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if getattr(exc, "auth_header", None):
             response["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
         if getattr(exc, "wait", None):
-            response["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+            response["Retry-After"] = str(max(1, math.ceil(exc.wait)))  # type: ignore[attr-defined]
     if isinstance(exc, domain.DomainError) and "retry_after" in exc.details:
         response["Retry-After"] = str(exc.details["retry_after"])
     if request is not None and not getattr(exc, "audited", False):

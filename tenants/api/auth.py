@@ -15,22 +15,48 @@ from rest_framework.views import APIView
 from iaas.api.errors import error_body
 from iaas.api.serializers import StrictCharField, StrictSerializer
 from tenants.context import source_address
+from tenants.mfa import mfa_enrolled, mfa_required, session_verified
 from tenants.models import Membership
-from tenants.signin import audit_refused_signin, lockout_seconds
+from tenants.signin import Realm, audit_refused_signin, lockout_seconds, refusal_reason
+from tenants.throttles import AnonymousRateThrottle, SignInRateThrottle
 
 
 class LoginSerializer(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=4096, trim_whitespace=False)
+    otp_token = StrictCharField(
+        max_length=32,
+        required=False,
+        help_text="The code of the account's authenticator app, or one of its recovery codes: "
+        "required once the account has enrolled a second factor.",
+    )
+
+
+# Refusals of the auth backend, as API errors (status, message).
+REFUSALS = {
+    "invalid_credentials": (401, "Wrong username or password."),
+    "mfa_token_required": (
+        401,
+        "This account signs in with a second factor: send otp_token with the code of its "
+        "authenticator app (or a recovery code).",
+    ),
+    "invalid_mfa_token": (401, "That one-time code is not valid."),
+}
 
 
 class MeSerializer(serializers.Serializer):
     def to_representation(self, user: Any) -> dict[str, Any]:
         memberships = Membership.objects.filter(user=user).select_related("tenant")
+        request = self.context.get("request")
         return {
             "id": user.pk,
             "username": user.get_username(),
             "is_operator": bool(user.is_staff),
+            "mfa": {
+                "required": mfa_required(user),
+                "enrolled": mfa_enrolled(user),
+                "verified": request is not None and session_verified(request._request),
+            },
             "tenants": [
                 {
                     "id": str(m.tenant.pk),
@@ -47,18 +73,23 @@ class MeView(APIView):
     """The caller's account and the tenants it belongs to."""
 
     permission_classes = [IsAuthenticated]
+    mfa_enrolment_view = True  # a session that must still enrol may see who it is
 
     @extend_schema(responses=MeSerializer)
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(request.user).data)
+        return Response(MeSerializer(request.user, context={"request": request}).data)
 
 
 class LoginView(APIView):
-    """Session sign-in for the portal, throttled with lockout (see tenants.signin)."""
+    """Session sign-in of tenant users (the portal's API), with the second factor once
+    enrolled, throttled with lockout (see tenants.signin). Operators sign in on
+    `admin/auth/login`."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    throttle_classes = [AnonymousRateThrottle, SignInRateThrottle]
     audit_resource = "auth"
+    realm = Realm.TENANT
 
     @extend_schema(request=LoginSerializer, responses=MeSerializer)
     def post(self, request: Request) -> Response:
@@ -66,7 +97,7 @@ class LoginView(APIView):
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]
         address = source_address(request)
-        wait = lockout_seconds(username, address)
+        wait = lockout_seconds(username, address, self.realm)
         if wait is not None:
             audit_refused_signin(username, address, "locked_out")
             response = Response(
@@ -79,19 +110,38 @@ class LoginView(APIView):
             )
             response["Retry-After"] = str(wait)
             return response
-        password = serializer.validated_data["password"]
-        user = authenticate(request._request, username=username, password=password)
+        user = authenticate(
+            request._request,
+            username=username,
+            password=serializer.validated_data["password"],
+            otp_token=serializer.validated_data.get("otp_token") or None,
+            realm=self.realm,
+        )
         if user is None:  # the auth backend has audited the refusal
-            return Response(
-                error_body("invalid_credentials", "Wrong username or password."),
-                status=status.HTTP_401_UNAUTHORIZED,
-            )
-        login(request._request, user)  # audited by tenants.signin.audit_signin
-        return Response(MeSerializer(user).data)
+            code = refusal_reason(request._request) or "invalid_credentials"
+            if code == "locked_out":  # locked between the check above and the backend's
+                return Response(
+                    error_body("locked_out", "Too many failed sign-ins; try again later."),
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                )
+            http_status, message = REFUSALS.get(code, REFUSALS["invalid_credentials"])
+            return Response(error_body(code, message), status=http_status)
+        # Audited by tenants.signin.audit_signin; a second factor, if used, is stored in the
+        # session by django-otp's user_logged_in handler.
+        login(request._request, user)
+        return Response(MeSerializer(user, context={"request": request}).data)
+
+
+class OperatorLoginView(LoginView):
+    """Session sign-in of operators (their own path and lockout: nobody on the tenant path can
+    lock an operator out), with their second factor."""
+
+    realm = Realm.OPERATOR
 
 
 class LogoutView(APIView):
     permission_classes = [IsAuthenticated]
+    mfa_enrolment_view = True
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:

@@ -15,6 +15,7 @@ from iaas.api.serializers import StrictCharField, StrictSerializer
 from tenants import selectors, services
 from tenants.api import filtersets
 from tenants.api.viewsets import TenantScopedViewSet
+from tenants.mfa import session_verified
 from tenants.models import ApiToken, Role
 
 
@@ -104,6 +105,9 @@ class TokenViewSet(
             user=self.tenant_context.membership.user,
             tenant=self.tenant_context.tenant,
             creating_token=auth if isinstance(auth, ApiToken) else None,
+            session_passed_mfa=(
+                None if isinstance(auth, ApiToken) else session_verified(request._request)
+            ),
             **serializer.validated_data,
         )
         data = TokenCreatedSerializer(token, context={"secret": secret}).data

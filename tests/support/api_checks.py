@@ -17,7 +17,12 @@ from iaas.models import AuditEvent
 
 #: Rows any request may write without changing the business state: the audit log is checked
 #: on its own, sign-in attempts are the lockout's bookkeeping.
-BOOKKEEPING = {"iaas.auditevent", "iaas.auditchainhead", "tenants.signinattempt"}
+BOOKKEEPING = {
+    "iaas.auditevent",
+    "iaas.auditchainhead",
+    "tenants.signinattempt",
+    "tenants.authnoise",  # anonymous refusals are counted there (M1), like sign-in attempts
+}
 #: Columns a request refreshes as a side effect: a token's last use.
 BOOKKEEPING_FIELDS = {"tenants.apitoken": {"last_used_at", "last_used_address"}}
 

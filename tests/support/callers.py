@@ -51,8 +51,15 @@ def caller_maker() -> Callable[..., Caller]:
         )
         if tenant is not None:
             services.membership_add(actor=SYSTEM, tenant=tenant, username=username, role=role)
+        # As a user signed in with its second factor would make it (tests/tenants/test_mfa.py
+        # covers tokens made without one).
         _, secret = services.token_create(
-            actor=SYSTEM, user=user, tenant=tenant, name="test", role=None if operator else role
+            actor=SYSTEM,
+            user=user,
+            tenant=tenant,
+            name="test",
+            role=None if operator else role,
+            session_passed_mfa=True,
         )
         return Caller(user=user, tenant=tenant, role=role, token=secret)
 

@@ -10,6 +10,7 @@ from django.test import Client
 from compute.models import KeyPair
 from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Quota, Tenant
+from tests.support.mfa import sign_in_verified
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -23,9 +24,7 @@ def operator():
 
 @pytest.fixture
 def admin_client(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
+    return sign_in_verified(Client(), operator)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from iaas.audit import Actor
 from iaas.models import AuditEvent
 from tenants import services
 from tenants.models import ApiToken, Membership, Quota, Role
+from tests.support.mfa import sign_in_verified
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -50,7 +51,12 @@ def acme(make_tenant):
 def test_a_token_made_with_a_reader_token_is_at_most_reader_even_for_an_admin(acme, make_caller):
     admin = make_caller(acme, Role.ADMIN)
     _, reader_secret = services.token_create(
-        actor=SYSTEM, user=admin.user, tenant=acme, name="read-only", role=Role.READER
+        actor=SYSTEM,
+        user=admin.user,
+        tenant=acme,
+        name="read-only",
+        role=Role.READER,
+        session_passed_mfa=True,
     )
     client = bearer(reader_secret)
 
@@ -81,7 +87,12 @@ def test_a_token_cannot_outlive_the_token_that_made_it(acme, make_caller):
     admin = make_caller(acme, Role.ADMIN)
     ceiling = timezone.now() + timedelta(days=1)
     _, short_secret = services.token_create(
-        actor=SYSTEM, user=admin.user, tenant=acme, name="short", expires_at=ceiling
+        actor=SYSTEM,
+        user=admin.user,
+        tenant=acme,
+        name="short",
+        expires_at=ceiling,
+        session_passed_mfa=True,
     )
     client = bearer(short_secret)
 
@@ -141,8 +152,7 @@ def test_expiry_is_capped_by_the_maximum_lifetime(settings, acme, make_caller):
 
 def test_a_session_cannot_ask_for_more_than_the_maximum_lifetime(acme, make_caller, settings):
     admin = make_caller(acme, Role.ADMIN)
-    client = APIClient()
-    client.force_login(admin.user)
+    client = sign_in_verified(APIClient(), admin.user)
     too_far = client.post(
         "/api/v1/tokens",
         {"name": "long", "expires_at": iso(timezone.now() + settings.TOKEN_MAX_LIFETIME * 2)},

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from iaas.audit import Actor
-from tenants import services
+from tenants import mfa_enrolment, services
 from tenants.models import ApiToken, Membership, Role, Tenant
 
 User = get_user_model()
@@ -24,6 +24,16 @@ DEMO_TENANT = "demo"
 DEMO_USER = "demo"
 OPERATOR = "operator"
 DEMO_TOKEN_NAME = "demo token (make run)"  # noqa: S105 - a label, not a secret
+
+
+def _second_factor(actor: Actor, user: Any) -> list[str]:
+    """Operators and tenant admins sign in with a second factor: enrol one and show it."""
+    enrolment, codes = mfa_enrolment.totp_enrol_for_bootstrap(actor=actor, user=user)
+    return [
+        f"                   second factor (TOTP secret): {enrolment.secret}",
+        f"                   e.g. oathtool --totp -b {enrolment.secret}  ·  {enrolment.uri}",
+        f"                   recovery codes: {' '.join(codes)}",
+    ]
 
 
 class Command(BaseCommand):
@@ -48,6 +58,7 @@ class Command(BaseCommand):
             lines.append(
                 f"  operator admin   http://127.0.0.1:8000/admin/   {OPERATOR} / {password}"
             )
+            lines.extend(_second_factor(actor, operator))
 
         tenant = Tenant.objects.filter(slug=DEMO_TENANT).first()
         if tenant is None:
@@ -61,6 +72,7 @@ class Command(BaseCommand):
             lines.append(
                 f"  tenant portal    http://127.0.0.1:8000/         {DEMO_USER} / {password}"
             )
+            lines.extend(_second_factor(actor, demo))
         if not Membership.objects.filter(user=demo, tenant=tenant).exists():
             services.membership_add(actor=actor, tenant=tenant, username=DEMO_USER, role=Role.ADMIN)
 
