@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 def default_residency() -> list[str]:
@@ -182,3 +184,41 @@ class AuthNoise(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} from {self.source_address} at {self.minute}: {self.count}"
+
+
+def _invitation_expiry() -> datetime:
+    return timezone.now() + timedelta(days=7)
+
+
+class Invitation(models.Model):
+    """A tenant admin's offer of membership to a username, which becomes a membership only when
+    the account of that name accepts it (review M9: no global username oracle, no membership
+    without consent). Pending for a week."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        DECLINED = "declined"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=8, choices=Role.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    invited_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=_invitation_expiry)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "username"],
+                condition=models.Q(status="pending"),
+                name="invitation_one_pending_per_username",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} → {self.tenant} ({self.role}, {self.status})"

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from django.db import models
 from django.db.models import QuerySet
 
-from tenants.models import ApiToken, Membership, Tenant
+from tenants.models import ApiToken, Membership, Role, Tenant
 
 M = TypeVar("M", bound=models.Model)
 
@@ -28,9 +28,17 @@ def membership_list(tenant: Tenant) -> QuerySet[Membership]:
     return tenant_scoped(Membership.objects.select_related("user"), tenant)
 
 
-def token_list_for_user(tenant: Tenant, user_id: int) -> QuerySet[ApiToken]:
-    """The caller's own tokens in this tenant (a user never sees other people's tokens)."""
-    return tenant_scoped(ApiToken.objects.filter(user_id=user_id), tenant)
+def token_list_for_user(
+    tenant: Tenant, user_id: int, *, max_role: str | None = None
+) -> QuerySet[ApiToken]:
+    """The caller's own tokens in this tenant (a user never sees other people's tokens), and
+    with `max_role` only those of that role or lower: a reader token given to monitoring must
+    not list, nor revoke, its owner's admin tokens (review L1)."""
+    tokens = tenant_scoped(ApiToken.objects.filter(user_id=user_id), tenant)
+    if max_role is not None:
+        allowed = [role for role in Role if Role.rank(role) <= Role.rank(max_role)]
+        tokens = tokens.filter(role__in=allowed)
+    return tokens
 
 
 def tenant_list() -> QuerySet[Tenant]:

@@ -5,7 +5,8 @@ Every function runs in one transaction and writes its audit event in it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -14,14 +15,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from iaas.audit import Actor, audit_record
-from iaas.errors import ConflictError, InvalidRequest, PermissionDeniedError
+from iaas.errors import ConflictError, InvalidRequest, NotFoundError, PermissionDeniedError
 from tenants import mfa, tokens
-from tenants.models import ApiToken, Membership, Quota, Role, Tenant
+from tenants.models import ApiToken, Invitation, Membership, Quota, Role, Tenant
 from tenants.quotas import check_resource
 
 User = get_user_model()
 
 ISO_COUNTRY_LENGTH = 2
+
+
+INVITATION_LIFETIME = timedelta(days=7)
 
 
 def _validate_residency(residency: list[str]) -> list[str]:
@@ -94,6 +98,101 @@ def membership_add(*, actor: Actor, tenant: Tenant, username: str, role: str) ->
         details={"role": role},
     )
     return membership
+
+
+@transaction.atomic
+def invitation_create(*, actor: Actor, tenant: Tenant, username: str, role: str) -> Invitation:
+    """Invite `username` into the tenant with `role`. The answer never depends on whether such
+    an account exists (no username oracle, review M9); the membership exists only once the
+    account of that name accepts. Inviting again refreshes the pending invitation. 409
+    `already_member` for a current member (whom the tenant's members can list anyway)."""
+    _lock_tenant(tenant)
+    if Membership.objects.filter(tenant=tenant, user__username=username).exists():
+        raise ConflictError(
+            f"{username} is already a member of this tenant.", code="already_member"
+        )
+    invitation, _ = Invitation.objects.update_or_create(
+        tenant=tenant,
+        username=username,
+        status=Invitation.Status.PENDING,
+        defaults={
+            "role": Role(role),
+            "invited_by": actor.label,
+            "expires_at": timezone.now() + INVITATION_LIFETIME,
+        },
+    )
+    audit_record(
+        actor=actor,
+        action="membership.invite",
+        tenant_id=tenant.id,
+        target=invitation,
+        target_label=username,
+        details={"role": role},
+    )
+    return invitation
+
+
+def _pending_for(user: Any, invitation_id: Any) -> Invitation:
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("tenant")
+        .filter(
+            pk=invitation_id,
+            username=user.get_username(),
+            status=Invitation.Status.PENDING,
+            expires_at__gt=timezone.now(),
+        )
+        .first()
+    )
+    if invitation is None:
+        raise NotFoundError("No such pending invitation.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, actor: Actor, user: Any, invitation_id: Any) -> Membership:
+    """The invitee accepts: it becomes a member with the invited role. Operator (staff)
+    accounts are kept apart from tenants and cannot accept."""
+    invitation = _pending_for(user, invitation_id)
+    if getattr(user, "is_staff", False):
+        raise InvalidRequest("Operator accounts cannot be tenant members.", code="operator_account")
+    _lock_tenant(invitation.tenant)
+    invitation.status = Invitation.Status.ACCEPTED
+    invitation.answered_at = timezone.now()
+    invitation.save(update_fields=["status", "answered_at"])
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                user_id=user.pk, tenant=invitation.tenant, role=invitation.role
+            )
+    except IntegrityError as exc:
+        raise ConflictError(
+            "You are already a member of this tenant.", code="already_member"
+        ) from exc
+    audit_record(
+        actor=actor,
+        action="membership.create",
+        tenant_id=invitation.tenant_id,
+        target=membership,
+        target_label=user.get_username(),
+        details={"role": invitation.role, "invitation": str(invitation.pk)},
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_decline(*, actor: Actor, user: Any, invitation_id: Any) -> None:
+    invitation = _pending_for(user, invitation_id)
+    invitation.status = Invitation.Status.DECLINED
+    invitation.answered_at = timezone.now()
+    invitation.save(update_fields=["status", "answered_at"])
+    audit_record(
+        actor=actor,
+        action="membership.decline",
+        tenant_id=invitation.tenant_id,
+        target=invitation,
+        target_label=user.get_username(),
+    )
 
 
 @transaction.atomic

@@ -15,7 +15,7 @@ from iaas.api.serializers import StrictCharField, StrictSerializer
 from tenants import selectors, services
 from tenants.api import filtersets
 from tenants.api.viewsets import TenantScopedViewSet
-from tenants.models import Membership, Role
+from tenants.models import Invitation, Membership, Role
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -24,6 +24,15 @@ class MembershipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["id", "username", "role", "created_at"]
+        read_only_fields = fields
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    tenant = serializers.CharField(source="tenant.slug", read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "tenant", "username", "role", "status", "created_at", "expires_at"]
         read_only_fields = fields
 
 
@@ -43,7 +52,9 @@ class MembershipViewSet(
     mixins.DestroyModelMixin,
     TenantScopedViewSet,
 ):
-    """The tenant's members. Everyone may list them; only admins add, change or remove."""
+    """The tenant's members. Everyone may list them; only admins invite, change or remove. POST
+    invites a username (202, the same answer whether or not such an account exists): the
+    membership exists once its owner accepts (`/api/v1/invitations`)."""
 
     audit_resource = "membership"
     write_role = Role.ADMIN
@@ -55,17 +66,19 @@ class MembershipViewSet(
     def get_queryset(self) -> QuerySet[Membership]:
         return selectors.membership_list(self.tenant_context.tenant)
 
-    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
+    audit_verbs = {"create": "invite"}
+
+    @extend_schema(request=MembershipCreateSerializer, responses={202: InvitationSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
 
     def create_resource(self, request: Request) -> Response:
         serializer = MembershipCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.membership_add(
+        invitation = services.invitation_create(
             actor=self.actor, tenant=self.tenant_context.tenant, **serializer.validated_data
         )
-        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

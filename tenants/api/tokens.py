@@ -78,7 +78,8 @@ class TokenViewSet(
     TenantScopedViewSet,
 ):
     """Your own API tokens in this tenant. Any role may manage its own tokens; a new token's
-    role is at most yours (and the calling token's). DELETE revokes."""
+    role is at most yours (and the calling token's); a token sees and revokes only tokens of
+    its role or lower. DELETE revokes."""
 
     audit_resource = "token"
     audit_verbs = {"destroy": "revoke"}  # DELETE revokes; refusals are named like successes
@@ -90,7 +91,12 @@ class TokenViewSet(
     filterset_class = filtersets.TokenFilterSet
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        return selectors.token_list_for_user(self.tenant_context.tenant, self.request.user.pk or 0)
+        auth = self.request.auth
+        return selectors.token_list_for_user(
+            self.tenant_context.tenant,
+            self.request.user.pk or 0,
+            max_role=auth.role if isinstance(auth, ApiToken) and auth.role else None,
+        )
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from tenants.api.audit_events import TenantAuditEventViewSet
 from tenants.api.auth import LoginView, LogoutView, MeView, OperatorLoginView
+from tenants.api.invitations import InvitationViewSet
 from tenants.api.members import MembershipViewSet
 from tenants.api.mfa import (
     MfaView,
@@ -19,6 +20,7 @@ from tenants.api.tokens import TokenViewSet
 router = SimpleRouter(trailing_slash=False)
 router.register("tokens", TokenViewSet, basename="token")
 router.register("members", MembershipViewSet, basename="member")
+router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("audit-events", TenantAuditEventViewSet, basename="audit-event")
 router.register("admin/tenants", OperatorTenantViewSet, basename="operator-tenant")
 router.register("admin/audit-events", OperatorAuditEventViewSet, basename="operator-audit-event")

@@ -114,6 +114,7 @@ MODELS_ADDED_SINCE = {
     ("otp_static", "staticdevice"),
     ("otp_static", "statictoken"),
     ("tenants", "authnoise"),
+    ("tenants", "invitation"),
 }
 
 
