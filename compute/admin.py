@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -20,3 +22,9 @@ class KeyPairAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: KeyPair | None = None) -> bool:
         return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # No bulk "delete selected" of tenants' keys: one at a time, each audited (M10).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

@@ -16,6 +16,10 @@ class ZoneAdmin(admin.ModelAdmin):
     list_filter = ["region", "jurisdiction"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Zone | None = None) -> list[str]:
+        # A zone's jurisdiction decides where tenants' data may be placed: once hosts (and so
+        # tenants' data) are in it, it cannot be changed by hand (review M10).
+        if obj is not None and obj.hosts.exists():
+            return ["id", "created_at", "jurisdiction"]
         return ["id", "created_at"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -44,8 +45,26 @@ class QuotaInline(admin.TabularInline):
     readonly_fields = ["updated_at"]
 
 
+class TenantAdminForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "status", "residency", "require_mfa"]
+
+    def clean_residency(self) -> list[str]:
+        """The same rule as the API (review M13: a lowercase "fr" silently made every
+        placement fail): ISO 3166 codes, upper-cased, at least one."""
+        residency = self.cleaned_data["residency"]
+        if not isinstance(residency, list) or not all(isinstance(c, str) for c in residency):
+            raise forms.ValidationError('A list of country codes, e.g. ["FR"].')
+        try:
+            return services.validate_residency(residency)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantAdminForm
     list_display = ["slug", "name", "status", "residency", "created_at"]
     list_filter = ["status"]
     search_fields = ["slug", "name"]

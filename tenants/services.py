@@ -28,7 +28,7 @@ ISO_COUNTRY_LENGTH = 2
 INVITATION_LIFETIME = timedelta(days=7)
 
 
-def _validate_residency(residency: list[str]) -> list[str]:
+def validate_residency(residency: list[str]) -> list[str]:
     codes = sorted({code.upper() for code in residency})
     if not codes or any(len(c) != ISO_COUNTRY_LENGTH or not c.isalpha() for c in codes):
         raise InvalidRequest(
@@ -42,7 +42,7 @@ def _validate_residency(residency: list[str]) -> list[str]:
 def tenant_create(
     *, actor: Actor, name: str, slug: str, residency: list[str] | None = None
 ) -> Tenant:
-    codes = _validate_residency(residency or list(settings.DEFAULT_RESIDENCY))
+    codes = validate_residency(residency or list(settings.DEFAULT_RESIDENCY))
     if Tenant.objects.filter(slug=slug).exists():
         raise ConflictError(f"A tenant with slug {slug!r} exists.", code="already_exists")
     try:
