@@ -13,3 +13,6 @@ fi
 apt_ensure "${packages[@]}"
 venv_ensure
 mkdir -p "$VAR" "$RUN_DIR"
+# var/ holds the embedded default's database (sessions, user data), its secret key and the
+# control plane's SSH key: readable by its owner only.
+chmod 700 "$VAR"

@@ -145,7 +145,6 @@ def instance_create(
         details={
             "flavor": flavor.name,
             "image": str(image.pk),
-            "host": host.name,
             "zone": host.zone.name,
             "jurisdiction": host.zone.jurisdiction,
             "ip": port.ip,

@@ -101,7 +101,7 @@ def _drift(instance: Instance, expected: str, new: str, power_state: str) -> int
 
 
 def _mark_missing(instance: Instance, host: Host) -> int:
-    fault = f"The virtual machine is missing on host {host.name}; an operator has been told."
+    fault = "The virtual machine is missing on its host; an operator has been told."
     with transaction.atomic():
         changed = Instance.objects.filter(pk=instance.pk, task_state__isnull=True).update(
             status=Instance.Status.ERROR, fault=fault, power_state=""

@@ -238,7 +238,7 @@ def resize_allocation(instance: Instance, *, vcpus: int, memory_mb: int, disk_gb
     )
     if (growth.vcpus or growth.memory_mb or growth.disk_gb) and not _fits(host, growth):
         raise NoValidHost(
-            f"Host {host.name} has no room for {growth.vcpus} more vCPU, {growth.memory_mb} "
+            f"Its host has no room for {growth.vcpus} more vCPU, {growth.memory_mb} "
             f"MiB more RAM and {growth.disk_gb} GiB more disk (a resize stays on its host).",
             details={
                 "vcpus": growth.vcpus,

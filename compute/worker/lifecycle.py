@@ -26,6 +26,7 @@ from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, PowerState
 from images.models import Image
+from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import finish, step
@@ -74,7 +75,7 @@ def run_delete(operation: Operation, instance: Instance) -> None:
             Instance.objects.filter(pk=instance.pk).update(
                 status=Instance.Status.ERROR,
                 task_state=None,
-                fault=f"Delete failed on host {host.name}: {exc}. Retry the delete.",
+                fault=f"Delete failed on its host: {tenant_text(exc)}. Retry the delete.",
             )
             finish(operation, error=str(exc))
         return
@@ -85,6 +86,7 @@ def run_delete(operation: Operation, instance: Instance) -> None:
             task_state=None,
             power_state="",
             deleted_at=timezone.now(),
+            user_data="",  # often holds secrets: not kept past the instance (review L3)
         )
         finish(operation)
 

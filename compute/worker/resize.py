@@ -24,6 +24,7 @@ from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, Hypervisor, PowerState
 from iaas.audit import audit_record
 from network.selectors import device_port
+from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail
 from operations.services.runs import finish, worker_actor
@@ -155,8 +156,8 @@ def _roll_back_resize(
         return False
     logger.warning("resize of instance %s failed and was rolled back: %s", name, exc)
     fault = (
-        f"The resize to flavor {operation.params['new']['flavor']} failed on host {host.name}: "
-        f"{exc}. The instance is back on flavor {old['flavor']}."
+        f"The resize to flavor {operation.params['new']['flavor']} failed: "
+        f"{tenant_text(exc)}. The instance is back on flavor {old['flavor']}."
     )
     with transaction.atomic():
         _back_to_old_size(hv, operation, instance, was_active=was_active, error=fault)

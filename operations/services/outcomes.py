@@ -11,6 +11,7 @@ from django.db import transaction
 
 from iaas.audit import audit_record
 from operations import registry
+from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.runs import finish, worker_actor
 
@@ -29,11 +30,12 @@ def succeed(operation: Operation, **target_changes: Any) -> None:
 def fail(
     operation: Operation, target: object, verb: str, exc: Exception, **target_changes: Any
 ) -> None:
-    """A step failed: tell the user why (the target's fault: "The <verb> failed on host …"),
+    """A step failed: tell the user why (the target's fault: "The <verb> failed: …", without
+    host names, paths or URIs: operations.messages),
     apply `target_changes` (say status=error), fail the operation and audit it as
     `<target type>.<verb>`, outcome failed, labelled with `str(target)`."""
     logger.exception("%s of %s %s failed", verb, operation.target_type, operation.target_id)
-    fault = f"The {verb} failed on host {operation.host_name}: {exc}"
+    fault = f"The {verb} failed: {tenant_text(exc)}"
     target_type = registry.target_type(operation.target_type)
     with transaction.atomic():
         target_type.settle(operation.target_id, fault[:2000], target_changes)
@@ -46,5 +48,5 @@ def fail(
             target_id=str(operation.target_id),
             target_label=str(target),
             outcome="failed",
-            details={"error": str(exc)[:500], "operation": str(operation.pk)},
+            details={"error": tenant_text(exc), "operation": str(operation.pk)},
         )

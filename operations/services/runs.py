@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from iaas.audit import Actor
+from operations.messages import tenant_text
 from operations.models import Operation
 
 
@@ -56,7 +57,7 @@ def step(operation: Operation, name: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        entry.update(status="failed", error=str(exc)[:500])
+        entry.update(status="failed", error=tenant_text(exc))
         raise
     else:
         entry["status"] = "done"
@@ -70,9 +71,10 @@ def step(operation: Operation, name: str) -> Iterator[None]:
 
 
 def finish(operation: Operation, *, error: str = "") -> None:
-    """End the operation: `failed` with `error`, `succeeded` without."""
+    """End the operation: `failed` with `error` (without host paths or URIs: tenants read
+    it), `succeeded` without."""
     operation.status = Operation.Status.FAILED if error else Operation.Status.SUCCEEDED
-    operation.error = error
+    operation.error = tenant_text(error) if error else ""
     operation.progress = 100
     operation.finished_at = timezone.now()
     operation.lease_expires_at = None

@@ -166,7 +166,11 @@ def test_a_failed_rebuild_leaves_an_error_with_a_fault_and_keeps_the_address(clo
     assert run_operation(operation_id) == "failed"
     instance = Instance.objects.get(pk=instance_id)
     assert (instance.status, instance.task_state) == ("error", None)
-    assert instance.fault.startswith("The rebuild failed on host h01")
+    assert instance.fault.startswith("The rebuild failed: ")
+    # Tenants read faults: no host name, path or connection URI in them (review L2).
+    assert "h01" not in instance.fault
+    assert "/nonexistent" not in instance.fault
+    assert "qemu+unix" not in instance.fault
     assert identity(instance_id) == before  # allocation and address kept
     operation = Operation.objects.get(pk=operation_id)
     assert operation.status == "failed"

@@ -60,7 +60,8 @@ def test_create_is_accepted_then_built_by_the_worker(cloud):
 
 @pytest.mark.django_db
 def test_delete_removes_domain_disks_allocation_and_address(cloud):
-    created = create(cloud.client, cloud.image).json()
+    secret_user_data = "#cloud-config\npassword: hunter2-not-kept\n"
+    created = create(cloud.client, cloud.image, user_data=secret_user_data).json()
     run_operation(created["operation"]["id"])
     instance_id = created["instance"]["id"]
     answer = cloud.client.delete(f"/api/v1/instances/{instance_id}")
@@ -70,6 +71,7 @@ def test_delete_removes_domain_disks_allocation_and_address(cloud):
     )  # already deleting
     assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
     assert Instance.objects.get(pk=instance_id).status == "deleted"
+    assert Instance.objects.get(pk=instance_id).user_data == ""  # not kept past the instance (L3)
     assert cloud.client.get(f"/api/v1/instances/{instance_id}").status_code == 404
     hv = hypervisor_for(cloud.host)
     assert instance_id not in [d.name for d in hv.list_domains()]
@@ -103,7 +105,8 @@ def test_a_failed_build_cleans_up_and_says_why(cloud):
     instance = Instance.objects.get(pk=created["instance"]["id"])
     assert instance.status == "error"
     assert instance.task_state is None
-    assert "h01" in instance.fault
+    assert instance.fault.startswith("The build failed: ")
+    assert "h01" not in instance.fault  # tenants are not told the host's name (review L2)
     assert not Allocation.objects.exists()
     assert not Port.objects.exists()
     hv = hypervisor_for(cloud.host)

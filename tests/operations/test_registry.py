@@ -131,7 +131,7 @@ def test_a_failing_handler_settles_its_target_and_audits_the_failure(queue: Any)
     assert run_operation(operation.pk) == Operation.Status.FAILED
 
     operation.refresh_from_db()
-    expected = "The polish failed on host widget-host: the polish ran out"
+    expected = "The polish failed: the polish ran out"
     assert (widget.color, widget.fault, widget.busy) == ("scratched", expected, False)
     assert (operation.status, operation.error) == ("failed", expected)
     assert operation.steps[0]["status"] == "failed"
