@@ -56,7 +56,8 @@ _VOLUME_PATTERNS = {
     VolumeKind.ROOT_DISK: (re.compile(rf"^instance-({_UUID})-root$"), "instance-{}-root"),
     VolumeKind.SEED: (re.compile(rf"^instance-({_UUID})-seed$"), "instance-{}-seed"),
     VolumeKind.CONSOLE_LOG: (
-        re.compile(rf"^instance-({_UUID})-console\.log$"),
+        # virtlogd rotates a console log into .0, .1, …: the same kind, the same owner.
+        re.compile(rf"^instance-({_UUID})-console\.log(?:\.[0-9]+)?$"),
         "instance-{}-console.log",
     ),
     VolumeKind.CACHED_IMAGE: (re.compile(rf"^image-({_UUID})$"), "image-{}"),

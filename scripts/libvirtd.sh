@@ -84,11 +84,22 @@ conf_changes="$(
     conf_set "$QEMU_CONF" user '"libvirt-qemu"'
     conf_set "$QEMU_CONF" group '"kvm"'
     conf_set "$QEMU_CONF" dynamic_ownership 1
+    # Console logs (file chardevs) are written by virtlogd, which rotates them (below), never
+    # by QEMU itself: a guest flooding its serial port cannot fill the host (review M12).
+    conf_set "$QEMU_CONF" stdio_handler '"logd"'
 )"
 if [[ -n $conf_changes ]]; then
-    say "configured $QEMU_CONF (guests as libvirt-qemu:kvm, dynamic_ownership = 1)"
+    say "configured $QEMU_CONF (guests as libvirt-qemu:kvm, dynamic_ownership = 1, logd)"
     restart_needed=1
 fi
+# virtlogd keeps each console log under 2 MiB, with 2 rotated files beside it
+# (instance-<id>-console.log.0, .1), which an instance's delete removes with it.
+VIRTLOGD_CONF=/etc/libvirt/virtlogd.conf
+[[ -f $VIRTLOGD_CONF ]] || printf '# Written by Andromede scripts/libvirtd.sh.\n' > "$VIRTLOGD_CONF"
+virtlogd_changes="$(
+    conf_set "$VIRTLOGD_CONF" max_size 2097152
+    conf_set "$VIRTLOGD_CONF" max_backups 2
+)"
 
 # --- daemons ---------------------------------------------------------------------------
 # pid_alive PIDFILE NAME: the process in PIDFILE runs and is NAME.
@@ -114,6 +125,9 @@ stop_daemon() {
     die "$2 (pid $pid) did not stop within 10 s"
 }
 
+if [[ -n $virtlogd_changes ]] && pid_alive "$VIRTLOGD_PIDFILE" virtlogd; then
+    stop_daemon "$VIRTLOGD_PIDFILE" virtlogd
+fi
 if ! pid_alive "$VIRTLOGD_PIDFILE" virtlogd; then
     say "starting virtlogd"
     LIBVIRT_LOG_OUTPUTS="3:file:$VIRTLOGD_LOG" virtlogd -d -p "$VIRTLOGD_PIDFILE"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -183,8 +184,8 @@ def domain_spec(instance: Instance, port: Port) -> DomainSpec:
 
 
 def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
-    """Remove the domain, its disks and its console log (the guest's output is the
-    tenant's); every call is a no-op when the thing is gone."""
+    """Remove the domain, its disks and its console log with its rotated files (the guest's
+    output is the tenant's); every call is a no-op when the thing is gone."""
     host = instance.host
     assert host is not None
     pools = pool_names(host)
@@ -196,6 +197,12 @@ def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
         naming.console_log(instance.pk),
     ):
         hv.delete_storage_volume(pools["instances"], volume)
+    # The console log's rotated files (virtlogd's .0, .1, …) hold the tenant's output too
+    # (review M12): every volume the naming module reads as this instance's console log.
+    for info in hv.list_storage_volumes(pools["instances"]):
+        parsed = naming.parse_volume(info.name)
+        if parsed == naming.VolumeName(naming.VolumeKind.CONSOLE_LOG, uuid.UUID(str(instance.pk))):
+            hv.delete_storage_volume(pools["instances"], info.name)
 
 
 def release_capacity(instance: Instance) -> None:

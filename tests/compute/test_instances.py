@@ -244,3 +244,25 @@ def test_two_instances_may_share_a_name(cloud):
     assert run_operation(first["operation"]["id"]) == "succeeded"
     assert run_operation(second["operation"]["id"]) == "succeeded"
     assert first["instance"]["ip"] != second["instance"]["ip"]
+
+
+@pytest.mark.django_db
+def test_delete_removes_the_console_logs_rotated_files_too(cloud):
+    """M12: virtlogd rotates a console log into .0, .1, …; those hold the tenant's output."""
+    from hypervisor.base import StorageVolumeSpec
+
+    first = create(cloud.client, cloud.image).json()
+    other = create(cloud.client, cloud.image, name="web-2").json()
+    for created in (first, other):
+        assert run_operation(created["operation"]["id"]) == "succeeded"
+    hv = hypervisor_for(cloud.host)
+    pool = naming.storage_pool("h01", "instances")
+    rotated = [f"{naming.console_log(i['instance']['id'])}.0" for i in (first, other)]
+    for name in rotated:
+        hv.create_storage_volume(StorageVolumeSpec(pool, name, 1 << 20, format="raw"))
+
+    answer = cloud.client.delete(f"/api/v1/instances/{first['instance']['id']}")
+    assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
+    left = {v.name for v in hv.list_storage_volumes(pool)}
+    assert rotated[0] not in left
+    assert rotated[1] in left  # another instance's log stays

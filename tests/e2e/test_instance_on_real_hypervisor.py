@@ -8,6 +8,7 @@ boots from the snapshot; delete must leave nothing behind."""
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import re
 import subprocess
@@ -112,6 +113,9 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         # and the host reports it runs guests without sVirt confinement (no LSM here).
         assert qemu_user(instance_id) == "libvirt-qemu"
         assert Host.objects.get(name=HOST).security_driver == "none"
+        # The console log is written by virtlogd (which rotates it at 2 MiB), not by QEMU: a
+        # guest flooding its serial port cannot fill the host (review M12).
+        assert console_log_writers(instance_id) == {"virtlogd"}
 
         # Lifecycle verbs: every boot prints one more ready line (the console log appends).
         def console_text() -> str:
@@ -325,6 +329,23 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         ("instance.start", "succeeded"),
         ("instance.stop", "succeeded"),
     ]
+
+
+def console_log_writers(instance_id: str) -> set[str]:
+    """The names of the processes that hold the instance's console log open."""
+    log_name = f"instance-{instance_id}-console.log"
+    writers = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            targets = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+            comm = (proc / "comm").read_text().strip()
+        except OSError:  # the process ended, or is not ours to read
+            continue
+        if any(target.endswith(log_name) for target in targets):
+            writers.add(comm)
+    return writers
 
 
 def qemu_user(domain: str) -> str:

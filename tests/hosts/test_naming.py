@@ -53,6 +53,7 @@ def test_the_names_are_the_ones_hosts_already_hold() -> None:
         "instance-not-a-uuid-root",
         f"instance-{uuid.uuid4()}-swap",
         f"instance-{uuid.uuid4()}-console.logx",
+        f"instance-{uuid.uuid4()}-console.log.x",
         f"xinstance-{uuid.uuid4()}-root",
         f"image-{uuid.uuid4()}.bak",
         f"image-{str(uuid.uuid4()).upper()}",  # libvirt names are case-sensitive; ours are lower
@@ -62,6 +63,13 @@ def test_the_names_are_the_ones_hosts_already_hold() -> None:
 )
 def test_a_name_andromede_does_not_give_does_not_parse(foreign: str) -> None:
     assert naming.parse_volume(foreign) is None
+
+
+def test_a_rotated_console_log_is_its_instances_console_log() -> None:
+    owner = uuid.uuid4()
+    for suffix in ("", ".0", ".1", ".12"):
+        parsed = naming.parse_volume(naming.console_log(owner) + suffix)
+        assert parsed == naming.VolumeName(naming.VolumeKind.CONSOLE_LOG, owner)
 
 
 def test_only_instance_volumes_belong_to_an_instance() -> None:
