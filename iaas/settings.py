@@ -4,7 +4,7 @@ Everything comes from environment variables with safe defaults (DESIGN §11). Wi
 the project runs on one machine: SQLite under `var/`, a private Redis on a unix socket under
 `var/run/` (started by `make run`), and a secret key generated once into `var/secret_key`.
 Production sets DATABASE_URL, CELERY_BROKER_URL, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS and
-serves over TLS (ANDROMEDE_SECURE_COOKIES=true).
+serves over TLS (secure cookies and HSTS follow from a non-loopback DJANGO_ALLOWED_HOSTS).
 """
 
 from __future__ import annotations
@@ -172,7 +172,10 @@ TOKEN_MAX_LIFETIME = timedelta(days=env_int("ANDROMEDE_TOKEN_MAX_DAYS", 365))
 TOKEN_MAX_PER_USER = env_int("ANDROMEDE_TOKEN_MAX_PER_USER", 50)
 TOKEN_DEFAULT_LIFETIME = timedelta(days=env_int("ANDROMEDE_TOKEN_DEFAULT_DAYS", 90))
 
-SECURE_COOKIES = env_bool("ANDROMEDE_SECURE_COOKIES", False)
+# Secure cookies and HSTS by default (review L7), except for the loopback-only embedded
+# default (`make run`: plain HTTP on 127.0.0.1), where browsers would drop them.
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1", "testserver"}
+SECURE_COOKIES = env_bool("ANDROMEDE_SECURE_COOKIES", not set(ALLOWED_HOSTS) <= _LOOPBACK_HOSTS)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
@@ -183,6 +186,7 @@ X_FRAME_OPTIONS = "DENY"
 if SECURE_COOKIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ANDROMEDE_HSTS_INCLUDE_SUBDOMAINS", True)
 
 # --- Request limits -------------------------------------------------------------------------
 # Largest request body accepted by the API, in bytes (image uploads will have their own path).

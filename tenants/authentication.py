@@ -18,6 +18,7 @@ from tenants import tokens
 from tenants.context import source_address
 from tenants.mfa import mfa_bound, session_verified
 from tenants.models import ApiToken, Membership, Tenant
+from tenants.operators import is_operator
 
 # last_used_at is refreshed at most this often, so reads do not each cost a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -73,7 +74,7 @@ class BearerTokenAuthentication(BaseAuthentication):
     @staticmethod
     def _check_scope(token: ApiToken) -> None:
         if token.tenant_id is None:
-            if not token.user.is_staff:
+            if not is_operator(token.user):
                 raise TokenRefused("This token has no tenant.", "invalid_token", token)
             return
         assert token.tenant is not None

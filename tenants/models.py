@@ -38,6 +38,8 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        # The operators' permission (tenants.operators.is_operator): staff alone is not enough.
+        permissions = [("operate_cloud", "Operate the cloud (operators' API and tokens)")]
 
     def __str__(self) -> str:
         return self.slug

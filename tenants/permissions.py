@@ -9,6 +9,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from iaas.errors import PermissionDeniedError
 from tenants.context import resolve_tenant_context
 from tenants.models import ApiToken, Role
+from tenants.operators import is_operator
 
 
 class TenantRolePermission(BasePermission):
@@ -33,7 +34,8 @@ class TenantRolePermission(BasePermission):
 
 
 class IsOperator(BasePermission):
-    """Operator (staff) accounts, by session or by an operator token."""
+    """Operator accounts (`tenants.operators.is_operator`), by session or by an operator
+    token."""
 
     message = "This endpoint is for operators."
 
@@ -41,7 +43,7 @@ class IsOperator(BasePermission):
         user = request.user
         if not user or not user.is_authenticated:
             return False
-        if not user.is_staff:
+        if not is_operator(user):
             return False
         auth = request.auth
         return not (isinstance(auth, ApiToken) and not auth.is_operator_token)

@@ -18,6 +18,7 @@ from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest, NotFoundError, PermissionDeniedError
 from tenants import mfa, tokens
 from tenants.models import ApiToken, Invitation, Membership, Quota, Role, Tenant
+from tenants.operators import OPERATOR_PERMISSION, is_operator
 from tenants.quotas import check_resource
 
 User = get_user_model()
@@ -98,6 +99,40 @@ def membership_add(*, actor: Actor, tenant: Tenant, username: str, role: str) ->
         details={"role": role},
     )
     return membership
+
+
+@transaction.atomic
+def operator_grant(*, actor: Actor, username: str) -> Any:
+    """Make an existing account an operator: staff, with the `tenants.operate_cloud`
+    permission (tenants.operators). Tenant members cannot be operators (review L7): the
+    account leaves its tenants first."""
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise InvalidRequest(
+            f"No active user account is named {username!r}.",
+            code="unknown_user",
+            details={"username": username},
+        )
+    if Membership.objects.filter(user_id=user.pk).exists():
+        raise InvalidRequest(
+            "Tenant members cannot be operators: remove the account from its tenants first.",
+            code="tenant_member",
+        )
+    app_label, codename = OPERATOR_PERMISSION.split(".")
+    permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.add(permission)
+    audit_record(
+        actor=actor,
+        action="operator.grant",
+        target_type="user",
+        target_id=str(user.pk),
+        details={"username": username},
+    )
+    return user
 
 
 @transaction.atomic
@@ -308,7 +343,7 @@ def token_create(
     )
     _check_token_count(user)
     if tenant is None:
-        if not getattr(user, "is_staff", False):
+        if not is_operator(user):
             raise PermissionDeniedError("Only operator accounts may hold operator tokens.")
         token_role = ""
     else:

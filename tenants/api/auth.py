@@ -17,6 +17,7 @@ from iaas.api.serializers import StrictCharField, StrictSerializer
 from tenants.context import source_address
 from tenants.mfa import mfa_enrolled, mfa_required, session_verified
 from tenants.models import Membership
+from tenants.operators import is_operator
 from tenants.signin import Realm, audit_refused_signin, lockout_seconds, refusal_reason
 from tenants.throttles import AnonymousRateThrottle, SignInRateThrottle
 
@@ -51,7 +52,7 @@ class MeSerializer(serializers.Serializer):
         return {
             "id": user.pk,
             "username": user.get_username(),
-            "is_operator": bool(user.is_staff),
+            "is_operator": is_operator(user),
             "mfa": {
                 "required": mfa_required(user),
                 "enrolled": mfa_enrolled(user),

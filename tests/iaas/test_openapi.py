@@ -12,12 +12,23 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 
+from tenants.models import Role
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def schema() -> dict:
-    response = Client().get("/api/schema/")
+def signed_in(make_tenant, make_caller) -> Client:
+    """A tenant reader signed in (the schema and the docs are behind authentication)."""
+    caller = make_caller(make_tenant("acme"), Role.READER)
+    client = Client()
+    client.force_login(caller.user)
+    return client
+
+
+@pytest.fixture
+def schema(signed_in) -> dict:
+    response = signed_in.get("/api/schema/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.oai.openapi")
     return yaml.safe_load(response.content)
@@ -52,8 +63,23 @@ def test_bearer_tokens_are_the_documented_security_scheme(schema):
     assert {"bearerToken": []} in security
 
 
-def test_schema_as_json(schema):
-    response = Client().get("/api/schema/?format=json")
+def test_anonymous_callers_get_neither_the_schema_nor_the_docs():
+    """Review L2: the schema described the operators' API to anyone."""
+    for path in ("/api/schema/", "/api/schema/?format=json", "/api/docs/"):
+        response = Client().get(path)
+        assert response.status_code == 401, path
+        assert b"/api/v1/admin" not in response.content, path
+
+
+def test_a_bearer_token_reads_the_schema(make_tenant, make_caller):
+    caller = make_caller(make_tenant("acme"), Role.READER)
+    response = caller.client().get("/api/schema/?format=json")
+    assert response.status_code == 200
+    assert "/api/v1/keypairs" in json.loads(response.content)["paths"]
+
+
+def test_schema_as_json(schema, signed_in):
+    response = signed_in.get("/api/schema/?format=json")
     assert response.status_code == 200
     assert json.loads(response.content) == schema
 
@@ -66,8 +92,8 @@ def test_schema_generation_validates_without_warnings(tmp_path):
     assert "/api/v1/keypairs" in yaml.safe_load(out.read_text())["paths"]
 
 
-def test_docs_page_uses_the_locally_served_swagger_ui():
-    client = Client()
+def test_docs_page_uses_the_locally_served_swagger_ui(signed_in):
+    client = signed_in
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")

@@ -117,6 +117,9 @@ MODELS_ADDED_SINCE = {
     ("tenants", "invitation"),
 }
 
+#: Permissions (app label, codename) of existing models that did not exist in that layout.
+PERMISSIONS_ADDED_SINCE = {("tenants", "operate_cloud")}
+
 
 @pytest.mark.parametrize("runs", list(MIGRATE_RUNS))
 def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
@@ -152,13 +155,31 @@ def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
         for pk, row in new["tables"]["django_content_type"].items()
         if (row["app_label"], row["model"]) in MODELS_ADDED_SINCE
     }
+    type_of = {
+        pk: (row["app_label"], row["model"])
+        for pk, row in new["tables"]["django_content_type"].items()
+    }
+    new_permissions = {
+        pk
+        for pk, row in new["tables"]["auth_permission"].items()
+        if str(row["content_type_id"]) in new_types
+        or (type_of[str(row["content_type_id"])][0], row["codename"]) in PERMISSIONS_ADDED_SINCE
+    }
+    # Staff accounts of that layout were operators: they keep operating (tenants.0004 grants
+    # them the operators' permission).
+    operator_grants = {
+        pk
+        for pk, row in new["tables"]["auth_user_user_permissions"].items()
+        if str(row["permission_id"]) in new_permissions
+    }
+    staff = {pk for pk, row in old["tables"]["auth_user"].items() if row["is_staff"] in (True, 1)}
+    assert {
+        str(new["tables"]["auth_user_user_permissions"][pk]["user_id"]) for pk in operator_grants
+    } == staff
     added_since = {
         "django_content_type": new_types,
-        "auth_permission": {
-            pk
-            for pk, row in new["tables"]["auth_permission"].items()
-            if str(row["content_type_id"]) in new_types
-        },
+        "auth_permission": new_permissions,
+        "auth_user_user_permissions": operator_grants,
     }
 
     # Every row of every table survived, with every value (ids and foreign keys included).
@@ -269,6 +290,7 @@ def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
         "hosts.change_host",
         "hosts.view_host",
         "operations.view_operation",
+        "tenants.operate_cloud",
     ]
 
     # The audit chain still verifies; a second migrate has nothing to do.

@@ -51,6 +51,8 @@ def caller_maker() -> Callable[..., Caller]:
         )
         if tenant is not None:
             services.membership_add(actor=SYSTEM, tenant=tenant, username=username, role=role)
+        if operator:
+            services.operator_grant(actor=SYSTEM, username=username)
         # As a user signed in with its second factor would make it (tests/tenants/test_mfa.py
         # covers tokens made without one).
         _, secret = services.token_create(
