@@ -32,9 +32,13 @@ class Seed:
 
 def meta_data(seed: Seed) -> str:
     """YAML, one `key: value` per line (as the simplest NoCloud readers expect). The instance
-    id is a UUID and the hostname is validated; keys are written as JSON strings, which are
-    valid YAML double-quoted scalars, so no key comment can break the document."""
-    lines = [f"instance-id: {seed.instance_id}", f"local-hostname: {seed.hostname}"]
+    id is a UUID; the hostname and the keys are written as JSON strings, which are valid YAML
+    double-quoted scalars, so a hostname such as `no` or `1e3` stays a string (not a YAML
+    boolean or number, review L8) and no key comment can break the document."""
+    lines = [
+        f"instance-id: {json.dumps(seed.instance_id)}",
+        f"local-hostname: {json.dumps(seed.hostname)}",
+    ]
     if seed.ssh_public_keys:
         lines.append("public-keys:")
         lines += [f"  - {json.dumps(key)}" for key in seed.ssh_public_keys]

@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from compute.selectors import keypair_list
 from tenants.mfa import mfa_bound, session_verified
-from tenants.models import Membership
+from tenants.models import Membership, Tenant
 
 
 @login_required
@@ -18,7 +18,10 @@ def home(request: HttpRequest) -> HttpResponse:
         # MFA is required of this account and it has not enrolled yet: nothing but enrolment.
         return render(request, "portal/mfa_required.html", status=403)
     user_id = int(request.user.pk or 0)
-    memberships = Membership.objects.filter(user_id=user_id).select_related("tenant")
+    # A suspended tenant's resources are not shown, as the API refuses its tokens (review L8).
+    memberships = Membership.objects.filter(
+        user_id=user_id, tenant__status=Tenant.Status.ACTIVE
+    ).select_related("tenant")
     tenants = [
         {"membership": m, "keypairs": list(keypair_list(m.tenant).order_by("name")[:50])}
         for m in memberships

@@ -6,6 +6,8 @@ import dataclasses
 import io
 
 import pycdlib
+import pytest
+import yaml
 
 from compute import cloudinit
 
@@ -40,8 +42,8 @@ def test_the_seed_holds_meta_data_user_data_and_network_config() -> None:
     assert label == "cidata"
     assert files["user-data"] == user_data  # the tenant's, untouched
     assert files["meta-data"].splitlines()[:2] == [
-        f"instance-id: {SEED.instance_id}",
-        "local-hostname: web-1",
+        f'instance-id: "{SEED.instance_id}"',
+        'local-hostname: "web-1"',
     ]
     assert "\"ssh-ed25519 AAAAC3Nza laptop # a comment: with ] and 'quotes'\"" in files["meta-data"]
     assert 'macaddress: "52:54:00:ab:cd:ef"' in files["network-config"]
@@ -51,3 +53,12 @@ def test_the_seed_holds_meta_data_user_data_and_network_config() -> None:
 def test_no_user_data_is_an_empty_cloud_config_never_an_empty_file() -> None:
     _label, files = read_seed(cloudinit.build_iso(SEED))
     assert files["user-data"] == "#cloud-config\n"
+
+
+@pytest.mark.parametrize("hostname", ["no", "yes", "on", "1e3", "0x10", "null", "123"])
+def test_a_hostname_that_looks_like_a_yaml_value_stays_a_string(hostname: str) -> None:
+    """Review L8: `no` became the YAML boolean false and `1e3` the number 1000 in meta-data."""
+    _label, files = read_seed(cloudinit.build_iso(dataclasses.replace(SEED, hostname=hostname)))
+    meta = yaml.safe_load(files["meta-data"])
+    assert meta["local-hostname"] == hostname
+    assert meta["instance-id"] == SEED.instance_id
