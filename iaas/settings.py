@@ -317,6 +317,19 @@ LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
 # production host, so every checkout on one machine agrees with its one libvirtd.
 LOCAL_STORAGE_ROOT = env_str("ANDROMEDE_LOCAL_STORAGE_ROOT", "/var/lib/andromede")
 
+# --- Audit chain anchoring (review M2, iaas.audit.checkpoints) -------------------------------
+# The Ed25519 key that signs checkpoints of the audit chain: a file, never in the database.
+# In the embedded default it is made on first use (0600); a configured path must exist.
+AUDIT_SIGNING_KEY = Path(env_str("ANDROMEDE_AUDIT_SIGNING_KEY", str(VAR_DIR / "audit-signing.key")))
+AUDIT_SIGNING_KEY_CREATE = not os.environ.get("ANDROMEDE_AUDIT_SIGNING_KEY")
+# The public key audit_verify checks with (default: the signing key's path + ".pub").
+AUDIT_VERIFY_KEY = env_str("ANDROMEDE_AUDIT_VERIFY_KEY", "") or None
+# Checkpoints are appended here (one signed JSON line each) and logged.
+AUDIT_CHECKPOINT_FILE = Path(
+    env_str("ANDROMEDE_AUDIT_CHECKPOINT_FILE", str(VAR_DIR / "audit-checkpoints.jsonl"))
+)
+AUDIT_CHECKPOINT_SECONDS = env_int("ANDROMEDE_AUDIT_CHECKPOINT_SECONDS", 300)
+
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis+socket://{PRIVATE_REDIS_SOCKET}")
@@ -370,6 +383,10 @@ CELERY_BEAT_SCHEDULE = {
     "summarise-auth-noise": {
         "task": "tenants.summarise_auth_noise",
         "schedule": 60.0,
+    },
+    "audit-checkpoint": {
+        "task": "iaas.audit_checkpoint",
+        "schedule": float(AUDIT_CHECKPOINT_SECONDS),
     },
     "purge-expired-idempotency-records": {
         "task": "iaas.purge_idempotency_records",

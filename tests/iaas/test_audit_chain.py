@@ -158,7 +158,7 @@ def test_a_refused_token_is_recorded_without_its_secret(member):
 
 @pytest.mark.django_db
 def test_audit_verify_passes_on_an_intact_chain(chain):
-    assert verify().strip() == f"audit chain OK: {len(chain)} events verified"
+    assert verify().splitlines()[0] == f"audit chain OK: {len(chain)} events verified"
     assert chain[0].prev_hash == GENESIS_HASH
     for earlier, later in itertools.pairwise(chain):
         assert later.prev_hash == earlier.hash
@@ -168,7 +168,7 @@ def test_audit_verify_passes_on_an_intact_chain(chain):
 
 @pytest.mark.django_db
 def test_audit_verify_passes_on_an_empty_log():
-    assert verify().strip() == "audit chain OK: 0 events verified"
+    assert verify().splitlines()[0] == "audit chain OK: 0 events verified"
 
 
 @pytest.mark.usefixtures("postgres")
