@@ -134,6 +134,15 @@ else:
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Two database roles (review M2, iaas.db_roles): DATABASE_URL is the runtime role the
+# application connects as, which may append to the audit log but not change, delete or
+# truncate it, nor disable its triggers; DATABASE_MIGRATE_URL (same database, its owner) is
+# used by `manage.py migrate` only, which then grants the runtime role what it needs
+# (ANDROMEDE_DATABASE_RUNTIME_ROLE; by default the user of DATABASE_URL when the two differ).
+DATABASE_MIGRATE_URL = env_str("DATABASE_MIGRATE_URL", "")
+DATABASE_RUNTIME_ROLE = env_str("ANDROMEDE_DATABASE_RUNTIME_ROLE", "") or (
+    DATABASES["default"].get("USER", "") if DATABASE_MIGRATE_URL else ""
+)
 
 # --- Authentication and sign-in protection --------------------------------------------------
 AUTHENTICATION_BACKENDS = ["tenants.signin.LockoutModelBackend"]
