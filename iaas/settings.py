@@ -393,6 +393,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.summarise_auth_noise",
         "schedule": 60.0,
     },
+    "summarise-refused-reads": {
+        "task": "iaas.summarise_refused_reads",
+        "schedule": 60.0,
+    },
     "audit-checkpoint": {
         "task": "iaas.audit_checkpoint",
         "schedule": float(AUDIT_CHECKPOINT_SECONDS),

@@ -17,3 +17,11 @@ def audit_checkpoint() -> int | None:
 
     checkpoint = checkpoint_write()
     return checkpoint.seq if checkpoint else None
+
+
+@shared_task(name="iaas.summarise_refused_reads")
+def summarise_refused_reads() -> int:
+    """One audit event per caller for the last minutes' refused reads."""
+    from iaas.audit import refused_reads
+
+    return refused_reads.summarise()

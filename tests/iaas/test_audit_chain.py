@@ -104,7 +104,8 @@ def test_a_write_records_who_what_where_and_how(member, ssh_public_keys):
         str(keypair.pk),
         "laptop",
     )
-    assert event.request_id == "trace-audit-01"
+    assert event.request_id == response["X-Request-Id"]  # ours, never the client's
+    assert event.client_request_id == "trace-audit-01"
     assert event.source_address == "192.0.2.10"
     assert event.details == {"fingerprint": keypair.fingerprint, "key_type": "ssh-ed25519"}
     previous = AuditEvent.objects.filter(id__lt=event.id).latest("id")
@@ -122,7 +123,8 @@ def test_a_refused_write_is_recorded_as_refused_and_changes_nothing(member, ssh_
     event = AuditEvent.objects.latest("id")
     assert event.action == "keypair.create"
     assert event.outcome == "refused"
-    assert event.request_id == "trace-dup-001"
+    assert event.request_id == response["X-Request-Id"]
+    assert event.client_request_id == "trace-dup-001"
     assert event.actor_id == member.user.pk
     assert event.details["code"] == "already_exists"
     assert event.details["status"] == 409
