@@ -8,10 +8,12 @@ each of them; `audit_verify` against the checkpoints does not, and says why."""
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import io
 import json
 import logging
+import logging.config
 import stat
 from pathlib import Path
 from typing import Any
@@ -358,3 +360,18 @@ def test_the_chain_head_only_moves_forward_to_the_next_event(sql, refusal):
     assert (head.last_event_id, head.last_hash) == (events[-1].id, events[-1].hash)
     assert AuditChainHead.objects.count() == 1
     assert verify().startswith("audit chain OK: 3 events verified")
+
+
+def test_checkpoints_reach_the_log_even_when_it_keeps_only_warnings(capsys):
+    """The log shipper's copy is the one off this machine: a quiet log must still carry it."""
+    quiet: dict[str, Any] = copy.deepcopy(settings.LOGGING)
+    quiet["root"] = {**quiet["root"], "level": "WARNING"}
+    logging.config.dictConfig(quiet)
+    try:
+        record(1)
+        checkpoint()
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    [line] = [entry for entry in logged if entry["logger"] == "iaas.audit.checkpoints"]
+    assert line["audit_checkpoint"] == lines()[0]
