@@ -84,6 +84,13 @@ def verify_chain(anchors: Iterable[Anchor] = ()) -> ChainReport:
     if pending:
         return _missing(pending[0], checked, last_id)
     head = AuditChainHead.objects.filter(pk=1).first()
+    if head is None and last_id is not None:
+        return ChainReport(
+            checked,
+            last_id,
+            f"the chain head is missing although {checked} events exist: it was removed",
+            matched,
+        )
     if head is not None and (head.last_hash != previous or head.last_event_id != last_id):
         return ChainReport(
             checked,

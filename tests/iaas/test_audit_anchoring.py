@@ -375,3 +375,11 @@ def test_checkpoints_reach_the_log_even_when_it_keeps_only_warnings(capsys):
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
     [line] = [entry for entry in logged if entry["logger"] == "iaas.audit.checkpoints"]
     assert line["audit_checkpoint"] == lines()[0]
+
+
+@pytest.mark.usefixtures("postgres")
+def test_a_removed_chain_head_is_detected_even_without_a_checkpoint():
+    events = record(2)
+    as_owner(("DELETE FROM iaas_auditchainhead", []))
+    message = verify_fails()
+    assert f"BROKEN at event {events[-1].id}: the chain head is missing" in message
