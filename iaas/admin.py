@@ -24,7 +24,14 @@ class AuditEventAdmin(admin.ModelAdmin):
         "request_id",
     ]
     list_filter = ["outcome", "action"]
-    search_fields = ["action", "actor_label", "target_id", "target_label", "request_id"]
+    search_fields = [
+        "action",
+        "actor_label",
+        "target_id",
+        "target_label",
+        "request_id",
+        "client_request_id",
+    ]
     ordering = ["-id"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: AuditEvent | None = None) -> list[str]:

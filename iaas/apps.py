@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class IaasConfig(AppConfig):
@@ -8,3 +9,8 @@ class IaasConfig(AppConfig):
 
     def ready(self) -> None:
         from iaas.audit import admin_log  # noqa: F401 - connects the admin-write receiver
+        from iaas.db_roles import grant_after_migrate
+
+        # Once per migrate (sender: this app), after every app's migrations: new tables
+        # get the runtime role's grants (ANDROMEDE_DATABASE_RUNTIME_ROLE).
+        post_migrate.connect(grant_after_migrate, sender=self, dispatch_uid="iaas.db_roles")

@@ -7,7 +7,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from iaas.request_context import current_request_id
+from iaas.request_context import current_client_request_id, current_request_id
 
 # Anything that looks like one of our API tokens, or a bearer credential, never reaches a log.
 _SECRET_PATTERNS = [
@@ -32,6 +32,11 @@ class RequestIdFilter(logging.Filter):
             # django.request logs after the middleware returned: read the id off the request.
             request = getattr(record, "request", None)
             record.request_id = getattr(request, "request_id", "") or current_request_id()
+        if not getattr(record, "client_request_id", None):
+            request = getattr(record, "request", None)
+            client_id = getattr(request, "client_request_id", "") or current_client_request_id()
+            if client_id:  # only when the client sent one: most lines have none
+                record.client_request_id = client_id
         return True
 
 

@@ -9,25 +9,36 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from iaas.api.errors import error_response
-from iaas.request_context import accept_or_new, reset_request_id, set_request_id
+from iaas.request_context import (
+    new_request_id,
+    reset_request_id,
+    set_request_id,
+    well_formed_client_id,
+)
 
 
 class RequestIdMiddleware:
-    """Give every request an id (the client's when well-formed), expose it to logs and the
-    audit log through a context variable, and return it as `X-Request-Id`."""
+    """Give every request an id of ours, expose it to logs, the audit log and operations
+    through a context variable, and return it as `X-Request-Id`. A well-formed `X-Request-Id`
+    the client sent is kept apart (`client_request_id`, echoed as `X-Client-Request-Id`):
+    a client chooses its own ids, never ours (review L5)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = accept_or_new(request.headers.get("X-Request-Id"))
+        request_id = new_request_id()
+        client_id = well_formed_client_id(request.headers.get("X-Request-Id"))
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = set_request_id(request_id)
+        request.client_request_id = client_id  # type: ignore[attr-defined]
+        token = set_request_id(request_id, client_id)
         try:
             response = self.get_response(request)
         finally:
             reset_request_id(token)
         response["X-Request-Id"] = request_id
+        if client_id:
+            response["X-Client-Request-Id"] = client_id
         return response
 
 

@@ -46,7 +46,14 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_label = models.CharField(max_length=255, blank=True)
-    request_id = models.CharField(max_length=128, blank=True)
+    request_id = models.CharField(
+        max_length=128, blank=True, help_text="The server's id of the request (req-…)."
+    )
+    client_request_id = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="The X-Request-Id the client sent, if any: its own, never trusted as ours.",
+    )
     source_address = models.GenericIPAddressField(null=True, blank=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     details = models.JSONField(default=dict, blank=True)
@@ -81,6 +88,48 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head at event {self.last_event_id}"
+
+
+class RefusedRead(models.Model):
+    """Refused reads (GET, HEAD, OPTIONS) by known callers, counted instead of audited one
+    event each (review L5): probing another tenant's ids or reading above one's role is worth
+    knowing, but one event per request would let any caller grow the append-only log and
+    contend for the chain head. One row per minute, caller, tenant, source address, action and
+    code; `iaas.summarise_refused_reads` turns closed minutes into one `api.refused_reads`
+    event per caller and tenant, and deletes their rows."""
+
+    minute = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=150, blank=True)
+    credential = models.CharField(max_length=64, blank=True)
+    tenant_id = models.UUIDField(null=True, blank=True)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=64)
+    code = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "minute",
+                    "actor_id",
+                    "actor_label",
+                    "credential",
+                    "tenant_id",
+                    "source_address",
+                    "action",
+                    "code",
+                    "status",
+                ],
+                name="refusedread_unique_key",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.code} at {self.minute}: {self.count}"
 
 
 class IdempotencyRecord(models.Model):

@@ -134,6 +134,15 @@ else:
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Two database roles (review M2, iaas.db_roles): DATABASE_URL is the runtime role the
+# application connects as, which may append to the audit log but not change, delete or
+# truncate it, nor disable its triggers; DATABASE_MIGRATE_URL (same database, its owner) is
+# used by `manage.py migrate` only, which then grants the runtime role what it needs
+# (ANDROMEDE_DATABASE_RUNTIME_ROLE; by default the user of DATABASE_URL when the two differ).
+DATABASE_MIGRATE_URL = env_str("DATABASE_MIGRATE_URL", "")
+DATABASE_RUNTIME_ROLE = env_str("ANDROMEDE_DATABASE_RUNTIME_ROLE", "") or (
+    DATABASES["default"].get("USER", "") if DATABASE_MIGRATE_URL else ""
+)
 
 # --- Authentication and sign-in protection --------------------------------------------------
 AUTHENTICATION_BACKENDS = ["tenants.signin.LockoutModelBackend"]
@@ -321,6 +330,19 @@ LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
 # production host, so every checkout on one machine agrees with its one libvirtd.
 LOCAL_STORAGE_ROOT = env_str("ANDROMEDE_LOCAL_STORAGE_ROOT", "/var/lib/andromede")
 
+# --- Audit chain anchoring (review M2, iaas.audit.checkpoints) -------------------------------
+# The Ed25519 key that signs checkpoints of the audit chain: a file, never in the database.
+# In the embedded default it is made on first use (0600); a configured path must exist.
+AUDIT_SIGNING_KEY = Path(env_str("ANDROMEDE_AUDIT_SIGNING_KEY", str(VAR_DIR / "audit-signing.key")))
+AUDIT_SIGNING_KEY_CREATE = not os.environ.get("ANDROMEDE_AUDIT_SIGNING_KEY")
+# The public key audit_verify checks with (default: the signing key's path + ".pub").
+AUDIT_VERIFY_KEY = env_str("ANDROMEDE_AUDIT_VERIFY_KEY", "") or None
+# Checkpoints are appended here (one signed JSON line each) and logged.
+AUDIT_CHECKPOINT_FILE = Path(
+    env_str("ANDROMEDE_AUDIT_CHECKPOINT_FILE", str(VAR_DIR / "audit-checkpoints.jsonl"))
+)
+AUDIT_CHECKPOINT_SECONDS = env_int("ANDROMEDE_AUDIT_CHECKPOINT_SECONDS", 300)
+
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis+socket://{PRIVATE_REDIS_SOCKET}")
@@ -375,6 +397,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.summarise_auth_noise",
         "schedule": 60.0,
     },
+    "summarise-refused-reads": {
+        "task": "iaas.summarise_refused_reads",
+        "schedule": 60.0,
+    },
+    "audit-checkpoint": {
+        "task": "iaas.audit_checkpoint",
+        "schedule": float(AUDIT_CHECKPOINT_SECONDS),
+    },
     "purge-expired-idempotency-records": {
         "task": "iaas.purge_idempotency_records",
         "schedule": 3600.0,
@@ -419,5 +449,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Each audit checkpoint is logged, whatever the level, so that the log shipper keeps
+        # a copy of it off this machine (review M2).
+        "iaas.audit.checkpoints": {"level": "INFO"},
     },
 }

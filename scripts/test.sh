@@ -46,9 +46,12 @@ postgres_ensure() {
     fi
     local port
     port="$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')"
+    # CREATEROLE: the database-role tests (tests/iaas/test_audit_db_roles.py) make throwaway
+    # runtime roles, as an operator makes the application's (docs/operations.md, Audit chain).
     runuser -u postgres -- psql -q -p "$port" -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
-SELECT 'CREATE ROLE andromede LOGIN CREATEDB PASSWORD ''andromede'''
+SELECT 'CREATE ROLE andromede LOGIN CREATEDB CREATEROLE PASSWORD ''andromede'''
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'andromede') \gexec
+ALTER ROLE andromede CREATEROLE;
 SELECT 'CREATE DATABASE andromede OWNER andromede'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'andromede') \gexec
 SQL

@@ -1,6 +1,7 @@
-"""Who a refused API request is recorded against (iaas.audit.refusals): refused writes by
-authenticated callers, in their tenant, and every refused bearer token whose secret matched (a
-revoked or expired token still in use is worth knowing about). Anonymous requests, with no
+"""Who a refused API request is recorded against (iaas.audit.refusals): refused requests by
+authenticated callers, in their tenant (reads are counted there and audited in aggregate),
+and every refused bearer token whose secret matched, one by one (a revoked or expired token
+still in use is worth knowing about). Anonymous requests, with no
 credentials or with a bearer token that is malformed or names no token, are not recorded one
 by one, so unauthenticated noise cannot flood the log: the latter are counted and summarised
 (tenants.auth_noise)."""
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-
-from rest_framework.permissions import SAFE_METHODS
 
 from iaas.audit import Actor
 from iaas.audit.refusals import Attribution, action_name
@@ -35,9 +34,9 @@ def attribute_refusal(request: Any, view: Any, code: str) -> Attribution | None:
             credential=f"token:{token.key_id}",
             source_address=source_address(request),
         )
-        return Attribution(actor, "auth.token", token.tenant_id)
+        return Attribution(actor, "auth.token", token.tenant_id, one_by_one=True)
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or request.method in SAFE_METHODS:
+    if user is None or not user.is_authenticated:
         return None
     return Attribution(actor_from_request(request), action_name(request, view), _tenant_id(request))
 

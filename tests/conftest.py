@@ -142,6 +142,18 @@ def admin_client(client: Any, admin_user: Any) -> Any:
     return sign_in_verified(client, admin_user)
 
 
+@pytest.fixture(autouse=True)
+def _audit_anchor_files(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each test signs and reads audit checkpoints in a folder of its own (a key made on
+    first use), never the checkout's var/: a `make run` there must not fail the tests."""
+    folder = tmp_path_factory.mktemp("audit-anchor")
+    settings.AUDIT_SIGNING_KEY = folder / "audit-signing.key"
+    settings.AUDIT_SIGNING_KEY_CREATE = True
+    settings.AUDIT_VERIFY_KEY = None
+    settings.AUDIT_CHECKPOINT_FILE = folder / "audit-checkpoints.jsonl"
+    return folder
+
+
 @pytest.fixture
 def fast_password_hasher(settings: object) -> None:
     """Hash passwords with MD5 in tests that make many users (PBKDF2 costs ~0.5 s a user).

@@ -23,8 +23,9 @@ def _plain(value: Any) -> str:
 
 
 def hashed_fields(event: Any) -> dict[str, Any]:
-    """The fields of an AuditEvent (saved or not) that its hash covers."""
-    return {
+    """The fields of an AuditEvent (saved or not) that its hash covers. A field added later
+    is covered only when set, so the events written before it still hash as they did."""
+    fields = {
         "created_at": event.created_at.isoformat(),
         "actor_id": event.actor_id,
         "actor_label": event.actor_label,
@@ -40,3 +41,7 @@ def hashed_fields(event: Any) -> dict[str, Any]:
         "details": event.details,
         "prev_hash": event.prev_hash,
     }
+    client_request_id = getattr(event, "client_request_id", "")
+    if client_request_id:
+        fields["client_request_id"] = client_request_id
+    return fields

@@ -16,10 +16,12 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
+from iaas.audit import refused_reads
 from iaas.audit.service import Actor, audit_record
 from iaas.models import AuditEvent
 
 logger = logging.getLogger(__name__)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 _VERBS = {
     "create": "create",
@@ -39,11 +41,14 @@ def action_name(request: Any, view: Any) -> str:
 
 @dataclass(frozen=True)
 class Attribution:
-    """Who a refused attempt is recorded against, and as what."""
+    """Who a refused attempt is recorded against, and as what. A refused read (GET, HEAD,
+    OPTIONS) is counted and audited in aggregate (iaas.audit.refused_reads) unless
+    `one_by_one` (e.g. a refused token whose secret matched: always worth its own event)."""
 
     actor: Actor
     action: str
     tenant_id: uuid.UUID | None
+    one_by_one: bool = False
 
 
 #: Decides whether a refused request is recorded, and against whom (None: not recorded).
@@ -60,7 +65,7 @@ def register_attributor(attributor: Attributor) -> None:
 
 def audit_refused_attempt(request: Any, view: Any, status: int, code: str, message: str) -> None:
     """Record a refused (4xx) or failed (5xx) request the registered attributor attributes,
-    in a transaction of its own."""
+    in a transaction of its own; a refused read is counted, then audited in aggregate."""
     if status < 400 or _attributor is None:
         return
     attribution = _attributor(request, view, code)
@@ -70,6 +75,15 @@ def audit_refused_attempt(request: Any, view: Any, status: int, code: str, messa
         logger.warning("refused attempt not audited: the connection is in a failed transaction")
         return
     try:
+        if request.method in SAFE_METHODS and not attribution.one_by_one:
+            refused_reads.note(
+                actor=attribution.actor,
+                tenant_id=attribution.tenant_id,
+                action=attribution.action,
+                code=code,
+                status=status,
+            )
+            return
         audit_record(
             actor=attribution.actor,
             action=attribution.action,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from iaas.audit.chain import GENESIS_HASH, event_hash, hashed_fields
 from iaas.models import AuditChainHead, AuditEvent
-from iaas.request_context import current_request_id
+from iaas.request_context import current_client_request_id, current_request_id
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def audit_record(
             target_id=target_id,
             target_label=target_label[:255],
             request_id=current_request_id(),
+            client_request_id=current_client_request_id(),
             source_address=actor.source_address,
             outcome=outcome,
             details=details or {},

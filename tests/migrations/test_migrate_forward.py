@@ -115,6 +115,7 @@ MODELS_ADDED_SINCE = {
     ("otp_static", "statictoken"),
     ("tenants", "authnoise"),
     ("tenants", "invitation"),
+    ("iaas", "refusedread"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.

@@ -173,7 +173,12 @@ class TenantListCases(ApiCase):
         response = api.get(self.url, **operator.bearer())
         assert_error(response, 403, "operator_token")
         assert_refusal_audited(
-            since, write=False, action="", actor_id=None, tenant_id=None, code="operator_token"
+            since,
+            write=False,
+            action="",
+            actor_id=operator.user.pk,
+            tenant_id=None,
+            code="operator_token",
         )
 
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Model
 
-from iaas.models import AuditEvent
+from iaas.models import AuditEvent, RefusedRead
 
 #: Rows any request may write without changing the business state: the audit log is checked
 #: on its own, sign-in attempts are the lockout's bookkeeping.
@@ -22,6 +22,7 @@ BOOKKEEPING = {
     "iaas.auditchainhead",
     "tenants.signinattempt",
     "tenants.authnoise",  # anonymous refusals are counted there (M1), like sign-in attempts
+    "iaas.refusedread",  # refused reads are counted there (L5), then summarised
 }
 #: Columns a request refreshes as a side effect: a token's last use.
 BOOKKEEPING_FIELDS = {"tenants.apitoken": {"last_used_at", "last_used_address"}}
@@ -116,10 +117,13 @@ def assert_refusal_audited(
     since: int, *, write: bool, action: str, actor_id: Any, tenant_id: Any, code: str
 ) -> None:
     """A refused write by an authenticated caller leaves one `refused` event, in the caller's
-    own tenant (none for an operator); a refused read leaves nothing."""
+    own tenant (none for an operator); a refused read leaves no event but is counted, in the
+    caller's tenant, for the next `api.refused_reads` summary (L5)."""
     events = events_since(since)
     if not write:
         assert events == [], [(e.action, e.outcome) for e in events]
+        counted = RefusedRead.objects.filter(actor_id=actor_id, tenant_id=tenant_id, code=code)
+        assert counted.exists(), (actor_id, tenant_id, code, list(RefusedRead.objects.values()))
         return
     assert len(events) == 1, [(e.action, e.outcome) for e in events]
     [event] = events

@@ -1,20 +1,59 @@
-"""`manage.py audit_verify`: check the audit chain; exit 1 naming the first broken link."""
+"""`manage.py audit_verify`: check the audit chain and that it still matches every signed
+checkpoint; exit 1 naming the first broken link or the checkpoint it no longer matches."""
 
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from iaas.audit.checkpoints import checkpoint_file, checkpoints_check
 from iaas.audit.verify import verify_chain
 
 
 class Command(BaseCommand):
-    help = "Verify the hash chain of the audit log and name the first broken link."
+    help = (
+        "Verify the hash chain of the audit log against the signed checkpoints kept outside "
+        "the database, and name the first broken link."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--require-checkpoint",
+            action="store_true",
+            help="Fail when there is no checkpoint to verify against (an unanchored chain).",
+        )
+        parser.add_argument(
+            "--checkpoints",
+            type=Path,
+            default=None,
+            help="The checkpoint file to verify against (default: AUDIT_CHECKPOINT_FILE), "
+            "e.g. the copy kept on the log host.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = verify_chain()
+        path = options["checkpoints"] or checkpoint_file()
+        found = checkpoints_check(path)
+        if found.problem:
+            raise CommandError(f"audit checkpoints BROKEN: {found.problem}")
+        if found.newest is None and options["require_checkpoint"]:
+            raise CommandError(
+                f"audit chain NOT ANCHORED: no checkpoint in {path} "
+                "(run manage.py audit_checkpoint, or check ANDROMEDE_AUDIT_CHECKPOINT_FILE)"
+            )
+        report = verify_chain(found.anchors)
         if not report.ok:
             raise CommandError(
                 f"audit chain BROKEN at event {report.broken_event_id}: {report.reason} "
                 f"({report.checked} events verified before it)"
             )
         self.stdout.write(f"audit chain OK: {report.checked} events verified")
+        newest = found.newest
+        if newest is None:
+            self.stdout.write(f"no checkpoint in {path}: the chain is not anchored")
+            return
+        after = report.checked - newest.events
+        self.stdout.write(
+            f"anchored: {report.anchors_checked} checkpoints verified, the newest #{newest.seq} "
+            f"({newest.created_at}, key {newest.key_id}) covers {newest.events} events up to "
+            f"event {newest.event_id}; {after} newer events are not anchored yet"
+        )
