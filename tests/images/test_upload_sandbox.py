@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -170,3 +172,27 @@ def test_a_missing_sandbox_user_means_the_command_does_not_run(upload):
 def test_a_privileged_sandbox_user_is_refused(upload):
     with pytest.raises(sandbox.SandboxUnavailable, match="privileged"):
         probe(upload, "echo ran", sandbox.Limits(user="root"))
+
+
+def test_a_service_not_running_as_root_refuses_to_run_the_command_unconfined(upload):
+    # The service itself run as an unprivileged user (here nobody, through setpriv): it can
+    # neither change user nor make a namespace, so it must not run the command at all.
+    program = (
+        "from pathlib import Path\n"
+        "from images import sandbox\n"
+        "try:\n"
+        "    sandbox.run_on_file(['sh', '-c', 'echo ran'], Path('/dev/null'), sandbox.Limits())\n"
+        "except sandbox.SandboxUnavailable as exc:\n"
+        "    print('refused:', exc.message)\n"
+    )
+    result = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+         sys.executable, "-c", program],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).parents[2])},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "refused: the service is not running as root, so it cannot drop to an unprivileged "
+        "user nor make a network namespace\n"
+    )
