@@ -2,7 +2,8 @@
 
 The command (qemu-img, in practice) runs:
 - with no network: a network namespace of its own holding only a loopback that is down
-  (`unshare --net`), so nothing the file names can reach an NBD, SSH or HTTP server;
+  (`unshare --net`), so nothing the file names can reach an NBD, SSH or HTTP server (and
+  an IPC namespace of its own);
 - as an unprivileged user (`setpriv`, `nobody` by default; a dedicated user is better), with no
   supplementary groups, no capabilities and no way to gain any (no_new_privs);
 - in a private directory made for this run (mode 0500, owned by that user) holding only the
@@ -123,7 +124,7 @@ def confined_command(argv: Sequence[str], limits: Limits, uid: int, gid: int) ->
     """The command line that runs `argv` confined (see the module's docstring)."""
     unshare, setpriv, prlimit = _tools()
     return [
-        unshare, "--net", "--",
+        unshare, "--net", "--ipc", "--",
         setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs",
         "--inh-caps=-all", "--bounding-set=-all", "--",
         prlimit, f"--as={limits.memory_bytes}", f"--cpu={limits.cpu_seconds}", "--fsize=0",

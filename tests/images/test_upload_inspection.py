@@ -416,6 +416,39 @@ def test_raw_files_qemu_would_not_probe_still_upload(body, member, store):
 # ---- the sandbox, seen from the upload -----------------------------------------------------
 
 
+@pytest.mark.parametrize("disk_format", ["qcow2", "raw"])
+def test_the_uploads_qemu_img_runs_as_nobody_without_network_on_the_declared_driver(
+    disk_format, member, files, store, settings, tool_dir
+):
+    # A stand-in qemu-img that reports how it was run (its last stderr line reaches the
+    # refusal message): who it runs as, its network namespace, its arguments.
+    reporter = script(
+        tool_dir,
+        "reporting-qemu-img",
+        'echo "qemu-img: uid=$(id -u) gid=$(id -g) net=$(readlink /proc/self/ns/net) '
+        'cwd=$(ls -A) args=$*" >&2\nexit 1\n',
+    )
+    settings.IMAGE_INSPECT_QEMU_IMG = str(reporter)
+    body = qcow2_bytes(files) if disk_format == "qcow2" else b"\0" * MIB
+    client = member.client()
+    image_id = created(client, disk_format)
+
+    message = assert_refused(client, image_id, body, store)
+
+    prefix = f"qemu-img cannot read the file as {disk_format}: "
+    assert message.startswith(prefix), message
+    seen = dict(
+        part.split("=", 1) for part in message.removeprefix(prefix).split(" args=")[0].split()
+    )
+    assert (seen["uid"], seen["gid"]) == ("65534", "65534")
+    assert seen["net"] != os.readlink("/proc/self/ns/net")
+    assert seen["cwd"] == "image"  # a private directory holding the upload alone
+    assert message.endswith(
+        " args=info --output=json --image-opts "
+        f"driver={disk_format},file.driver=file,file.filename=image"
+    )
+
+
 def test_qemu_img_overrunning_its_time_is_refused_with_a_clear_message(
     member, files, store, settings, tool_dir
 ):
