@@ -145,6 +145,25 @@ def run_on_file(argv: Sequence[str], file: Path, limits: Limits) -> Outcome:
         )
     uid, gid = _account(limits.user)
     command = confined_command(argv, limits, uid, gid)
+    try:
+        returncode, stdout, stderr = _run(command, file, uid, gid, limits.timeout_seconds)
+    except OSError as exc:  # the private directory or the process could not be made
+        logger.error("image sandbox could not start: %s", exc)
+        raise SandboxUnavailable("the sandbox could not be set up on this machine") from exc
+    error_text = stderr[:_OUTPUT_LIMIT].decode("utf-8", "replace")
+    if returncode != 0 and error_text.lstrip().startswith(_TOOL_PREFIXES):
+        logger.error("image sandbox could not start: %s", error_text.strip()[:500])
+        raise SandboxUnavailable("the sandbox could not be set up on this machine")
+    return Outcome(
+        returncode=returncode,
+        stdout=stdout[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
+        stderr=error_text,
+    )
+
+
+def _run(
+    command: list[str], file: Path, uid: int, gid: int, timeout: float
+) -> tuple[int, bytes, bytes]:
     with _private_copy(file, uid, gid) as directory:
         process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
             command,
@@ -156,20 +175,12 @@ def run_on_file(argv: Sequence[str], file: Path, limits: Limits) -> Outcome:
             start_new_session=True,  # its own process group, killed whole on timeout
         )
         try:
-            stdout, stderr = process.communicate(timeout=limits.timeout_seconds)
+            stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            raise SandboxTimeout(
-                f"it ran longer than {limits.timeout_seconds:g} s and was stopped"
-            ) from exc
-    error_text = stderr[:_OUTPUT_LIMIT].decode("utf-8", "replace")
-    if process.returncode != 0 and error_text.lstrip().startswith(_TOOL_PREFIXES):
-        logger.error("image sandbox could not start: %s", error_text.strip()[:500])
-        raise SandboxUnavailable("the sandbox could not be set up on this machine")
-    return Outcome(
-        returncode=process.returncode,
-        stdout=stdout[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
-        stderr=error_text,
-    )
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                # bounded: a process that left the group could hold the pipes open
+                process.communicate(timeout=5)
+            raise SandboxTimeout(f"it ran longer than {timeout:g} s and was stopped") from exc
+    return process.returncode, stdout, stderr

@@ -196,3 +196,10 @@ def test_a_service_not_running_as_root_refuses_to_run_the_command_unconfined(upl
         "refused: the service is not running as root, so it cannot drop to an unprivileged "
         "user nor make a network namespace\n"
     )
+
+
+def test_a_private_directory_that_cannot_be_made_is_a_clean_refusal_not_a_crash():
+    # /proc cannot hold the private directory: an OSError inside becomes SandboxUnavailable
+    # (the upload is then refused with a message), never an unexpected error (a 500).
+    with pytest.raises(sandbox.SandboxUnavailable, match="could not be set up"):
+        sandbox.run_on_file(["sh", "-c", "echo ran"], Path("/proc/version"), LIMITS)
