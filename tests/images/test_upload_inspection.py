@@ -225,6 +225,18 @@ def runaway_extension_qcow2(files: Path) -> bytes:
     return bytes(crafted)
 
 
+def truncated_header_qcow2(files: Path) -> bytes:
+    return qcow2_bytes(files)[:60]
+
+
+def extensions_without_end_qcow2(files: Path) -> bytes:
+    """Unknown extensions (QEMU skips those) filling the whole first cluster, no end marker."""
+    data = qcow2_bytes(files)
+    start, _ = header_extensions(data)
+    filler = b"".join(struct.pack(">II", 0x1234, 8) + b"\0" * 8 for _ in range(4096))
+    return data[:start] + filler[: 65536 - start] + data[65536:]
+
+
 BAD_QCOW2: dict[str, tuple[Callable[[Path], bytes], str]] = {
     "nbd data file": (nbd_data_file_qcow2, "external data file"),
     "data file name alone": (data_file_name_without_the_feature_bit, "external data file"),
@@ -236,6 +248,8 @@ BAD_QCOW2: dict[str, tuple[Callable[[Path], bytes], str]] = {
     "version 4": (version_4_qcow2, "version 4 is not supported"),
     "cluster bits 30": (huge_cluster_qcow2, "cluster_bits 30"),
     "extension past the cluster": (runaway_extension_qcow2, "runs past the first cluster"),
+    "truncated header": (truncated_header_qcow2, "shorter than a qcow2 header"),
+    "extensions without an end": (extensions_without_end_qcow2, "have no end inside the first"),
 }  # fmt: skip
 
 
@@ -250,7 +264,7 @@ def test_control_a_valid_qcow2_reaches_the_tripwire_qemu_img(member, files, stor
 
 @pytest.mark.usefixtures("tripwire")
 @pytest.mark.parametrize("case", list(BAD_QCOW2))
-def test_a_qcow2_pointing_outside_itself_is_refused_before_qemu_img_runs(
+def test_a_qcow2_with_an_unsafe_or_malformed_header_is_refused_before_qemu_img_runs(
     case, member, files, store
 ):
     make, words = BAD_QCOW2[case]
