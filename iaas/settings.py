@@ -293,6 +293,15 @@ DEFAULT_RESIDENCY = env_list("ANDROMEDE_DEFAULT_RESIDENCY", ["FR"])
 IMAGE_STORE_DIR = Path(env_str("ANDROMEDE_IMAGE_STORE_DIR", str(VAR_DIR / "images-store")))
 # The largest image file accepted, in bytes.
 IMAGE_MAX_BYTES = env_int("ANDROMEDE_IMAGE_MAX_BYTES", 20 * 1024**3)
+# Uploaded files are inspected by qemu-img confined (images/sandbox.py, review M5): as this
+# unprivileged user (a dedicated one is better than `nobody`), with no network, under these
+# limits. Inspection needs the service to run as root to build that confinement. Point
+# IMAGE_INSPECT_QEMU_IMG at a QEMU with the CVE-2024-4467 fix if the system's lacks it.
+IMAGE_INSPECT_QEMU_IMG = env_str("ANDROMEDE_IMAGE_INSPECT_QEMU_IMG", "qemu-img")
+IMAGE_INSPECT_USER = env_str("ANDROMEDE_IMAGE_INSPECT_USER", "nobody")
+IMAGE_INSPECT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_IMAGE_INSPECT_TIMEOUT", 60))
+IMAGE_INSPECT_CPU_SECONDS = env_int("ANDROMEDE_IMAGE_INSPECT_CPU_SECONDS", 30)
+IMAGE_INSPECT_MEMORY_BYTES = env_int("ANDROMEDE_IMAGE_INSPECT_MEMORY_BYTES", 1024**3)
 
 # --- Networks -------------------------------------------------------------------------------
 # Where the default per-tenant networks take their /27s (network.services.ipam).

@@ -208,7 +208,11 @@ def _keep_file(
     final_path = image_file_path(image)
     try:
         try:
-            inspection = image_files.inspect(received.path, image.disk_format)
+            inspection = image_files.inspect(
+                received.path,
+                image.disk_format,
+                image_files.InspectionConfig.from_settings(settings),
+            )
         except image_files.Refused as exc:
             received.path.unlink(missing_ok=True)
             raise _refuse(actor, image, exc.message, action=action) from exc
