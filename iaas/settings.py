@@ -140,8 +140,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # used by `manage.py migrate` only, which then grants the runtime role what it needs
 # (ANDROMEDE_DATABASE_RUNTIME_ROLE; by default the user of DATABASE_URL when the two differ).
 DATABASE_MIGRATE_URL = env_str("DATABASE_MIGRATE_URL", "")
+_runtime_user = DATABASES["default"].get("USER", "")
 DATABASE_RUNTIME_ROLE = env_str("ANDROMEDE_DATABASE_RUNTIME_ROLE", "") or (
-    DATABASES["default"].get("USER", "") if DATABASE_MIGRATE_URL else ""
+    _runtime_user
+    if DATABASE_MIGRATE_URL
+    and _runtime_user != database_from_url(DATABASE_MIGRATE_URL).get("USER", "")
+    else ""
 )
 
 # --- Authentication and sign-in protection --------------------------------------------------

@@ -383,3 +383,15 @@ def test_a_removed_chain_head_is_detected_even_without_a_checkpoint():
     as_owner(("DELETE FROM iaas_auditchainhead", []))
     message = verify_fails()
     assert f"BROKEN at event {events[-1].id}: the chain head is missing" in message
+
+
+def test_audit_verify_fails_when_events_stay_unanchored_too_long(anchored):
+    """Monitoring runs audit_verify --max-unanchored-age: stopped checkpoints are noticed."""
+    assert verify("--max-unanchored-age", "0").startswith("audit chain OK: 6 events")
+    late = record(1)[0]
+    message = verify_fails("--max-unanchored-age", "0")
+    assert f"NOT ANCHORED in time: event {late.id} was written" in message
+    assert "no checkpoint covers it yet (limit 0 s)" in message
+    assert verify("--max-unanchored-age", "3600").startswith("audit chain OK: 7 events")
+    checkpoint()
+    assert verify("--max-unanchored-age", "0").startswith("audit chain OK: 7 events")

@@ -8,7 +8,10 @@ then run as that role, statement by statement, on a connection of its own."""
 from __future__ import annotations
 
 import io
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -206,3 +209,29 @@ def test_migrate_as_the_owner_grants_the_runtime_role(make_role, settings):
     assert not can("TRUNCATE", "compute_keypair")
     assert can("SELECT", "django_migrations")
     assert not can("INSERT", "django_migrations")
+
+
+@pytest.mark.parametrize(
+    ("migrate_url", "runtime_role"),
+    [
+        ("", ""),  # one role for everything (development, tests): nothing to grant
+        ("postgresql://app:pw@db/andromede", ""),  # the same role twice: nothing to grant
+        ("postgresql://owner:pw@db/andromede", "app"),  # two roles: DATABASE_URL's is runtime
+    ],
+)
+def test_the_runtime_role_defaults_to_database_urls_user_when_the_owner_is_another(
+    migrate_url, runtime_role
+):
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://app:pw@db/andromede",
+        "DATABASE_MIGRATE_URL": migrate_url,
+        "ANDROMEDE_DATABASE_RUNTIME_ROLE": "",
+        "DJANGO_SETTINGS_MODULE": "iaas.settings",
+    }
+    script = "from django.conf import settings as s; print(s.DATABASE_RUNTIME_ROLE)"
+    shown = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert shown.stdout.strip() == runtime_role

@@ -5,9 +5,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from iaas.audit.checkpoints import checkpoint_file, checkpoints_check
 from iaas.audit.verify import verify_chain
+from iaas.models import AuditEvent
 
 
 class Command(BaseCommand):
@@ -21,6 +23,14 @@ class Command(BaseCommand):
             "--require-checkpoint",
             action="store_true",
             help="Fail when there is no checkpoint to verify against (an unanchored chain).",
+        )
+        parser.add_argument(
+            "--max-unanchored-age",
+            type=int,
+            default=None,
+            metavar="SECONDS",
+            help="Fail when an event older than this is not covered by a checkpoint yet "
+            "(checkpoints stopped: is beat running iaas.audit_checkpoint?).",
         )
         parser.add_argument(
             "--checkpoints",
@@ -46,8 +56,10 @@ class Command(BaseCommand):
                 f"audit chain BROKEN at event {report.broken_event_id}: {report.reason} "
                 f"({report.checked} events verified before it)"
             )
-        self.stdout.write(f"audit chain OK: {report.checked} events verified")
         newest = found.newest
+        anchored_up_to = newest.event_id if newest is not None else None
+        self._check_unanchored_age(anchored_up_to, options["max_unanchored_age"])
+        self.stdout.write(f"audit chain OK: {report.checked} events verified")
         if newest is None:
             self.stdout.write(f"no checkpoint in {path}: the chain is not anchored")
             return
@@ -57,3 +69,20 @@ class Command(BaseCommand):
             f"({newest.created_at}, key {newest.key_id}) covers {newest.events} events up to "
             f"event {newest.event_id}; {after} newer events are not anchored yet"
         )
+
+    def _check_unanchored_age(self, anchored_up_to: int | None, limit: int | None) -> None:
+        if limit is None:
+            return
+        events = AuditEvent.objects.order_by("id")
+        if anchored_up_to is not None:
+            events = events.filter(id__gt=anchored_up_to)
+        oldest = events.first()
+        if oldest is None:
+            return
+        age = (timezone.now() - oldest.created_at).total_seconds()
+        if age > limit:
+            raise CommandError(
+                f"audit chain NOT ANCHORED in time: event {oldest.id} was written {age:.0f} s "
+                f"ago and no checkpoint covers it yet (limit {limit} s); is beat running "
+                "iaas.audit_checkpoint, and can it read the signing key?"
+            )
