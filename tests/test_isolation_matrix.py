@@ -277,6 +277,7 @@ def verb(name: str, action: str, ready: str, ok_status: int = 202, body: str = "
 TENANT_ENDPOINTS = [
     read("tenant.get", "/tenant"),
     read("quotas.get", "/quotas"),
+    read("residency.get", "/residency"),
     read("tokens.list", "/tokens"),
     write("tokens.create", "POST", "/tokens", R, "token.create", 201, body="token"),
     read("tokens.retrieve", "/tokens/{pk}", target="token"),
@@ -517,6 +518,7 @@ OWN_MARKERS: dict[str, Callable[[World], str]] = {
     "server-groups.list": lambda w: w.pk("server_group", "b"),
     "flavors.list": lambda w: w.pk("flavor", "b"),
     "instances.list": lambda w: w.pk("instance", "b"),
+    "residency.get": lambda w: w.pk("instance", "b"),
 }
 HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "tokens.list": lambda w: w.token_of("a_admin"),
@@ -526,6 +528,7 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "server-groups.list": lambda w: w.obj("server_group", "a"),
     "flavors.list": lambda w: w.obj("flavor", "a"),
     "instances.list": lambda w: w.obj("instance", "a"),
+    "residency.get": lambda w: (w.obj("instance", "a"), w.obj("image", "a")),
 }
 
 
