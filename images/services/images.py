@@ -406,7 +406,7 @@ def image_uploads_expire() -> list[str]:
     for image_id in list(stale):
         with transaction.atomic():
             image = (
-                Image.objects.select_for_update()
+                Image.objects.select_for_update(of=("self",))
                 .select_related("store")
                 .filter(
                     pk=image_id, status=Image.Status.SAVING, upload_expires_at__lt=timezone.now()
