@@ -116,8 +116,11 @@ def killed_upload(
         if receiver.poll() is None:
             receiver.kill()
             receiver.wait(timeout=10)
-    lapsed = Image.objects.filter(pk=image_id, upload_expires_at__lt=timezone.now()).exists
-    wait_for(lambda: lapsed(), "the lease to lapse")
+
+    def lapsed() -> bool:
+        return Image.objects.filter(pk=image_id, upload_expires_at__lt=timezone.now()).exists()
+
+    wait_for(lapsed, "the lease to lapse")
     return SimpleNamespace(image_id=image_id, client=client, store=image_store, tenant=tenant)
 
 
