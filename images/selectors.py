@@ -7,7 +7,7 @@ import uuid
 from django.db.models import QuerySet
 
 from hosts.residency import Holding
-from images.models import Image
+from images.models import Image, ImageStore
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 
@@ -53,3 +53,8 @@ def image_holdings(tenant: Tenant) -> list[Holding]:
 
 
 _STORED = {Image.Status.ACTIVE, Image.Status.SAVING}
+
+
+def image_store_list() -> QuerySet[ImageStore]:
+    """Operators only: every image store, with its zone."""
+    return ImageStore.objects.select_related("zone")

@@ -244,6 +244,8 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "host": lambda w: {"name": "h-new", "zone": w.platform.zone.name,
                        "libvirt_uri": "test:///default", "storage_root": "/fake/h-new"},
     "reason": lambda w: {"reason": "RAM errors"},
+    "image_store": lambda w: {"name": "new-store", "zone": w.platform.zone.name,
+                              "path": str(w.qcow2.parent)},
     "flavor": lambda w: {"name": "c2-large", "vcpus": 2, "memory_mb": 2048, "disk_gb": 20},
 }
 # fmt: on
@@ -358,6 +360,10 @@ OPERATOR_ENDPOINTS = [
           target="image"),
     write("admin-images.upload", "PUT", "/admin/images/{pk}/file", OP, "image.upload",
           body="file", target="image"),
+    read("admin-image-stores.list", "/admin/image-stores", OP),
+    write("admin-image-stores.create", "POST", "/admin/image-stores", OP, "image_store.create",
+          201, body="image_store"),
+    read("admin-image-stores.retrieve", "/admin/image-stores/{pk}", OP, target="image_store"),
     read("admin-flavors.list", "/admin/flavors", OP),
     write("admin-flavors.create", "POST", "/admin/flavors", OP, "flavor.create", 201,
           body="flavor"),

@@ -9,7 +9,9 @@ to a tenant: they hold no tenant data and may be stored and cached anywhere.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -114,14 +116,23 @@ def host_zone_check(image: Image, zone: Zone) -> None:
 
 @transaction.atomic
 def image_store_create(*, actor: Actor, name: str, zone: Zone, path: str) -> ImageStore:
-    """Declare the image store of a zone: `path`, an absolute directory of the control plane
-    (a mount of that zone's storage). 409 `already_exists` for a name in use."""
+    """Declare the image store of a zone: `path`, an existing directory of the control plane
+    the API may write (a mount of that zone's storage). 409 `already_exists` for a name in
+    use; 400 for a path that is not such a directory."""
     if not _NAME.fullmatch(name):
         raise InvalidRequest(
             "A store name is 1 to 64 lowercase letters, digits and '-'.", details={"name": name}
         )
-    if not path.startswith("/"):
+    directory = Path(path)
+    if not directory.is_absolute() or ".." in directory.parts:
         raise InvalidRequest("A store's path is an absolute directory.", details={"path": path})
+    if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+        raise InvalidRequest(
+            "A store's directory must exist and be writable by the API: mount the zone's "
+            "storage there first.",
+            code="store_directory_unusable",
+            details={"path": path},
+        )
     try:
         with transaction.atomic():
             store = ImageStore.objects.create(name=name, zone=zone, path=path)

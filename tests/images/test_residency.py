@@ -38,6 +38,7 @@ def germany(cloud: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
     """A German zone with an image store (its own directory) and a host."""
     zone = factories.zone("de-fra-1", "DE")
     directory = tmp_path / "de-store"
+    directory.mkdir()
     store = stores.image_store_create(actor=SYSTEM, name="de-fra", zone=zone, path=str(directory))
     host = factories.host("h-de", zone)
     return SimpleNamespace(zone=zone, store=store, directory=directory, host=host)
