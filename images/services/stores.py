@@ -71,7 +71,10 @@ def store_choose(tenant: Tenant | None, *, near: Zone | None = None) -> ImageSto
     if not candidates:
         if allowed is None:
             raise ConflictError(
-                "No image store is enabled; an operator must declare one.", code="no_image_store"
+                "No image store is enabled: declare one (/api/v1/admin/image-stores), or the "
+                f"zone {settings.IMAGE_STORE_ZONE or '(none)'} that ANDROMEDE_IMAGE_STORE_ZONE "
+                "names for the default store.",
+                code="no_image_store",
             )
         raise ResidencyUnsatisfiable(
             f"No image store lies in a zone your residency policy ({', '.join(allowed)}) "
