@@ -68,3 +68,20 @@ def test_a_store_in_no_zone_or_no_usable_directory_is_refused(cloud, make_caller
 
     assert_error(answer, 400, code)
     assert business_rows() == before
+
+
+@pytest.mark.django_db
+def test_with_no_store_at_all_publishing_an_image_is_refused_and_says_how_to_declare_one(
+    settings, make_caller
+):
+    settings.IMAGE_STORE_ZONE = ""  # no default store, and none declared
+    operator = make_caller(None, operator=True).client()
+    before = business_rows()
+
+    answer = operator.post(
+        "/api/v1/admin/images", {"name": "debian", "disk_format": "qcow2"}, format="json"
+    )
+
+    error = assert_error(answer, 409, "no_image_store")
+    assert "/api/v1/admin/image-stores" in error["message"]
+    assert business_rows() == before
