@@ -26,7 +26,7 @@ class TestOperatorImageStores(OperatorListCases, OperatorDetailCases, OperatorCr
 
 
 @pytest.mark.django_db
-def test_an_operator_declares_a_zones_store_and_tenants_images_go_there(
+def test_an_operator_declares_a_zones_image_store_and_it_is_audited(
     cloud, make_caller, make_tenant, tmp_path: Path
 ):
     operator = make_caller(None, operator=True).client()
