@@ -377,6 +377,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="andromede-bench-", dir="/var/tmp"))
     root.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     settings.IMAGE_STORE_DIR = root / "image-store"
+    settings.IMAGE_STORE_ZONE = ZONE  # the default image store lies in the bench's zone
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 120
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     raw_results: list[dict[str, Any]] = []

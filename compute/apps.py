@@ -7,8 +7,9 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from compute import quota_usage, worker
+        from compute import quota_usage, selectors, worker
         from compute.services.instances import image_build_in_progress
+        from hosts.residency import register_holdings
         from images.usage import register_in_use_check
         from tenants.quotas import register_resource
 
@@ -20,3 +21,4 @@ class ComputeConfig(AppConfig):
         register_resource("server_groups", quota_usage.server_groups_in_use)
         worker.register()
         register_in_use_check(image_build_in_progress)
+        register_holdings("instances", selectors.instance_holdings)

@@ -10,6 +10,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from compute.models import Flavor, Instance, KeyPair, ServerGroup
 from compute.states import CONSOLE_STATUSES
 from hosts.hypervisors import hypervisor_for
+from hosts.residency import Holding
 from hypervisor.base import DriverError
 from network.models import Port
 from tenants.models import Tenant
@@ -79,3 +80,21 @@ def instance_console(instance: Instance) -> str:
     except DriverError as exc:
         logger.warning("console of %s unavailable: %s", instance.pk, exc)
         return ""
+
+
+def instance_holdings(tenant: Tenant) -> list[Holding]:
+    """The tenant's instances with the zone their disks lie in (for "where is my data")."""
+    instances = (
+        tenant_scoped(Instance.objects.select_related("host"), tenant)
+        .exclude(status=Instance.Status.DELETED)
+        .order_by("name", "id")
+    )
+    return [
+        Holding(
+            id=str(instance.pk),
+            name=instance.name,
+            status=instance.status,
+            zone_id=instance.host.zone_id if instance.host is not None else None,
+        )
+        for instance in instances
+    ]

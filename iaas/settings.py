@@ -293,8 +293,15 @@ DEFAULT_QUOTAS: dict[str, int] = {
 DEFAULT_RESIDENCY = env_list("ANDROMEDE_DEFAULT_RESIDENCY", ["FR"])
 
 # --- Images (DESIGN §8) ----------------------------------------------------------------------
-# Uploaded image files live here, one file per image named by its id.
+# The default image store: a directory of image files, one per image named by its id, that
+# lies in the zone IMAGE_STORE_ZONE (the embedded default's zone). Other zones' stores are
+# declared by operators (images.ImageStore). An image is only stored in a store whose zone's
+# jurisdiction its tenant's residency allows. An empty IMAGE_STORE_ZONE: no default store.
 IMAGE_STORE_DIR = Path(env_str("ANDROMEDE_IMAGE_STORE_DIR", str(VAR_DIR / "images-store")))
+IMAGE_STORE_ZONE = env_str("ANDROMEDE_IMAGE_STORE_ZONE", "fr-demo-1")
+# An upload holds its image (`saving`) for this long, renewed while bytes arrive; past it (the
+# API process died, or the client stalled) the upload is abandoned by `images.expire_uploads`.
+IMAGE_UPLOAD_LEASE = timedelta(seconds=env_int("ANDROMEDE_IMAGE_UPLOAD_LEASE_SECONDS", 300))
 # The largest image file accepted, in bytes.
 IMAGE_MAX_BYTES = env_int("ANDROMEDE_IMAGE_MAX_BYTES", 20 * 1024**3)
 # Uploaded files are inspected by qemu-img confined (images/sandbox.py, review M5): as this
@@ -433,6 +440,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {
         "task": "operations.sweep",
         "schedule": 30.0,
+    },
+    "expire-stuck-uploads": {
+        "task": "images.expire_uploads",
+        "schedule": 60.0,
     },
     "purge-old-signin-attempts": {
         "task": "tenants.purge_signin_attempts",

@@ -7,7 +7,9 @@ class ImagesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from images import quota_usage
+        from hosts.residency import register_holdings
+        from images import quota_usage, selectors
         from tenants.quotas import register_resource
 
         register_resource("images", quota_usage.images_in_use)
+        register_holdings("images", selectors.image_holdings)

@@ -6,11 +6,45 @@ The table keeps the name it had when this model lived in `compute` (docs/decisio
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from hosts.models import Zone
 from tenants.models import Tenant
+
+
+class ImageStore(models.Model):
+    """Where image files live (DESIGN §6, §8): a directory of the control plane that holds
+    the storage of one zone (a mount of that datacenter's storage), so an image's file lies
+    under that zone's jurisdiction. An image is only stored where its tenant's residency
+    policy allows. The embedded default's store is settings.IMAGE_STORE_DIR in the zone
+    settings.IMAGE_STORE_ZONE (its row has no `path`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=64, unique=True)
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="image_stores")
+    path = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="An absolute directory; empty: settings.IMAGE_STORE_DIR (the default store).",
+    )
+    enabled = models.BooleanField(
+        default=True, help_text="New images are placed only in enabled stores."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.path) if self.path else Path(settings.IMAGE_STORE_DIR)
 
 
 class Image(models.Model):
@@ -62,6 +96,21 @@ class Image(models.Model):
     source_instance_id = models.UUIDField(
         null=True, blank=True, help_text="The instance a snapshot image was taken from."
     )
+    store = models.ForeignKey(
+        ImageStore,
+        on_delete=models.PROTECT,
+        related_name="images",
+        null=True,
+        blank=True,
+        help_text="Where its file lives; empty only for images older than stores (their "
+        "files are in settings.IMAGE_STORE_DIR).",
+    )
+    upload_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While an upload is `saving`: renewed as bytes arrive; once past, the upload "
+        "is taken as dead (its file removed, the image queued again).",
+    )
 
     class Meta:
         db_table = "compute_image"
@@ -75,6 +124,11 @@ class Image(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="image_tenant_recent"),
             models.Index(fields=["visibility", "status"], name="image_visibility_status"),
+            models.Index(
+                fields=["upload_expires_at"],
+                name="image_upload_expiry",
+                condition=Q(status="saving"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,8 @@ import uuid
 
 from django.db.models import QuerySet
 
-from images.models import Image
+from hosts.residency import Holding
+from images.models import Image, ImageStore
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 
@@ -16,7 +17,7 @@ def image_list(tenant: Tenant) -> QuerySet[Image]:
     visible = tenant_scoped(Image.objects.all(), tenant) | Image.objects.filter(
         visibility=Image.Visibility.PUBLIC
     )
-    return visible.exclude(status=Image.Status.DELETED)
+    return visible.exclude(status=Image.Status.DELETED).select_related("store__zone")
 
 
 def image_find(tenant: Tenant, image_id: uuid.UUID | str) -> Image | None:
@@ -26,4 +27,34 @@ def image_find(tenant: Tenant, image_id: uuid.UUID | str) -> Image | None:
 
 def image_list_all() -> QuerySet[Image]:
     """Operators only: every tenant's images and the public ones, not deleted."""
-    return Image.objects.exclude(status=Image.Status.DELETED)
+    return Image.objects.exclude(status=Image.Status.DELETED).select_related("store__zone")
+
+
+def image_holdings(tenant: Tenant) -> list[Holding]:
+    """The tenant's private images that have a file, with their store's zone (for "where is
+    my data"); public images are the platform's, not the tenant's data."""
+    images = (
+        tenant_scoped(Image.objects.select_related("store"), tenant)
+        .exclude(status=Image.Status.DELETED)
+        .order_by("name", "id")
+    )
+    return [
+        Holding(
+            id=str(image.pk),
+            name=image.name,
+            status=image.status,
+            # queued (no file yet) and error (its file refused and removed): nothing stored.
+            zone_id=image.store.zone_id
+            if image.store is not None and image.status in _STORED
+            else None,
+        )
+        for image in images
+    ]
+
+
+_STORED = {Image.Status.ACTIVE, Image.Status.SAVING}
+
+
+def image_store_list() -> QuerySet[ImageStore]:
+    """Operators only: every image store, with its zone."""
+    return ImageStore.objects.select_related("zone")

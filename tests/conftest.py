@@ -92,10 +92,12 @@ def ssh_public_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def image_store(settings: object, tmp_path: Path) -> Path:
-    """An image store of the test's own (uploads and snapshots write their files there)."""
+def image_store(db: None, settings: Any, tmp_path: Path) -> Path:
+    """The default image store, in a directory of the test's own (uploads and snapshots write
+    their files there), in a French zone of its own (settings.IMAGE_STORE_ZONE)."""
     path = tmp_path / "image-store"
-    settings.IMAGE_STORE_DIR = path  # type: ignore[attr-defined]
+    settings.IMAGE_STORE_DIR = path
+    factories.zone(settings.IMAGE_STORE_ZONE, region="store")
     return path
 
 

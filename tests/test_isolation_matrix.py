@@ -244,6 +244,8 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "host": lambda w: {"name": "h-new", "zone": w.platform.zone.name,
                        "libvirt_uri": "test:///default", "storage_root": "/fake/h-new"},
     "reason": lambda w: {"reason": "RAM errors"},
+    "image_store": lambda w: {"name": "new-store", "zone": w.platform.zone.name,
+                              "path": str(w.qcow2.parent)},
     "flavor": lambda w: {"name": "c2-large", "vcpus": 2, "memory_mb": 2048, "disk_gb": 20},
 }
 # fmt: on
@@ -277,6 +279,7 @@ def verb(name: str, action: str, ready: str, ok_status: int = 202, body: str = "
 TENANT_ENDPOINTS = [
     read("tenant.get", "/tenant"),
     read("quotas.get", "/quotas"),
+    read("residency.get", "/residency"),
     read("tokens.list", "/tokens"),
     write("tokens.create", "POST", "/tokens", R, "token.create", 201, body="token"),
     read("tokens.retrieve", "/tokens/{pk}", target="token"),
@@ -357,6 +360,10 @@ OPERATOR_ENDPOINTS = [
           target="image"),
     write("admin-images.upload", "PUT", "/admin/images/{pk}/file", OP, "image.upload",
           body="file", target="image"),
+    read("admin-image-stores.list", "/admin/image-stores", OP),
+    write("admin-image-stores.create", "POST", "/admin/image-stores", OP, "image_store.create",
+          201, body="image_store"),
+    read("admin-image-stores.retrieve", "/admin/image-stores/{pk}", OP, target="image_store"),
     read("admin-flavors.list", "/admin/flavors", OP),
     write("admin-flavors.create", "POST", "/admin/flavors", OP, "flavor.create", 201,
           body="flavor"),
@@ -517,6 +524,7 @@ OWN_MARKERS: dict[str, Callable[[World], str]] = {
     "server-groups.list": lambda w: w.pk("server_group", "b"),
     "flavors.list": lambda w: w.pk("flavor", "b"),
     "instances.list": lambda w: w.pk("instance", "b"),
+    "residency.get": lambda w: w.pk("instance", "b"),
 }
 HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "tokens.list": lambda w: w.token_of("a_admin"),
@@ -526,6 +534,7 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "server-groups.list": lambda w: w.obj("server_group", "a"),
     "flavors.list": lambda w: w.obj("flavor", "a"),
     "instances.list": lambda w: w.obj("instance", "a"),
+    "residency.get": lambda w: (w.obj("instance", "a"), w.obj("image", "a")),
 }
 
 

@@ -236,6 +236,7 @@ def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[I
         min_disk_gb=instance.disk_gb,  # the copy's virtual size: a smaller disk cannot hold it
         min_ram_mb=source.min_ram_mb if source is not None else 0,
         source_instance_id=instance.pk,
+        near=instance.host.zone if instance.host else None,  # the copy stays in its zone
     )
     params = {"image": str(image.pk), "was_active": instance.status == Instance.Status.ACTIVE}
     operation = queue_operation(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +21,7 @@ from hypervisor.base import DriverError, Hypervisor, PowerState, StorageVolumeSp
 from images import files as image_files
 from images.models import Image
 from images.services import images as image_services
+from images.services.stores import ResidencyUnsatisfiable, store_for_file
 from operations.models import Operation
 from operations.services import deadlines
 from operations.services.outcomes import fail, succeed
@@ -62,9 +62,13 @@ def _store_snapshot(hv: Hypervisor, instance: Instance, image: Image) -> None:
     host = instance.host
     assert host is not None
     limit = settings.IMAGE_MAX_BYTES
-    store = Path(settings.IMAGE_STORE_DIR)
+    # Before a byte leaves the host: the store must lie where the tenant's residency allows
+    # now (the policy may have changed since the snapshot was asked for).
+    store_for_file(image)
+    store = image_services.store_directory(image)
+    prefix = image_services.part_prefix(image)
     try:
-        with image_files.Receiver(directory=store, prefix=f".{image.pk}.", max_bytes=limit) as rx:
+        with image_files.Receiver(directory=store, prefix=prefix, max_bytes=limit) as rx:
             copy = naming.snapshot_copy(image.pk)
             if stores_no_data(host):  # nor can it download: its disk is empty
                 size = hv.storage_volume_info(pool_names(host)["instances"], copy).capacity_bytes
@@ -133,8 +137,12 @@ def run_snapshot(operation: Operation, instance: Instance) -> None:
             hv.delete_storage_volume(pools["instances"], naming.snapshot_copy(image.pk))
         except DriverError:
             logger.exception("the copy of snapshot %s could not be removed", image.pk)
+        refused = isinstance(exc, ResidencyUnsatisfiable)
         image_services.image_snapshot_failed(
-            actor=worker_actor(), image_id=image.pk, message=f"The snapshot failed: {exc}"
+            actor=worker_actor(),
+            image_id=image.pk,
+            message=f"The snapshot {'was refused' if refused else 'failed'}: {exc}",
+            code=ResidencyUnsatisfiable.code if refused else "",
         )
         fail(operation, instance, "snapshot", exc, **_power_after_failure(hv, instance, was_active))
         return

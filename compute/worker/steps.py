@@ -34,6 +34,7 @@ from hypervisor.base import (
 )
 from images.models import Image
 from images.services.images import image_file_path
+from images.services.stores import host_zone_check
 from network import host_specs
 from network.models import Port
 from network.selectors import device_port
@@ -59,7 +60,9 @@ def pool_names(host: Host) -> dict[str, str]:
 
 
 def cache_image(hv: Hypervisor, host: Host, image: Image) -> None:
-    """The base image on the host, keyed by image id (whose content never changes)."""
+    """The base image on the host, keyed by image id (whose content never changes); a
+    tenant's image only on a host its residency allows."""
+    host_zone_check(image, host.zone)
     pools = pool_names(host)
     name = naming.cached_image(image.pk)
     try:

@@ -31,13 +31,20 @@ class ImageSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "disk_format", "status", "visibility", "min_disk_gb", "min_ram_mb",
             "protected", "size_bytes", "virtual_size_bytes", "checksum_sha256", "error_message",
-            "created_at", "updated_at", "source_instance",
+            "created_at", "updated_at", "source_instance", "zone",
         ]  # fmt: skip
         read_only_fields = fields
 
     source_instance = serializers.UUIDField(
         source="source_instance_id", read_only=True, allow_null=True
     )
+    zone = serializers.SerializerMethodField(
+        help_text="The zone whose image store holds (or will hold) the file: one the "
+        "tenant's residency policy allows. See GET /api/v1/residency."
+    )
+
+    def get_zone(self, image: Image) -> str | None:
+        return image.store.zone.name if image.store is not None else None
 
 
 class ImageCreateSerializer(StrictSerializer):

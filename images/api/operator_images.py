@@ -24,9 +24,11 @@ from tenants.api.viewsets import OperatorViewSet
 
 class OperatorImageSerializer(ImageSerializer):
     tenant = serializers.UUIDField(source="tenant_id", read_only=True, allow_null=True)
+    store = serializers.CharField(source="store.name", read_only=True, allow_null=True)
+    upload_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta(ImageSerializer.Meta):
-        fields = [*ImageSerializer.Meta.fields, "tenant"]
+        fields = [*ImageSerializer.Meta.fields, "tenant", "store", "upload_expires_at"]
         read_only_fields = fields
 
 

@@ -5,20 +5,31 @@ first (`queued` → `saving`, a conditional update, so two concurrent uploads ca
 the file is streamed and inspected with no transaction open, and the outcome is written at
 the end: `active`, `error` (the file was refused: the owner reads why) or back to `queued`
 (the upload itself failed: too large, cut short, a server error; the owner may try again).
+
+A `saving` upload holds a lease (`upload_expires_at`), renewed while bytes arrive. If the API
+process dies mid-upload nothing would ever end it: `image_uploads_expire` (Celery beat) puts
+an upload whose lease has passed back to `queued` and removes its partial file, and such an
+image may be deleted at once.
+
+The file goes to the image's store, in a zone its tenant's residency allows
+(images.services.stores).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from hosts.models import Zone
 from iaas.audit import Actor, audit_record
 from iaas.errors import (
     ConflictError,
@@ -31,16 +42,36 @@ from iaas.models import AuditEvent
 from images import files as image_files
 from images import usage
 from images.models import Image
+from images.services import stores
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce
 
+logger = logging.getLogger(__name__)
 GIB = 1024**3
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:+()@-]{0,126}[A-Za-z0-9._:+()@-])?$")
 
 
+def store_directory(image: Image) -> Path:
+    """The directory of the image's store (images older than stores: the default one's)."""
+    return image.store.directory if image.store is not None else Path(settings.IMAGE_STORE_DIR)
+
+
 def image_file_path(image: Image) -> Path:
-    """Where an active image's file lives in the image store."""
-    return Path(settings.IMAGE_STORE_DIR) / str(image.id)
+    """Where an active image's file lives in its image store."""
+    return store_directory(image) / str(image.id)
+
+
+def part_prefix(image: Image) -> str:
+    """The name prefix of the image's partial files (an upload or a snapshot on the way)."""
+    return f".{image.id}."
+
+
+def _remove_partial_files(image: Image) -> int:
+    removed = 0
+    for part in store_directory(image).glob(f"{part_prefix(image)}*.part"):
+        part.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _check_name(name: str) -> None:
@@ -64,11 +95,13 @@ def image_create(
     min_ram_mb: int = 0,
     protected: bool = False,
     source_instance_id: uuid.UUID | None = None,
+    near: Zone | None = None,
 ) -> Image:
-    """Create an image with no file yet (`queued`). A tenant's image is private and counts
-    against its `images` quota; a public image has no tenant (operators publish them). A
-    snapshot's image (`source_instance_id` given) is born `saving`: its file comes from the
-    instance's disk, never from an upload."""
+    """Create an image with no file yet (`queued`), in an image store its tenant's residency
+    allows (one in zone `near` if possible; 409 `residency_unsatisfiable` if none). A
+    tenant's image is private and counts against its `images` quota; a public image has no
+    tenant (operators publish them). A snapshot's image (`source_instance_id` given) is born
+    `saving`: its file comes from the instance's disk, never from an upload."""
     _check_name(name)
     if disk_format not in Image.DiskFormat.values:
         raise InvalidRequest(
@@ -87,9 +120,11 @@ def image_create(
             "An image without a tenant is public: a private image belongs to a tenant.",
             code="private_image_needs_tenant",
         )
+    store = stores.store_choose(tenant, near=near)
     if tenant is not None:
         quota_enforce(tenant, "images")
     image = Image.objects.create(
+        store=store,
         tenant=tenant,
         name=name,
         disk_format=disk_format,
@@ -110,14 +145,24 @@ def image_create(
             "disk_format": disk_format,
             "visibility": visibility,
             "source_instance": str(source_instance_id) if source_instance_id else None,
+            "store": store.name,
+            "zone": store.zone.name,
+            "jurisdiction": store.zone.jurisdiction,
         },
     )
     return image
 
 
+def _lease_end() -> object:
+    return timezone.now() + settings.IMAGE_UPLOAD_LEASE
+
+
 def _claim(image: Image) -> None:
     claimed = Image.objects.filter(pk=image.pk, status=Image.Status.QUEUED).update(
-        status=Image.Status.SAVING, error_message="", updated_at=timezone.now()
+        status=Image.Status.SAVING,
+        error_message="",
+        upload_expires_at=_lease_end(),
+        updated_at=timezone.now(),
     )
     if not claimed:
         current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
@@ -133,14 +178,17 @@ def _claim(image: Image) -> None:
 def _release(image: Image) -> None:
     """Back to `queued` after an upload that failed for reasons other than the file's content."""
     Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
-        status=Image.Status.QUEUED, updated_at=timezone.now()
+        status=Image.Status.QUEUED, upload_expires_at=None, updated_at=timezone.now()
     )
 
 
 def _refuse(actor: Actor, image: Image, message: str, *, action: str) -> InvalidRequest:
     with transaction.atomic():
         Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
-            status=Image.Status.ERROR, error_message=message, updated_at=timezone.now()
+            status=Image.Status.ERROR,
+            error_message=message,
+            upload_expires_at=None,
+            updated_at=timezone.now(),
         )
         audit_record(
             actor=actor,
@@ -155,22 +203,57 @@ def _refuse(actor: Actor, image: Image, message: str, *, action: str) -> Invalid
     return error
 
 
+class UploadExpired(ConflictError):
+    code = "upload_expired"
+
+
+class _LeasedStream:
+    """The upload's body, renewing the image's upload lease as bytes arrive (at most every
+    third of the lease). Its lease taken away (the upload was expired while the client
+    stalled, or the image deleted): UploadExpired, and the upload stops."""
+
+    def __init__(self, image: Image, stream: image_files.Readable) -> None:
+        self._image = image
+        self._stream = stream
+        self._every = settings.IMAGE_UPLOAD_LEASE.total_seconds() / 3
+        self._renewed = time.monotonic()
+
+    def renew(self) -> None:
+        renewed = Image.objects.filter(pk=self._image.pk, status=Image.Status.SAVING).update(
+            upload_expires_at=_lease_end()
+        )
+        if not renewed:
+            raise UploadExpired("The upload was abandoned (no data for too long); send it again.")
+        self._renewed = time.monotonic()
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._stream.read(size)
+        if time.monotonic() - self._renewed >= self._every:
+            self.renew()
+        return chunk
+
+
 def image_upload(
     *, actor: Actor, image: Image, stream: image_files.Readable, length: int | None
 ) -> Image:
-    """Stream an image's file into the store (`length` bytes, or to the end of `stream` when
-    None), inspect it and make the image `active`. Only a queued image takes a file."""
+    """Stream an image's file into its store (`length` bytes, or to the end of `stream` when
+    None), inspect it and make the image `active`. Only a queued image takes a file, and only
+    into a store its tenant's residency allows now (409 `residency_unsatisfiable`, nothing
+    written, the image stays queued)."""
     limit = settings.IMAGE_MAX_BYTES
     if length is not None and length > limit:
         raise _too_large(limit)
     if length == 0:
         raise InvalidRequest("The upload is empty.", code="empty_upload")
+    if image.status == Image.Status.QUEUED:  # else _claim says why it takes no file
+        stores.store_for_file(image)
     _claim(image)
+    leased = _LeasedStream(image, stream)
     try:
         received = image_files.receive(
-            stream,
-            directory=Path(settings.IMAGE_STORE_DIR),
-            prefix=f".{image.id}.",
+            leased,
+            directory=store_directory(image),
+            prefix=part_prefix(image),
             max_bytes=limit,
             length=length,
         )
@@ -190,6 +273,11 @@ def image_upload(
         received.path.unlink(missing_ok=True)
         _release(image)
         raise InvalidRequest("The upload is empty.", code="empty_upload")
+    try:
+        leased.renew()  # the inspection may take a while: a full lease for it
+    except UploadExpired:
+        received.path.unlink(missing_ok=True)
+        raise
     return _keep_file(actor, image, received, action="image.upload")
 
 
@@ -226,6 +314,7 @@ def _keep_file(
                 min_disk_gb=Greatest(F("min_disk_gb"), -(-inspection.virtual_size // GIB)),
                 checksum_sha256=received.sha256,
                 error_message="",
+                upload_expires_at=None,
                 updated_at=timezone.now(),
             )
             if not saved:  # only its producer moves an image out of `saving`; defence in depth
@@ -271,9 +360,12 @@ def image_save_snapshot(*, actor: Actor, image: Image, received: image_files.Rec
     )
 
 
-def image_snapshot_failed(*, actor: Actor, image_id: uuid.UUID | str, message: str) -> None:
+def image_snapshot_failed(
+    *, actor: Actor, image_id: uuid.UUID | str, message: str, code: str = ""
+) -> None:
     """The snapshot that was to fill this image failed: it goes to `error` with `message`
-    (its owner deletes it; it holds no file). Only a `saving` image changes."""
+    (its owner deletes it; it holds no file). Only a `saving` image changes. With a `code`
+    (e.g. `residency_unsatisfiable`) the snapshot was refused, and is audited as such."""
     with transaction.atomic():
         image = Image.objects.select_for_update().filter(pk=image_id).first()
         if image is None or image.status != Image.Status.SAVING:
@@ -286,11 +378,65 @@ def image_snapshot_failed(*, actor: Actor, image_id: uuid.UUID | str, message: s
             action="image.snapshot_saved",
             tenant_id=image.tenant_id,
             target=image,
-            outcome="failed",
-            details={"reason": message[:500]},
+            outcome=AuditEvent.Outcome.REFUSED if code else AuditEvent.Outcome.FAILED,
+            details={"reason": message[:500], **({"code": code} if code else {})},
         )
         path = image_file_path(image)  # defence in depth: a saving image has no file yet
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+
+        def remove_files() -> None:
+            path.unlink(missing_ok=True)
+            _remove_partial_files(image)
+
+        transaction.on_commit(remove_files)
+
+
+def image_uploads_expire() -> list[str]:
+    """Uploads whose lease has passed (their API process died, or their client stalled):
+    each goes back to `queued` with a message saying the upload must be sent again, its
+    partial file is removed, and an audit event records it. Returns their ids.
+
+    `queued` rather than `error`: `error` says the file's content was refused, and nothing
+    was refused here — the transfer broke, as when a client's connection drops (which also
+    leaves the image queued). The owner uploads again, or deletes the image (its quota slot
+    is free then)."""
+    expired = []
+    stale = Image.objects.filter(
+        status=Image.Status.SAVING, upload_expires_at__lt=timezone.now()
+    ).values_list("pk", flat=True)
+    for image_id in list(stale):
+        with transaction.atomic():
+            image = (
+                Image.objects.select_for_update(of=("self",))
+                .select_related("store")
+                .filter(
+                    pk=image_id, status=Image.Status.SAVING, upload_expires_at__lt=timezone.now()
+                )
+                .first()
+            )
+            if image is None:
+                continue  # renewed, finished or deleted meanwhile
+            Image.objects.filter(pk=image.pk).update(
+                status=Image.Status.QUEUED,
+                upload_expires_at=None,
+                error_message="The upload was interrupted before the whole file arrived; "
+                "upload the file again.",
+                updated_at=timezone.now(),
+            )
+            audit_record(
+                actor=UPLOAD_REAPER,
+                action="image.upload_expired",
+                tenant_id=image.tenant_id,
+                target=image,
+                outcome=AuditEvent.Outcome.FAILED,
+                details={"lease_expired_at": str(image.upload_expires_at)},
+            )
+        removed = _remove_partial_files(image)
+        logger.info("upload of image %s expired; %d partial file(s) removed", image.pk, removed)
+        expired.append(str(image.pk))
+    return expired
+
+
+UPLOAD_REAPER = Actor.system("upload-reaper")
 
 
 def _too_large(limit: int) -> TooLargeError:
@@ -308,10 +454,12 @@ def image_delete(*, actor: Actor, image: Image) -> None:
     if image.protected:
         raise ConflictError("The image is protected and cannot be deleted.", code="image_protected")
     usage.refuse_if_in_use(image)
+    # A `saving` upload whose lease has passed has no writer any more: it may go.
+    abandoned = Q(status=Image.Status.SAVING, upload_expires_at__lt=timezone.now())
     deleted = (
         Image.objects.filter(pk=image.pk)
-        .exclude(status__in=[Image.Status.SAVING, Image.Status.DELETED])
-        .update(status=Image.Status.DELETED, updated_at=timezone.now())
+        .filter(~Q(status__in=[Image.Status.SAVING, Image.Status.DELETED]) | abandoned)
+        .update(status=Image.Status.DELETED, upload_expires_at=None, updated_at=timezone.now())
     )
     if not deleted:
         current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
@@ -329,4 +477,9 @@ def image_delete(*, actor: Actor, image: Image) -> None:
         details={"checksum_sha256": image.checksum_sha256, "visibility": image.visibility},
     )
     path = image_file_path(image)
-    transaction.on_commit(lambda: path.unlink(missing_ok=True))
+
+    def remove_files() -> None:
+        path.unlink(missing_ok=True)
+        _remove_partial_files(image)
+
+    transaction.on_commit(remove_files)

@@ -129,8 +129,9 @@ def test_create_is_queued_and_private(member):
     assert set(body) == {
         "id", "name", "disk_format", "status", "visibility", "min_disk_gb", "min_ram_mb",
         "protected", "size_bytes", "virtual_size_bytes", "checksum_sha256", "error_message",
-        "created_at", "updated_at", "source_instance",
+        "created_at", "updated_at", "source_instance", "zone",
     }  # fmt: skip
+    assert body["zone"] == "fr-demo-1"  # the default store's, which residency FR allows
     image = Image.objects.get()
     assert image.tenant == member.tenant
     assert AuditEvent.objects.filter(action="image.create", target_id=body["id"]).exists()

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 
 from hosts.services import hosts as host_services
 from iaas.models import AuditEvent
+from images.services import stores as image_stores
 from tenants import services as tenant_services
 from tenants.models import Membership, Role, Tenant
 from tests import factories
@@ -174,8 +175,11 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "zone": lambda w, s: factories.zone(f"fr-zone-{s}"),
     "host": lambda w, s: factories.host(f"h-{s}", w.platform.zone),
     "disabled_host": _disabled_host,
+    "image_store": lambda w, s: image_stores.image_store_create(
+        actor=SYSTEM, name=f"store-{s}", zone=w.platform.zone, path=str(w.qcow2.parent)
+    ),
 }
-OPERATOR_KINDS = {"tenant", "zone", "host", "disabled_host"}
+OPERATOR_KINDS = {"tenant", "zone", "host", "disabled_host", "image_store"}
 
 
 def build_world(

@@ -63,6 +63,7 @@ def onboarded_local_host(settings: Any, host_name: str, zone_name: str) -> Itera
     root = Path(tempfile.mkdtemp(prefix=f"andromede-{host_name}-", dir="/var/tmp"))
     root.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     settings.IMAGE_STORE_DIR = root / "image-store"
+    settings.IMAGE_STORE_ZONE = zone_name  # the default image store lies in this zone
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 30
     # Never the subnets of `make run`'s tenant networks, which may live on this libvirtd.
