@@ -64,7 +64,7 @@ def check_libvirt_uri(uri: str, *, ssh_host: str, ssh_port: int, ssh_username: s
     if parsed.transport == "ssh":
         if not ssh_host:
             raise _refuse("A qemu+ssh host needs ssh_host: its key is pinned at onboarding.")
-        if (parsed.host, parsed.port or 22) != (ssh_host, ssh_port):
+        if (parsed.host, parsed.port or 22) != (ssh_host.lower(), ssh_port):
             raise _refuse(
                 f"The libvirt URI reaches {parsed.host}:{parsed.port or 22}, the SSH endpoint "
                 f"is {ssh_host}:{ssh_port}: the pinned key must protect both, make them agree."

@@ -314,7 +314,7 @@ ALLOW_TEST_HYPERVISOR = env_bool("ANDROMEDE_ALLOW_TEST_HYPERVISOR", False)
 # CONSOLE_REFRESH_SECONDS for running instances, and on demand when a read finds it older
 # than CONSOLE_STALE_SECONDS (the API only enqueues that refresh, never waits for it).
 CONSOLE_REFRESH_SECONDS = env_int("ANDROMEDE_CONSOLE_REFRESH_SECONDS", 60)
-CONSOLE_STALE_SECONDS = env_int("ANDROMEDE_CONSOLE_STALE_SECONDS", 10)
+CONSOLE_STALE_SECONDS = env_int("ANDROMEDE_CONSOLE_STALE_SECONDS", 5)
 # Hosts send a heartbeat this often; one silent for HOST_DOWN_AFTER is marked down.
 HOST_HEARTBEAT_SECONDS = env_int("ANDROMEDE_HOST_HEARTBEAT_SECONDS", 30)
 HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS", 120))

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from hosts.libvirt_uris import check_libvirt_uri
 from hosts.models import Host, StoragePool, Zone
 from hosts.services import heartbeats, zones
-from hosts.services.onboarding import host_onboarding_run
+from hosts.services.onboarding import host_onboarding_resend, host_onboarding_run
 from iaas.audit import Actor
 from iaas.models import AuditEvent
 
@@ -299,3 +299,13 @@ def test_a_failing_heartbeat_is_recorded_without_changing_the_operators_state(op
     assert host.last_heartbeat_error
     Host.objects.filter(pk=host_id).update(last_heartbeat_at=timezone.now() - timedelta(hours=1))
     assert heartbeats.hosts_mark_down_missed() == []  # only enabled hosts go down
+
+
+def test_a_pending_host_nobody_picked_up_is_sent_to_a_worker_again(operator, zone):
+    """The broker may have been down when the API answered: the beat sends it again."""
+    host_id = onboard(operator.client()).json()["id"]
+    assert host_onboarding_resend() == []  # just sent: not yet
+    Host.objects.filter(pk=host_id).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert host_onboarding_resend() == ["h01"]
+    assert run_worker(host_id) == "enabled"
+    assert host_onboarding_resend() == []

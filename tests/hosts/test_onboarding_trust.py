@@ -160,7 +160,8 @@ def test_confirming_another_fingerprint_is_a_conflict_and_changes_nothing(
     assert answer.status_code == 409
     assert answer.json()["error"]["code"] == "host_key_mismatch"
     assert host_state(host_id) == before
-    assert not AuditEvent.objects.filter(action="host.confirm").exists()
+    [refused] = AuditEvent.objects.filter(action="host.confirm")
+    assert (refused.outcome, refused.details["code"]) == ("refused", "host_key_mismatch")
 
 
 def test_confirming_the_key_seen_pins_it_and_a_worker_then_enables_the_host(
