@@ -87,7 +87,8 @@ def console_refresh_all() -> list[str]:
         .values_list("name", flat=True)
         .distinct()
     )
-    return [name for name in hosts if _send("compute.console_push_host", [name], name)]
+    every = float(settings.CONSOLE_REFRESH_SECONDS)
+    return [name for name in hosts if _send("compute.console_push_host", [name], name, every)]
 
 
 # --- The API's side: enqueue, never wait ------------------------------------------------------
@@ -107,17 +108,29 @@ def console_request_refresh(instance: Instance, capture: ConsoleCapture) -> bool
     except Exception as exc:
         logger.warning("console cache unavailable: %s", exc)
         return False
-    return _send("compute.console_push", [str(instance.pk)], instance.host.name)
+    return _send(
+        "compute.console_push",
+        [str(instance.pk)],
+        instance.host.name,
+        expires=max(30.0, 3 * settings.CONSOLE_STALE_SECONDS),
+    )
 
 
-def _send(task: str, args: list[str], host_name: str) -> bool:
+def _send(task: str, args: list[str], host_name: str, expires: float) -> bool:
     """Send `task` to the host's queue: one connection attempt, no retry loop (a request
-    must not hang on a broker that is down); False if the broker did not take it."""
+    must not hang on a broker that is down); False if the broker did not take it. A capture
+    nobody ran within `expires` seconds is dropped (a newer one is asked for by then), so
+    requests for a host whose worker is down do not pile up."""
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=0)
             app.send_task(
-                task, args=args, queue=host_queue(host_name), retry=False, connection=connection
+                task,
+                args=args,
+                queue=host_queue(host_name),
+                retry=False,
+                expires=expires,
+                connection=connection,
             )
     except Exception as exc:
         logger.warning("%s for %s not sent: %s", task, host_name, exc)

@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from compute.selectors import console_cache_key, console_capture
-from compute.services.console import console_push
+from compute.services.console import console_push, console_refresh_all
 from hosts import hypervisors
 from hosts.models import Host
 from iaas.celery import app, host_queue
@@ -132,3 +132,10 @@ def test_the_hosts_worker_pushes_after_each_operation_and_when_a_read_finds_it_s
             body = cloud.client.get(f"/api/v1/instances/{instance_id}/console").json()
         assert body["age_seconds"] < 30
         assert old is not None
+
+        # the beat's round: every reachable host's worker pushes its consoles, no read needed
+        guest_prints(console_dir, instance_id, "ANDROMEDE-BEAT\n")
+        assert console_refresh_all() == ["h01"]
+        while "ANDROMEDE-BEAT" not in console_capture(instance_id).output:
+            assert time.monotonic() < deadline + 60, "the beat's push never came"
+            time.sleep(0.3)
