@@ -362,3 +362,20 @@ def test_host_add_refuses_qemu_tcp(zone):
         )  # fmt: skip
     assert "qemu+tcp is refused" in str(refused.value)
     assert Host.objects.count() == 0
+
+
+def test_make_run_starts_the_api_without_the_key_and_the_worker_with_it():
+    """scripts/supervise.py: gunicorn is not even told where the key is."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("supervise", ROOT / "scripts" / "supervise.py")
+    assert spec is not None
+    assert spec.loader is not None
+    supervise = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(supervise)
+    env = {"PATH": "/usr/bin", "ANDROMEDE_SSH_PRIVATE_KEY": "/srv/key"}
+    api = supervise.env_for("api", env)
+    assert "ANDROMEDE_SSH_PRIVATE_KEY" not in api
+    assert api["ANDROMEDE_HYPERVISOR_ACCESS"] == "0"
+    assert supervise.env_for("worker", env) == env
+    assert supervise.env_for("beat", env) == env
