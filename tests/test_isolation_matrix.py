@@ -348,6 +348,8 @@ OPERATOR_ENDPOINTS = [
           202, body="confirm", target="host", ready="awaiting_host"),
     write("admin-hosts.retry", "POST", "/admin/hosts/{pk}/retry", OP, "host.retry",
           202, target="host", ready="failed_host"),
+    write("admin-hosts.delete", "DELETE", "/admin/hosts/{pk}", OP, "host.delete", 204,
+          target="host", ready="failed_host"),
     read("admin-hosts.retrieve", "/admin/hosts/{pk}", OP, target="host"),
     write("admin-hosts.disable", "POST", "/admin/hosts/{pk}/disable", OP, "host.disable",
           body="reason", target="host"),

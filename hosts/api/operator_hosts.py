@@ -20,6 +20,7 @@ from hosts.services.hosts import host_set_state
 from hosts.services.onboarding import (
     HostRegistration,
     host_confirm_key,
+    host_forget,
     host_onboarding_retry,
     host_register,
 )
@@ -103,12 +104,17 @@ class HostStateSerializer(StrictSerializer):
 
 
 class HostViewSet(
-    IdempotentCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorViewSet
+    IdempotentCreateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    OperatorViewSet,
 ):
     """Hypervisor hosts. POST records one `pending` and answers 202; a worker reaches it (SSH
     key pinning, libvirt over the pinned channel, pools). Without an expected fingerprint it
     stops at `awaiting_confirmation` showing the key seen, which `confirm` pins; `retry`
-    sends a failed onboarding again; enable / disable / maintenance change its state."""
+    sends a failed onboarding again, DELETE forgets one that never finished; enable /
+    disable / maintenance change its state."""
 
     audit_resource = "host"
     serializer_class = HostSerializer
@@ -152,6 +158,10 @@ class HostViewSet(
         HostStateSerializer(data=request.data).is_valid(raise_exception=True)
         host = host_onboarding_retry(actor=self.actor, host=host)
         return Response(HostSerializer(host).data, status=status.HTTP_202_ACCEPTED)
+
+    def perform_destroy(self, instance: Host) -> None:
+        """Only a host whose onboarding did not finish (409 otherwise)."""
+        host_forget(actor=self.actor, host=instance)
 
     def _set_state(self, request: Request, state: str) -> Response:
         host = self.get_object()

@@ -440,9 +440,9 @@ def host_onboarding_run(host_id: uuid.UUID | str) -> str:
     `awaiting_confirmation` (no expected key: the one seen is recorded for the operator), or
     prepare and enable it, or put it in `error` with the reason. Returns the state reached
     (or the state found, when the host was not pending: a duplicate delivery)."""
-    host = Host.objects.select_related("zone").get(pk=host_id)
-    if host.state != Host.State.PENDING:
-        return str(host.state)
+    host = Host.objects.select_related("zone").filter(pk=host_id).first()
+    if host is None or host.state != Host.State.PENDING:
+        return str(host.state) if host else "deleted"
     registration = _registration_of(host)
     pinned: HostKey | None = None
     if host.ssh_host:
@@ -477,9 +477,9 @@ def host_onboarding_run(host_id: uuid.UUID | str) -> str:
     except DomainError as exc:
         return _fail(host, exc)
     with transaction.atomic():
-        locked = Host.objects.select_for_update().select_related("zone").get(pk=host.pk)
-        if locked.state != Host.State.PENDING:
-            return str(locked.state)
+        locked = Host.objects.select_for_update().select_related("zone").filter(pk=host.pk).first()
+        if locked is None or locked.state != Host.State.PENDING:
+            return str(locked.state) if locked else "deleted"
         _record_onboarded(locked, prepared, pinned)
         audit_record(
             actor=Actor.system("onboarding worker"),
@@ -556,3 +556,25 @@ def host_onboarding_resend() -> list[str]:
     horizon = timezone.now() - RESEND_AFTER
     stale = Host.objects.filter(state=Host.State.PENDING, created_at__lt=horizon)
     return [name for pk, name in stale.values_list("pk", "name") if send_onboarding(pk)]
+
+
+def host_forget(*, actor: Actor, host: Host) -> None:
+    """Delete a host whose onboarding never finished (`awaiting_confirmation` or `error`: a
+    wrong address, a key that will not be confirmed): nothing was placed on it. 409
+    `wrong_state` for any other (an onboarded host is disabled, never deleted, here)."""
+    with transaction.atomic():
+        locked = Host.objects.select_for_update().get(pk=host.pk)
+        if locked.state not in (Host.State.AWAITING_CONFIRMATION, Host.State.ERROR):
+            raise ConflictError(
+                f"Host {locked.name} is {locked.state}: only a host whose onboarding did not "
+                "finish (awaiting_confirmation, error) can be deleted.",
+                code="wrong_state",
+            )
+        audit_record(
+            actor=actor,
+            action="host.delete",
+            target=locked,
+            details={"state": locked.state, "reason": locked.state_reason},
+        )
+        StoragePool.objects.filter(host=locked).delete()
+        locked.delete()

@@ -379,3 +379,27 @@ def test_make_run_starts_the_api_without_the_key_and_the_worker_with_it():
     assert api["ANDROMEDE_HYPERVISOR_ACCESS"] == "0"
     assert supervise.env_for("worker", env) == env
     assert supervise.env_for("beat", env) == env
+
+
+def test_a_host_whose_onboarding_never_finished_can_be_deleted_an_onboarded_one_cannot(
+    operator, zone, sshd_host, tmp_path
+):
+    client = operator.client()
+    host_id = post_host(client, sshd_host, tmp_path).json()["id"]
+    pending = client.delete(f"/api/v1/admin/hosts/{host_id}")
+    assert pending.status_code == 409  # a worker may be on it
+    host_onboarding_run(host_id)  # awaiting_confirmation: the operator does not confirm
+    assert client.delete(f"/api/v1/admin/hosts/{host_id}").status_code == 204
+    assert not Host.objects.filter(pk=host_id).exists()
+    assert AuditEvent.objects.get(action="host.delete", outcome="success").target_id == host_id
+    assert host_onboarding_run(host_id) == "deleted"  # a late delivery of its task
+
+    enabled = post_host(
+        client, sshd_host, tmp_path, name="h02", expected_fingerprint=sshd_host.host_key_fingerprint
+    ).json()["id"]
+    assert host_onboarding_run(enabled) == "enabled"
+    refused = client.delete(f"/api/v1/admin/hosts/{enabled}")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "wrong_state"
+    assert Host.objects.get(pk=enabled).state == "enabled"
+    assert StoragePool.objects.filter(host_id=enabled).count() == 3
