@@ -121,9 +121,14 @@ def connection_uri(
     channel goes through libvirt's libssh transport pinned to `host_key`. Only worker
     processes get here (hosts.hypervisors refuses in the API process)."""
     try:
+        # A host recorded before these rules (say qemu+tcp) is refused here too, not only
+        # at onboarding: re-onboard it with qemu+ssh or qemu+tls.
+        check_libvirt_uri(
+            libvirt_uri_text, ssh_host=ssh_host, ssh_port=ssh_port, ssh_username=ssh_username
+        )
         transport = libvirt_uri.parse(libvirt_uri_text).transport
-    except ValueError as exc:
-        raise DriverError(f"host {name}: bad libvirt URI: {exc}") from None
+    except (InvalidRequest, ValueError) as exc:
+        raise DriverError(f"host {name}: {getattr(exc, 'message', exc)}") from None
     if transport != "ssh":
         return libvirt_uri_text
     if host_key is None:

@@ -403,3 +403,16 @@ def test_a_host_whose_onboarding_never_finished_can_be_deleted_an_onboarded_one_
     assert refused.json()["error"]["code"] == "wrong_state"
     assert Host.objects.get(pk=enabled).state == "enabled"
     assert StoragePool.objects.filter(host_id=enabled).count() == 3
+
+
+def test_a_host_recorded_with_qemu_tcp_before_the_rules_is_never_connected(zone, settings):
+    from hosts.hypervisors import hypervisor_for
+    from hypervisor.base import DriverError
+
+    legacy = Host.objects.create(
+        name="old", zone=zone, libvirt_uri="qemu+tcp://127.0.0.1/system", storage_root="/x",
+        state=Host.State.ENABLED, domain_type="qemu",
+    )  # fmt: skip
+    with pytest.raises(DriverError) as refused:
+        hypervisor_for(legacy)
+    assert "qemu+tcp is refused" in str(refused.value)
