@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from django.core.cache import cache
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from compute.models import Flavor, Instance, KeyPair, ServerGroup
 from compute.states import CONSOLE_STATUSES
-from hosts.hypervisors import hypervisor_for
 from hosts.residency import Holding
-from hypervisor.base import DriverError
 from network.models import Port
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
@@ -70,16 +73,45 @@ def instance_list(tenant: Tenant) -> QuerySet[Instance]:
     )
 
 
-def instance_console(instance: Instance) -> str:
-    """The tail of the serial console; empty before the first boot or when the host cannot
-    say (the error is logged, the tenant sees an empty console, never a 500)."""
-    if instance.host is None or instance.status not in CONSOLE_STATUSES:
-        return ""
+@dataclass(frozen=True)
+class ConsoleCapture:
+    """The console's tail as a worker read it, and when (None: never read yet)."""
+
+    output: str
+    captured_at: datetime | None
+
+    def age_seconds(self, now: datetime | None = None) -> float | None:
+        if self.captured_at is None:
+            return None
+        return max(0.0, ((now or timezone.now()) - self.captured_at).total_seconds())
+
+
+def console_cache_key(instance_id: uuid.UUID | str) -> str:
+    return f"console:{instance_id}"
+
+
+def console_capture(instance_id: uuid.UUID | str) -> ConsoleCapture:
+    """The last capture pushed for the instance; empty if none (or the cache cannot say:
+    a read must never fail because Redis does)."""
     try:
-        return hypervisor_for(instance.host).console_output(str(instance.pk))
-    except DriverError as exc:
-        logger.warning("console of %s unavailable: %s", instance.pk, exc)
-        return ""
+        stored: dict[str, Any] | None = cache.get(console_cache_key(instance_id))
+    except Exception as exc:  # the cache is down: the tenant sees no capture, never a 500
+        logger.warning("console cache unavailable: %s", exc)
+        stored = None
+    if not stored:
+        return ConsoleCapture(output="", captured_at=None)
+    return ConsoleCapture(
+        output=str(stored.get("output", "")),
+        captured_at=datetime.fromisoformat(stored["captured_at"]),
+    )
+
+
+def instance_console(instance: Instance) -> ConsoleCapture:
+    """The tail of the serial console as a worker last pushed it, and when (M11: this reads
+    no hypervisor); empty before the first boot or before any worker pushed it."""
+    if instance.host is None or instance.status not in CONSOLE_STATUSES:
+        return ConsoleCapture(output="", captured_at=None)
+    return console_capture(instance.pk)
 
 
 def instance_holdings(tenant: Tenant) -> list[Holding]:

@@ -64,6 +64,12 @@ class Host(models.Model):
         TEST = "test", "test (libvirt's in-process fake, for tests)"
 
     class State(models.TextChoices):
+        # Onboarding (hosts.services.onboarding): a worker reaches the host; without an
+        # expected fingerprint the key first seen waits for the operator's confirmation;
+        # a refused or failed onboarding ends in `error` (state_reason says why).
+        PENDING = "pending"
+        AWAITING_CONFIRMATION = "awaiting_confirmation"
+        ERROR = "error"
         ENABLED = "enabled"
         DISABLED = "disabled"
         MAINTENANCE = "maintenance"
@@ -77,9 +83,17 @@ class Host(models.Model):
     ssh_host = models.CharField(max_length=255, blank=True)
     ssh_port = models.PositiveIntegerField(default=22)
     ssh_username = models.CharField(max_length=64, default="root")
+    # The pinned host key (SSH sessions and libvirt's SSH channel trust only it): an
+    # operator's expected fingerprint, or the one first seen once the operator confirmed it.
     ssh_host_key_fingerprint = models.CharField(max_length=100, blank=True)
+    ssh_host_key = models.TextField(blank=True, help_text="The pinned key: '<type> <base64>'.")
+    # The key a host presented when no fingerprint was expected: shown to the operator, who
+    # compares it out of band and confirms it (POST …/confirm); not trusted until then.
+    ssh_host_key_seen_fingerprint = models.CharField(max_length=100, blank=True)
+    ssh_host_key_seen = models.TextField(blank=True)
     storage_root = models.CharField(max_length=255)
-    domain_type = models.CharField(max_length=8, choices=DomainType.choices)
+    # blank until onboarded when the operator let onboarding choose (kvm if it works, else qemu)
+    domain_type = models.CharField(max_length=8, choices=DomainType.choices, blank=True)
 
     arch = models.CharField(max_length=16, blank=True)
     cpu_model = models.CharField(max_length=100, blank=True)
@@ -110,8 +124,10 @@ class Host(models.Model):
     allocated_memory_mb = models.BigIntegerField(default=0)
     allocated_disk_gb = models.BigIntegerField(default=0)
 
-    state = models.CharField(max_length=12, choices=State.choices, default=State.ENABLED)
+    state = models.CharField(max_length=24, choices=State.choices, default=State.ENABLED)
     state_reason = models.CharField(max_length=255, blank=True)
+    # Why onboarding ended in `error`, as a stable code (host_key_mismatch, host_unreachable…).
+    onboarding_error_code = models.CharField(max_length=40, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -140,6 +156,21 @@ class Host(models.Model):
     @property
     def is_local(self) -> bool:
         return not self.ssh_host
+
+    @property
+    def is_onboarded(self) -> bool:
+        """Onboarding finished: the host has facts, pools and (if remote) a pinned key."""
+        return self.state in ONBOARDED_STATES
+
+
+#: The states of a host whose onboarding finished (the others: pending, awaiting_confirmation,
+#: error — no driver is ever opened for those but by onboarding itself).
+ONBOARDED_STATES = (
+    Host.State.ENABLED,
+    Host.State.DISABLED,
+    Host.State.MAINTENANCE,
+    Host.State.DOWN,
+)
 
 
 class StoragePool(models.Model):

@@ -165,6 +165,39 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
+@dataclass(frozen=True)
+class HostKey:
+    """A host's public key as it presented it: `fingerprint` (``SHA256:…``), `key_type`
+    (``ssh-ed25519``…) and `key_base64` (the public key blob, as in a known_hosts line)."""
+
+    fingerprint: str
+    key_type: str
+    key_base64: str
+
+    def known_hosts_line(self, host: str, port: int = 22) -> str:
+        """The OpenSSH known_hosts line pinning this key for `host`:`port` (``[host]:port``
+        unless the port is 22), for clients that read such files (libvirt's libssh
+        transport)."""
+        if not host or any(c in host for c in " \t\n,*?!") or not 1 <= port <= 65535:
+            raise ValueError(f"not a host for a known_hosts line: {host!r}:{port}")
+        name = host if port == 22 else f"[{host}]:{port}"
+        return f"{name} {self.key_type} {self.key_base64}\n"
+
+
+def scan_host_public_key(endpoint: SshEndpoint, timeout: float = 10.0) -> HostKey:
+    """`scan_host_key`, returning the whole public key (to write the known_hosts file other
+    SSH clients are pinned with) and not only its fingerprint."""
+    deadline = time.monotonic() + _positive(timeout, "timeout")
+    transport = _handshake(endpoint, deadline)
+    try:
+        key = transport.get_remote_server_key()
+        return HostKey(
+            fingerprint=fingerprint(key), key_type=key.get_name(), key_base64=key.get_base64()
+        )
+    finally:
+        transport.close()
+
+
 def scan_host_key(endpoint: SshEndpoint, timeout: float = 10.0) -> str:
     """First contact: run the key exchange only (no authentication, nothing is sent but the
     protocol handshake) and return the fingerprint of the host key the server presents, for

@@ -325,9 +325,29 @@ TENANT_NETWORK_SUPERNETS = env_list(
 HYPERVISOR_CALL_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_HYPERVISOR_CALL_TIMEOUT", 30))
 SSH_CONNECT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_SSH_CONNECT_TIMEOUT", 10))
 SSH_COMMAND_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_SSH_COMMAND_TIMEOUT", 60))
+# Whether this process may reach hypervisors (SSH and libvirt). Workers and operators'
+# manage.py commands do; the internet-facing API process does not (M11): iaas/wsgi.py and
+# iaas/asgi.py force this off before the settings load, and then the SSH key path is not
+# even read from the environment (scripts/supervise.py does not pass it to gunicorn either).
+HYPERVISOR_ACCESS = env_bool("ANDROMEDE_HYPERVISOR_ACCESS", True)
 # The control plane's SSH identity for reaching hosts (its public key goes into the hosts'
 # authorized_keys, e.g. by the Ansible role). `make run` generates one under var/ssh/.
-SSH_PRIVATE_KEY = Path(env_str("ANDROMEDE_SSH_PRIVATE_KEY", str(VAR_DIR / "ssh" / "id_ed25519")))
+SSH_PRIVATE_KEY: Path | None = (
+    Path(env_str("ANDROMEDE_SSH_PRIVATE_KEY", str(VAR_DIR / "ssh" / "id_ed25519")))
+    if HYPERVISOR_ACCESS
+    else None
+)
+# The known_hosts files written from each host's pinned key, for libvirt's SSH channel.
+HOST_KNOWN_HOSTS_DIR = Path(
+    env_str("ANDROMEDE_HOST_KNOWN_HOSTS_DIR", str(VAR_DIR / "ssh" / "known_hosts"))
+)
+# libvirt's in-process fake hypervisor (test:///…) as a host: only the tests turn this on.
+ALLOW_TEST_HYPERVISOR = env_bool("ANDROMEDE_ALLOW_TEST_HYPERVISOR", False)
+# The console a tenant reads is what workers pushed: after every operation, every
+# CONSOLE_REFRESH_SECONDS for running instances, and on demand when a read finds it older
+# than CONSOLE_STALE_SECONDS (the API only enqueues that refresh, never waits for it).
+CONSOLE_REFRESH_SECONDS = env_int("ANDROMEDE_CONSOLE_REFRESH_SECONDS", 60)
+CONSOLE_STALE_SECONDS = env_int("ANDROMEDE_CONSOLE_STALE_SECONDS", 5)
 # Hosts send a heartbeat this often; one silent for HOST_DOWN_AFTER is marked down.
 HOST_HEARTBEAT_SECONDS = env_int("ANDROMEDE_HOST_HEARTBEAT_SECONDS", 30)
 HOST_DOWN_AFTER = timedelta(seconds=env_int("ANDROMEDE_HOST_DOWN_AFTER_SECONDS", 120))
@@ -436,6 +456,14 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-hosts": {
         "task": "compute.reconcile",
         "schedule": float(env_int("ANDROMEDE_RECONCILE_SECONDS", 60)),
+    },
+    "refresh-consoles": {
+        "task": "compute.console_refresh",
+        "schedule": float(CONSOLE_REFRESH_SECONDS),
+    },
+    "resend-host-onboardings": {
+        "task": "hosts.onboarding_resend",
+        "schedule": 60.0,
     },
     "sweep-operations": {
         "task": "operations.sweep",

@@ -57,6 +57,17 @@ def commands() -> dict[str, list[str]]:
     return procs
 
 
+def env_for(name: str, env: dict[str, str]) -> dict[str, str]:
+    """The API process (internet-facing) is not even told where the SSH key is, and may not
+    reach hypervisors (M11; iaas/wsgi.py enforces it too): workers onboard hosts and push
+    consoles."""
+    if name != "api":
+        return env
+    api_env = {k: v for k, v in env.items() if k != "ANDROMEDE_SSH_PRIVATE_KEY"}
+    api_env["ANDROMEDE_HYPERVISOR_ACCESS"] = "0"
+    return api_env
+
+
 def _die_with_parent() -> None:
     """In each child: if this supervisor dies without stopping it (SIGKILL, a closed
     terminal), the kernel sends the child SIGTERM, so nothing is left running."""
@@ -92,8 +103,9 @@ def main() -> int:
     for name, argv in commands().items():
         # Each child gets its own process group, so our Ctrl-C handling decides the order.
         running[name] = subprocess.Popen(  # noqa: S603 - fixed argv built above
-            argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent
-        )
+            argv, cwd=ROOT, env=env_for(name, env), start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
         if name == "redis":
             time.sleep(0.3)
 

@@ -24,6 +24,19 @@ from tests.support.callers import Caller, caller_maker
 from tests.support.mfa import sign_in_verified
 from tests.support.sshd import LocalSshd, ssh_endpoint_for
 
+# libvirt's fake hypervisor (test:///default) may be a host in the tests only (production
+# refuses it: hosts.libvirt_uris); subprocesses (manage.py in the migration tests) inherit it.
+os.environ["ANDROMEDE_ALLOW_TEST_HYPERVISOR"] = "1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_hypervisor_allowed() -> None:
+    """The same for this process, whenever its settings were loaded."""
+    from django.conf import settings
+
+    settings.ALLOW_TEST_HYPERVISOR = True
+
+
 #: What libvirt's test:///default holds when fresh: one pool, one domain, one network.
 FRESH_FAKE = (["default-pool"], ["test"], ["default"])
 

@@ -51,7 +51,7 @@ from tests.support.api_checks import (
     last_event_id,
     model_rows,
 )
-from tests.support.api_world import CALLERS, World, build_world
+from tests.support.api_world import CALLERS, SEEN_FINGERPRINT, World, build_world
 from tests.support.callers import caller_maker
 from tests.support.mfa import sign_in_verified
 
@@ -246,6 +246,7 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "reason": lambda w: {"reason": "RAM errors"},
     "image_store": lambda w: {"name": "new-store", "zone": w.platform.zone.name,
                               "path": str(w.qcow2.parent)},
+    "confirm": lambda w: {"fingerprint": SEEN_FINGERPRINT},
     "flavor": lambda w: {"name": "c2-large", "vcpus": 2, "memory_mb": 2048, "disk_gb": 20},
 }
 # fmt: on
@@ -345,7 +346,13 @@ OPERATOR_ENDPOINTS = [
     write("admin-zones.create", "POST", "/admin/zones", OP, "zone.create", 201, body="zone"),
     read("admin-zones.retrieve", "/admin/zones/{pk}", OP, target="zone"),
     read("admin-hosts.list", "/admin/hosts", OP),
-    write("admin-hosts.create", "POST", "/admin/hosts", OP, "host.create", 201, body="host"),
+    write("admin-hosts.create", "POST", "/admin/hosts", OP, "host.create", 202, body="host"),
+    write("admin-hosts.confirm", "POST", "/admin/hosts/{pk}/confirm", OP, "host.confirm",
+          202, body="confirm", target="host", ready="awaiting_host"),
+    write("admin-hosts.retry", "POST", "/admin/hosts/{pk}/retry", OP, "host.retry",
+          202, target="host", ready="failed_host"),
+    write("admin-hosts.delete", "DELETE", "/admin/hosts/{pk}", OP, "host.delete", 204,
+          target="host", ready="failed_host"),
     read("admin-hosts.retrieve", "/admin/hosts/{pk}", OP, target="host"),
     write("admin-hosts.disable", "POST", "/admin/hosts/{pk}/disable", OP, "host.disable",
           body="reason", target="host"),

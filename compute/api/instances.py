@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from compute import selectors
 from compute.api.filtersets import InstanceFilterSet
 from compute.models import Flavor, Instance, ServerGroup
+from compute.services import console as console_services
 from compute.services import instances as instance_services
 from compute.services import resize as resize_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
@@ -105,6 +106,12 @@ class InstanceSnapshotAcceptedSerializer(serializers.Serializer):
 
     image = ImageSerializer(read_only=True)
     operation = OperationSerializer(read_only=True)
+
+
+class ConsoleSerializer(serializers.Serializer):
+    output = serializers.CharField()
+    captured_at = serializers.DateTimeField(allow_null=True)
+    age_seconds = serializers.FloatField(allow_null=True)
 
 
 class InstanceViewSet(
@@ -301,12 +308,23 @@ class InstanceViewSet(
             resize_services.instance_revert_resize(actor=self.actor, instance=instance)
         )
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: ConsoleSerializer})
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def console(self, request: Request, pk: str | None = None) -> Response:
-        """The tail of the instance's serial console (64 KiB at most)."""
+        """The tail of the instance's serial console (64 KiB at most) as the host's worker
+        last captured it, and when (`captured_at`, null before the first capture;
+        `age_seconds`). An older capture asks the worker for a new one and answers at once:
+        read again in a few seconds."""
         instance = self.get_object()
-        return Response({"output": selectors.instance_console(instance)})
+        capture = selectors.instance_console(instance)
+        console_services.console_request_refresh(instance, capture)
+        return Response(
+            {
+                "output": capture.output,
+                "captured_at": capture.captured_at,
+                "age_seconds": capture.age_seconds(),
+            }
+        )
 
     @extend_schema(responses=OperationSerializer(many=True))
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)

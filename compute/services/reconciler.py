@@ -24,7 +24,7 @@ from compute.models import Allocation, Instance
 from compute.services.reconciler_storage import check_host_storage
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
-from hosts.models import Host, OrphanReport
+from hosts.models import ONBOARDED_STATES, Host, OrphanReport
 from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, PowerState
 from iaas.audit import Actor, audit_record
@@ -179,7 +179,6 @@ def check_host_usage() -> list[str]:
 def reconcile_all() -> dict[str, object]:
     """One reconciler round: every host that is not down, then the usage counters. (Stuck
     operations are the operations sweeper's: operations.services.deadlines.)"""
-    per_host = {
-        host.name: reconcile_host(host) for host in Host.objects.exclude(state=Host.State.DOWN)
-    }
+    reachable = Host.objects.filter(state__in=ONBOARDED_STATES).exclude(state=Host.State.DOWN)
+    per_host = {host.name: reconcile_host(host) for host in reachable}
     return {"hosts": per_host, "host_usage_corrected": check_host_usage()}

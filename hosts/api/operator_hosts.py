@@ -1,10 +1,10 @@
 """The operators' hosts API (/api/v1/admin/hosts): onboarding hypervisor hosts and setting
-their state."""
+their state. This process never reaches a host (M11): onboarding is recorded here and done by
+a worker (hosts.services.onboarding); the operator polls the host and confirms its key."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
@@ -14,15 +14,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from hosts import selectors
+from hosts.libvirt_uris import check_libvirt_uri
 from hosts.models import Host, StoragePool
 from hosts.services.hosts import host_set_state
-from hosts.services.onboarding import HostRegistration, host_onboard
+from hosts.services.onboarding import (
+    HostRegistration,
+    host_confirm_key,
+    host_forget,
+    host_onboarding_retry,
+    host_register,
+)
 from iaas.api.idempotency import IdempotentCreateMixin
 from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from iaas.errors import InvalidRequest
 from tenants.api.viewsets import OperatorViewSet
-
-LIBVIRT_SCHEMES = {"qemu", "qemu+ssh", "qemu+tls", "qemu+tcp", "qemu+unix", "test"}
 
 
 class StoragePoolSerializer(serializers.ModelSerializer):
@@ -41,7 +46,8 @@ class HostSerializer(serializers.ModelSerializer):
         model = Host
         fields = [
             "id", "name", "zone", "jurisdiction", "libvirt_uri", "ssh_host", "ssh_port",
-            "ssh_username", "ssh_host_key_fingerprint", "storage_root", "domain_type",
+            "ssh_username", "ssh_host_key_fingerprint", "ssh_host_key_seen_fingerprint",
+            "onboarding_error_code", "storage_root", "domain_type",
             "domain_types", "security_driver", "arch", "cpu_model", "cpus", "memory_mb", "disk_gb",
             "libvirt_version", "hypervisor_version", "reserved_cpus", "reserved_memory_mb",
             "reserved_disk_gb", "cpu_allocation_ratio", "ram_allocation_ratio",
@@ -66,13 +72,17 @@ class HostCreateSerializer(StrictSerializer):
         choices=Host.DomainType.choices, required=False, allow_blank=True, default=""
     )
 
-    def validate_libvirt_uri(self, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in LIBVIRT_SCHEMES:
-            raise serializers.ValidationError(
-                f"Use a libvirt URI with one of the schemes {', '.join(sorted(LIBVIRT_SCHEMES))}."
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            check_libvirt_uri(
+                attrs["libvirt_uri"],
+                ssh_host=attrs.get("ssh_host", ""),
+                ssh_port=attrs.get("ssh_port", 22),
+                ssh_username=attrs.get("ssh_username", "root"),
             )
-        return value
+        except InvalidRequest as exc:
+            raise serializers.ValidationError({"libvirt_uri": [exc.message]}) from None
+        return attrs
 
     def validate_storage_root(self, value: str) -> str:
         if not value.startswith("/") or ".." in value.split("/") or "\n" in value:
@@ -85,15 +95,26 @@ class HostCreateSerializer(StrictSerializer):
         return value
 
 
+class HostConfirmSerializer(StrictSerializer):
+    fingerprint = StrictCharField(max_length=100)
+
+
 class HostStateSerializer(StrictSerializer):
     reason = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
 
 
 class HostViewSet(
-    IdempotentCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorViewSet
+    IdempotentCreateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    OperatorViewSet,
 ):
-    """Hypervisor hosts. POST onboards one (SSH key pinning, libvirt check, pools) and answers
-    when it is enabled; enable / disable / maintenance change its state."""
+    """Hypervisor hosts. POST records one `pending` and answers 202; a worker reaches it (SSH
+    key pinning, libvirt over the pinned channel, pools). Without an expected fingerprint it
+    stops at `awaiting_confirmation` showing the key seen, which `confirm` pins; `retry`
+    sends a failed onboarding again, DELETE forgets one that never finished; enable /
+    disable / maintenance change its state."""
 
     audit_resource = "host"
     serializer_class = HostSerializer
@@ -101,7 +122,7 @@ class HostViewSet(
     def get_queryset(self) -> QuerySet[Host]:
         return selectors.host_list()
 
-    @extend_schema(request=HostCreateSerializer, responses={201: HostSerializer})
+    @extend_schema(request=HostCreateSerializer, responses={202: HostSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
 
@@ -113,8 +134,34 @@ class HostViewSet(
         if zone is None:
             raise InvalidRequest("No such zone.", code="unknown_zone")
         registration = HostRegistration(zone=zone, **data)
-        host = host_onboard(actor=self.actor, registration=registration)
-        return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
+        host = host_register(actor=self.actor, registration=registration)
+        return Response(HostSerializer(host).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=HostConfirmSerializer, responses={202: HostSerializer})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, pk: str | None = None) -> Response:
+        """Pin the SSH host key the host presented (compare it out of band first): 409
+        unless the host awaits confirmation and the fingerprint is the one seen."""
+        host = self.get_object()
+        serializer = HostConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        host = host_confirm_key(
+            actor=self.actor, host=host, fingerprint=serializer.validated_data["fingerprint"]
+        )
+        return Response(HostSerializer(host).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=HostStateSerializer, responses={202: HostSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        """Send a failed onboarding (state `error`) to a worker again."""
+        host = self.get_object()
+        HostStateSerializer(data=request.data).is_valid(raise_exception=True)
+        host = host_onboarding_retry(actor=self.actor, host=host)
+        return Response(HostSerializer(host).data, status=status.HTTP_202_ACCEPTED)
+
+    def perform_destroy(self, instance: Host) -> None:
+        """Only a host whose onboarding did not finish (409 otherwise)."""
+        host_forget(actor=self.actor, host=instance)
 
     def _set_state(self, request: Request, state: str) -> Response:
         host = self.get_object()

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hosts.hypervisors import hypervisor_for
-from hosts.models import Host, StoragePool
+from hosts.models import ONBOARDED_STATES, Host, StoragePool
 from hypervisor.base import DriverError, NotFound
 from iaas.audit import Actor, audit_record
 
@@ -23,6 +23,8 @@ def host_heartbeat(host_id: uuid.UUID | str) -> bool:
     """Refresh a host's facts and pool sizes from libvirt. True if the host answered. A down
     host that answers is enabled again; other states are the operator's and are kept."""
     host = Host.objects.get(pk=host_id)
+    if not host.is_onboarded:
+        return False  # onboarding reaches it; no heartbeat before
     try:
         hypervisor = hypervisor_for(host)
         facts = hypervisor.facts()
@@ -95,6 +97,7 @@ def heartbeat_all() -> dict[str, list[str]]:
     """One heartbeat round: refresh every host, then mark down the silent enabled ones."""
     answered: list[str] = []
     silent: list[str] = []
-    for host_id, name in Host.objects.values_list("pk", "name"):
+    onboarded = Host.objects.filter(state__in=ONBOARDED_STATES)
+    for host_id, name in onboarded.values_list("pk", "name"):
         (answered if host_heartbeat(host_id) else silent).append(name)
     return {"answered": answered, "silent": silent, "down": hosts_mark_down_missed()}

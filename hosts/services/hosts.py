@@ -6,7 +6,7 @@ from django.db import transaction
 
 from hosts.models import Host
 from iaas.audit import Actor, audit_record
-from iaas.errors import InvalidRequest
+from iaas.errors import ConflictError, InvalidRequest
 
 _OPERATOR_STATES = {Host.State.ENABLED, Host.State.DISABLED, Host.State.MAINTENANCE}
 
@@ -20,6 +20,11 @@ def host_set_state(*, actor: Actor, host: Host, state: str, reason: str = "") ->
     if state == Host.State.DISABLED and not reason.strip():
         raise InvalidRequest("Say why the host is disabled.", code="reason_required")
     locked = Host.objects.select_for_update().get(pk=host.pk)
+    if not locked.is_onboarded:
+        raise ConflictError(
+            f"Host {locked.name} is {locked.state}: it is enabled by onboarding, not by hand.",
+            code="wrong_state",
+        )
     previous = locked.state
     locked.state = state
     locked.state_reason = reason.strip()[:255] if state != Host.State.ENABLED else ""

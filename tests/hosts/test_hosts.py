@@ -9,8 +9,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from hosts.libvirt_uris import check_libvirt_uri
 from hosts.models import Host, StoragePool, Zone
 from hosts.services import heartbeats, zones
+from hosts.services.onboarding import host_onboarding_resend, host_onboarding_run
 from iaas.audit import Actor
 from iaas.models import AuditEvent
 
@@ -38,6 +40,7 @@ def zone(db) -> Zone:
 
 
 def onboard(client: APIClient, **overrides):
+    """POST a host: the API records it pending and answers at once (a worker onboards it)."""
     body = {
         "name": "h01",
         "zone": "fr-par-1",
@@ -45,6 +48,19 @@ def onboard(client: APIClient, **overrides):
         "storage_root": "/var/lib/andromede-test",
     } | overrides
     return client.post("/api/v1/admin/hosts", body, format="json")
+
+
+def run_worker(host_id: str) -> str:
+    """What the control queue's worker does with the task the API sent (hosts.onboard)."""
+    return host_onboarding_run(host_id)
+
+
+def onboarded(client: APIClient, **overrides):
+    """POST, let the worker run, then GET the host as the operator sees it."""
+    answer = onboard(client, **overrides)
+    assert answer.status_code == 202, answer.content
+    run_worker(answer.json()["id"])
+    return client.get(f"/api/v1/admin/hosts/{answer.json()['id']}")
 
 
 def test_operator_creates_a_zone_with_its_jurisdiction(operator):
@@ -60,10 +76,14 @@ def test_operator_creates_a_zone_with_its_jurisdiction(operator):
     assert AuditEvent.objects.filter(action="zone.create", outcome="success").count() == 1
 
 
-def test_onboarding_records_facts_pools_and_an_audit_event(operator, zone):
-    answer = onboard(operator.client())
-    assert answer.status_code == 201, answer.content
-    body = answer.json()
+def test_onboarding_answers_at_once_with_a_pending_host_a_worker_enables(operator, zone):
+    client = operator.client()
+    answer = onboard(client)
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["state"] == "pending"
+    assert answer.json()["storage_pools"] == []
+    assert run_worker(answer.json()["id"]) == "enabled"
+    body = client.get(f"/api/v1/admin/hosts/{answer.json()['id']}").json()
     assert body["state"] == "enabled"
     assert body["zone"] == "fr-par-1"
     assert body["jurisdiction"] == "FR"
@@ -79,14 +99,16 @@ def test_onboarding_records_facts_pools_and_an_audit_event(operator, zone):
         "/var/lib/andromede-test/instances",
         "/var/lib/andromede-test/volumes",
     }
-    event = AuditEvent.objects.get(action="host.create")
-    assert event.target_label == "h01"
-    assert event.outcome == "success"
+    requested = AuditEvent.objects.get(action="host.create")
+    assert (requested.target_label, requested.outcome) == ("h01", "success")
+    assert requested.details["state"] == "pending"
+    event = AuditEvent.objects.get(action="host.onboard")
+    assert (event.target_label, event.outcome) == ("h01", "success")
     assert event.details["security_driver"] == "testSecurity"
 
 
 def test_a_second_host_with_the_same_name_is_a_conflict(operator, zone):
-    assert onboard(operator.client()).status_code == 201
+    assert onboard(operator.client()).status_code == 202
     again = onboard(operator.client())
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_exists"
@@ -101,25 +123,48 @@ def test_a_host_name_that_cannot_name_a_queue_is_refused(operator, zone, name):
     assert Host.objects.count() == 0
 
 
-def test_an_unreachable_libvirt_is_a_clear_error_and_creates_nothing(operator, zone):
-    answer = onboard(
-        operator.client(), libvirt_uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock"
-    )
-    assert answer.status_code == 400
-    error = answer.json()["error"]
-    assert error["code"] in {"libvirt_unreachable", "libvirt_error"}
-    assert "qemu+unix:///system" in error["message"]
-    assert Host.objects.count() == 0
+def test_an_unreachable_libvirt_leaves_the_host_in_error_with_a_clear_reason(operator, zone):
+    client = operator.client()
+    body = onboarded(
+        client, libvirt_uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    ).json()
+    assert body["state"] == "error"
+    assert body["onboarding_error_code"] in {"libvirt_unreachable", "libvirt_error"}
+    assert "qemu+unix:///system" in body["state_reason"]
     assert StoragePool.objects.count() == 0
     refused = AuditEvent.objects.filter(action="host.onboard", outcome="refused")
-    assert refused.count() == 1  # one specific event, not a second generic one
-    assert not AuditEvent.objects.filter(action="host.create").exists()
+    assert refused.count() == 1
+    assert refused.get().details["code"] == body["onboarding_error_code"]
+    assert not AuditEvent.objects.filter(action="host.onboard", outcome="success").exists()
+    # nothing places work on it, and an operator cannot enable it by hand
+    enable = client.post(f"/api/v1/admin/hosts/{body['id']}/enable", {}, format="json")
+    assert enable.status_code == 409
+    assert Host.objects.get(pk=body["id"]).state == "error"
+
+
+def test_a_failed_onboarding_is_retried_on_the_operators_word(operator, zone):
+    client = operator.client()
+    body = onboarded(
+        client, libvirt_uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    ).json()
+    Host.objects.filter(pk=body["id"]).update(libvirt_uri=TEST_URI)  # the operator fixed it
+    retried = client.post(f"/api/v1/admin/hosts/{body['id']}/retry", {}, format="json")
+    assert retried.status_code == 202, retried.content
+    assert retried.json()["state"] == "pending"
+    assert run_worker(body["id"]) == "enabled"
+    again = client.post(f"/api/v1/admin/hosts/{body['id']}/retry", {}, format="json")
+    assert again.status_code == 409
+    assert Host.objects.get(pk=body["id"]).state == "enabled"
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [
         ("libvirt_uri", "http://example.org/"),
+        ("libvirt_uri", "qemu+tcp://h2.example/system"),
+        ("libvirt_uri", "qemu://h2.example/system"),
+        ("libvirt_uri", "qemu+ext:///system?command=/bin/nc"),
+        ("libvirt_uri", "qemu+tls://h2.example/system?no_verify=1"),
         ("storage_root", "relative/path"),
         ("storage_root", "/var/../etc"),
         ("expected_fingerprint", "MD5:aa:bb"),
@@ -132,6 +177,49 @@ def test_bad_host_fields_are_refused(operator, zone, field, value):
     assert answer.status_code == 400
     assert field in answer.json()["error"]["details"]
     assert Host.objects.count() == 0
+
+
+def test_qemu_tcp_is_refused_with_a_clear_reason_and_nothing_recorded(operator, zone):
+    since = AuditEvent.objects.count()
+    answer = onboard(
+        operator.client(), libvirt_uri="qemu+tcp://h2.example/system", ssh_host="h2.example"
+    )
+    assert answer.status_code == 400
+    [message] = answer.json()["error"]["details"]["libvirt_uri"]
+    assert "qemu+tcp is refused" in message
+    assert "qemu+ssh://" in message
+    assert Host.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="host.create", outcome="success").exists()
+    assert AuditEvent.objects.count() == since + 1  # the refused attempt, nothing else
+
+
+@pytest.mark.parametrize(
+    ("uri", "ssh_host", "words"),
+    [
+        ("qemu+ssh://root@h2.example/system", "", "needs ssh_host"),
+        ("qemu+ssh://root@h2.example/system", "h3.example", "make them agree"),
+        ("qemu+ssh://root@h2.example/system?no_verify=1", "h2.example", "known_hosts"),
+        ("qemu+ssh://root@h2.example/system?keyfile=/tmp/k", "h2.example", "key file"),
+    ],
+)
+def test_a_qemu_ssh_uri_must_be_pinnable(operator, zone, uri, ssh_host, words):
+    answer = onboard(operator.client(), libvirt_uri=uri, ssh_host=ssh_host)
+    assert answer.status_code == 400
+    assert words in answer.json()["error"]["details"]["libvirt_uri"][0]
+    assert Host.objects.count() == 0
+
+
+def test_the_fake_hypervisor_is_refused_unless_the_tests_allow_it(operator, zone, settings):
+    settings.ALLOW_TEST_HYPERVISOR = False
+    answer = onboard(operator.client())
+    assert answer.status_code == 400
+    assert "test driver" in answer.json()["error"]["details"]["libvirt_uri"][0]
+    assert Host.objects.count() == 0
+
+
+def test_the_local_daemon_without_network_stays_allowed(operator, zone):
+    for uri in ["qemu:///system", "qemu+unix:///system?socket=/run/libvirt/libvirt-sock"]:
+        check_libvirt_uri(uri, ssh_host="", ssh_port=22, ssh_username="root")
 
 
 def test_an_unknown_zone_is_refused(operator, zone):
@@ -152,7 +240,7 @@ def test_only_operators_reach_the_inventory(make_tenant, make_caller, zone):
 
 def test_operators_disable_with_a_reason_maintain_and_enable(operator, zone):
     client = operator.client()
-    host_id = onboard(client).json()["id"]
+    host_id = onboarded(client).json()["id"]
     no_reason = client.post(f"/api/v1/admin/hosts/{host_id}/disable", {}, format="json")
     assert no_reason.status_code == 400
     assert no_reason.json()["error"]["code"] == "reason_required"
@@ -172,11 +260,17 @@ def test_operators_disable_with_a_reason_maintain_and_enable(operator, zone):
         .order_by("id")
         .values_list("action", flat=True)
     )
-    assert actions == ["host.create", "host.disabled", "host.maintenance", "host.enable"]
+    assert actions == [
+        "host.create",
+        "host.onboard",
+        "host.disabled",
+        "host.maintenance",
+        "host.enable",
+    ]
 
 
 def test_heartbeats_refresh_facts_mark_silent_hosts_down_and_bring_them_back(operator, zone):
-    host_id = onboard(operator.client()).json()["id"]
+    host_id = onboarded(operator.client()).json()["id"]
     Host.objects.filter(pk=host_id).update(
         cpus=1, last_heartbeat_at=timezone.now() - timedelta(hours=1)
     )
@@ -195,7 +289,7 @@ def test_heartbeats_refresh_facts_mark_silent_hosts_down_and_bring_them_back(ope
 
 
 def test_a_failing_heartbeat_is_recorded_without_changing_the_operators_state(operator, zone):
-    host_id = onboard(operator.client()).json()["id"]
+    host_id = onboarded(operator.client()).json()["id"]
     Host.objects.filter(pk=host_id).update(
         state="maintenance", libvirt_uri="qemu+unix:///system?socket=/nonexistent/sock"
     )
@@ -207,99 +301,11 @@ def test_a_failing_heartbeat_is_recorded_without_changing_the_operators_state(op
     assert heartbeats.hosts_mark_down_missed() == []  # only enabled hosts go down
 
 
-# --- Onboarding over SSH, against a real sshd on 127.0.0.1 (tests/support/sshd.py) -----------
-
-
-@pytest.fixture
-def sshd_host(fresh_local_sshd, settings):
-    """The control plane's SSH key is the client key the test sshd authorises."""
-    settings.SSH_PRIVATE_KEY = fresh_local_sshd.client_key_path
-    settings.SSH_CONNECT_TIMEOUT_SECONDS = 3
-    return fresh_local_sshd
-
-
-def test_ssh_onboarding_pins_the_expected_key_and_prepares_storage(
-    operator, zone, sshd_host, tmp_path
-):
-    root = tmp_path / "storage"
-    answer = onboard(
-        operator.client(),
-        ssh_host="127.0.0.1",
-        ssh_port=sshd_host.port,
-        expected_fingerprint=sshd_host.host_key_fingerprint,
-        storage_root=str(root),
-    )
-    assert answer.status_code == 201, answer.content
-    assert answer.json()["ssh_host_key_fingerprint"] == sshd_host.host_key_fingerprint
-    # made over SSH by the host's own shell, not by this process
-    assert sorted(p.name for p in root.iterdir()) == ["images", "instances", "volumes"]
-    assert "Accepted publickey" in sshd_host.log_text()
-
-
-def test_ssh_onboarding_without_a_fingerprint_pins_the_key_first_seen(
-    operator, zone, sshd_host, tmp_path
-):
-    answer = onboard(
-        operator.client(), ssh_host="127.0.0.1", ssh_port=sshd_host.port, storage_root=str(tmp_path)
-    )
-    assert answer.status_code == 201, answer.content
-    host = Host.objects.get(name="h01")
-    assert host.ssh_host_key_fingerprint == sshd_host.host_key_fingerprint
-    event = AuditEvent.objects.get(action="host.create")
-    assert event.details["ssh_host_key_fingerprint"] == sshd_host.host_key_fingerprint
-
-
-def test_a_changed_host_key_is_refused_audited_and_gets_no_credentials(
-    operator, zone, sshd_host, tmp_path
-):
-    pinned = sshd_host.host_key_fingerprint
-    sshd_host.restart(new_host_key=True)
-    mark = sshd_host.log_mark()
-    answer = onboard(
-        operator.client(),
-        ssh_host="127.0.0.1",
-        ssh_port=sshd_host.port,
-        expected_fingerprint=pinned,
-        storage_root=str(tmp_path / "never"),
-    )
-    assert answer.status_code == 409
-    error = answer.json()["error"]
-    assert error["code"] == "host_key_mismatch"
-    assert error["details"] == {"expected": pinned, "presented": sshd_host.host_key_fingerprint}
-    assert Host.objects.count() == 0
-    assert not (tmp_path / "never").exists()
-    assert "Accepted publickey" not in sshd_host.log_text(since=mark)
-    refused = AuditEvent.objects.get(action="host.onboard", outcome="refused")
-    assert refused.details["code"] == "host_key_mismatch"
-    assert refused.details["presented"] == sshd_host.host_key_fingerprint
-    assert refused.actor_id == operator.user.pk
-
-
-def test_an_unreachable_ssh_host_is_a_clear_error(operator, zone, sshd_host, tmp_path):
-    port = sshd_host.port
-    sshd_host.stop()
-    answer = onboard(
-        operator.client(), ssh_host="127.0.0.1", ssh_port=port, storage_root=str(tmp_path)
-    )
-    assert answer.status_code == 400
-    error = answer.json()["error"]
-    assert error["code"] == "host_unreachable"
-    assert f"127.0.0.1:{port}" in error["message"]
-    assert Host.objects.count() == 0
-    assert AuditEvent.objects.filter(action="host.onboard", outcome="refused").count() == 1
-
-
-def test_a_host_that_refuses_our_key_says_which_key_to_install(
-    operator, zone, sshd_host, tmp_path, settings
-):
-    from tests.support.sshd import keygen
-
-    settings.SSH_PRIVATE_KEY = keygen(tmp_path / "stranger")
-    answer = onboard(
-        operator.client(), ssh_host="127.0.0.1", ssh_port=sshd_host.port, storage_root=str(tmp_path)
-    )
-    assert answer.status_code == 400
-    error = answer.json()["error"]
-    assert error["code"] == "ssh_authentication_failed"
-    assert "authorized_keys" in error["message"]
-    assert Host.objects.count() == 0
+def test_a_pending_host_nobody_picked_up_is_sent_to_a_worker_again(operator, zone):
+    """The broker may have been down when the API answered: the beat sends it again."""
+    host_id = onboard(operator.client()).json()["id"]
+    assert host_onboarding_resend() == []  # just sent: not yet
+    Host.objects.filter(pk=host_id).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert host_onboarding_resend() == ["h01"]
+    assert run_worker(host_id) == "enabled"
+    assert host_onboarding_resend() == []

@@ -156,6 +156,25 @@ def _disabled_host(world: World, side: str) -> Any:
     )
 
 
+#: The key an onboarding host awaiting confirmation presented (tests/hosts covers the real
+#: thing against an sshd; the matrix only needs a host in that state).
+SEEN_FINGERPRINT = "SHA256:" + "A" * 43
+
+
+def _onboarding_host(state: str) -> Callable[[World, str], Any]:
+    def make(world: World, side: str) -> Any:
+        from hosts.models import Host
+
+        return Host.objects.create(
+            name=f"{state[:5]}-{side}", zone=world.platform.zone, libvirt_uri="test:///default",
+            storage_root="/fake", state=state, ssh_host="127.0.0.1",
+            ssh_host_key_seen_fingerprint=SEEN_FINGERPRINT if state != "error" else "",
+            ssh_host_key_seen="ssh-ed25519 AAAA" if state != "error" else "",
+        )  # fmt: skip
+
+    return make
+
+
 BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "keypair": lambda w, s: factories.keypair(w.tenant(s), w.keys["ed25519"], f"{s}-laptop"),
     "server_group": lambda w, s: factories.server_group(w.tenant(s), f"{s}-group"),
@@ -178,8 +197,18 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "image_store": lambda w, s: image_stores.image_store_create(
         actor=SYSTEM, name=f"store-{s}", zone=w.platform.zone, path=str(w.qcow2.parent)
     ),
+    "awaiting_host": _onboarding_host("awaiting_confirmation"),
+    "failed_host": _onboarding_host("error"),
 }
-OPERATOR_KINDS = {"tenant", "zone", "host", "disabled_host", "image_store"}
+OPERATOR_KINDS = {
+    "tenant",
+    "zone",
+    "host",
+    "disabled_host",
+    "image_store",
+    "awaiting_host",
+    "failed_host",
+}
 
 
 def build_world(

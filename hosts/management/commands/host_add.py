@@ -1,8 +1,11 @@
 """`manage.py host_add NAME --zone Z --uri qemu+ssh://root@h/system --ssh root@h[:22]
 [--fingerprint SHA256:…] [--storage-root /var/lib/andromede] [--domain-type kvm|qemu]`
 
-Onboards a hypervisor host (see hosts.services.onboarding.host_onboard). Without --fingerprint
-the key first seen is pinned and printed: verify it out of band.
+Onboards a hypervisor host in this process (see hosts.services.onboarding.host_onboard): an
+operator's command, not the internet-facing API. A remote host is onboarded only with
+--fingerprint: without it nothing is recorded and the fingerprint the host presents is
+printed — compare it with the host's own out of band, then run the command again with it.
+Remote libvirt URIs are qemu+ssh (pinned to that key) or qemu+tls; qemu+tcp is refused.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ class Command(BaseCommand):
         try:
             host = host_onboard(actor=Actor.system("manage.py host_add"), registration=registration)
         except DomainError as exc:
+            if exc.code == "host_key_unconfirmed":
+                presented = exc.details.get("presented", "")
+                raise CommandError(
+                    f"{exc.code}: {exc.message}\nNothing was recorded. Once verified, run again "
+                    f"with --fingerprint {presented}"
+                ) from exc
             raise CommandError(f"{exc.code}: {exc.message}") from exc
         self.stdout.write(
             f"host {host.name} enabled in {zone.name}: {host.domain_type}, {host.cpus} CPUs, "
