@@ -130,6 +130,132 @@ class PrivatePostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+# --- libvirtd ---------------------------------------------------------------------------------
+
+_LIBVIRT_DIRS = {  # private directory → where the private daemon sees it
+    "run": "/run/libvirt",
+    "etc": "/etc/libvirt",
+    "lib": "/var/lib/libvirt",
+    "cache": "/var/cache/libvirt",
+    "log": "/var/log/libvirt",
+}
+
+
+class PrivateLibvirtd:
+    """A libvirtd of the test's own, never the machine's: started by `unshare -m -n` with
+    private directories bind-mounted over libvirt's (sockets, configuration, state, cache,
+    logs) and its own network namespace (its bridges, dnsmasq and firewall rules stay
+    there). Clients reach it at `uri` (its socket in the test's directory). Guests' console
+    logs are plain files (stdio_handler "file": no virtlogd of its own). It can be killed
+    (SIGKILL) and started again on the same state: running guests survive, as on a host.
+
+    `cleanup()` destroys what it runs, stops it, then kills by pid whatever is still in its
+    namespaces (its QEMUs and dnsmasqs), and removes the directory."""
+
+    def __init__(self, name: str) -> None:
+        # Under /var/tmp (0711): guests run as libvirt-qemu and must traverse to their disks.
+        self.directory = Path(tempfile.mkdtemp(prefix=f"andr-{name}-", dir="/var/tmp"))
+        self.directory.chmod(0o711)
+        self.storage_root = self.directory / "storage"
+        self.uri = f"qemu+unix:///system?socket={self.directory}/run/libvirt-sock"
+        self.log = self.directory / "libvirtd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.namespaces: set[tuple[str, int]] = set()
+        for private in _LIBVIRT_DIRS:
+            (self.directory / private).mkdir()
+        # The machine's QEMU settings (guests as libvirt-qemu), console logs as plain files.
+        machine = Path("/etc/libvirt/qemu.conf").read_text().splitlines()
+        kept = [line for line in machine if not line.strip().startswith("stdio_handler")]
+        (self.directory / "etc" / "qemu.conf").write_text(
+            "\n".join([*kept, 'stdio_handler = "file"', ""])
+        )
+        # QEMU's capabilities, probed once by the machine's libvirtd: seconds saved per start.
+        with contextlib.suppress(OSError):
+            shutil.copytree("/var/cache/libvirt/qemu", self.directory / "cache" / "qemu")
+        mounts = "\n".join(
+            f"mount --bind {self.directory / private} {target}"
+            for private, target in _LIBVIRT_DIRS.items()
+        )
+        (self.directory / "start.sh").write_text(
+            "set -e\nmount --make-rprivate /\n" + mounts + "\n"
+            f'exec env LIBVIRT_LOG_OUTPUTS="3:file:{self.log}" '
+            f"libvirtd -p {self.directory / 'libvirtd.pid'}\n"
+        )
+
+    def start(self, timeout: float = 60) -> None:
+        assert self.process is None or self.process.poll() is not None
+        self.process = subprocess.Popen(
+            ["unshare", "--mount", "--net", "sh", str(self.directory / "start.sh")],
+            stdout=subprocess.DEVNULL, stderr=(self.directory / "stderr").open("ab"),
+        )  # fmt: skip
+        wait_for(self.answers, timeout, "the private libvirtd to answer", every=0.2)
+        for kind in ("mnt", "net"):
+            self.namespaces.add((kind, os.stat(f"/proc/{self.process.pid}/ns/{kind}").st_ino))
+
+    def answers(self) -> bool:
+        assert self.process is not None
+        assert self.process.poll() is None, self.tail()
+        done = subprocess.run(
+            ["virsh", "-c", self.uri, "version"], capture_output=True, timeout=10, check=False
+        )
+        return done.returncode == 0
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a crash would: no cleanup, guests left running."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def tail(self, chars: int = 3000) -> str:
+        texts = []
+        for path in (self.directory / "stderr", self.log):
+            with contextlib.suppress(OSError):
+                texts.append(path.read_text(errors="replace")[-chars:])
+        return "\n".join(texts)
+
+    def _leftovers(self) -> list[int]:
+        """Pids of the processes living in this daemon's namespaces (its children)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            for kind, inode in self.namespaces:
+                with contextlib.suppress(OSError):
+                    if os.stat(entry / "ns" / kind).st_ino == inode:
+                        pids.append(int(entry.name))
+                        break
+        return pids
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(Exception):
+                _destroy_everything(self.uri)
+            stop_process(self.process)
+        for pid in self._leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not self._leftovers(), 10, "the private libvirtd's children")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _destroy_everything(uri: str) -> None:
+    import libvirt
+
+    conn = libvirt.open(uri)
+    try:
+        for domain in conn.listAllDomains():
+            with contextlib.suppress(libvirt.libvirtError):
+                if domain.isActive():
+                    domain.destroy()
+        for network in conn.listAllNetworks():
+            with contextlib.suppress(libvirt.libvirtError):
+                if network.isActive():
+                    network.destroy()
+    finally:
+        conn.close()
+
+
 # --- The API in a subprocess, and Django commands on another database ------------------------
 
 
@@ -217,6 +343,23 @@ class ApiServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+def worker_subprocess(
+    queue: str, env: dict[str, str], log: Path, *, slow_define: float = 0
+) -> subprocess.Popen[bytes]:
+    """A real Celery worker for `queue` in its own process (tests.support.slow_worker: its
+    define step sleeps `slow_define` seconds, long enough to kill it there). The caller
+    stops it (`stop_process`) or kills it."""
+    env = env | {"ANDROMEDE_TEST_SLOW_DEFINE_SECONDS": str(slow_define) if slow_define else ""}
+    argv = ["worker", "-Q", queue, "--pool", "solo", "--loglevel", "INFO",
+            "--without-heartbeat", "--without-gossip", "--without-mingle",
+            "--hostname", f"faults-{log.stem}@%h"]  # fmt: skip
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.support.slow_worker", *argv],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 # --- Subprocess entry points: seed and census -----------------------------------------------
