@@ -6,8 +6,10 @@
 - `SharedConnection` holds the process's single ``virConnect`` for a URI, opened lazily with
   keepalive, reopened transparently when it is found dead (closed by the peer, keepalive
   timeout, closed under our feet). A daemon that was reachable and is not any more (libvirtd
-  restarted, killed, upgraded) is waited for, up to `RECONNECT_WINDOW_SECONDS`, before a
-  call fails with `TransientError`; a URI that never answered fails at once. Drivers share
+  restarted, killed, upgraded) is waited for, up to `RECONNECT_WINDOW_SECONDS` after it was
+  first found unreachable, before calls fail with `TransientError`; past that window (a host
+  that is really gone) and for a URI that never answered, calls fail at once, so heartbeats
+  of dead hosts stay quick. Drivers share
   it through `acquire` / `release`.
 - A dead connection is closed on a thread of its own, never under the connection's lock nor
   on the event loop's thread: libvirt runs the close callback on the event loop holding its
@@ -198,13 +200,14 @@ class SharedConnection:
         self.caller = Caller()
         self._lock = threading.Lock()
         self._conn: libvirt.virConnect | None = None
+        self._unreachable_since: float | None = None  # monotonic; None while reachable
         self.opened = 0  # how many times a connection was opened (tests watch reconnects)
 
     def get(self) -> libvirt.virConnect:
         """The live connection, (re)opened if needed; once connected before, a daemon that
-        does not answer is waited for up to RECONNECT_WINDOW_SECONDS (the lock is not held
-        while waiting). Blocking: call it through a Caller."""
-        deadline: float | None = None
+        does not answer is waited for until RECONNECT_WINDOW_SECONDS after it was first
+        found unreachable (the lock is not held while waiting). Blocking: call it through a
+        Caller."""
         delay = RECONNECT_DELAY_SECONDS
         while True:
             with self._lock:
@@ -217,16 +220,20 @@ class SharedConnection:
                     self._retire(conn)
                 try:
                     self._conn = self._open()
-                    return self._conn
                 except TransientError:
                     if self.opened == 0:  # never reached: say so at once
                         raise
                     now = time.monotonic()
-                    deadline = now + RECONNECT_WINDOW_SECONDS if deadline is None else deadline
-                    if now + delay > deadline:
+                    if self._unreachable_since is None:
+                        self._unreachable_since = now
+                    pause = min(delay, self._unreachable_since + RECONNECT_WINDOW_SECONDS - now)
+                    if pause <= 0:
                         raise
-            log.info("libvirt at %s does not answer; retrying in %.1f s", self.uri, delay)
-            time.sleep(delay)
+                else:
+                    self._unreachable_since = None
+                    return self._conn
+            log.info("libvirt at %s does not answer; retrying in %.1f s", self.uri, pause)
+            time.sleep(pause)
             delay = min(delay * 2, 2.0)
 
     def invalidate(self, conn: libvirt.virConnect) -> None:

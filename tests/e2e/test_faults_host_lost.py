@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.utils import timezone
 
 from compute.models import Allocation, Flavor, Instance
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
-from hosts.services.heartbeats import heartbeat_all
+from hosts.services.heartbeats import heartbeat_all, hosts_mark_down_missed
 from hosts.services.hosts import host_set_state
 from iaas.audit import Actor
 from iaas.celery import host_queue
@@ -36,11 +37,12 @@ from tests.e2e.test_faults import _test_database_url
 from tests.support import hypervisor_lab
 from tests.support.fault_lab import PrivateLibvirtd, stop_process, wait_for, worker_subprocess
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.hypervisor]
 OPERATOR = Actor.system("operator")
 LOST = "faults-lost"
 
 
+@pytest.mark.hypervisor
+@pytest.mark.django_db(transaction=True)
 def test_a_host_lost_mid_create_is_marked_down_and_its_operation_failed_not_moved(
     broker: Any, private_libvirtd: PrivateLibvirtd, settings: Any, make_tenant, make_caller
 ):
@@ -133,3 +135,65 @@ def test_a_host_lost_mid_create_is_marked_down_and_its_operation_failed_not_move
         ("host.down", str(lost.pk)),
         ("operation.host_lost", operation_id),
     }
+
+
+# --- The rule, on libvirt's fake hypervisor (fast lane) ----------------------------------------
+
+
+def _three_creates(cloud: Any) -> list[Operation]:
+    operations = []
+    for name in ("queued", "held", "expired"):
+        _, operation = factories.instance(cloud.tenant, flavor=cloud.flavor, image=cloud.image,
+                                          name=name)  # fmt: skip
+        operations.append(operation)
+    _, held, expired = operations
+    # The ORM: the states a worker leaves behind — one still holds its lease (it runs, on a
+    # host whose libvirt stopped answering), the other's lease ran out (the worker died).
+    now = timezone.now()
+    Operation.objects.filter(pk=held.pk).update(
+        status="running", lease_owner="w:1", lease_expires_at=now + timedelta(minutes=5)
+    )
+    Operation.objects.filter(pk=expired.pk).update(
+        status="running", lease_owner="w:2", lease_expires_at=now - timedelta(seconds=1)
+    )
+    return operations
+
+
+def _statuses(operations: list[Operation]) -> list[str]:
+    return [Operation.objects.get(pk=op.pk).status for op in operations]
+
+
+def test_operations_of_a_host_that_answers_are_never_failed_as_lost(cloud):
+    operations = _three_creates(cloud)
+    assert sweep_operations()["host_lost"] == []
+    assert _statuses(operations) == ["queued", "running", "running"]
+    assert not AuditEvent.objects.filter(action="operation.host_lost").exists()
+
+
+def test_a_down_host_fails_what_no_worker_holds_and_keeps_what_a_worker_still_runs(cloud, settings):
+    queued, held, expired = _three_creates(cloud)
+    settings.HOST_DOWN_AFTER = timedelta(seconds=1)
+    # The ORM: the host's last heartbeat, a minute ago (its heartbeats stopped since).
+    Host.objects.filter(pk=cloud.host.pk).update(
+        last_heartbeat_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert hosts_mark_down_missed() == ["h01"]
+
+    failed = sweep_operations()["host_lost"]
+    assert sorted(failed) == sorted([str(queued.pk), str(expired.pk)])
+    assert _statuses([queued, held, expired]) == ["failed", "running", "failed"]
+    for operation in (queued, expired):
+        operation.refresh_from_db()
+        assert operation.error == HOST_LOST_REASON
+        instance = Instance.objects.get(pk=operation.target_id)
+        assert (instance.status, instance.task_state, instance.fault) == (
+            "error", None, HOST_LOST_REASON,
+        )  # fmt: skip
+    held_instance = Instance.objects.get(pk=held.target_id)
+    assert (held_instance.status, held_instance.fault) == ("building", "")
+    events = AuditEvent.objects.filter(action="operation.host_lost")
+    assert sorted(e.target_id for e in events) == sorted(failed)
+    assert all(e.tenant_id == cloud.tenant.pk and "h01" not in str(e.details) for e in events)
+    # Sent nowhere: not even to its own host's queue again.
+    assert Operation.objects.filter(pk__in=failed, enqueued_at__isnull=False).count() == 0
+    assert sweep_operations()["host_lost"] == []  # nothing twice

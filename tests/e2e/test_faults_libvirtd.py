@@ -16,6 +16,8 @@ from django.core.management import call_command
 from compute.models import Flavor, Instance
 from hosts.hypervisors import hypervisor_for
 from hosts.services.heartbeats import host_heartbeat
+from hypervisor.base import TransientError
+from hypervisor.libvirt import LibvirtHypervisor, connection
 from iaas.celery import app, host_queue
 from images.models import Image
 from operations.models import Operation
@@ -23,7 +25,7 @@ from tests.e2e.conftest import onboard_private_host
 from tests.support import hypervisor_lab
 from tests.support.fault_lab import PrivateLibvirtd, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.hypervisor]
+pytestmark = pytest.mark.hypervisor
 HOST = "faults-lv"
 CREATES = 3
 
@@ -35,6 +37,7 @@ def settled(operation_ids: list[str]) -> list[Operation] | None:
     return None
 
 
+@pytest.mark.django_db(transaction=True)
 def test_libvirtd_killed_and_restarted_under_creates_leaves_no_operation_stuck(
     broker: Any, private_libvirtd: PrivateLibvirtd, make_tenant, make_caller, ssh_public_keys
 ):
@@ -91,3 +94,29 @@ def test_libvirtd_killed_and_restarted_under_creates_leaves_no_operation_stuck(
         assert (instance.status, instance.task_state, instance.fault) == ("active", None, "")
         assert domains[str(instance.pk)].power_state == "running"
     assert not Operation.objects.filter(status__in=("queued", "running")).exists()
+
+
+def test_calls_to_a_libvirtd_gone_longer_than_the_window_fail_fast_until_it_is_back(
+    private_libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(connection, "RECONNECT_WINDOW_SECONDS", 2.0)
+    hv = LibvirtHypervisor(private_libvirtd.uri, call_timeout=30)
+    try:
+        assert hv.facts().cpus > 0
+        private_libvirtd.kill()
+
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            hv.facts()  # waits for the daemon, for the window only
+        waited = time.monotonic() - started
+        assert 1.5 < waited < 6, waited
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            hv.list_domains()  # the window is spent: at once (heartbeats of dead hosts)
+        assert time.monotonic() - started < 1
+
+        private_libvirtd.start()
+        assert hv.facts().cpus > 0  # back by itself, on a new connection
+        assert hv.connections_opened == 2
+    finally:
+        hv.close()
