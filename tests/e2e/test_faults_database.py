@@ -196,6 +196,12 @@ def test_the_api_reconnects_by_itself_after_a_database_restart(lab: Lab):
     down = [create(lab, "during", token), lab.api.request("GET", "/api/v1/instances", token)]
     for status, body, headers in down:
         assert_database_unavailable(status, body, headers)
+    # The portal too (its session lives in the database): a 503 page, not a server error.
+    status, body, headers = lab.api.request(
+        "GET", "/", token, headers={"Cookie": "sessionid=" + "a" * 32}
+    )
+    assert status == 503, (status, body)
+    assert int(headers["Retry-After"]) > 0
     lab.postgres.start()
 
     # No restart of the API, no failed request: each thread finds its connection dead
