@@ -38,8 +38,10 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def onboard_private_host(daemon: PrivateLibvirtd, name: str, zone_name: str) -> Host:
-    """The private libvirtd onboarded as host `name` (qemu/TCG) in a French zone."""
+def onboard_private_host(settings: Any, daemon: PrivateLibvirtd, name: str, zone_name: str) -> Host:
+    """The private libvirtd onboarded as host `name` (qemu/TCG) in a French zone, the zone
+    of the default image store too (where images go to be imported)."""
+    settings.IMAGE_STORE_ZONE = zone_name
     system = Actor.system("e2e")
     zone = zones.zone_create(
         actor=system, region="fr-e2e", name=zone_name, site="lab", city="Paris", country="FR",

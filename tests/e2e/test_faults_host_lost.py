@@ -47,7 +47,7 @@ def test_a_host_lost_mid_create_is_marked_down_and_its_operation_failed_not_move
     broker: Any, private_libvirtd: PrivateLibvirtd, settings: Any, make_tenant, make_caller
 ):
     settings.HOST_DOWN_AFTER = timedelta(seconds=3)
-    lost = onboard_private_host(private_libvirtd, LOST, "fr-faults-lost")
+    lost = onboard_private_host(settings, private_libvirtd, LOST, "fr-faults-lost")
     # The survivor: same zone, room for the instance, libvirt's fake hypervisor. Disabled
     # while the create is placed (so it lands on the host to lose), enabled before the loss
     # (so it is a valid target, were anything to be moved automatically).
@@ -67,6 +67,7 @@ def test_a_host_lost_mid_create_is_marked_down_and_its_operation_failed_not_move
         "CELERY_BROKER_URL": broker.url,
         "ANDROMEDE_OPERATION_LEASE_SECONDS": "5",
         "ANDROMEDE_IMAGE_STORE_DIR": str(django_settings.IMAGE_STORE_DIR),
+        "ANDROMEDE_IMAGE_STORE_ZONE": lost.zone.name,
     }
     worker = worker_subprocess(host_queue(LOST), env, logs / "lost-worker.log", slow_define=60)
     try:

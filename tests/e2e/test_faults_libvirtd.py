@@ -39,9 +39,9 @@ def settled(operation_ids: list[str]) -> list[Operation] | None:
 
 @pytest.mark.django_db(transaction=True)
 def test_libvirtd_killed_and_restarted_under_creates_leaves_no_operation_stuck(
-    broker: Any, private_libvirtd: PrivateLibvirtd, make_tenant, make_caller, ssh_public_keys
+    broker: Any, private_libvirtd: PrivateLibvirtd, settings: Any, make_tenant, make_caller
 ):
-    host = onboard_private_host(private_libvirtd, HOST, "fr-faults-lv")
+    host = onboard_private_host(settings, private_libvirtd, HOST, "fr-faults-lv")
     call_command(
         "image_import", "andromede-test", str(hypervisor_lab.ensure_test_image()),
         "--disk-format", "qcow2", "--public",
