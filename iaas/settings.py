@@ -120,6 +120,9 @@ DATABASES = {
     )
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
+# A kept connection is checked before a request reuses it: after a database restart the API
+# reconnects by itself instead of failing one request per stale connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Every query is bounded: a stuck statement must not hold a request or a row lock forever.
     _pg_options = DATABASES["default"].setdefault("OPTIONS", {})

@@ -5,7 +5,16 @@
   and domain events all need it.
 - `SharedConnection` holds the process's single ``virConnect`` for a URI, opened lazily with
   keepalive, reopened transparently when it is found dead (closed by the peer, keepalive
-  timeout, closed under our feet). Drivers share it through `acquire` / `release`.
+  timeout, closed under our feet). A daemon that was reachable and is not any more (libvirtd
+  restarted, killed, upgraded) is waited for, up to `RECONNECT_WINDOW_SECONDS` after it was
+  first found unreachable, before calls fail with `TransientError`; past that window (a host
+  that is really gone) and for a URI that never answered, calls fail at once, so heartbeats
+  of dead hosts stay quick. Drivers share
+  it through `acquire` / `release`.
+- A dead connection is closed on a thread of its own, never under the connection's lock nor
+  on the event loop's thread: libvirt runs the close callback on the event loop holding its
+  own lock, and closing from there or while that callback waits for our lock deadlocks (seen:
+  a worker hung for ever when libvirtd was killed).
 - `Caller` runs each libvirt call on a small thread pool and waits at most `timeout` seconds
   for it. Caveat: a call that overruns is *abandoned*, not killed (libvirt offers no way to
   interrupt a call in flight): its thread keeps waiting for the host and its effect may still
@@ -22,6 +31,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -36,6 +46,10 @@ T = TypeVar("T")
 #: Keepalive: a probe every 5 s; the connection is declared dead after 3 unanswered ones.
 KEEPALIVE_INTERVAL_SECONDS = 5
 KEEPALIVE_COUNT = 3
+#: How long a call waits for a daemon it was connected to to answer again (a libvirtd restart
+#: takes a second or two), retrying to connect every RECONNECT_DELAY_SECONDS, doubling to 2 s.
+RECONNECT_WINDOW_SECONDS = 10.0
+RECONNECT_DELAY_SECONDS = 0.2
 
 _NOT_FOUND_CODES = frozenset(
     {
@@ -186,27 +200,48 @@ class SharedConnection:
         self.caller = Caller()
         self._lock = threading.Lock()
         self._conn: libvirt.virConnect | None = None
+        self._unreachable_since: float | None = None  # monotonic; None while reachable
         self.opened = 0  # how many times a connection was opened (tests watch reconnects)
 
     def get(self) -> libvirt.virConnect:
-        """The live connection, (re)opened if needed. Blocking: call it through a Caller."""
-        with self._lock:
-            conn = self._conn
-            if conn is not None and self._alive(conn):
-                return conn
-            if conn is not None:
-                log.warning("libvirt connection to %s is dead; reconnecting", self.uri)
-                self._close_quietly(conn)
-            self._conn = None
-            self._conn = self._open()
-            return self._conn
+        """The live connection, (re)opened if needed; once connected before, a daemon that
+        does not answer is waited for until RECONNECT_WINDOW_SECONDS after it was first
+        found unreachable (the lock is not held while waiting). Blocking: call it through a
+        Caller."""
+        delay = RECONNECT_DELAY_SECONDS
+        while True:
+            with self._lock:
+                conn = self._conn
+                if conn is not None and self._alive(conn):
+                    return conn
+                if conn is not None:
+                    log.warning("libvirt connection to %s is dead; reconnecting", self.uri)
+                    self._conn = None
+                    self._retire(conn)
+                try:
+                    self._conn = self._open()
+                except TransientError:
+                    if self.opened == 0:  # never reached: say so at once
+                        raise
+                    now = time.monotonic()
+                    if self._unreachable_since is None:
+                        self._unreachable_since = now
+                    pause = min(delay, self._unreachable_since + RECONNECT_WINDOW_SECONDS - now)
+                    if pause <= 0:
+                        raise
+                else:
+                    self._unreachable_since = None
+                    return self._conn
+            log.info("libvirt at %s does not answer; retrying in %.1f s", self.uri, pause)
+            time.sleep(pause)
+            delay = min(delay * 2, 2.0)
 
     def invalidate(self, conn: libvirt.virConnect) -> None:
         """Forget `conn` if it is still the current one (it was found dead)."""
         with self._lock:
             if self._conn is conn:
                 self._conn = None
-                self._close_quietly(conn)
+                self._retire(conn)
 
     def close(self) -> None:
         self.caller.shutdown()
@@ -252,6 +287,9 @@ class SharedConnection:
         with self._lock:
             if self._conn is conn:
                 self._conn = None
+                # Not here: this thread must not drop the last reference either (the
+                # binding's __del__ would close the connection inside its own callback).
+                self._retire(conn)
 
     @staticmethod
     def _alive(conn: libvirt.virConnect) -> bool:
@@ -259,6 +297,13 @@ class SharedConnection:
             return bool(conn.isAlive())
         except libvirt.libvirtError:
             return False
+
+    def _retire(self, conn: libvirt.virConnect) -> None:
+        """Close a dead connection on a thread of its own (see the module docstring); the
+        thread holds the last reference, so nothing else closes it on the wrong thread."""
+        threading.Thread(
+            target=self._close_quietly, args=(conn,), name="libvirt-close", daemon=True
+        ).start()
 
     @staticmethod
     def _close_quietly(conn: libvirt.virConnect) -> None:

@@ -17,6 +17,7 @@ import libvirt
 from lxml import etree as ET
 
 from hypervisor.base import DriverError, NetworkSpec, SpecConflict, StaticLease
+from hypervisor.libvirt.connection import is_dead_connection
 from hypervisor.libvirt.domain_xml import check_name
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -134,7 +135,9 @@ def ensure_network(conn: libvirt.virConnect, spec: NetworkSpec) -> None:
             raise
         try:
             network = conn.networkDefineXML(xml)
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as failed:
+            if is_dead_connection(failed):
+                raise  # not "no such network": the driver reconnects and runs the call again
             try:  # defined meanwhile by a concurrent run of the same step?
                 network = conn.networkLookupByName(spec.name)
             except libvirt.libvirtError:

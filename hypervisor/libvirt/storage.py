@@ -24,6 +24,7 @@ from hypervisor.base import (
     StorageVolumeInfo,
     StorageVolumeSpec,
 )
+from hypervisor.libvirt.connection import is_dead_connection
 from hypervisor.libvirt.domain_xml import check_name
 
 _FORMATS = ("qcow2", "raw")
@@ -93,7 +94,9 @@ def ensure_pool(conn: libvirt.virConnect, spec: PoolSpec) -> None:
             raise
         try:
             pool = conn.storagePoolDefineXML(xml, 0)
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as failed:
+            if is_dead_connection(failed):
+                raise  # not "no such pool": the driver reconnects and runs the call again
             # Defined meanwhile by someone else? Then compare with it; else the error stands.
             try:
                 pool = conn.storagePoolLookupByName(spec.name)
@@ -218,7 +221,9 @@ def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> 
             raise
         try:
             vol = pool.createXML(volume_xml(spec, backing), 0)
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as failed:
+            if is_dead_connection(failed):
+                raise  # not "no such volume": the driver reconnects and runs the call again
             try:  # created meanwhile (a concurrent run of the same step)?
                 vol = pool.storageVolLookupByName(spec.name)
             except libvirt.libvirtError:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf
@@ -33,6 +35,30 @@ _DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
     (domain.TooLargeError, 413),
     (domain.InvalidRequest, 400),
 ]
+
+DATABASE_UNAVAILABLE = "database_unavailable"
+#: Seconds a client is told to wait before it retries a request refused with a 503.
+RETRY_AFTER_SECONDS = 5
+_DATABASE_UNAVAILABLE_MESSAGE = (
+    "The service cannot reach its database right now. Retry in a few seconds; send a "
+    "create again with the same Idempotency-Key, so that it is never made twice."
+)
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """True for the errors of a database that is down, restarting or unreachable (refused
+    connection, connection lost mid-query, server shutting down) — and of a statement
+    cancelled by its timeout: the transaction was rolled back, so retrying is safe. Not for
+    integrity or programming errors, which are bugs or conflicts."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def database_unavailable_response() -> JsonResponse:
+    """503 `database_unavailable` in the error shape, with Retry-After."""
+    response = error_response(503, DATABASE_UNAVAILABLE, _DATABASE_UNAVAILABLE_MESSAGE)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
 
 _DRF_CODES: dict[type[drf.APIException], str] = {
     drf.ParseError: "malformed_json",
@@ -110,6 +136,8 @@ def describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]] | None:
             if isinstance(exc, cls):
                 return status, exc.code, exc.message, exc.details
         return 400, exc.code, exc.message, exc.details
+    if is_database_unavailable(exc):
+        return 503, DATABASE_UNAVAILABLE, _DATABASE_UNAVAILABLE_MESSAGE, {}
     if isinstance(exc, Http404):
         return 404, "not_found", "Not found.", {}
     if isinstance(exc, DjangoPermissionDenied):
@@ -165,6 +193,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             response["Retry-After"] = str(max(1, math.ceil(exc.wait)))  # type: ignore[attr-defined]
     if isinstance(exc, domain.DomainError) and "retry_after" in exc.details:
         response["Retry-After"] = str(exc.details["retry_after"])
+    if status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        if code == DATABASE_UNAVAILABLE:
+            # Logged, not audited: the audit log lives in the database that is down.
+            logger.warning("database unavailable: %s", exc)
+            return response
     if request is not None and not getattr(exc, "audited", False):
         audit_refused_attempt(request, view, status, code, message)
     return response
@@ -181,6 +215,18 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its `except`: the error is still the one being handled. A
+    # database that went away under a middleware or a non-DRF view is a 503, never a 500.
+    if is_database_unavailable(sys.exc_info()[1]):
+        if not _is_api(request):
+            response = HttpResponse(
+                "Service temporarily unavailable; retry in a few seconds.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+        return database_unavailable_response()
     if not _is_api(request):
         return defaults.server_error(request)
     return error_response(
