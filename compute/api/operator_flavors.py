@@ -11,18 +11,24 @@ from rest_framework.response import Response
 
 from compute.api.flavors import FlavorSerializer, SizeCursorPagination
 from compute.models import Flavor
+from compute.models.flavors import validate_flavor_name
 from compute.services import flavors as flavor_services
 from iaas.api.idempotency import IdempotentCreateMixin
-from iaas.api.serializers import StrictIntegerField, StrictSerializer
+from iaas.api.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from tenants.api.viewsets import OperatorViewSet
 
 
 class FlavorCreateSerializer(StrictSerializer):
-    name = serializers.SlugField(max_length=64)
+    name = StrictCharField(max_length=64, validators=[validate_flavor_name])
     vcpus = StrictIntegerField(min_value=1, max_value=256)
     memory_mb = StrictIntegerField(min_value=16, max_value=4 * 1024 * 1024)
     disk_gb = StrictIntegerField(min_value=0, max_value=65536)
-    is_public = serializers.BooleanField(default=True)
+    is_public = StrictBooleanField(default=True)
     tenants = serializers.ListField(child=serializers.SlugField(), required=False, default=list)
 
 

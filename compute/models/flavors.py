@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import RegexValidator
 from django.db import models
 
 from tenants.models import Tenant
+
+#: Letters, digits, `-`, `_` and `.`: the slugs flavors always had, and the usual dotted names
+#: (`a1.tiny`, `m1.small`).
+FLAVOR_NAME_PATTERN = r"^[-a-zA-Z0-9_.]+$"
+validate_flavor_name = RegexValidator(
+    FLAVOR_NAME_PATTERN,
+    "A flavor name has letters, digits, hyphens, underscores and dots only.",
+    code="invalid_flavor_name",
+)
 
 
 class Flavor(models.Model):
@@ -14,7 +24,7 @@ class Flavor(models.Model):
     private ones only to the tenants in `access`."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=64, unique=True, validators=[validate_flavor_name])
     vcpus = models.PositiveIntegerField()
     memory_mb = models.PositiveIntegerField()
     disk_gb = models.PositiveIntegerField()

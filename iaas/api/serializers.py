@@ -29,6 +29,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A BooleanField that takes JSON `true` and `false` only, not "yes", "on", 1 or "0"."""
+
+    default_error_messages = {"not_a_boolean": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("not_a_boolean")
+        return data
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know (including read-only ones sent as input), so a typo
     such as `"pubic_key"` is an error rather than silently ignored."""

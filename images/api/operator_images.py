@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from iaas.api.idempotency import IdempotentCreateMixin
+from iaas.api.serializers import StrictBooleanField
 from images import selectors
 from images.api.filtersets import OperatorImageFilterSet
 from images.api.images import ImageCreateSerializer, ImageSerializer
@@ -38,7 +39,7 @@ class OperatorImageCreateSerializer(ImageCreateSerializer):
     visibility = serializers.ChoiceField(
         choices=Image.Visibility.choices, default=Image.Visibility.PUBLIC
     )
-    protected = serializers.BooleanField(default=False)
+    protected = StrictBooleanField(default=False)
 
 
 class OperatorImageViewSet(

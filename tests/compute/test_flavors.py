@@ -75,6 +75,11 @@ def test_a_disabled_flavor_is_hidden_from_tenants(operator, make_tenant, make_ca
         (BODY | {"name": "other", "vcpus": 0}, 400, None),
         (BODY | {"name": "other", "surprise": 1}, 400, None),
         ({"name": "other"}, 400, None),
+        # Review item 12: a boolean is JSON true or false, not "yes" or 1; a name has no spaces.
+        (BODY | {"name": "other", "is_public": "yes"}, 400, None),
+        (BODY | {"name": "other", "is_public": 1}, 400, None),
+        (BODY | {"name": "a1 tiny"}, 400, None),
+        (BODY | {"name": "a1/tiny"}, 400, None),
     ],
 )
 def test_refusals_create_nothing(operator, body, status, code):
@@ -92,3 +97,13 @@ def test_tenants_cannot_define_flavors(make_tenant, make_caller):
     admin = make_caller(make_tenant("acme"), "admin").client()
     assert admin.post(ADMIN_URL, BODY, format="json").status_code == 403
     assert not Flavor.objects.exists()
+
+
+def test_a_flavor_name_may_have_dots(operator, make_tenant, make_caller):
+    """Review item 12: `a1.tiny` is a flavor name (the schema's pattern refused it, and so did
+    the model's slug validator)."""
+    answer = operator.post(ADMIN_URL, BODY | {"name": "a1.tiny"}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["name"] == "a1.tiny"
+    assert names(make_caller(make_tenant("acme"), "reader").client()) == ["a1.tiny"]
+    Flavor.objects.get(name="a1.tiny").full_clean()
