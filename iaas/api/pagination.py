@@ -27,10 +27,8 @@ class CreatedCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        try:
-            size = int(raw)
-        except ValueError:
-            size = 0
+        # ASCII digits only: int() would also take " 5", "5_0" and other scripts' digits.
+        size = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 1 <= size <= self.max_page_size:
             raise ValidationError(
                 {"limit": f"limit must be a whole number from 1 to {self.max_page_size}."},

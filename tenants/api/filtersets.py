@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from iaas.api.filters import StrictBooleanFilter, StrictIsoDateTimeFilter
 from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Role, Tenant
 
@@ -18,9 +19,7 @@ class MembershipFilterSet(django_filters.FilterSet):
 
 
 class TokenFilterSet(django_filters.FilterSet):
-    revoked = django_filters.BooleanFilter(
-        field_name="revoked_at", lookup_expr="isnull", exclude=True
-    )
+    revoked = StrictBooleanFilter(field_name="revoked_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = ApiToken
@@ -30,8 +29,8 @@ class TokenFilterSet(django_filters.FilterSet):
 class AuditEventFilterSet(django_filters.FilterSet):
     action = django_filters.CharFilter()
     outcome = django_filters.ChoiceFilter(choices=AuditEvent.Outcome.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = StrictIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = StrictIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
