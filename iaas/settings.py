@@ -240,7 +240,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["iaas.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "iaas.api.pagination.CreatedCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["iaas.api.filters.StrictFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "iaas.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "iaas.api.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "tenants.throttles.TokenRateThrottle",
@@ -268,6 +268,7 @@ SPECTACULAR_SETTINGS = {
     # Two models have a "role" field with different choices: name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "TenantRoleEnum": "tenants.models.Role",
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
         "StoragePoolRoleEnum": "hosts.models.StoragePool.Role",
         "HostStateEnum": "hosts.models.Host.State",
         "ImageStatusEnum": "images.models.Image.Status",

@@ -32,7 +32,9 @@ from tenants.api.viewsets import TenantScopedViewSet
 class InstanceSerializer(serializers.ModelSerializer):
     flavor = serializers.CharField(source="flavor.name", read_only=True)
     image = serializers.UUIDField(source="image_id", read_only=True)
-    keypair = serializers.CharField(source="keypair.name", read_only=True, default=None)
+    keypair = serializers.CharField(
+        source="keypair.name", read_only=True, default=None, allow_null=True
+    )
     zone = serializers.SerializerMethodField()
     ip = serializers.SerializerMethodField()
 
@@ -67,12 +69,10 @@ class InstanceCreateSerializer(StrictSerializer):
 
 
 class InstanceAcceptedSerializer(serializers.Serializer):
-    def to_representation(self, pair: Any) -> dict[str, Any]:
-        instance, operation = pair
-        return {
-            "instance": InstanceSerializer(instance).data,
-            "operation": OperationSerializer(operation).data,
-        }
+    """202 to a create: the new instance (`building`) and the operation that builds it."""
+
+    instance = InstanceSerializer(read_only=True)
+    operation = OperationSerializer(read_only=True)
 
 
 class InstanceVerbSerializer(StrictSerializer):
@@ -145,7 +145,7 @@ class InstanceViewSet(
             raise InvalidRequest(f"No server group {ref!r}.", code="unknown_server_group")
         return group
 
-    @extend_schema(request=InstanceCreateSerializer, responses={202: InstanceSerializer})
+    @extend_schema(request=InstanceCreateSerializer, responses={202: InstanceAcceptedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
 
@@ -180,6 +180,7 @@ class InstanceViewSet(
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={202: InstanceOperationSerializer})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         operation = instance_services.instance_delete(actor=self.actor, instance=self.get_object())
         return self._accepted(operation)

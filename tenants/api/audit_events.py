@@ -8,6 +8,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -56,6 +58,15 @@ class AuditEventListMixin:
     serializer_class: Any = AuditEventSerializer
     pagination_class: Any = IdCursorPagination
 
+    @extend_schema(
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="JSON lines: every matching event, one per line as the list shows "
+                "it, oldest first.",
+            )
+        }
+    )
     @action(detail=False, methods=["get"])
     def export(self, request: Request) -> StreamingHttpResponse:
         view: Any = self

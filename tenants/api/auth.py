@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate, login, logout
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from iaas.api.errors import error_body
+from iaas.api.schema import error_response
 from iaas.api.serializers import StrictCharField, StrictSerializer
 from tenants.context import source_address
 from tenants.mfa import mfa_enrolled, mfa_required, session_verified
-from tenants.models import Membership
+from tenants.models import Membership, Role
 from tenants.operators import is_operator
 from tenants.signin import Realm, audit_refused_signin, lockout_seconds, refusal_reason
 from tenants.throttles import AnonymousRateThrottle, SignInRateThrottle
@@ -45,7 +46,33 @@ REFUSALS = {
 }
 
 
+MeMfaSerializer = inline_serializer(
+    "MeMfa",
+    {
+        "required": serializers.BooleanField(help_text="This account must use a second factor."),
+        "enrolled": serializers.BooleanField(),
+        "verified": serializers.BooleanField(help_text="This session passed its second factor."),
+    },
+    read_only=True,
+)
+
+
+class MeTenantSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
 class MeSerializer(serializers.Serializer):
+    """The caller's account (the fields declare its shape for the schema)."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    is_operator = serializers.BooleanField(read_only=True)
+    mfa = MeMfaSerializer
+    tenants = MeTenantSerializer(many=True, read_only=True)
+
     def to_representation(self, user: Any) -> dict[str, Any]:
         memberships = Membership.objects.filter(user=user).select_related("tenant")
         request = self.context.get("request")
@@ -92,7 +119,20 @@ class LoginView(APIView):
     audit_resource = "auth"
     realm = Realm.TENANT
 
-    @extend_schema(request=LoginSerializer, responses=MeSerializer)
+    @extend_schema(
+        request=LoginSerializer,
+        responses={
+            200: MeSerializer,
+            401: error_response(
+                "Wrong username or password (`invalid_credentials`), or a second factor "
+                "missing (`mfa_token_required`) or wrong (`invalid_mfa_token`)."
+            ),
+            429: error_response(
+                "Too many failed sign-ins for this username or address (`locked_out`), or "
+                "too many attempts (`throttled`): wait `Retry-After` seconds."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

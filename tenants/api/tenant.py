@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from tenants import quotas
 from tenants.context import resolve_tenant_context
-from tenants.models import Tenant
+from tenants.models import Role, Tenant
 from tenants.permissions import TenantRolePermission
 
 
@@ -21,6 +21,16 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CurrentTenantSerializer(TenantSerializer):
+    your_role = serializers.ChoiceField(
+        choices=Role.choices, read_only=True, help_text="The caller's role in this tenant."
+    )
+
+    class Meta(TenantSerializer.Meta):
+        fields = [*TenantSerializer.Meta.fields, "your_role"]
+        read_only_fields = fields
+
+
 class QuotaSerializer(serializers.Serializer):
     resource = serializers.CharField(read_only=True)
     limit = serializers.IntegerField(read_only=True, help_text="-1 means unlimited.")
@@ -28,12 +38,17 @@ class QuotaSerializer(serializers.Serializer):
     remaining = serializers.IntegerField(read_only=True, allow_null=True)
 
 
+QuotaListSerializer = inline_serializer(
+    "QuotaList", {"results": QuotaSerializer(many=True, help_text="One line per resource.")}
+)
+
+
 class CurrentTenantView(APIView):
     """The tenant this request acts in, with the caller's role in it."""
 
     permission_classes = [TenantRolePermission]
 
-    @extend_schema(responses=TenantSerializer)
+    @extend_schema(responses=CurrentTenantSerializer)
     def get(self, request: Request) -> Response:
         context = resolve_tenant_context(request)
         data = dict(TenantSerializer(context.tenant).data)
@@ -46,7 +61,7 @@ class QuotaView(APIView):
 
     permission_classes = [TenantRolePermission]
 
-    @extend_schema(responses=QuotaSerializer(many=True))
+    @extend_schema(responses=QuotaListSerializer)
     def get(self, request: Request) -> Response:
         tenant = resolve_tenant_context(request).tenant
         lines = quotas.quota_lines(tenant)

@@ -115,3 +115,87 @@ def test_docs_page_uses_the_locally_served_swagger_ui(signed_in):
         if asset.endswith(".js"):
             assert len(body) > 100_000, asset  # the real bundle, not a stub
     assert "/api/schema/" in html
+
+
+# ---- Review item 12: the schema tells the truth (tests/test_api_fuzz.py holds the API to it) --
+
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def component(schema, ref: str) -> dict:
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_the_error_shape_is_a_component(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+    body = component(schema, error["properties"]["error"]["$ref"])
+    assert set(body["required"]) == {"code", "message", "details"}
+    assert body["properties"]["details"]["type"] == "object"
+
+
+def test_every_operation_documents_the_errors_it_can_answer(schema):
+    for path, method, operation in operations(schema):
+        responses = operation["responses"]
+        signed_in = any(operation.get("security", [{}]))
+        expected = {"400", "429"}
+        if signed_in:
+            expected |= {"401", "403"}
+        if "{" in path:
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"413", "415"}
+        if signed_in and method != "get":
+            expected.add("409")
+        assert expected <= set(responses), (method, path, sorted(responses))
+        for status in expected:
+            content = responses[status]["content"]
+            assert content == {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+            }
+        assert "Retry-After" in responses["429"]["headers"], (method, path)
+
+
+def test_sign_in_documents_wrong_credentials_and_lockout(schema):
+    for path in ("/api/v1/auth/login", "/api/v1/admin/auth/login"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert {"200", "400", "401", "429"} <= set(responses)
+        assert "$ref" in responses["200"]["content"]["application/json"]["schema"]
+
+
+def test_quotas_are_documented_as_the_object_they_are(schema):
+    ok = schema["paths"]["/api/v1/quotas"]["get"]["responses"]["200"]
+    quotas = component(schema, ok["content"]["application/json"]["schema"]["$ref"])
+    assert quotas["type"] == "object"
+    assert quotas["properties"]["results"]["type"] == "array"
+
+
+def test_the_audit_export_is_documented_as_json_lines(schema):
+    for path in ("/api/v1/audit-events/export", "/api/v1/admin/audit-events/export"):
+        ok = schema["paths"][path]["get"]["responses"]["200"]
+        assert set(ok["content"]) == {"application/x-ndjson"}
+
+
+def test_a_flavor_named_a1_tiny_fits_the_schema(schema):
+    request = schema["paths"]["/api/v1/admin/flavors"]["post"]["requestBody"]
+    body = component(schema, request["content"]["application/json"]["schema"]["$ref"])
+    flavor = schema["components"]["schemas"]["Flavor"]
+    assert re.match(body["properties"]["name"]["pattern"], "a1.tiny")
+    assert not re.match(body["properties"]["name"]["pattern"], "a1 tiny")
+    assert re.match(flavor["properties"]["name"].get("pattern", "."), "a1.tiny")
+
+
+def test_instance_create_and_delete_are_documented_as_accepted(schema):
+    create = schema["paths"]["/api/v1/instances"]["post"]["responses"]["202"]
+    accepted = component(schema, create["content"]["application/json"]["schema"]["$ref"])
+    assert {"instance", "operation"} <= set(accepted["properties"])
+    delete = schema["paths"]["/api/v1/instances/{id}"]["delete"]["responses"]
+    assert "202" in delete
+    assert "204" not in delete
