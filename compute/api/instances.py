@@ -19,6 +19,7 @@ from compute.services import console as console_services
 from compute.services import instances as instance_services
 from compute.services import resize as resize_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
+from iaas.api.schema import IDEMPOTENCY_KEY
 from iaas.api.serializers import StrictCharField, StrictSerializer
 from iaas.errors import InvalidRequest
 from images import selectors as image_selectors
@@ -239,7 +240,9 @@ class InstanceViewSet(
         return self._accepted(operation)
 
     @extend_schema(
-        request=InstanceSnapshotSerializer, responses={202: InstanceSnapshotAcceptedSerializer}
+        request=InstanceSnapshotSerializer,
+        responses={202: InstanceSnapshotAcceptedSerializer},
+        parameters=[IDEMPOTENCY_KEY],
     )
     @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
     def snapshot(self, request: Request, pk: str | None = None) -> Response:

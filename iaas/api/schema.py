@@ -14,8 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from iaas.api.idempotency import HEADER, MAX_KEY_LENGTH, IdempotentCreateMixin
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -39,6 +42,18 @@ RETRY_AFTER_HEADER = {
         "schema": {"type": "integer", "minimum": 1},
     }
 }
+
+
+#: The Idempotency-Key request header, for `extend_schema(parameters=[…])` on a POST that calls
+#: `iaas.api.idempotency.idempotent` itself (IdempotentCreateMixin's creates get it here).
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=f"1 to {MAX_KEY_LENGTH} printable ASCII characters. A retry with the same key "
+    "and body answers as the first request did (`Idempotent-Replayed: true`) and creates "
+    "nothing more; the same key with another body is a 409.",
+)
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -78,6 +93,13 @@ class AutoSchema(SpectacularAutoSchema):
         if "429" in responses:
             responses["429"].setdefault("headers", RETRY_AFTER_HEADER)
         return operation
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        creates = self.method == "POST" and getattr(self.view, "action", None) == "create"
+        if creates and isinstance(self.view, IdempotentCreateMixin):
+            parameters.append(IDEMPOTENCY_KEY)
+        return parameters
 
     def error_statuses(self, operation: dict[str, Any]) -> list[int]:
         """The error statuses this operation can answer (beyond what the view declared)."""

@@ -59,13 +59,14 @@ class AuditEventListMixin:
     pagination_class: Any = IdCursorPagination
 
     @extend_schema(
+        filters=True,
         responses={
             (200, "application/x-ndjson"): OpenApiResponse(
                 OpenApiTypes.STR,
                 description="JSON lines: every matching event, one per line as the list shows "
                 "it, oldest first.",
             )
-        }
+        },
     )
     @action(detail=False, methods=["get"])
     def export(self, request: Request) -> StreamingHttpResponse:

@@ -199,3 +199,17 @@ def test_instance_create_and_delete_are_documented_as_accepted(schema):
     delete = schema["paths"]["/api/v1/instances/{id}"]["delete"]["responses"]
     assert "202" in delete
     assert "204" not in delete
+
+
+def test_creates_document_the_idempotency_key_header(schema):
+    for path in ("/api/v1/keypairs", "/api/v1/instances", "/api/v1/instances/{id}/snapshot"):
+        parameters = schema["paths"][path]["post"]["parameters"]
+        headers = {p["name"] for p in parameters if p["in"] == "header"}
+        assert headers == {"Idempotency-Key"}, path
+
+
+def test_the_audit_export_documents_the_filters_it_takes(schema):
+    for path, extra in (("/api/v1/audit-events/export", set()),
+                        ("/api/v1/admin/audit-events/export", {"tenant"})):  # fmt: skip
+        parameters = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+        assert parameters == {"action", "outcome", "created_after", "created_before"} | extra
