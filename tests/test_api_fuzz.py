@@ -1,12 +1,13 @@
 """Review item 12: the API answers as its OpenAPI schema says, whatever it is sent.
 
-Schemathesis reads `/api/schema/` from the project's own WSGI application and, for every
-operation, sends the schema's examples, its boundary and invalid values (the coverage phase)
-and a bounded number of generated requests, with a fixed seed: a tenant admin's token on the
-tenant endpoints, an operator's on `/api/v1/admin/…`. Each answer must be no 5xx, of a status
-code and a content type the operation documents, and of the documented shape
-(`response_schema_conformance`). Path parameters are sometimes the id of a real object of the
-caller (made in the world below), so answers about real objects are checked too, not only 404s.
+Schemathesis reads the schema `/api/schema/` serves and, for every operation, sends the
+schema's examples, its boundary and invalid values (the coverage phase) and a bounded number
+of generated requests, with a fixed seed, to the project's WSGI application in-process: a
+tenant admin's token on the tenant endpoints, an operator's on `/api/v1/admin/…`. Each answer
+must be no 5xx, of a status code and a content type the operation documents, and of the
+documented shape (`response_schema_conformance`). Path parameters are sometimes the id of a
+real object of the caller (made in the world below), so answers about real objects are checked
+too, not only 404s.
 
 Rate limits are raised for this run (the throttles still count, in Redis); that a limit is
 answered `429` with `Retry-After` is tests/tenants/test_throttling.py's.
@@ -17,6 +18,7 @@ collected: schemathesis' own per-operation items all get one node id under pytes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -27,6 +29,8 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
@@ -72,12 +76,19 @@ def in_test_transaction(environ: dict[str, Any], start_response: Callable[..., A
         request_finished.connect(close_old_connections)
 
 
+def served_schema() -> dict[str, Any]:
+    """What `/api/schema/?format=json` serves (the same generator and renderer; the endpoint
+    wants a signed-in caller, and nobody can sign in while tests are being collected)."""
+    generator = SchemaGenerator()
+    rendered = OpenApiJsonRenderer().render(generator.get_schema(request=None, public=True))
+    return json.loads(rendered)
+
+
 config = SchemathesisConfig.from_dict(
     {"seed": SEED, "generation": {"max-examples": MAX_EXAMPLES, "database": "none"}}
 )
-schema = schemathesis.openapi.from_wsgi(
-    "/api/schema/?format=json", in_test_transaction, config=config
-)
+schema = schemathesis.openapi.from_dict(served_schema(), config=config)
+schema.app = in_test_transaction  # requests go to the application in-process, as from_wsgi's
 
 
 # ---- the world each operation is fuzzed in ----------------------------------------------------
