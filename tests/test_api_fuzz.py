@@ -29,6 +29,7 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import strategies as st
@@ -164,6 +165,17 @@ def world(request, settings, make_tenant, make_caller, ssh_public_keys, tiny_qco
 
 
 # ---- one test per operation -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_fuzzed_schema_is_the_one_api_schema_serves(make_tenant, make_caller):
+    caller = make_caller(make_tenant("acme"), Role.READER)
+    client = Client()
+    client.force_login(caller.user)
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    assert response.json() == schema.raw_schema
+    assert len(list(schema.get_all_operations())) >= 80
 
 
 def fuzz_test(method: str, path: str) -> Callable[..., None]:
