@@ -107,8 +107,14 @@ REAL_IDS: dict[tuple[str, str], Callable[[World], Iterable[str]]] = {
     ("/api/v1/invitations", "id"): lambda w: [str(invitation(w).pk)],
     ("/api/v1/admin/tenants", "id"): lambda w: [w.pk("tenant"), w.pk("tenant", "b")],
     ("/api/v1/admin/zones", "id"): lambda w: [str(w.platform.zone.pk)],
-    ("/api/v1/admin/hosts", "id"): lambda w: [w.pk("host"), str(w.platform.host.pk)],
+    ("/api/v1/admin/hosts", "id"): lambda w: [
+        w.pk("host"),
+        str(w.platform.host.pk),
+        w.pk("awaiting_host"),
+        w.pk("failed_host"),
+    ],
     ("/api/v1/admin/images", "id"): lambda w: [w.pk("image"), str(w.platform.image.pk)],
+    ("/api/v1/admin/image-stores", "id"): lambda w: [w.pk("image_store")],
     ("/api/v1/admin/users", "user_id"): lambda w: [str(w.caller("a_member").user.pk)],
 }
 

@@ -41,6 +41,10 @@ class HostSerializer(serializers.ModelSerializer):
     zone = serializers.CharField(source="zone.name", read_only=True)
     jurisdiction = serializers.CharField(source="zone.jurisdiction", read_only=True)
     storage_pools = StoragePoolSerializer(many=True, read_only=True)
+    # Blank until the host is confirmed: declared, since read-only fields lose allow_blank.
+    domain_type = serializers.ChoiceField(
+        choices=Host.DomainType.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Host
