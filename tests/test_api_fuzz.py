@@ -100,7 +100,10 @@ REAL_IDS: dict[tuple[str, str], Callable[[World], Iterable[str]]] = {
     ("/api/v1/server-groups", "id"): lambda w: [w.pk("server_group")],
     ("/api/v1/images", "id"): lambda w: [w.pk("image"), str(w.platform.image.pk)],
     ("/api/v1/flavors", "id"): lambda w: [w.pk("flavor"), str(w.platform.small.pk)],
-    ("/api/v1/instances", "id"): lambda w: [w.pk("instance"), w.pk("active_instance")],
+    ("/api/v1/instances", "id"): lambda w: [
+        w.pk(kind)
+        for kind in ("instance", "active_instance", "stopped_instance", "resized_instance")
+    ],
     ("/api/v1/operations", "id"): lambda w: [w.pk("operation")],
     ("/api/v1/members", "id"): lambda w: [w.pk("member")],
     ("/api/v1/tokens", "id"): lambda w: [str(w.token_of("a_admin").pk)],
