@@ -4,7 +4,8 @@ drf-spectacular documents what a view answers when all goes well; every operatio
 can also answer in the one error shape (`iaas.api.errors`): a malformed request (400), no or a
 bad credential (401), a role, second factor or quota that forbids it (403), an object that is
 not there or not the caller's (404), a state that forbids the change (409), a body too large
-(413) or of another media type (415), too many requests (429, with `Retry-After`).
+(413) or of another media type (415), too many requests (429), the database unavailable for a
+moment (503; both with `Retry-After`).
 `AutoSchema` adds those answers to each operation, as they apply to it, with the `Error`
 component as their body; tests/test_api_fuzz.py holds the API to it.
 """
@@ -34,6 +35,8 @@ DESCRIPTIONS = {
     413: "The request body is larger than the limit.",
     415: "The request body is not of a media type this operation accepts.",
     429: "Too many requests: wait `Retry-After` seconds (also in `details.retry_after`).",
+    503: "The database is unavailable for a moment (`database_unavailable`): nothing was "
+    "changed; try again after `Retry-After` seconds.",
 }
 
 RETRY_AFTER_HEADER = {
@@ -90,8 +93,9 @@ class AutoSchema(SpectacularAutoSchema):
             if str(status) in responses:
                 continue
             responses[str(status)] = self._error_response(status)
-        if "429" in responses:
-            responses["429"].setdefault("headers", RETRY_AFTER_HEADER)
+        for waits in ("429", "503"):
+            if waits in responses:
+                responses[waits].setdefault("headers", RETRY_AFTER_HEADER)
         return operation
 
     def get_override_parameters(self) -> list[Any]:
@@ -105,8 +109,9 @@ class AutoSchema(SpectacularAutoSchema):
         """The error statuses this operation can answer (beyond what the view declared)."""
         authenticated = any(requirement for requirement in operation.get("security", [{}]))
         # Every request can be malformed (a bad Content-Length, an unknown query parameter
-        # where filters are strict) and every API view is throttled.
-        statuses = {400, 429}
+        # where filters are strict), every API view is throttled, and every one needs the
+        # database.
+        statuses = {400, 429, 503}
         if authenticated:
             statuses |= {401, 403}
         if "{" in self.path:
@@ -123,6 +128,6 @@ class AutoSchema(SpectacularAutoSchema):
             "content": {"application/json": {"schema": component.ref}},
             "description": DESCRIPTIONS[status],
         }
-        if status == 429:
+        if status in (429, 503):
             response["headers"] = RETRY_AFTER_HEADER
         return response

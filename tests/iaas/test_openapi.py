@@ -145,7 +145,7 @@ def test_every_operation_documents_the_errors_it_can_answer(schema):
     for path, method, operation in operations(schema):
         responses = operation["responses"]
         signed_in = any(operation.get("security", [{}]))
-        expected = {"400", "429"}
+        expected = {"400", "429", "503"}
         if signed_in:
             expected |= {"401", "403"}
         if "{" in path:
@@ -161,6 +161,7 @@ def test_every_operation_documents_the_errors_it_can_answer(schema):
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
             }
         assert "Retry-After" in responses["429"]["headers"], (method, path)
+        assert "Retry-After" in responses["503"]["headers"], (method, path)
 
 
 def test_sign_in_documents_wrong_credentials_and_lockout(schema):
