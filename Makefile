@@ -32,7 +32,7 @@ lock:
 	@scripts/lock.sh
 
 clean:
-	rm -rf .venv var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv var .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # The tiny bootable guest image of the hypervisor test lane (cached under var/images/,
 # rebuilt only when its recipe changes); see scripts/build-test-image.sh.
