@@ -284,6 +284,7 @@ IDEMPOTENCY_TTL = timedelta(hours=env_int("ANDROMEDE_IDEMPOTENCY_TTL_HOURS", 24)
 DEFAULT_QUOTAS: dict[str, int] = {
     "keypairs": 100,
     "images": 20,
+    "image_gb": 100,  # stored bytes of a tenant's images and snapshots, in GiB
     "instances": 10,
     "vcpus": 20,
     "ram_mb": 51200,

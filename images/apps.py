@@ -12,4 +12,5 @@ class ImagesConfig(AppConfig):
         from tenants.quotas import register_resource
 
         register_resource("images", quota_usage.images_in_use)
+        register_resource("image_gb", quota_usage.image_gb_in_use)
         register_holdings("images", selectors.image_holdings)

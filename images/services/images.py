@@ -36,15 +36,17 @@ from iaas.errors import (
     InvalidRequest,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExceeded,
     TooLargeError,
 )
 from iaas.models import AuditEvent
 from images import files as image_files
 from images import usage
 from images.models import Image
+from images.quota_usage import image_bytes_in_use
 from images.services import stores
 from tenants.models import Tenant
-from tenants.quotas import quota_enforce
+from tenants.quotas import UNLIMITED, limit_for, quota_enforce
 
 logger = logging.getLogger(__name__)
 GIB = 1024**3
@@ -245,6 +247,12 @@ def image_upload(
         raise _too_large(limit)
     if length == 0:
         raise InvalidRequest("The upload is empty.", code="empty_upload")
+    # The `image_gb` quota: a declared length past it is refused before any byte is read,
+    # and an undeclared one is cut off when it passes it (the check that counts is the one
+    # made under the tenant's lock when the file is kept).
+    room = _image_quota_room(image)
+    if room is not None and length is not None and length > room:
+        raise _image_quota_exceeded(image, length)
     if image.status == Image.Status.QUEUED:  # else _claim says why it takes no file
         stores.store_for_file(image)
     _claim(image)
@@ -254,11 +262,13 @@ def image_upload(
             leased,
             directory=store_directory(image),
             prefix=part_prefix(image),
-            max_bytes=limit,
+            max_bytes=limit if room is None else min(limit, room),
             length=length,
         )
     except image_files.TooLarge as exc:
         _release(image)
+        if room is not None and room < limit:
+            raise _image_quota_exceeded(image, room + 1) from exc
         raise _too_large(limit) from exc
     except image_files.Incomplete as exc:
         _release(image)
@@ -306,6 +316,7 @@ def _keep_file(
             raise _refuse(actor, image, exc.message, action=action) from exc
         received.path.replace(final_path)
         with transaction.atomic():
+            _enforce_image_quota(image, received.size)
             saved = Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
                 status=Image.Status.ACTIVE,
                 size_bytes=received.size,
@@ -437,6 +448,47 @@ def image_uploads_expire() -> list[str]:
 
 
 UPLOAD_REAPER = Actor.system("upload-reaper")
+
+
+def _image_quota_room(image: Image) -> int | None:
+    """Bytes the image's tenant may still store under `image_gb` (None: unlimited or no
+    tenant — the platform's public images count against nobody)."""
+    if image.tenant_id is None:
+        return None
+    tenant = Tenant.objects.get(pk=image.tenant_id)
+    limit = limit_for(tenant, "image_gb")
+    if limit == UNLIMITED:
+        return None
+    return max(limit * GIB - image_bytes_in_use(tenant), 0)
+
+
+def _image_quota_exceeded(image: Image, requested_bytes: int) -> QuotaExceeded:
+    assert image.tenant_id is not None  # only tenants' images are counted
+    tenant = Tenant.objects.get(pk=image.tenant_id)
+    limit = limit_for(tenant, "image_gb")
+    used = image_bytes_in_use(tenant)
+    return QuotaExceeded(
+        f"Quota exceeded for image_gb: {used} bytes stored, limit {limit} GiB, "
+        f"{requested_bytes} bytes more requested. Delete images or ask for a higher limit.",
+        details={
+            "resource": "image_gb",
+            "limit": limit,
+            "usage_bytes": used,
+            "requested_bytes": requested_bytes,
+        },
+    )
+
+
+def _enforce_image_quota(image: Image, size: int) -> None:
+    """Inside the transaction that keeps a file: refuse it if the tenant's stored bytes would
+    pass `image_gb`. Locks the tenant row, so parallel uploads and snapshots of one tenant
+    are counted one after the other and can never pass the limit together."""
+    if image.tenant_id is None:
+        return
+    tenant = Tenant.objects.select_for_update().get(pk=image.tenant_id)
+    limit = limit_for(tenant, "image_gb")
+    if limit != UNLIMITED and image_bytes_in_use(tenant) + size > limit * GIB:
+        raise _image_quota_exceeded(image, size)
 
 
 def _too_large(limit: int) -> TooLargeError:
