@@ -247,6 +247,17 @@ def ssh_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[P
     assert _stat(real_known_hosts) == before
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Importing `iaas.wsgi` takes hypervisor access and the SSH key out of the process's
+    environment (review M11), so every worker or helper process the tests start afterwards
+    would inherit an API's rights and fail far from the cause: refuse that at once."""
+    if os.environ.get("ANDROMEDE_HYPERVISOR_ACCESS") == "0":
+        raise pytest.UsageError(
+            "ANDROMEDE_HYPERVISOR_ACCESS=0 in the test process: a test module imported "
+            "iaas.wsgi (use django.core.wsgi.get_wsgi_application instead)"
+        )
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under `make test` (ANDROMEDE_FORBID_SKIPS=1) a skipped test fails the run: no lane,
