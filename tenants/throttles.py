@@ -9,12 +9,16 @@ settings; a rate of None means unlimited."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
 from tenants.models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 
 class _ConfiguredRateThrottle(SimpleRateThrottle):
@@ -28,7 +32,14 @@ class _ConfiguredRateThrottle(SimpleRateThrottle):
         # parses it in __init__): parse it again.
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as exc:
+            # The counters' cache is down: the request is let through (rate limits protect
+            # the service; refusing everyone, or a 500, would be the outage itself) and the
+            # operator is told, once per request, that limits are not being counted.
+            logger.warning("rate limits not counted, the cache is unreachable: %s", exc)
+            return True
 
     def _key(self, ident: Any) -> str:
         return self.cache_format % {"scope": self.scope, "ident": ident}

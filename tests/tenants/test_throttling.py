@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 
 from compute.models import KeyPair
 from tenants import services
@@ -103,3 +103,26 @@ def test_an_account_holds_a_bounded_number_of_live_tokens(settings, make_tenant,
     assert caller.user.api_tokens.count() == 3
     assert client.delete(f"/api/v1/tokens/{second.json()['id']}").status_code == 204
     assert client.post("/api/v1/tokens", {"name": "c"}, format="json").status_code == 201
+
+
+def test_with_the_cache_down_requests_are_served_not_refused(
+    settings, make_tenant, make_caller, caplog
+):
+    """Found running bench/api.py without Redis: every API request was a 500. Rate limits
+    protect the service; with their counters unreachable the request is served and the
+    operator warned."""
+    settings.API_THROTTLE_RATES = {**UNLIMITED, "token": "3/m", "user": "3/m"}
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "unix:///nonexistent/redis.sock",
+            "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+        }
+    }
+    caller = make_caller(make_tenant("acme"))
+
+    with override_settings(CACHES=unreachable):
+        answers = [caller.client().get("/api/v1/keypairs").status_code for _ in range(5)]
+
+    assert answers == [200] * 5
+    assert "rate limits not counted" in caplog.text
