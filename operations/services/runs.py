@@ -70,12 +70,26 @@ def step(operation: Operation, name: str) -> Iterator[None]:
         )
 
 
+class LeaseLost(Exception):
+    """The operation is no longer this run's: the sweeper failed it (its lease expired, its
+    host was lost, its deadline passed) or another worker leased it since. Whoever holds it
+    decides how it ends; raised inside the caller's transaction, so the outcome this run
+    wanted to write on the target is rolled back with it."""
+
+
 def finish(operation: Operation, *, error: str = "") -> None:
     """End the operation: `failed` with `error` (without host paths or URIs: tenants read
-    it), `succeeded` without."""
-    operation.status = Operation.Status.FAILED if error else Operation.Status.SUCCEEDED
-    operation.error = tenant_text(error) if error else ""
-    operation.progress = 100
-    operation.finished_at = timezone.now()
-    operation.lease_expires_at = None
-    operation.save(update_fields=["status", "error", "progress", "finished_at", "lease_expires_at"])
+    it), `succeeded` without — only while this run still holds it (running, under the lease
+    owner that `lease` gave it); LeaseLost otherwise, and the operation is left as it is."""
+    status = Operation.Status.FAILED if error else Operation.Status.SUCCEEDED
+    message = tenant_text(error) if error else ""
+    now = timezone.now()
+    ended = Operation.objects.filter(
+        pk=operation.pk, status=Operation.Status.RUNNING, lease_owner=operation.lease_owner
+    ).update(status=status, error=message, progress=100, finished_at=now, lease_expires_at=None)
+    if not ended:
+        raise LeaseLost(
+            f"operation {operation.pk} is no longer held by {operation.lease_owner or 'this run'}"
+        )
+    operation.status, operation.error, operation.progress = status, message, 100
+    operation.finished_at, operation.lease_expires_at = now, None

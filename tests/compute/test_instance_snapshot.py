@@ -25,6 +25,7 @@ from iaas.models import AuditEvent
 from images.models import Image
 from operations.models import Operation
 from operations.services.deadlines import fail_overdue_operations as fail_stuck_operations
+from operations.services.runs import LeaseLost
 from operations.worker import run_operation
 from tenants import services as tenant_services
 from tests.factories import SYSTEM
@@ -123,9 +124,13 @@ def test_a_redelivered_or_restarted_snapshot_is_idempotent(cloud, store):
     assert run_operation(body["operation"]["id"]) == "succeeded"
     assert run_operation(body["operation"]["id"]) == "skipped"
     checksum = Image.objects.get(pk=image_id).checksum_sha256
-    # Every step run again after success: no second file, no change, guest running.
-    run_snapshot(Operation.objects.get(pk=body["operation"]["id"]), instance)
-    assert Operation.objects.get(pk=body["operation"]["id"]).status == "succeeded"
+    # A worker that died after its last step, before it could finish the operation: once its
+    # lease expires the next one runs every step again: no second file, no change, guest
+    # running.
+    Operation.objects.filter(pk=body["operation"]["id"]).update(
+        status="running", finished_at=None, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert run_operation(body["operation"]["id"]) == "succeeded"
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.checksum_sha256) == ("active", checksum)
     assert sorted(p.name for p in store.iterdir()) == sorted([image_id, str(cloud.image.pk)])
@@ -233,7 +238,9 @@ def test_a_snapshot_stuck_past_its_deadline_fails_its_image_too(cloud, settings,
     # A worker that was still running it when the reconciler gave up stores nothing: the
     # image stays in error, its copy on the host goes, the guest runs again.
     operation = Operation.objects.get(pk=body["operation"]["id"])
-    run_snapshot(operation, Instance.objects.select_related("host").get(pk=instance_id))
+    with pytest.raises(LeaseLost):  # and it learns that the operation is no longer its own
+        run_snapshot(operation, Instance.objects.select_related("host").get(pk=instance_id))
+    assert Operation.objects.get(pk=operation.pk).status == "failed"
     assert Image.objects.get(pk=image.pk).status == "error"
     assert [p.name for p in store.iterdir()] == [str(cloud.image.pk)]  # the public image's
     assert not copy_exists(cloud, str(image.pk))

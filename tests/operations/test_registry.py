@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from iaas.audit import Actor
@@ -63,6 +64,14 @@ def polish(operation: Operation, widget: Widget) -> None:
         with runs.step(operation, "polish"):
             if operation.params.get("break"):
                 raise RuntimeError("the polish ran out")
+            if operation.params.get("taken_by"):  # meanwhile, another worker leases it
+                Operation.objects.filter(pk=operation.pk).update(
+                    lease_owner=operation.params["taken_by"]
+                )
+            if operation.params.get("swept"):  # meanwhile, the sweeper gives up on it
+                late = timezone.now() - settings.OPERATION_DEADLINE - timedelta(seconds=1)
+                Operation.objects.filter(pk=operation.pk).update(created_at=late)
+                deadlines.fail_overdue_operations()
             widget.polished_by.append(runs.worker_id())
     except RuntimeError as exc:
         outcomes.fail(operation, widget, "polish", exc, color="scratched")
@@ -206,3 +215,31 @@ def test_registering_is_idempotent_and_a_clash_is_refused(shop: Shop) -> None:
     with pytest.raises(LookupError, match="no target type"):
         registry.register_action(registry.Action("gadget.spin", polish))
     assert "instance.create" in registry.action_names()  # compute registered its own
+
+
+@pytest.mark.django_db
+def test_a_late_worker_cannot_overwrite_an_operation_the_sweeper_failed(queue: Any) -> None:
+    """Found by the host-lost work: `finish` saved whatever the operation's state, so a
+    worker whose lease the sweeper had given up on turned the failed operation back into a
+    success."""
+    operation, _widget = queue(swept=True)
+
+    assert run_operation(operation.pk) == "lost"
+
+    operation.refresh_from_db()
+    assert operation.status == "failed"
+    assert "stopped by the reconciler" in operation.error
+    assert AuditEvent.objects.filter(action="operation.stuck").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_operation_another_worker_leased_leaves_its_end_to_that_worker(
+    queue: Any,
+) -> None:
+    operation, _widget = queue(taken_by="other-host:4242")
+
+    assert run_operation(operation.pk) == "lost"
+
+    operation.refresh_from_db()
+    assert (operation.status, operation.lease_owner) == ("running", "other-host:4242")
+    assert operation.finished_at is None
