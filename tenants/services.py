@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -69,10 +69,9 @@ def _admin_count(tenant: Tenant) -> int:
     return Membership.objects.filter(tenant=tenant, role=Role.ADMIN).count()
 
 
-@transaction.atomic
-def membership_add(*, actor: Actor, tenant: Tenant, username: str, role: str) -> Membership:
-    """Add an existing user account to the tenant. Operator (staff) accounts are kept apart
-    from tenants and cannot be added."""
+def _active_user(username: str) -> Any:
+    """The active account named `username`; 400 `unknown_user` otherwise (operators' and
+    commands' paths only: invitations never tell whether an account exists)."""
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
         raise InvalidRequest(
@@ -80,6 +79,14 @@ def membership_add(*, actor: Actor, tenant: Tenant, username: str, role: str) ->
             code="unknown_user",
             details={"username": username},
         )
+    return user
+
+
+@transaction.atomic
+def membership_add(*, actor: Actor, tenant: Tenant, username: str, role: str) -> Membership:
+    """Add an existing user account to the tenant. Operator (staff) accounts are kept apart
+    from tenants and cannot be added."""
+    user = _active_user(username)
     if user.is_staff:
         raise InvalidRequest("Operator accounts cannot be tenant members.", code="operator_account")
     _lock_tenant(tenant)
@@ -106,15 +113,7 @@ def operator_grant(*, actor: Actor, username: str) -> Any:
     """Make an existing account an operator: staff, with the `tenants.operate_cloud`
     permission (tenants.operators). Tenant members cannot be operators (review L7): the
     account leaves its tenants first."""
-    from django.contrib.auth.models import Permission
-
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise InvalidRequest(
-            f"No active user account is named {username!r}.",
-            code="unknown_user",
-            details={"username": username},
-        )
+    user = _active_user(username)
     if Membership.objects.filter(user_id=user.pk).exists():
         raise InvalidRequest(
             "Tenant members cannot be operators: remove the account from its tenants first.",

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -250,9 +251,9 @@ def image_upload(
     # The `image_gb` quota: a declared length past it is refused before any byte is read,
     # and an undeclared one is cut off when it passes it (the check that counts is the one
     # made under the tenant's lock when the file is kept).
-    room = _image_quota_room(image)
-    if room is not None and length is not None and length > room:
-        raise _image_quota_exceeded(image, length)
+    quota = _image_quota(image)
+    if quota is not None and length is not None and length > quota.room:
+        raise quota.exceeded(length)
     if image.status == Image.Status.QUEUED:  # else _claim says why it takes no file
         stores.store_for_file(image)
     _claim(image)
@@ -262,13 +263,13 @@ def image_upload(
             leased,
             directory=store_directory(image),
             prefix=part_prefix(image),
-            max_bytes=limit if room is None else min(limit, room),
+            max_bytes=limit if quota is None else min(limit, quota.room),
             length=length,
         )
     except image_files.TooLarge as exc:
         _release(image)
-        if room is not None and room < limit:
-            raise _image_quota_exceeded(image, room + 1) from exc
+        if quota is not None and quota.room < limit:
+            raise quota.exceeded(quota.room + 1) from exc
         raise _too_large(limit) from exc
     except image_files.Incomplete as exc:
         _release(image)
@@ -316,7 +317,11 @@ def _keep_file(
             raise _refuse(actor, image, exc.message, action=action) from exc
         received.path.replace(final_path)
         with transaction.atomic():
-            _enforce_image_quota(image, received.size)
+            # The check that counts: under the tenant's lock (the one at the upload's start
+            # was a courtesy, parallel uploads pass it together).
+            quota = _image_quota(image, lock=True)
+            if quota is not None and received.size > quota.room:
+                raise quota.exceeded(received.size)
             saved = Image.objects.filter(pk=image.pk, status=Image.Status.SAVING).update(
                 status=Image.Status.ACTIVE,
                 size_bytes=received.size,
@@ -450,45 +455,44 @@ def image_uploads_expire() -> list[str]:
 UPLOAD_REAPER = Actor.system("upload-reaper")
 
 
-def _image_quota_room(image: Image) -> int | None:
-    """Bytes the image's tenant may still store under `image_gb` (None: unlimited or no
-    tenant — the platform's public images count against nobody)."""
+@dataclass(frozen=True)
+class _ImageQuota:
+    """A tenant's `image_gb` limit (GiB) and the bytes its images already take."""
+
+    limit_gib: int
+    used_bytes: int
+
+    @property
+    def room(self) -> int:
+        return max(self.limit_gib * GIB - self.used_bytes, 0)
+
+    def exceeded(self, requested_bytes: int) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"Quota exceeded for image_gb: {self.used_bytes} bytes stored, limit "
+            f"{self.limit_gib} GiB, {requested_bytes} bytes more requested. Delete images or "
+            "ask for a higher limit.",
+            details={
+                "resource": "image_gb",
+                "limit": self.limit_gib,
+                "usage_bytes": self.used_bytes,
+                "requested_bytes": requested_bytes,
+            },
+        )
+
+
+def _image_quota(image: Image, *, lock: bool = False) -> _ImageQuota | None:
+    """The `image_gb` quota of the image's tenant; None when unlimited or for the platform's
+    public images (no tenant: they count against nobody). With `lock`, the tenant row is
+    locked until the transaction ends, so parallel uploads and snapshots of one tenant are
+    counted one after the other."""
     if image.tenant_id is None:
         return None
-    tenant = Tenant.objects.get(pk=image.tenant_id)
+    tenants = Tenant.objects.select_for_update() if lock else Tenant.objects
+    tenant = tenants.get(pk=image.tenant_id)
     limit = limit_for(tenant, "image_gb")
     if limit == UNLIMITED:
         return None
-    return max(limit * GIB - image_bytes_in_use(tenant), 0)
-
-
-def _image_quota_exceeded(image: Image, requested_bytes: int) -> QuotaExceeded:
-    assert image.tenant_id is not None  # only tenants' images are counted
-    tenant = Tenant.objects.get(pk=image.tenant_id)
-    limit = limit_for(tenant, "image_gb")
-    used = image_bytes_in_use(tenant)
-    return QuotaExceeded(
-        f"Quota exceeded for image_gb: {used} bytes stored, limit {limit} GiB, "
-        f"{requested_bytes} bytes more requested. Delete images or ask for a higher limit.",
-        details={
-            "resource": "image_gb",
-            "limit": limit,
-            "usage_bytes": used,
-            "requested_bytes": requested_bytes,
-        },
-    )
-
-
-def _enforce_image_quota(image: Image, size: int) -> None:
-    """Inside the transaction that keeps a file: refuse it if the tenant's stored bytes would
-    pass `image_gb`. Locks the tenant row, so parallel uploads and snapshots of one tenant
-    are counted one after the other and can never pass the limit together."""
-    if image.tenant_id is None:
-        return
-    tenant = Tenant.objects.select_for_update().get(pk=image.tenant_id)
-    limit = limit_for(tenant, "image_gb")
-    if limit != UNLIMITED and image_bytes_in_use(tenant) + size > limit * GIB:
-        raise _image_quota_exceeded(image, size)
+    return _ImageQuota(limit_gib=limit, used_bytes=image_bytes_in_use(tenant))
 
 
 def _too_large(limit: int) -> TooLargeError:

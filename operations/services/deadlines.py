@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from iaas.audit import Actor, audit_record
-from operations import registry
 from operations.models import Operation
+from operations.services.outcomes import release_abandoned
 
 SWEEPER = Actor.system("reconciler")
 _UNFINISHED = [Operation.Status.QUEUED, Operation.Status.RUNNING]
@@ -32,12 +32,7 @@ def fail_overdue_operations() -> list[str]:
             )
             if not changed:  # finished meanwhile
                 continue
-            action = registry.find_action(operation.action)
-            if action is not None and action.abandon is not None:
-                action.abandon(operation, reason)
-            target_type = registry.find_target_type(operation.target_type)
-            if target_type is not None:
-                target_type.abandon(operation, reason)
+            release_abandoned(operation, reason)
             audit_record(
                 actor=SWEEPER,
                 action="operation.stuck",

@@ -12,11 +12,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hosts.models import Host
-from iaas.audit import Actor, audit_record
-from operations import registry
+from iaas.audit import audit_record
 from operations.models import Operation
+from operations.services.deadlines import SWEEPER
+from operations.services.outcomes import release_abandoned
 
-SWEEPER = Actor.system("reconciler")
 HOST_LOST_REASON = (
     "The host running this operation stopped answering (marked down) and its worker is "
     "gone; the operation was stopped and will not be retried on another host. Retry it once "
@@ -52,12 +52,7 @@ def fail_operations_of_lost_hosts() -> list[str]:
             )
             if not changed:  # a worker took it, or it finished, meanwhile
                 continue
-            action = registry.find_action(operation.action)
-            if action is not None and action.abandon is not None:
-                action.abandon(operation, HOST_LOST_REASON)
-            target_type = registry.find_target_type(operation.target_type)
-            if target_type is not None:
-                target_type.abandon(operation, HOST_LOST_REASON)
+            release_abandoned(operation, HOST_LOST_REASON)
             audit_record(
                 actor=SWEEPER,
                 action="operation.host_lost",

@@ -27,6 +27,17 @@ def succeed(operation: Operation, **target_changes: Any) -> None:
         finish(operation)
 
 
+def release_abandoned(operation: Operation, reason: str) -> None:
+    """An operation given up on by the sweeper (past its deadline, its host lost): its action
+    and its target type each undo what the abandoned run leaves, `reason` as the fault."""
+    action = registry.find_action(operation.action)
+    if action is not None and action.abandon is not None:
+        action.abandon(operation, reason)
+    target_type = registry.find_target_type(operation.target_type)
+    if target_type is not None:
+        target_type.abandon(operation, reason)
+
+
 def fail(
     operation: Operation, target: object, verb: str, exc: Exception, **target_changes: Any
 ) -> None:

@@ -9,19 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
+from compute.models import Flavor
 from hosts.models import Host
 from hosts.services import onboarding, zones
 from iaas.audit import Actor
 from iaas.celery import app
-from tests.e2e.test_faults import PrivateRedis, _reset_broker_pools
-from tests.support.fault_lab import PrivateLibvirtd
+from images.models import Image
+from tests.support import hypervisor_lab
+from tests.support.fault_lab import PrivateLibvirtd, PrivateRedis
+
+
+def _reset_broker_pools() -> None:
+    # Connections to the previous broker must not be reused (Celery keeps them in pools).
+    pool = app._pool  # type: ignore[attr-defined]
+    if pool is not None:
+        pool.force_close_all()
+        app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
-    """A private redis, and the Celery app of this process pointed at it for the test (as
-    test_faults.py's own fixture of that name)."""
+    """A private redis, and the Celery app of this process pointed at it for the test."""
     directory = Path(tempfile.mkdtemp(prefix="andr-redis-"))  # short: socket paths ≤ 107 bytes
     server = PrivateRedis(directory)
     old_url = app.conf.broker_url
@@ -72,3 +83,13 @@ def private_libvirtd(settings: Any) -> Iterator[PrivateLibvirtd]:
     finally:
         close_all()  # the process's drivers, before their daemon goes
         daemon.cleanup()
+
+
+def import_test_image_and_tiny_flavor() -> Image:
+    """The project's test image as a public image, and the `tiny` flavor it boots with."""
+    call_command(
+        "image_import", "andromede-test", str(hypervisor_lab.ensure_test_image()),
+        "--disk-format", "qcow2", "--public",
+    )  # fmt: skip
+    Flavor.objects.create(name="tiny", vcpus=1, memory_mb=128, disk_gb=1)
+    return Image.objects.get(name="andromede-test")

@@ -11,14 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
 from django.core.management import call_command
@@ -36,92 +35,12 @@ from network.models import Port
 from operations.models import Operation
 from operations.services import outbox as operations
 from tests.support import hypervisor_lab
+from tests.support.fault_lab import PrivateRedis, wait_for
 from tests.support.local_host import onboarded_local_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SYSTEM = Actor.system("faults")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class PrivateRedis:
-    """A redis-server of this test only, on a unix socket in a temporary directory, keeping
-    nothing on disk; it can be stopped and started again on the same socket."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.socket = directory / "redis.sock"
-        self.url = f"redis+socket://{self.socket}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def ping(self) -> bool:
-        try:
-            client = redis.Redis(
-                unix_socket_path=str(self.socket), socket_connect_timeout=1, socket_timeout=1
-            )
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    def start(self) -> None:
-        assert self.process is None
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", str(self.socket),
-             "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
-        )  # fmt: skip
-        wait_for(self.ping, 10, "the private redis to answer", every=0.05)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-        assert not self.ping()
-
-
-def _reset_broker_pools() -> None:
-    # Connections to the previous broker must not be reused (Celery keeps them in pools).
-    pool = app._pool  # type: ignore[attr-defined]
-    if pool is not None:
-        pool.force_close_all()
-        app._pool = None  # type: ignore[attr-defined]
-    app.amqp._producer_pool = None  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
-    """A private redis, and the Celery app of this process pointed at it for the test."""
-    # A short directory: unix socket paths are limited to 107 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="andr-redis-"))
-    server = PrivateRedis(directory)
-    old_url = app.conf.broker_url
-    server.start()
-    _reset_broker_pools()
-    app.conf.update(broker_url=server.url)
-    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
-    monkeypatch.setenv("CELERY_BROKER_URL", server.url)
-    try:
-        yield server
-    finally:
-        _reset_broker_pools()
-        app.conf.update(broker_url=old_url)
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -18,8 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_faults import PrivateRedis
-from tests.support.fault_lab import ApiServer, PrivatePostgres, django_command, django_env
+from tests.support.fault_lab import (
+    ApiServer,
+    PrivatePostgres,
+    PrivateRedis,
+    django_command,
+    django_env,
+)
 
 LOAD_THREADS = 6
 CREATE_EVERY = 0.5  # seconds, per client

@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.management import call_command
 from django.utils import timezone
 
-from compute.models import Allocation, Flavor, Instance
+from compute.models import Allocation, Instance
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
 from hosts.services.heartbeats import heartbeat_all, hosts_mark_down_missed
@@ -27,14 +26,12 @@ from hosts.services.hosts import host_set_state
 from iaas.audit import Actor
 from iaas.celery import host_queue
 from iaas.models import AuditEvent
-from images.models import Image
 from operations.models import Operation
 from operations.services.host_lost import HOST_LOST_REASON
 from operations.tasks import sweep_operations
 from tests import factories
-from tests.e2e.conftest import onboard_private_host
+from tests.e2e.conftest import import_test_image_and_tiny_flavor, onboard_private_host
 from tests.e2e.test_faults import _test_database_url
-from tests.support import hypervisor_lab
 from tests.support.fault_lab import PrivateLibvirtd, stop_process, wait_for, worker_subprocess
 
 OPERATOR = Actor.system("operator")
@@ -53,12 +50,7 @@ def test_a_host_lost_mid_create_is_marked_down_and_its_operation_failed_not_move
     # (so it is a valid target, were anything to be moved automatically).
     survivor = factories.host("faults-survivor", lost.zone, cpus=64, memory_mb=65536, disk_gb=1000)
     host_set_state(actor=OPERATOR, host=survivor, state=Host.State.DISABLED, reason="placement")
-    call_command(
-        "image_import", "andromede-test", str(hypervisor_lab.ensure_test_image()),
-        "--disk-format", "qcow2", "--public",
-    )  # fmt: skip
-    image = Image.objects.get(name="andromede-test")
-    Flavor.objects.create(name="tiny", vcpus=1, memory_mb=128, disk_gb=1)
+    image = import_test_image_and_tiny_flavor()
     client = make_caller(make_tenant("acme"), "member").client()
 
     logs = Path(tempfile.mkdtemp(prefix="andr-lost-"))

@@ -11,18 +11,15 @@ from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.core.management import call_command
 
-from compute.models import Flavor, Instance
+from compute.models import Instance
 from hosts.hypervisors import hypervisor_for
 from hosts.services.heartbeats import host_heartbeat
 from hypervisor.base import TransientError
 from hypervisor.libvirt import LibvirtHypervisor, connection
 from iaas.celery import app, host_queue
-from images.models import Image
 from operations.models import Operation
-from tests.e2e.conftest import onboard_private_host
-from tests.support import hypervisor_lab
+from tests.e2e.conftest import import_test_image_and_tiny_flavor, onboard_private_host
 from tests.support.fault_lab import PrivateLibvirtd, wait_for
 
 pytestmark = pytest.mark.hypervisor
@@ -42,12 +39,7 @@ def test_libvirtd_killed_and_restarted_under_creates_leaves_no_operation_stuck(
     broker: Any, private_libvirtd: PrivateLibvirtd, settings: Any, make_tenant, make_caller
 ):
     host = onboard_private_host(settings, private_libvirtd, HOST, "fr-faults-lv")
-    call_command(
-        "image_import", "andromede-test", str(hypervisor_lab.ensure_test_image()),
-        "--disk-format", "qcow2", "--public",
-    )  # fmt: skip
-    image = Image.objects.get(name="andromede-test")
-    Flavor.objects.create(name="tiny", vcpus=1, memory_mb=128, disk_gb=1)
+    image = import_test_image_and_tiny_flavor()
     client = make_caller(make_tenant("acme"), "member").client()
     hv = hypervisor_for(host)
 

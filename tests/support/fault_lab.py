@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -47,6 +49,47 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class PrivateRedis:
+    """A redis-server of this test only, on a unix socket in a temporary directory, keeping
+    nothing on disk; it can be stopped and started again on the same socket."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.socket = directory / "redis.sock"
+        self.url = f"redis+socket://{self.socket}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def ping(self) -> bool:
+        try:
+            client = redis.Redis(
+                unix_socket_path=str(self.socket), socket_connect_timeout=1, socket_timeout=1
+            )
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        assert self.process is None
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(self.socket),
+             "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
+        )  # fmt: skip
+        wait_for(self.ping, 10, "the private redis to answer", every=0.05)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+        assert not self.ping()
 
 
 def free_port() -> int:
