@@ -5,9 +5,11 @@ source "$(dirname "$0")/lib.sh"
 mode="${1:-run}"
 # libvirt-dev and pkg-config: libvirt-python (on PyPI a source package) builds against them;
 # oathtool prints the demo accounts' TOTP codes (README); qemu-utils (qemu-img) inspects
-# uploaded images, confined by util-linux's unshare, setpriv and prlimit (images/sandbox.py).
+# uploaded images, confined by util-linux's unshare, setpriv and prlimit (images/sandbox.py);
+# Open vSwitch and OVN carry tenant networks (DESIGN §7, shared/notes/ovn-lab.md).
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
-    openssh-client ca-certificates oathtool qemu-utils util-linux)
+    openssh-client ca-certificates oathtool qemu-utils util-linux
+    openvswitch-switch ovn-central ovn-host)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client openssh-server)
 fi
