@@ -201,6 +201,37 @@ def make_hosts(
     return hosts
 
 
+def network_reset_sql(tenants: str) -> list[str]:
+    """Statements removing every network row of the tenants selected by the SQL `tenants`
+    (a subquery of ids), children first."""
+    ports = f"SELECT id FROM network_port WHERE tenant_id IN ({tenants})"  # noqa: S608
+    return [
+        f"DELETE FROM network_floatingip WHERE tenant_id IN ({tenants})",  # noqa: S608
+        f"DELETE FROM network_fixedip WHERE port_id IN ({ports})",  # noqa: S608
+        f"DELETE FROM network_port_security_groups WHERE port_id IN ({ports})",  # noqa: S608
+        f"DELETE FROM network_port WHERE tenant_id IN ({tenants})",  # noqa: S608
+        f"DELETE FROM network_router WHERE tenant_id IN ({tenants})",  # noqa: S608
+        f"DELETE FROM network_subnet WHERE tenant_id IN ({tenants})",  # noqa: S608
+        f"DELETE FROM network_securitygrouprule WHERE tenant_id IN ({tenants})",  # noqa: S608
+        f"DELETE FROM network_securitygroup WHERE tenant_id IN ({tenants})",  # noqa: S608
+        f"DELETE FROM network_network WHERE tenant_id IN ({tenants})",  # noqa: S608
+    ]
+
+
+def make_subnet(tenant: Any, cidr: str, *, default: bool = False) -> Any:
+    """A network of `tenant` with one subnet of `cidr` (rows only: any size, no OVN)."""
+    import ipaddress
+
+    from network.models import Network, Subnet
+
+    network = Network.objects.create(tenant=tenant, name=f"bench-{cidr}", is_default=default)
+    hosts = ipaddress.ip_network(cidr)
+    return Subnet.objects.create(
+        network=network, tenant=tenant, cidr=cidr, gateway_ip=str(hosts[1]),
+        allocation_pools=[{"start": str(hosts[2]), "end": str(hosts[-2])}],
+    )  # fmt: skip
+
+
 def make_instances(
     tenant: Any,
     flavor: Any,
@@ -209,20 +240,20 @@ def make_instances(
     *,
     start: int = 0,
     allocations: bool = False,
-    network: Any = None,
+    subnet: Any = None,
     keypair: Any = None,
     mac_prefix: str = "52:54:bb",
 ) -> int:
     """`count` active instances of `tenant`, round-robin over `hosts`, with (optionally) an
-    Allocation each and a Port each on `network` (whose cidr must hold them all). Batched
-    bulk_create; returns how many were made."""
+    Allocation each and a Port with one address each on `subnet` (whose cidr must hold them
+    all). Batched bulk_create; returns how many were made."""
     import ipaddress
 
     from compute.models import Allocation, Instance
-    from network.models import Port
+    from network.models import FixedIP, Port
 
     image_id = uuid.uuid5(uuid.NAMESPACE_URL, "andromede-bench-image")
-    addresses = ipaddress.ip_network(network.cidr).hosts() if network is not None else None
+    addresses = ipaddress.ip_network(subnet.cidr).hosts() if subnet is not None else None
     if addresses is not None:
         for _ in range(start + 1):  # .1 is the gateway; skip the addresses already given
             next(addresses)
@@ -256,15 +287,20 @@ def make_instances(
                 )
                 for i, inst in zip(batch, instances, strict=True)
             )
-        if network is not None and addresses is not None:
-            Port.objects.bulk_create(
+        if subnet is not None and addresses is not None:
+            ports = Port.objects.bulk_create(
                 Port(
-                    network=network,
+                    id=uuid.uuid4(),
+                    network_id=subnet.network_id,
+                    tenant=tenant,
                     device_id=inst.pk,
+                    device_owner="compute:instance",
                     mac=f"{mac_prefix}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}",
-                    ip=str(next(addresses)),
                 )
                 for i, inst in zip(batch, instances, strict=True)
+            )
+            FixedIP.objects.bulk_create(
+                FixedIP(port=port, subnet=subnet, ip=str(next(addresses))) for port in ports
             )
         made += len(instances)
     if allocations:

@@ -33,17 +33,16 @@ LIMITS = (10, 100, 1000)
 def reset() -> None:
     tenants = "SELECT id FROM tenants_tenant WHERE slug LIKE 'bapi-%'"
     instances = f"SELECT id FROM compute_instance WHERE tenant_id IN ({tenants})"  # noqa: S608
-    _setup.execute(f"DELETE FROM compute_port WHERE device_id IN ({instances})")  # noqa: S608
+    for statement in _setup.network_reset_sql(tenants):
+        _setup.execute(statement)
     _setup.execute(f"DELETE FROM compute_allocation WHERE instance_id IN ({instances})")  # noqa: S608
     _setup.execute(f"DELETE FROM compute_instance WHERE tenant_id IN ({tenants})")  # noqa: S608
-    _setup.execute(f"DELETE FROM compute_tenantnetwork WHERE tenant_id IN ({tenants})")  # noqa: S608
     _setup.execute(f"DELETE FROM compute_keypair WHERE tenant_id IN ({tenants})")  # noqa: S608
     _setup.execute("DELETE FROM compute_host WHERE name LIKE 'bapi-%'")
 
 
 def seed(count: int) -> Any:
     from compute.models import KeyPair
-    from network.models import TenantNetwork
 
     tenant = _setup.ensure_tenant(f"{PREFIX}acme", ["FR"])
     zone = _setup.ensure_zone(f"{PREFIX}fr-1", "FR")
@@ -54,9 +53,9 @@ def seed(count: int) -> Any:
         tenant=tenant, name="laptop", key_type="ssh-ed25519", public_key="ssh-ed25519 AAAA bench",
         fingerprint="SHA256:bench", bits=256,
     )  # fmt: skip
-    network = TenantNetwork.objects.create(tenant=tenant, cidr="198.18.0.0/15")
+    subnet = _setup.make_subnet(tenant, "198.18.0.0/15")
     extra = count // 100
-    _setup.make_instances(tenant, flavor, hosts, count + extra, network=network, keypair=keypair)
+    _setup.make_instances(tenant, flavor, hosts, count + extra, subnet=subnet, keypair=keypair)
     # 1 % more, deleted, which the list must skip.
     _setup.execute(
         "UPDATE compute_instance SET status = 'deleted' WHERE tenant_id = %s AND name >= %s",
@@ -69,7 +68,7 @@ def seed(count: int) -> Any:
         "WHERE tenant_id = %s) s WHERE i.id = s.id",
         [tenant.pk],
     )
-    for table in ("compute_instance", "compute_port", "compute_host", "compute_flavor"):
+    for table in ("compute_instance", "network_port", "compute_host", "compute_flavor"):
         _setup.execute(f"VACUUM ANALYZE {table}")
     return tenant
 

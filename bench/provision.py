@@ -60,13 +60,12 @@ _INSTANCES = (
     "(SELECT id FROM tenants_tenant WHERE slug = %(tenant)s) "
     "OR host_id IN (SELECT id FROM compute_host WHERE name = %(host)s))"
 )
+_TENANT = "SELECT id FROM tenants_tenant WHERE slug = %(tenant)s"
 _RESET = (
-    "DELETE FROM compute_port WHERE device_id IN " + _INSTANCES,  # noqa: S608 - constants
+    *_setup.network_reset_sql(_TENANT),
     "DELETE FROM compute_allocation WHERE instance_id IN " + _INSTANCES,  # noqa: S608
     "DELETE FROM compute_instance WHERE id IN " + _INSTANCES,  # noqa: S608
     "DELETE FROM compute_operation WHERE host_name = %(host)s OR tenant_id IN "
-    "(SELECT id FROM tenants_tenant WHERE slug = %(tenant)s)",
-    "DELETE FROM compute_tenantnetwork WHERE tenant_id IN "
     "(SELECT id FROM tenants_tenant WHERE slug = %(tenant)s)",
     "DELETE FROM compute_storagepool WHERE host_id IN "
     "(SELECT id FROM compute_host WHERE name = %(host)s)",
@@ -95,13 +94,23 @@ def libvirt_subnets(conn: Any) -> list[ipaddress.IPv4Network]:
 def free_subnets(conn: Any, count: int) -> list[str]:
     """`count` /27s of the documentation ranges, from the top, that no libvirt network uses
     and no other tenant network of the bench database holds."""
-    from network.models import TenantNetwork
-    from network.services import ipam
+    from django.conf import settings
+
+    from network.models import Subnet
 
     used = libvirt_subnets(conn)
-    taken = set(TenantNetwork.objects.exclude(tenant__slug=TENANT).values_list("cidr", flat=True))
+    taken = set(
+        Subnet.objects.filter(network__is_default=True)
+        .exclude(tenant__slug=TENANT)
+        .values_list("cidr", flat=True)
+    )
     found = []
-    for cidr in reversed(ipam._subnets()):
+    every = [
+        str(cidr)
+        for supernet in settings.TENANT_NETWORK_SUPERNETS
+        for cidr in ipaddress.ip_network(supernet).subnets(new_prefix=27)
+    ]
+    for cidr in reversed(every):
         net = ipaddress.IPv4Network(cidr)
         if cidr not in taken and not any(net.overlaps(u) for u in used):
             found.append(cidr)
@@ -362,7 +371,6 @@ def main() -> int:
     from hosts.services import onboarding
     from iaas.celery import app, host_queue
     from images.models import Image
-    from network.models import TenantNetwork
     from tests.support import hypervisor_lab
 
     started = time.monotonic()
@@ -404,7 +412,7 @@ def main() -> int:
         image = Image.objects.get(name="andromede-test", status="active")
         _setup.ensure_flavor(FLAVOR, 1, 256, 1)
         tenant = _setup.ensure_tenant(TENANT, ["FR"])
-        TenantNetwork.objects.create(tenant=tenant, cidr=tenant_cidr)
+        _setup.make_subnet(tenant, tenant_cidr, default=True)
         print(f"guest networks: control plane {tenant_cidr}, raw {raw_cidr}")
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {_setup.api_token(tenant, 'bprov-m')}")

@@ -30,8 +30,7 @@ TARGET_P95_MS = 20.0
 _RESET = (
     "DELETE FROM compute_allocation WHERE host_id IN "
     "(SELECT id FROM compute_host WHERE name LIKE 'bsch-%')",
-    "DELETE FROM compute_port WHERE device_id IN (SELECT id FROM compute_instance WHERE "
-    "tenant_id IN (SELECT id FROM tenants_tenant WHERE slug LIKE 'bsch-%'))",
+    *_setup.network_reset_sql("SELECT id FROM tenants_tenant WHERE slug LIKE 'bsch-%'"),
     "DELETE FROM compute_instance WHERE tenant_id IN "
     "(SELECT id FROM tenants_tenant WHERE slug LIKE 'bsch-%')",
     "DELETE FROM compute_storagepool WHERE host_id IN "

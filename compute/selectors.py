@@ -15,7 +15,7 @@ from django.utils import timezone
 from compute.models import Flavor, Instance, KeyPair, ServerGroup
 from compute.states import CONSOLE_STATUSES
 from hosts.residency import Holding
-from network.models import Port
+from network.models import FixedIP
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 
@@ -64,7 +64,11 @@ def flavor_find(tenant: Tenant, ref: str) -> Flavor | None:
 def instance_list(tenant: Tenant) -> QuerySet[Instance]:
     """The tenant's instances, deleted ones excluded, each annotated with `ip`: the address
     of its port (a port names its instance by id: network never imports compute)."""
-    address = Port.objects.filter(device_id=OuterRef("pk")).order_by("pk").values("ip")[:1]
+    address = (
+        FixedIP.objects.filter(port__device_id=OuterRef("pk"))
+        .order_by("port__created_at", "pk")
+        .values("ip")[:1]
+    )
     return (
         tenant_scoped(Instance.objects.all(), tenant)
         .exclude(status=Instance.Status.DELETED)

@@ -290,6 +290,13 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "ram_mb": 51200,
     "disk_gb": 500,
     "server_groups": 10,
+    "networks": 10,
+    "subnets": 20,
+    "ports": 100,
+    "routers": 5,
+    "security_groups": 20,
+    "security_group_rules": 200,
+    "floating_ips": 10,
     **env_json_dict("ANDROMEDE_DEFAULT_QUOTAS", {}),
 }
 
@@ -320,10 +327,20 @@ IMAGE_INSPECT_CPU_SECONDS = env_int("ANDROMEDE_IMAGE_INSPECT_CPU_SECONDS", 30)
 IMAGE_INSPECT_MEMORY_BYTES = env_int("ANDROMEDE_IMAGE_INSPECT_MEMORY_BYTES", 1024**3)
 
 # --- Networks -------------------------------------------------------------------------------
-# Where the default per-tenant networks take their /27s (network.services.ipam).
+# The subnet of every tenant's default network (made with its first instance). Empty: each
+# default network takes a /27 of TENANT_NETWORK_SUPERNETS that no other one holds.
+TENANT_DEFAULT_CIDR = env_str("ANDROMEDE_TENANT_DEFAULT_CIDR", "")
 TENANT_NETWORK_SUPERNETS = env_list(
     "ANDROMEDE_TENANT_SUPERNETS", ["198.51.100.0/24", "203.0.113.0/24"]
 )
+# Tenant networks' MTU: 1500 less Geneve's overhead (58 bytes with its options, rounded).
+TENANT_NETWORK_MTU = env_int("ANDROMEDE_TENANT_NETWORK_MTU", 1442)
+# A default network gets a router with a gateway on the external network of this name (or on
+# the only external network there is, when empty); False: default networks stay private.
+DEFAULT_EXTERNAL_NETWORK = env_str("ANDROMEDE_DEFAULT_EXTERNAL_NETWORK", "")
+TENANT_DEFAULT_ROUTER = env_bool("ANDROMEDE_TENANT_DEFAULT_ROUTER", True)
+# DNS servers a new tenant subnet gives its guests when the request names none.
+TENANT_DNS_SERVERS = env_list("ANDROMEDE_TENANT_DNS_SERVERS", [])
 
 # --- Hypervisors ------------------------------------------------------------------------------
 # Every libvirt call is bounded by this; SSH connects and commands by the next two.

@@ -248,6 +248,22 @@ BODIES: dict[str, Callable[[World], Any]] = {
                               "path": str(w.qcow2.parent)},
     "confirm": lambda w: {"fingerprint": SEEN_FINGERPRINT},
     "flavor": lambda w: {"name": "c2-large", "vcpus": 2, "memory_mb": 2048, "disk_gb": 20},
+    "rename": lambda w: {"name": "renamed"},
+    "network": lambda w: {"name": "new-net"},
+    # By name: each tenant resolves it to its own network (both sides have one).
+    "subnet": lambda w: (w.obj("network", "a"), w.obj("network", "b"),
+                         {"network": "world-net", "cidr": "192.0.2.0/24"})[-1],
+    "port": lambda w: (w.obj("network", "a"), w.obj("network", "b"), {"network": "world-net"})[-1],
+    "security_group": lambda w: {"name": "new-sg"},
+    "security_group_rule": lambda w: (
+        w.obj("security_group", "a"), w.obj("security_group", "b"),
+        {"security_group": "world-sg", "direction": "ingress", "protocol": "tcp",
+         "port_range_min": 22, "port_range_max": 22})[-1],
+    "router": lambda w: {"name": "new-router"},
+    "add_interface": lambda w: {"subnet": w.pk("spare_subnet", "a")},
+    "remove_interface": lambda w: {"subnet": w.pk("subnet", "a")},
+    "floating_ip": lambda w: (w.obj("external_network", "x"), {"network": "world-public"})[-1],
+    "disassociate": lambda w: {"port": None},
 }
 # fmt: on
 
@@ -330,6 +346,34 @@ TENANT_ENDPOINTS = [
     verb("snapshot", "snapshot", "active_instance", body="snapshot"),
     read("instances.console", "/instances/{pk}/console", target="instance"),
     read("instances.operations", "/instances/{pk}/operations", target="instance"),
+    *(
+        endpoint
+        for plural, kind, body, verbs in (
+            ("networks", "network", "network", "CRUD"),
+            ("subnets", "subnet", "subnet", "CRUD"),
+            ("ports", "port", "port", "CRUD"),
+            ("security-groups", "security_group", "security_group", "CRUD"),
+            ("security-group-rules", "security_group_rule", "security_group_rule", "CRD"),
+            ("routers", "router", "router", "CRUD"),
+            ("floating-ips", "floating_ip", "floating_ip", "CRUD"),
+        )
+        for endpoint in (
+            read(f"{plural}.list", f"/{plural}"),
+            write(f"{plural}.create", "POST", f"/{plural}", M, f"{kind}.create", 201, body=body),
+            read(f"{plural}.retrieve", f"/{plural}/{{pk}}", target=kind),
+            *([write(f"{plural}.patch", "PATCH", f"/{plural}/{{pk}}", M, f"{kind}.update",
+                     body="disassociate" if kind == "floating_ip" else "rename", target=kind,
+                     ready="associated_floating_ip" if kind == "floating_ip" else "")]
+              if "U" in verbs else []),
+            write(f"{plural}.delete", "DELETE", f"/{plural}/{{pk}}", M, f"{kind}.delete", 204,
+                  target=kind),
+        )
+    ),
+    write("routers.add-interface", "POST", "/routers/{pk}/add-interface", M,
+          "router.add_interface", body="add_interface", target="router"),
+    write("routers.remove-interface", "POST", "/routers/{pk}/remove-interface", M,
+          "router.remove_interface", body="remove_interface", target="router",
+          ready="router_with_interface"),
 ]
 
 OPERATOR_ENDPOINTS = [
@@ -532,6 +576,13 @@ OWN_MARKERS: dict[str, Callable[[World], str]] = {
     "flavors.list": lambda w: w.pk("flavor", "b"),
     "instances.list": lambda w: w.pk("instance", "b"),
     "residency.get": lambda w: w.pk("instance", "b"),
+    "networks.list": lambda w: w.pk("network", "b"),
+    "subnets.list": lambda w: w.pk("subnet", "b"),
+    "ports.list": lambda w: w.pk("port", "b"),
+    "security-groups.list": lambda w: w.pk("security_group", "b"),
+    "security-group-rules.list": lambda w: w.pk("security_group_rule", "b"),
+    "routers.list": lambda w: w.pk("router", "b"),
+    "floating-ips.list": lambda w: w.pk("floating_ip", "b"),
 }
 HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "tokens.list": lambda w: w.token_of("a_admin"),
@@ -542,6 +593,13 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "flavors.list": lambda w: w.obj("flavor", "a"),
     "instances.list": lambda w: w.obj("instance", "a"),
     "residency.get": lambda w: (w.obj("instance", "a"), w.obj("image", "a")),
+    "networks.list": lambda w: w.obj("network", "a"),
+    "subnets.list": lambda w: w.obj("subnet", "a"),
+    "ports.list": lambda w: w.obj("port", "a"),
+    "security-groups.list": lambda w: w.obj("security_group", "a"),
+    "security-group-rules.list": lambda w: w.obj("security_group_rule", "a"),
+    "routers.list": lambda w: w.obj("router_with_interface", "a"),
+    "floating-ips.list": lambda w: w.obj("floating_ip", "a"),
 }
 
 

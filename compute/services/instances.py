@@ -17,7 +17,8 @@ from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
 from images.models import Image
 from images.services.images import image_create
-from network.services import ipam
+from network.selectors import first_address
+from network.services import devices
 from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
@@ -128,7 +129,10 @@ def instance_create(
     host = scheduler.claim(instance, request)
     instance.host = host
     instance.save(update_fields=["host"])
-    port = ipam.allocate_port(network=ipam.tenant_network(tenant), device_id=instance.pk)
+    ports = devices.device_ports_create(
+        actor=actor, tenant=tenant, device_id=instance.pk, binding_host=host.name
+    )
+    address = first_address(ports[0])
     operation = operation_create(
         actor=actor,
         tenant=tenant,
@@ -147,7 +151,7 @@ def instance_create(
             "image": str(image.pk),
             "zone": host.zone.name,
             "jurisdiction": host.zone.jurisdiction,
-            "ip": port.ip,
+            "ip": address.ip if address else None,
             "operation": str(operation.pk),
             "server_group": server_group.name if server_group else None,
         },

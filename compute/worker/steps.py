@@ -38,7 +38,7 @@ from images.services.stores import host_zone_check
 from network import host_specs
 from network.models import Port
 from network.selectors import device_port
-from network.services import ipam
+from network.services.devices import device_ports_release
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
@@ -211,7 +211,7 @@ def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
 def release_capacity(instance: Instance) -> None:
     """Free the instance's claim on its host and its addresses (it is gone, or never was)."""
     scheduler.release_allocation(instance)
-    ipam.release_ports(instance.pk)
+    device_ports_release(instance.pk)
 
 
 def wait_for_power(hv: Hypervisor, instance: Instance, wanted: PowerState, timeout: float) -> None:

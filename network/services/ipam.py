@@ -1,94 +1,156 @@
-"""Addresses on the default per-tenant network (until real tenant networks exist).
+"""Addresses (IPAM): the control plane's database is the source of truth (DESIGN §7).
 
-Each tenant gets one /27 from settings.TENANT_NETWORK_SUPERNETS (by default the documentation
-ranges 198.51.100.0/24 and 203.0.113.0/24: 16 tenants per installation, enough for
-development and tests, and traffic that can never leave the machine; the real-hypervisor
-tests take 192.0.2.0/24, so that they never meet the networks of `make run` on the same
-libvirtd). .1 is the host's bridge; instances get .2 to .30, handed out in rotation.
-Unique constraints on the subnet, the address and the MAC make concurrent allocations safe; a
-lost race retries.
+An address is unique per subnet by constraint (`fixedip_unique_address`). Allocation locks
+the subnet's row, so concurrent allocations in one subnet are decided one after the other
+(and the constraint stays the backstop); exhaustion is a `409 no_address_available`.
+Automatic allocation searches the pools from where the previous search stopped (the
+subnet's `next_index`), so a freed address rests until every other one was handed out.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
-import uuid
+from collections.abc import Iterator
+from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from iaas.errors import ConflictError
-from network.models import Port, TenantNetwork
-from tenants.models import Tenant
+from iaas.errors import ConflictError, InvalidRequest
+from network.models import FixedIP, Port, Subnet
 
-PREFIX = 27
-RETRIES = 8
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: MACs of our ports: QEMU's prefix, as libvirt gives guests by default.
+MAC_PREFIX = "52:54:00"
 
 
-def _subnets() -> list[str]:
+def random_mac() -> str:
+    return MAC_PREFIX + ":" + ":".join(f"{secrets.randbelow(256):02x}" for _ in range(3))
+
+
+def network_of(subnet: Subnet) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(subnet.cidr)
+
+
+def default_pools(
+    cidr: ipaddress.IPv4Network | ipaddress.IPv6Network, gateway: IPAddress | None
+) -> list[dict[str, str]]:
+    """Every usable address of `cidr` but the gateway, as one or two ranges."""
+    first = next(cidr.hosts(), None)
+    if first is None:
+        return []
+    last = int(cidr[-1]) if cidr.prefixlen >= cidr.max_prefixlen - 1 else int(cidr[-1]) - 1
+    low = int(first)
+    make = ipaddress.ip_address
+    if gateway is None or not low <= int(gateway) <= last:
+        return [{"start": str(first), "end": str(make(last))}]
+    pools = []
+    if int(gateway) > low:
+        pools.append({"start": str(first), "end": str(make(int(gateway) - 1))})
+    if int(gateway) < last:
+        pools.append({"start": str(make(int(gateway) + 1)), "end": str(make(last))})
+    return pools
+
+
+def pool_ranges(subnet: Subnet) -> list[tuple[IPAddress, IPAddress]]:
     return [
-        str(subnet)
-        for supernet in settings.TENANT_NETWORK_SUPERNETS
-        for subnet in ipaddress.ip_network(supernet).subnets(new_prefix=PREFIX)
+        (ipaddress.ip_address(pool["start"]), ipaddress.ip_address(pool["end"]))
+        for pool in subnet.allocation_pools
     ]
 
 
-def tenant_network(tenant: Tenant) -> TenantNetwork:
-    """The tenant's network, allocated on first use."""
-    existing = TenantNetwork.objects.filter(tenant=tenant).first()
-    if existing is not None:
-        return existing
-    for _ in range(RETRIES):
-        taken = set(TenantNetwork.objects.values_list("cidr", flat=True))
-        free = [cidr for cidr in _subnets() if cidr not in taken]
-        if not free:
+def pool_size(subnet: Subnet) -> int:
+    return sum(int(end) - int(start) + 1 for start, end in pool_ranges(subnet))
+
+
+def _pool_address(subnet: Subnet, index: int) -> IPAddress:
+    """The index-th address of the subnet's pools, in order."""
+    for start, end in pool_ranges(subnet):
+        size = int(end) - int(start) + 1
+        if index < size:
+            return start + index
+        index -= size
+    raise IndexError(index)
+
+
+def _rotation(subnet: Subnet) -> Iterator[tuple[int, IPAddress]]:
+    size = pool_size(subnet)
+    for step in range(size):
+        index = (subnet.next_index + step) % size
+        yield index, _pool_address(subnet, index)
+
+
+def check_address(subnet: Subnet, ip: str, *, gateway_ok: bool = False) -> str:
+    """A requested fixed address: in the subnet, not its network or broadcast address, nor
+    its gateway (unless `gateway_ok`: a router's interface holds it). Returns it
+    normalised."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError as exc:
+        raise InvalidRequest(f"{ip!r} is not an IP address.", code="invalid_ip_address") from exc
+    network = network_of(subnet)
+    if address not in network:
+        raise InvalidRequest(
+            f"{address} is not in subnet {subnet.cidr}.",
+            code="ip_not_in_subnet",
+            details={"subnet": str(subnet.pk), "cidr": subnet.cidr},
+        )
+    gateway = ipaddress.ip_address(subnet.gateway_ip) if subnet.gateway_ip else None
+    if address == gateway and not gateway_ok:
+        raise ConflictError(f"{address} is the subnet's gateway.", code="ip_in_use")
+    edges = (network.network_address, network.broadcast_address)
+    if network.version == 4 and network.prefixlen < 31 and address in edges:
+        raise InvalidRequest(
+            f"{address} is the network or broadcast address of {subnet.cidr}.",
+            code="invalid_ip_address",
+        )
+    return str(address)
+
+
+def allocate(port: Port, subnet: Subnet, ip: str | None = None) -> FixedIP:
+    """Give `port` an address of `subnet`: `ip` when asked (409 `ip_in_use` if taken), else
+    the next free address of the pools. Must run inside the caller's transaction: the
+    subnet's row stays locked until it commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ipam.allocate must run inside the creating transaction")
+    locked = Subnet.objects.select_for_update().get(pk=subnet.pk)
+    taken = set(FixedIP.objects.filter(subnet=locked).values_list("ip", flat=True))
+    if ip is not None:
+        router = port.device_owner == Port.Owner.ROUTER_INTERFACE
+        address = check_address(locked, ip, gateway_ok=router)
+        if address in taken:
             raise ConflictError(
-                "No subnet left for a new tenant network.", code="no_network_available"
+                f"{address} is already in use in subnet {locked.cidr}.",
+                code="ip_in_use",
+                details={"ip_address": address},
             )
-        try:
-            with transaction.atomic():
-                return TenantNetwork.objects.create(tenant=tenant, cidr=free[0])
-        except IntegrityError:
-            mine = TenantNetwork.objects.filter(tenant=tenant).first()
-            if mine is not None:
-                return mine
-    raise ConflictError("Could not allocate a tenant network; retry.", code="ipam_contention")
-
-
-def gateway(network: TenantNetwork) -> str:
-    return str(next(ipaddress.ip_network(network.cidr).hosts()))
-
-
-def _random_mac() -> str:
-    return "52:54:00:" + ":".join(f"{secrets.randbelow(256):02x}" for _ in range(3))
-
-
-def allocate_port(*, network: TenantNetwork, device_id: uuid.UUID) -> Port:
-    """A free address of the network, searching from where the last search stopped (so
-    freed addresses rest before reuse), and a random MAC, bound to device `device_id`."""
-    hosts = list(ipaddress.ip_network(network.cidr).hosts())[1:]  # .1 is the gateway
-    for _ in range(RETRIES):
-        taken = set(Port.objects.filter(network=network).values_list("ip", flat=True))
-        start = network.next_host_index % len(hosts)
-        rotated = hosts[start:] + hosts[:start]
-        free = [str(ip) for ip in rotated if str(ip) not in taken]
-        if not free:
-            raise ConflictError(f"No address left in {network.cidr}.", code="no_address_available")
-        try:
-            with transaction.atomic():
-                port = Port.objects.create(
-                    network=network, device_id=device_id, mac=_random_mac(), ip=free[0]
-                )
-        except IntegrityError:
+        return _insert(port, locked, address)
+    for index, candidate in _rotation(locked):
+        if str(candidate) in taken:
             continue
-        index = hosts.index(ipaddress.ip_address(free[0]))
-        network.next_host_index = index + 1
-        TenantNetwork.objects.filter(pk=network.pk).update(next_host_index=index + 1)
-        return port
-    raise ConflictError("Could not allocate an address; retry.", code="ipam_contention")
+        fixed = _insert(port, locked, str(candidate))
+        Subnet.objects.filter(pk=locked.pk).update(next_index=index + 1)
+        subnet.next_index = index + 1
+        return fixed
+    raise ConflictError(
+        f"No address left in subnet {locked.cidr}.",
+        code="no_address_available",
+        details={"subnet": str(locked.pk), "cidr": locked.cidr, "pool_size": pool_size(locked)},
+    )
 
 
-def release_ports(device_id: uuid.UUID) -> None:
-    """Free every address bound to the device (it is gone)."""
-    Port.objects.filter(device_id=device_id).delete()
+def _insert(port: Port, subnet: Subnet, address: str) -> FixedIP:
+    try:
+        with transaction.atomic():
+            return FixedIP.objects.create(port=port, subnet=subnet, ip=address)
+    except IntegrityError as exc:  # cannot happen under the lock; the constraint decides
+        raise ConflictError(
+            f"{address} is already in use in subnet {subnet.cidr}.", code="ip_in_use"
+        ) from exc
+
+
+def subnet_usage(subnet: Subnet) -> dict[str, Any]:
+    """How full a subnet is (the API shows it)."""
+    used = FixedIP.objects.filter(subnet=subnet).count()
+    return {"used": used, "total": pool_size(subnet)}

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from compute.models import Flavor, Instance, KeyPair
 from hosts.models import Host, Region, Zone
-from network.models import Port, TenantNetwork
+from network.models import FixedIP, Network, Port, Subnet
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,11 @@ def listing(make_tenant, make_caller):
         tenant=tenant, name="laptop", key_type="ssh-ed25519", public_key="ssh-ed25519 AAAA x",
         fingerprint="SHA256:x", bits=256,
     )  # fmt: skip
-    network = TenantNetwork.objects.create(tenant=tenant, cidr="198.51.100.0/25")
+    network = Network.objects.create(tenant=tenant, name="default", is_default=True)
+    subnet = Subnet.objects.create(
+        network=network, tenant=tenant, cidr="198.51.100.0/25", gateway_ip="198.51.100.1",
+        allocation_pools=[{"start": "198.51.100.2", "end": "198.51.100.126"}],
+    )  # fmt: skip
     for i in range(60):
         placed = i % 7 != 0
         instance = Instance.objects.create(
@@ -57,10 +61,11 @@ def listing(make_tenant, make_caller):
             vcpus=1, memory_mb=512, disk_gb=1,
         )  # fmt: skip
         if placed:
-            Port.objects.create(
-                network=network, device_id=instance.pk, mac=f"52:54:00:00:00:{i:02x}",
-                ip=f"198.51.100.{i + 2}",
+            port = Port.objects.create(
+                network=network, tenant=tenant, device_id=instance.pk,
+                device_owner="compute:instance", mac=f"52:54:00:00:00:{i:02x}",
             )  # fmt: skip
+            FixedIP.objects.create(port=port, subnet=subnet, ip=f"198.51.100.{i + 2}")
     Instance.objects.create(
         tenant=other, name="theirs", flavor=flavors[0], image_id=flavors[0].pk, vcpus=1,
         memory_mb=512, disk_gb=1,

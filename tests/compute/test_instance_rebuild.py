@@ -44,7 +44,7 @@ def other_image(image_store: Path, tiny_qcow2: Path):
 
 def identity(instance_id: str) -> tuple[str, str, str]:
     port = Port.objects.get(device_id=instance_id)
-    return port.ip, port.mac, str(Instance.objects.get(pk=instance_id).host_id)
+    return port.fixed_ips.get().ip, port.mac, str(Instance.objects.get(pk=instance_id).host_id)
 
 
 @pytest.mark.django_db

@@ -94,13 +94,20 @@ def _expected_after_migration(table: str, row: dict[str, Any]) -> dict[str, Any]
     """An old row as it must read after the migration: ports name their instance by
     `device_id`; content types of moved models name their new app."""
     row = dict(row)
-    if table == "compute_port":
-        row["device_id"] = row.pop("instance_id")
     if table == "django_content_type" and row["app_label"] == "compute":
         for app_label, models in MOVED.items():
             if row["model"] in models:
                 row["app_label"] = app_label
+        # The placeholder network models stepped aside (network 0002) for the real ones.
+        if row["model"] in LEGACY_NETWORK_MODELS:
+            row["model"] = LEGACY_NETWORK_MODELS[row["model"]]
     return row
+
+
+#: The placeholder network models, renamed before the real ones replaced them.
+LEGACY_NETWORK_MODELS = {"port": "legacyport", "tenantnetwork": "legacytenantnetwork"}
+#: Their tables, copied into the networking tables and dropped (network 0004, 0005).
+REPLACED_TABLES = {"compute_port", "compute_tenantnetwork"}
 
 
 #: `manage.py migrate` at once, or first one new app alone (whose run already makes its
@@ -117,6 +124,19 @@ MODELS_ADDED_SINCE = {
     ("tenants", "invitation"),
     ("iaas", "refusedread"),
     ("images", "imagestore"),
+    *(
+        ("network", model)
+        for model in (
+            "network",
+            "subnet",
+            "port",
+            "fixedip",
+            "router",
+            "securitygroup",
+            "securitygrouprule",
+            "floatingip",
+        )
+    ),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.
@@ -186,6 +206,9 @@ def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
 
     # Every row of every table survived, with every value (ids and foreign keys included).
     for table, rows in old["tables"].items():
+        if table in REPLACED_TABLES:
+            assert table not in new["tables"]
+            continue
         assert table in new["tables"], f"table {table} is gone"
         after = new["tables"][table]
         lost = rows.keys() - after.keys()
@@ -196,10 +219,24 @@ def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
             expected = _expected_after_migration(table, row)
             got = {column: after[pk].get(column) for column in expected}
             assert got == expected, f"{table} row {pk} changed"
-    ports = new["tables"]["compute_port"]
-    for pk, port in old["tables"]["compute_port"].items():
-        assert ports[pk]["device_id"] == port["instance_id"]
-        assert "instance_id" not in ports[pk]
+    # Every old port is a port of its tenant's default network, bound to its instance, with
+    # its MAC and its address.
+    old_ports = {
+        (str(p["instance_id"]), p["mac"], p["ip"]) for p in old["tables"]["compute_port"].values()
+    }
+    new_ports = new["tables"]["network_port"]
+    new_addresses = {
+        (
+            str(new_ports[str(f["port_id"])]["device_id"]),
+            new_ports[str(f["port_id"])]["mac"],
+            f["ip"],
+        )
+        for f in new["tables"]["network_fixedip"].values()
+    }
+    assert new_addresses == old_ports
+    assert {p["device_owner"] for p in new_ports.values()} == {"compute:instance"}
+    defaults = [n for n in new["tables"]["network_network"].values() if n["is_default"]]
+    assert len(defaults) == len(old["tables"]["compute_tenantnetwork"])
 
     # The relations now point at the models' new apps.
     assert new["relations"] == {"Instance.host": "hosts.Host", "Allocation.host": "hosts.Host"}
@@ -281,7 +318,8 @@ def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
     for app_label, models in MOVED.items():
         for model in models:
             assert ("compute", model) not in content_types
-            assert content_types[(app_label, model)] == old_ids[("compute", model)]
+            current = LEGACY_NETWORK_MODELS.get(model, model) if app_label == "network" else model
+            assert content_types[(app_label, current)] == old_ids[("compute", model)]
     assert len(content_types) == len(old_ids) + len(MODELS_ADDED_SINCE)
     assert content_types.keys() >= MODELS_ADDED_SINCE
     moved_types = {
@@ -290,7 +328,10 @@ def test_a_database_of_the_previous_layout_migrates_forward_with_its_data(
         if tuple(label.lower().split(".")) not in MODELS_ADDED_SINCE
     }
     assert moved_types == {
-        old_ids[("compute", model)] for models in MOVED.values() for model in models
+        old_ids[("compute", model)]
+        for app_label, models in MOVED.items()
+        for model in models
+        if not (app_label == "network" and model in LEGACY_NETWORK_MODELS)
     }
     assert new["log_entries"] == {str(ids["log_entry"]): {"model": "hosts.Host", "object": "hv1"}}
     assert new["permissions"]["operator"] == [

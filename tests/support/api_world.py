@@ -175,7 +175,114 @@ def _onboarding_host(state: str) -> Callable[[World, str], Any]:
     return make
 
 
+def _network(world: World, side: str) -> Any:
+    from network.services.networks import network_create
+
+    return network_create(actor=SYSTEM, tenant=world.tenant(side), name="world-net")
+
+
+def _subnet(name: str, cidr: str) -> Callable[[World, str], Any]:
+    def make(world: World, side: str) -> Any:
+        from network.services.networks import network_create
+        from network.services.subnets import subnet_create
+
+        network = (
+            world.obj("network", side)
+            if name == "world-net"
+            else network_create(actor=SYSTEM, tenant=world.tenant(side), name=name)
+        )
+        return subnet_create(actor=SYSTEM, tenant=world.tenant(side), network=network, cidr=cidr)
+
+    return make
+
+
+def _port(world: World, side: str) -> Any:
+    from network.services.ports import PortRequest, port_create
+
+    world.obj("subnet", side)
+    return port_create(
+        actor=SYSTEM,
+        tenant=world.tenant(side),
+        request=PortRequest(network=world.obj("network", side), name="world-port"),
+    )
+
+
+def _security_group(world: World, side: str) -> Any:
+    from network.services.security_groups import security_group_create
+
+    return security_group_create(actor=SYSTEM, tenant=world.tenant(side), name="world-sg")
+
+
+def _security_group_rule(world: World, side: str) -> Any:
+    from network.services.security_groups import security_group_rule_create
+
+    return security_group_rule_create(
+        actor=SYSTEM, group=world.obj("security_group", side), direction="ingress",
+        protocol="tcp", port_range_min=80, port_range_max=80,
+    )  # fmt: skip
+
+
+def _router(with_interface: bool) -> Callable[[World, str], Any]:
+    def make(world: World, side: str) -> Any:
+        from network.services.routers import router_add_interface, router_create
+
+        name = "world-router-if" if with_interface else "world-router"
+        router = router_create(actor=SYSTEM, tenant=world.tenant(side), name=name)
+        if with_interface:
+            router_add_interface(actor=SYSTEM, router=router, subnet=world.obj("subnet", side))
+        return router
+
+    return make
+
+
+def _external_network(world: World, side: str) -> Any:
+    """The operators' external network `world-public` (one, whatever the side)."""
+    from network.services.networks import provider_network_create
+    from network.services.subnets import subnet_create
+
+    network = provider_network_create(
+        actor=SYSTEM, name="world-public", physical_network="physnet1"
+    )
+    subnet_create(actor=SYSTEM, tenant=None, network=network, cidr="203.0.113.128/25")
+    return network
+
+
+def _floating_ip(world: World, side: str) -> Any:
+    from network.services.floating_ips import floating_ip_create
+
+    return floating_ip_create(
+        actor=SYSTEM, tenant=world.tenant(side), network=world.obj("external_network", "x")
+    )
+
+
+def _associated_floating_ip(world: World, side: str) -> Any:
+    """A floating IP mapped onto the side's port, through a router with a gateway on the
+    external network and an interface on the port's subnet."""
+    from network.services.floating_ips import floating_ip_create
+    from network.services.routers import router_add_interface, router_create
+
+    external = world.obj("external_network", "x")
+    router = router_create(
+        actor=SYSTEM, tenant=world.tenant(side), name="world-gw", external_network=external
+    )
+    router_add_interface(actor=SYSTEM, router=router, subnet=world.obj("subnet", side))
+    return floating_ip_create(
+        actor=SYSTEM, tenant=world.tenant(side), network=external, port=world.obj("port", side)
+    )
+
+
 BUILDERS: dict[str, Callable[[World, str], Any]] = {
+    "associated_floating_ip": _associated_floating_ip,
+    "network": _network,
+    "subnet": _subnet("world-net", "198.51.100.0/26"),
+    "spare_subnet": _subnet("world-net2", "198.51.100.64/26"),
+    "port": _port,
+    "security_group": _security_group,
+    "security_group_rule": _security_group_rule,
+    "router": _router(with_interface=False),
+    "router_with_interface": _router(with_interface=True),
+    "floating_ip": _floating_ip,
+    "external_network": _external_network,
     "keypair": lambda w, s: factories.keypair(w.tenant(s), w.keys["ed25519"], f"{s}-laptop"),
     "server_group": lambda w, s: factories.server_group(w.tenant(s), f"{s}-group"),
     "image": lambda w, s: factories.image(w.tenant(s), f"{w.tenant(s).slug}-image"),
@@ -201,6 +308,7 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "failed_host": _onboarding_host("error"),
 }
 OPERATOR_KINDS = {
+    "external_network",
     "tenant",
     "zone",
     "host",

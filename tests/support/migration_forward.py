@@ -488,7 +488,7 @@ def inspect_migrated_database() -> dict[str, Any]:
     from iaas.audit.verify import verify_chain
     from images import selectors as image_selectors
     from network.models import Port
-    from network.selectors import device_port
+    from network.selectors import device_port, first_address
     from operations import registry
     from operations import selectors as operation_selectors
     from operations.models import Operation
@@ -509,7 +509,8 @@ def inspect_migrated_database() -> dict[str, Any]:
     ports = {}
     for instance in Instance.objects.all():
         try:
-            ports[str(instance.pk)] = device_port(instance.pk).ip
+            address = first_address(device_port(instance.pk))
+            ports[str(instance.pk)] = address.ip if address else None
         except Port.DoesNotExist:
             continue
 
