@@ -24,6 +24,13 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils
 from hypervisor.base import DriverError, TransientError
 
 SCHEMA = "OVN_Northbound"
+NAMED_TABLES = (
+    "Logical_Switch",
+    "Logical_Switch_Port",
+    "Port_Group",
+    "Logical_Router",
+    "Logical_Router_Port",
+)
 
 
 def configure_ssl(private_key: str | None, certificate: str | None, ca_cert: str | None) -> None:
@@ -79,6 +86,9 @@ def open_connection(remote: str, timeout: float) -> connection.Connection:
     # when the server stops answering without closing the socket (a stopped process).
     probe_ms = max(5000, int(timeout * 1000))
     idl = connection.OvsdbIdl(remote, helper, probe_interval=probe_ms)
+    for table in NAMED_TABLES:
+        # Looked up by name on every call: an index, not a scan of thousands of ports.
+        idl.tables[table].rows.index_create("name").add_column("name")
     conn = connection.Connection(idl=idl, timeout=max(0.1, deadline - time.monotonic()))
     try:
         conn.start()

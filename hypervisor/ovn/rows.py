@@ -30,7 +30,8 @@ from hypervisor.ovn.specs import (
 )
 
 MTU_KEY = "andromede:mtu"
-SWITCH_KEY = "andromede:switch"  # on DHCP_Options rows: the switch whose subnet it serves
+#: On DHCP_Options rows: the switch whose subnet it serves; on ports: their switch.
+SWITCH_KEY = "andromede:switch"
 
 Row = Any  # ovs.db.idl.Row: untyped
 
@@ -47,13 +48,21 @@ class Rows:
     def table(self, name: str) -> list[Row]:
         return list(self.idl.tables[name].rows.values())
 
+    def table_rows_named(self, table: str, name: str) -> list[Row]:
+        rows = self.idl.tables[table].rows
+        index = rows.indexes.get("name")
+        if index is None:
+            return [r for r in rows.values() if r.name == name]
+        entry = rows.IndexEntry(name=name)
+        return list(index.irange(entry, entry))
+
     def ours(self, row: Row) -> bool:
         return bool(row.external_ids.get(OWNER_KEY) == self.owner)
 
     def named(self, table: str, name: str, what: str) -> Row | None:
         """Our row of `table` named `name`, None if none; SpecConflict if the name is
         someone else's."""
-        rows = [r for r in self.table(table) if r.name == name]
+        rows = self.table_rows_named(table, name)
         mine = [r for r in rows if self.ours(r)]
         if rows and not mine:
             raise SpecConflict(f"{what} {name} exists and is not ours (owner {self.owner})")
@@ -123,10 +132,10 @@ class Rows:
         row.delete()  # its ports are its children: OVSDB collects them
 
     def switch_of(self, port: Row) -> Row | None:
-        for switch in self.table("Logical_Switch"):
-            if port in switch.ports:
-                return switch
-        return None
+        """The switch of one of our ports: its name is in the port's external_ids (reading
+        the switches' port lists would cost a scan of every port)."""
+        name = port.external_ids.get(SWITCH_KEY)
+        return self.named("Logical_Switch", name, "switch") if name else None
 
     def ensure_switch_port(self, spec: SwitchPortSpec) -> None:
         switch = self.named("Logical_Switch", spec.switch, "switch")
@@ -143,7 +152,7 @@ class Rows:
             "options": dict(spec.options),
             "addresses": spec.addresses(),
             "port_security": spec.port_security_column(),
-            "external_ids": self.external_ids(spec.external_ids),
+            "external_ids": self.external_ids(spec.external_ids, **{SWITCH_KEY: spec.switch}),
             "dhcpv4_options": [self.dhcp_row(spec.switch, spec.dhcp)] if spec.dhcp else [],
         }
         port = self.named("Logical_Switch_Port", spec.name, "port")
@@ -153,7 +162,7 @@ class Rows:
             for group in groups:
                 group.addvalue("ports", port)
             return
-        if port not in switch.ports:
+        if port.external_ids.get(SWITCH_KEY) != spec.switch:
             raise SpecConflict(f"port {spec.name} is on another switch")
         self.converge(port, **columns)
         for group in groups:
