@@ -207,7 +207,8 @@ def test_acls_changed_behind_our_back_are_put_back(nb: Northbound, ovn_central: 
 
 def test_a_router_converges_ports_nats_and_routes(nb: Northbound, ovn_central: OvnCentral) -> None:
     _, _, router = world(nb)
-    inside, outside = router.ports
+    (outside,) = [p for p in router.ports if p.gateway_chassis]
+    (inside,) = [p for p in router.ports if not p.gateway_chassis]
     smaller = RouterSpec(
         router.name,
         ports=(outside,),
@@ -295,14 +296,20 @@ def test_two_owners_on_one_nb_neither_see_nor_touch_each_others_rows(
     assert router in nb.inventory().routers
 
 
-def test_rows_made_by_hand_are_not_ours(nb: Northbound, ovn_central: OvnCentral) -> None:
+def test_rows_made_by_hand_are_not_ours(ovn_central: OvnCentral) -> None:
     name = new_id()
     ovn_central.nbctl("ls-add", name)
+    # Connected after the row exists: a replica that has not yet seen someone else's
+    # brand-new row cannot know it (only our own writers take the creation counter).
+    nb = Northbound(ovn_central.nb_remote, owner=f"test-{new_id()[:8]}", timeout=10)
     try:
         with pytest.raises(SpecConflict):
             nb.ensure_switch(SwitchSpec(name))
+        with pytest.raises(SpecConflict):
+            nb.delete_switch(name)
         assert nb.inventory().switches == ()
     finally:
+        nb.close()
         ovn_central.nbctl("ls-del", name)
 
 
