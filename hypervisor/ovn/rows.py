@@ -369,9 +369,14 @@ class Rows:
                 continue
             try:
                 switches.append(_switch_spec(row))
-                ports.extend(_port_spec(row, p) for p in row.ports if self.ours(p))
-            except InvalidSpec:
+            except ValueError:  # InvalidSpec, or an mtu that is not a number
                 unreadable.append(row.name)
+            for port in row.ports:
+                if self.ours(port):
+                    try:
+                        ports.append(_port_spec(row, port))
+                    except ValueError:
+                        unreadable.append(port.name)
         for row in self.table("Port_Group"):
             if self.ours(row):
                 groups.append(
@@ -387,7 +392,7 @@ class Rows:
                 continue
             try:
                 routers.append(_router_spec(row))
-            except InvalidSpec:
+            except ValueError:
                 unreadable.append(row.name)
         return NbInventory(
             switches=tuple(sorted(switches, key=lambda s: s.name)),

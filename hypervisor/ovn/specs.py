@@ -505,5 +505,6 @@ class NbInventory:
     switch_ports: tuple[SwitchPortSpec, ...] = ()
     port_groups: tuple[PortGroupState, ...] = ()
     routers: tuple[RouterSpec, ...] = ()
-    #: Names of our switches and routers whose rows no longer read as a spec.
+    #: Names of our switches, ports and routers whose rows no longer read as a spec (changed
+    #: behind our back): an ensure with the database's spec repairs them.
     unreadable: tuple[str, ...] = ()

@@ -6,6 +6,8 @@ What a test observes is what the NB holds, read with OVN's own `ovn-nbctl` / `ov
 from __future__ import annotations
 
 import json
+import multiprocessing
+import re
 import threading
 import time
 from typing import Any
@@ -402,3 +404,95 @@ def test_nb_that_never_answers_is_a_transient_error_not_a_hang(
     finally:
         private_central.thaw_nb()
         nb.close()
+
+
+def test_a_port_deleted_or_damaged_behind_our_back_shows_and_is_restored(
+    nb: Northbound, ovn_central: OvnCentral
+) -> None:
+    net = a_network(nb)
+    deleted, damaged = vif(net, 10), vif(net, 11)
+    nb.ensure_switch_port(deleted)
+    nb.ensure_switch_port(damaged)
+    ovn_central.nbctl("lsp-del", deleted.name)
+    ovn_central.nbctl("set", "Logical_Switch_Port", damaged.name, 'addresses="not-a-mac 10.0.0.9"')
+
+    inventory = nb.inventory()
+    assert inventory.switch_ports == ()
+    assert inventory.unreadable == (damaged.name,)
+
+    nb.ensure_switch_port(deleted)
+    nb.ensure_switch_port(damaged)
+    inventory = nb.inventory()
+    assert set(inventory.switch_ports) == {deleted, damaged}
+    assert inventory.unreadable == ()
+
+
+def test_a_subnet_change_reaches_every_port_of_the_subnet(
+    nb: Northbound, ovn_central: OvnCentral
+) -> None:
+    net = a_network(nb)
+    first, second = vif(net, 10), vif(net, 11)
+    nb.ensure_switch_port(first)
+    nb.ensure_switch_port(second)
+    new_dns = DhcpSpec("10.0.0.0/24", "10.0.0.1", "0a:00:00:00:00:01", ("198.51.100.54",))
+    nb.ensure_switch_port(SwitchPortSpec(first.name, net, first.mac, first.ips, dhcp=new_dns))
+    (dhcp,) = [r for r in nb_json(ovn_central, "list", "DHCP_Options") if net in str(r)]
+    assert dict(dhcp["options"][1])["dns_server"] == "{198.51.100.54}"
+    (row,) = nb_json(ovn_central, "list", "Logical_Switch_Port", second.name)
+    assert row["dhcpv4_options"] == dhcp["_uuid"]
+
+
+def _create_ports(remote: str, owner: str, switch: str, group: str, first: int) -> list[str]:
+    """In a process of its own: 40 ports on one switch, all in one group."""
+    nb = Northbound(remote, owner=owner, timeout=10)
+    try:
+        names = []
+        for n in range(first, first + 40):
+            spec = SwitchPortSpec(
+                new_id(), switch, f"0a:00:00:00:{n // 256:02x}:{n % 256:02x}",
+                (f"10.0.{n // 250}.{n % 250 + 2}",), port_groups=(group,),
+            )  # fmt: skip
+            nb.ensure_switch_port(spec)
+            names.append(spec.name)
+        return names
+    finally:
+        nb.close()
+
+
+def test_writers_in_parallel_processes_lose_no_port(
+    nb: Northbound, ovn_central: OvnCentral
+) -> None:
+    """Switch and group memberships are mutations: concurrent adds never overwrite."""
+    net = a_network(nb)
+    group = port_group_name(new_id())
+    nb.ensure_port_group(PortGroupSpec(group))
+    context = multiprocessing.get_context("fork")
+    with context.Pool(4) as pool:
+        batches = pool.starmap(
+            _create_ports,
+            [(ovn_central.nb_remote, nb.owner, net, group, i * 40) for i in range(4)],
+        )
+    created = {name for batch in batches for name in batch}
+    assert len(created) == 160
+    listed = re.findall(r"\((.+)\)", ovn_central.nbctl("lsp-list", net))
+    assert set(listed) == created
+    inventory = nb.inventory()
+    assert {p.name for p in inventory.switch_ports} == created
+    (state,) = inventory.port_groups
+    assert set(state.ports) == created
+
+
+def test_a_forked_child_opens_its_own_connection(nb: Northbound, ovn_central: OvnCentral) -> None:
+    """Celery's prefork pool: an instance made in the parent works in the child."""
+    net = a_network(nb)
+    child = new_id()
+
+    def run() -> None:
+        nb.ensure_switch_port(SwitchPortSpec(child, net, "0a:00:00:00:03:01", ("10.0.0.30",)))
+
+    process = multiprocessing.get_context("fork").Process(target=run)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    assert child in ovn_central.nbctl("lsp-list", net)
+    nb.ensure_switch(SwitchSpec(net, (("tenant", "t1"),), mtu=1442))  # the parent still works
