@@ -14,10 +14,12 @@ tests.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -29,8 +31,12 @@ STARTUP_TIMEOUT = 5.0
 
 
 class OvnCentral:
-    def __init__(self, *, northd: bool = False, sb: bool | None = None) -> None:
+    def __init__(self, *, northd: bool = False, sb: bool | None = None, tls: bool = False) -> None:
+        """`tls`: the NB also listens with TLS on 127.0.0.1 (`nb_tls_remote`), with a CA,
+        server and client certificates made for the run (`tls_files`: key, cert, CA)."""
         self.northd = northd
+        self.tls = tls
+        self.tls_port = 0
         self.with_sb = northd if sb is None else sb or northd
         self.dir = Path(tempfile.mkdtemp(prefix="andromede-ovn-"))
         self.nb_socket = self.dir / "nb.sock"
@@ -40,6 +46,19 @@ class OvnCentral:
     @property
     def nb_remote(self) -> str:
         return f"unix:{self.nb_socket}"
+
+    @property
+    def nb_tls_remote(self) -> str:
+        return f"ssl:127.0.0.1:{self.tls_port}"
+
+    @property
+    def tls_files(self) -> dict[str, str]:
+        """The client's files, as `Northbound` takes them."""
+        return {
+            "private_key": str(self.dir / "client-key.pem"),
+            "certificate": str(self.dir / "client-cert.pem"),
+            "ca_cert": str(self.dir / "ca-cert.pem"),
+        }
 
     @property
     def sb_remote(self) -> str:
@@ -60,6 +79,9 @@ class OvnCentral:
     def start(self) -> None:
         try:
             self._create_db("nb", NB_SCHEMA)
+            if self.tls:
+                make_certificates(self.dir)
+                self.tls_port = free_port()
             self.start_nb()
             self.nbctl("init")
             if self.with_sb:
@@ -99,12 +121,21 @@ class OvnCentral:
         log.close()
 
     def _spawn_db(self, name: str, socket: Path) -> None:
+        tls = []
+        if name == "nb" and self.tls:
+            tls = [
+                f"--remote=pssl:{self.tls_port}:127.0.0.1",
+                f"--private-key={self.dir / 'server-key.pem'}",
+                f"--certificate={self.dir / 'server-cert.pem'}",
+                f"--ca-cert={self.dir / 'ca-cert.pem'}",
+            ]
         self._spawn(
             name,
             [
                 "ovsdb-server",
                 str(self.dir / f"{name}.db"),
                 f"--remote=punix:{socket}",
+                *tls,
                 f"--unixctl={self.dir / (name + '.ctl')}",
                 f"--log-file={self.dir / (name + '.log')}",
                 "-vconsole:off",
@@ -194,3 +225,64 @@ class OvnCentral:
         for name in ("northd", "sb", "nb"):
             self._kill(name)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (ovsdb-server binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def make_certificates(folder: Path) -> None:
+    """A CA and a server and a client certificate it signs (EC P-256, one day), as PEM files
+    ca-cert, server-key/-cert, client-key/-cert in `folder`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def certificate(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: str,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256())
+        )
+
+    def write(path: str, data: bytes) -> None:
+        (folder / path).write_bytes(data)
+        (folder / path).chmod(0o600)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("andromede-test-ca", ca_key, "andromede-test-ca", ca_key, True)
+    write("ca-cert.pem", ca.public_bytes(serialization.Encoding.PEM))
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = certificate(f"andromede-test-{who}", key, "andromede-test-ca", ca_key, False)
+        write(
+            f"{who}-key.pem",
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        write(f"{who}-cert.pem", cert.public_bytes(serialization.Encoding.PEM))

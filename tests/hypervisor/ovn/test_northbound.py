@@ -496,3 +496,22 @@ def test_a_forked_child_opens_its_own_connection(nb: Northbound, ovn_central: Ov
     assert process.exitcode == 0
     assert child in ovn_central.nbctl("lsp-list", net)
     nb.ensure_switch(SwitchSpec(net, (("tenant", "t1"),), mtu=1442))  # the parent still works
+
+
+def test_a_tls_remote_works_with_the_installations_certificate() -> None:
+    """Production's NB listens with TLS (issue 10, item 8); the client proves itself with a
+    certificate of the installation's CA."""
+    with OvnCentral(tls=True) as central:
+        deadline = time.monotonic() + 5
+        while True:  # the TLS listener comes up just after the unix socket
+            try:
+                nb = Northbound(central.nb_tls_remote, owner="tls", timeout=2, **central.tls_files)
+                break
+            except TransientError:
+                assert time.monotonic() < deadline, "the TLS remote never answered"
+                time.sleep(0.1)
+        try:
+            nb.ensure_switch(SwitchSpec("net-tls"))
+            assert "net-tls" in central.nbctl("ls-list")
+        finally:
+            nb.close()
