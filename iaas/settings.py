@@ -339,6 +339,17 @@ TENANT_NETWORK_MTU = env_int("ANDROMEDE_TENANT_NETWORK_MTU", 1442)
 # the only external network there is, when empty); False: default networks stay private.
 DEFAULT_EXTERNAL_NETWORK = env_str("ANDROMEDE_DEFAULT_EXTERNAL_NETWORK", "")
 TENANT_DEFAULT_ROUTER = env_bool("ANDROMEDE_TENANT_DEFAULT_ROUTER", True)
+# OVN (DESIGN §7): the northbound database the control workers write networks into (empty:
+# networks stay rows; nothing is realised), with TLS files for an ssl: remote; the mark of
+# this installation on its rows (two installations may share one NB); the chassis that carry
+# router gateways (SNAT, floating IPs), highest priority first; and the bound on every call.
+OVN_NB_REMOTE = env_str("ANDROMEDE_OVN_NB_REMOTE", "")
+OVN_NB_PRIVATE_KEY = env_str("ANDROMEDE_OVN_NB_PRIVATE_KEY", "")
+OVN_NB_CERTIFICATE = env_str("ANDROMEDE_OVN_NB_CERTIFICATE", "")
+OVN_NB_CA_CERT = env_str("ANDROMEDE_OVN_NB_CA_CERT", "")
+OVN_OWNER = env_str("ANDROMEDE_OVN_OWNER", "andromede")
+OVN_GATEWAY_CHASSIS = env_list("ANDROMEDE_OVN_GATEWAY_CHASSIS", [])
+OVN_TIMEOUT_SECONDS = env_int("ANDROMEDE_OVN_TIMEOUT_SECONDS", 10)
 # DNS servers a new tenant subnet gives its guests when the request names none.
 TENANT_DNS_SERVERS = env_list("ANDROMEDE_TENANT_DNS_SERVERS", [])
 
@@ -478,6 +489,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-hosts": {
         "task": "compute.reconcile",
         "schedule": float(env_int("ANDROMEDE_RECONCILE_SECONDS", 60)),
+    },
+    "reconcile-networks": {
+        "task": "network.reconcile",
+        "schedule": float(env_int("ANDROMEDE_NETWORK_RECONCILE_SECONDS", 60)),
     },
     "refresh-consoles": {
         "task": "compute.console_refresh",

@@ -59,9 +59,7 @@ def device_ports_create(
     for port in ports:
         made.append(bind(port, device_id=device_id, binding_host=binding_host))
     for port in made:
-        realise.network_changed(port.network)
-        for group in port.security_groups.all():
-            realise.security_group_changed(group)
+        realise.port_changed(port)
     return made
 
 
@@ -82,4 +80,4 @@ def device_ports_release(device_id: uuid.UUID) -> None:
             remove_port(port)
         else:
             Port.objects.filter(pk=port.pk).update(device_id=None, device_owner="", binding_host="")
-            realise.network_changed(port.network)
+            realise.port_changed(port)

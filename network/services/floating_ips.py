@@ -44,7 +44,8 @@ def floating_ip_create(
         tenant=tenant, network=network, address_port=holder, address=address.ip,
         description=description[:255],
     )  # fmt: skip
-    Port.objects.filter(pk=holder.pk).update(device_id=floating.pk)
+    # The holder only keeps the address in the IPAM: nothing of it goes to OVN.
+    Port.objects.filter(pk=holder.pk).update(device_id=floating.pk, status=Realisation.ACTIVE)
     audit_record(
         actor=actor, action="floating_ip.create", tenant_id=tenant.pk, target=floating,
         details={"network": str(network.pk), "address": floating.address},
@@ -90,7 +91,7 @@ def _associate(floating: FloatingIP, port: Port) -> None:
     floating.save(update_fields=["port", "fixed_ip", "router", "status"])
     realise.router_changed(router)
     if old_router and old_router != router.pk:
-        realise.ask(realise.ROUTER, old_router)
+        realise.router_changed(old_router)
 
 
 @transaction.atomic
@@ -105,7 +106,7 @@ def floating_ip_update(*, actor: Actor, floating: FloatingIP, port: Port | None)
         floating.status = Realisation.BUILDING
         floating.save(update_fields=["port", "fixed_ip", "router", "status"])
         if router:
-            realise.ask(realise.ROUTER, router)
+            realise.router_changed(router)
     else:
         _associate(floating, port)
     audit_record(
@@ -126,8 +127,6 @@ def floating_ip_delete(*, actor: Actor, floating: FloatingIP) -> None:
     router = floating.router_id
     holder = floating.address_port
     FloatingIP.objects.filter(pk=floating.pk).delete()
-    network = holder.network
-    Port.objects.filter(pk=holder.pk).delete()
-    realise.network_changed(network)
+    Port.objects.filter(pk=holder.pk).delete()  # an address only: never in OVN
     if router:
-        realise.ask(realise.ROUTER, router)
+        realise.router_changed(router)

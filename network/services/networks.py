@@ -163,7 +163,7 @@ def network_delete(*, actor: Actor, network: Network) -> None:
             code="network_in_use",
         )
     audit_record(actor=actor, action="network.delete", tenant_id=network.tenant_id, target=network)
-    realise.network_deleted()
+    realise.network_removed(network.pk)
     Subnet.objects.filter(network=network).delete()
     Network.objects.filter(pk=network.pk).delete()
 

@@ -179,9 +179,7 @@ def port_create(*, actor: Actor, tenant: Tenant, request: PortRequest) -> Port:
 
 
 def _changed(port: Port) -> None:
-    realise.network_changed(port.network)
-    for group in port.security_groups.all():
-        realise.security_group_changed(group)
+    realise.port_changed(port)
 
 
 @transaction.atomic
@@ -232,8 +230,9 @@ def port_update(
     audit_record(
         actor=actor, action="port.update", tenant_id=port.tenant_id, target=port, details=changes
     )
-    realise.network_changed(port.network)
-    for group in before | set(port.security_groups.all()):
+    realise.port_changed(port)
+    # The groups it left: their membership in OVN (the port joins its new ones itself).
+    for group in before - set(port.security_groups.all()):
         realise.security_group_changed(group)
     return port
 
@@ -266,15 +265,11 @@ def port_delete(*, actor: Actor, port: Port) -> None:
 def remove_port(port: Port) -> None:
     """Delete a port row (its addresses go with it), disassociating its floating IPs, and
     ask OVN to follow."""
-    groups = list(port.security_groups.all())
     routers = set(
         FloatingIP.objects.filter(port=port).exclude(router=None).values_list("router", flat=True)
     )
     FloatingIP.objects.filter(port=port).update(port=None, fixed_ip=None, router=None)
-    network = port.network
     Port.objects.filter(pk=port.pk).delete()
-    realise.network_changed(network)
-    for group in groups:
-        realise.security_group_changed(group)
+    realise.port_removed(port.pk)  # it leaves its groups with it
     for router_id in routers:
-        realise.ask(realise.ROUTER, router_id)
+        realise.router_changed(router_id)

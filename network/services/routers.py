@@ -36,19 +36,18 @@ def _set_gateway(actor: Actor, router: Router, network: Network | None) -> None:
                 code="router_in_use",
             )
         Port.objects.filter(pk=old.pk).delete()
+        realise.port_removed(old.pk)
     router.external_network = network
     router.save(update_fields=["external_network"])
     if network is not None:
-        build_port(
+        gateway = build_port(
             actor=actor,
             tenant=router.tenant,
             request=PortRequest(network=network, port_security_enabled=False),
             device_id=router.pk,
             device_owner=Port.Owner.ROUTER_GATEWAY,
         )
-        realise.network_changed(network)
-    if old is not None:
-        realise.network_changed(old.network)
+        realise.port_changed(gateway)
 
 
 @transaction.atomic
@@ -143,9 +142,9 @@ def router_delete(*, actor: Actor, router: Router) -> None:
     gateway = _gateway_port(router)
     if gateway is not None:
         Port.objects.filter(pk=gateway.pk).delete()
-        realise.network_changed(gateway.network)
+        realise.port_removed(gateway.pk)
     Router.objects.filter(pk=router.pk).delete()
-    realise.router_deleted()
+    realise.router_removed(router.pk)
 
 
 def _interface_on(subnet: Subnet) -> Port | None:
@@ -197,7 +196,7 @@ def router_add_interface(
         actor=actor, action="router.add_interface", tenant_id=router.tenant_id, target=router,
         details={"subnet": str(subnet.pk), "port": str(port.pk)},
     )  # fmt: skip
-    realise.network_changed(subnet.network)
+    realise.port_changed(port)
     realise.router_changed(router)
     return port
 
@@ -224,7 +223,7 @@ def router_remove_interface(*, actor: Actor, router: Router, subnet: Subnet) -> 
         target=router, details={"subnet": str(subnet.pk), "port": str(port.pk)},
     )  # fmt: skip
     Port.objects.filter(pk=port.pk).delete()
-    realise.network_changed(subnet.network)
+    realise.port_removed(port.pk)
     realise.router_changed(router)
 
 

@@ -130,7 +130,7 @@ def security_group_delete(*, actor: Actor, group: SecurityGroup) -> None:
     )
     SecurityGroupRule.objects.filter(security_group=group).delete()
     SecurityGroup.objects.filter(pk=group.pk).delete()
-    realise.security_group_deleted()
+    realise.security_group_removed(group.pk)
 
 
 def _check_rule(
