@@ -34,6 +34,7 @@ import contextlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -146,7 +147,7 @@ class OvnLab:
 
     def start(self, timeout: float = 60) -> None:
         started = time.monotonic()
-        _run(["bash", "-c", f"source scripts/lib.sh && apt_ensure {' '.join(PACKAGES)}"], 900)
+        _run(["bash", "-c", 'source scripts/lib.sh && apt_ensure "$@"', "-", *PACKAGES], 900)
         self._mark("packages", started)
         self._namespaces(timeout)
         self._mark("namespaces", started)
@@ -171,7 +172,8 @@ class OvnLab:
         mounts = []
         for private, target in _MOUNTS.items():
             (self.directory / private).mkdir(parents=True)
-            mounts.append(f"mkdir -p {target}\nmount --bind {self.directory / private} {target}")
+            source = shlex.quote(str(self.directory / private))
+            mounts.append(f"mkdir -p {target}\nmount --bind {source} {target}")
         self.ovn_dir.mkdir()
         self.storage_root.mkdir()
         _private_libvirt_files(self.directory / "libvirt")
@@ -184,7 +186,7 @@ class OvnLab:
                 "mount -t tmpfs -o mode=0755 andromede-lab /run",
                 *mounts,
                 "ip link set lo up",
-                f"touch {ready}",
+                f"touch {shlex.quote(str(ready))}",
                 "exec sleep infinity",
             ]
         )
