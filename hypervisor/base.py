@@ -11,6 +11,7 @@ Nothing here (or below this package) imports Django.
 from __future__ import annotations
 
 import enum
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -108,14 +109,64 @@ class DiskSpec:
     readonly: bool = False
 
 
+#: Taps of OVS-attached NICs are named "tap" + this many hex digits of the port's UUID, so
+#: host rules can match every guest's tap by the prefix (and 14 characters fit IFNAMSIZ).
+TAP_PREFIX = "tap"
+TAP_ID_DIGITS = 11
+
+
+def tap_name(interface_id: str) -> str:
+    """The host-side device name of the NIC bound to the OVN port `interface_id` (a UUID):
+    ``tap`` + its first 11 hex digits, e.g. ``tapf3eb9dcc82a``. ValueError if not a UUID."""
+    return TAP_PREFIX + uuid.UUID(interface_id).hex[:TAP_ID_DIGITS]
+
+
 @dataclass(frozen=True)
 class NicSpec:
-    """A virtual NIC on a libvirt network."""
+    """A virtual NIC, in one of two forms:
 
-    network: str
+    - on a libvirt network: `network` (the old form, until compute moves to OVN);
+    - on an Open vSwitch bridge (`bridge`, normally ``br-int``) as the OVN logical switch
+      port `interface_id` (a UUID: libvirt refuses anything else, and ovn-controller binds
+      the port of that name), with the tap named `target_dev` (see `tap_name`) and the
+      guest's `mtu` (the overlay's, e.g. 1442 under Geneve). `csum_off` turns the guest's
+      checksum offload off (``<driver><host csum='off'/>``): a host setting, needed on
+      the userspace (netdev) datapath, which forwards partial checksums unchanged and so
+      loses the guest's TCP (shared/notes/ovn-lab.md); never on the kernel datapath.
+
+    Exactly one of `network` and `bridge` is set. `mac` identifies the NIC in a domain
+    (attach and detach find it by MAC)."""
+
+    network: str | None
     mac: str
     model: str = "virtio"
-    filter_name: str | None = None  # an nwfilter (security groups, later)
+    filter_name: str | None = None  # an nwfilter (libvirt networks only)
+    bridge: str | None = None
+    interface_id: str | None = None
+    mtu: int | None = None
+    target_dev: str | None = None
+    csum_off: bool = False
+
+    @classmethod
+    def on_ovs(
+        cls,
+        *,
+        bridge: str,
+        interface_id: str,
+        mac: str,
+        mtu: int | None = None,
+        csum_off: bool = False,
+    ) -> NicSpec:
+        """An OVS-attached NIC for the OVN port `interface_id`, its tap named by `tap_name`."""
+        return cls(
+            network=None,
+            mac=mac,
+            bridge=bridge,
+            interface_id=interface_id,
+            mtu=mtu,
+            target_dev=tap_name(interface_id),
+            csum_off=csum_off,
+        )
 
 
 @dataclass(frozen=True)
@@ -323,6 +374,25 @@ class Hypervisor(ABC):
         """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
         the space; a file the pool did not list yet (a console log) is found too. Missing:
         no-op. libvirt's test driver, which holds no data, deletes without wiping."""
+
+    # NICs ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def attach_nic(self, name: str, nic: NicSpec) -> None:
+        """Add the NIC to the domain's persistent definition and, while the domain runs, to
+        the running guest (hot-plug): both places, each checked on its own, so a call
+        interrupted half-way completes on the next. A NIC with this MAC already in a place:
+        no-op there if it is the same attachment (same network, or same bridge and
+        interface id), SpecConflict if it is another. Missing domain: NotFound. A
+        hypervisor that cannot attach devices (libvirt's test driver): Unsupported."""
+
+    @abstractmethod
+    def detach_nic(self, name: str, mac: str, timeout_seconds: float = 20.0) -> None:
+        """Remove the NIC with this MAC from the persistent definition and from the running
+        guest. A running guest releases a hot-unplugged NIC itself (ACPI): wait up to
+        `timeout_seconds` for it, then TransientError (the definition no longer has the
+        NIC; calling again waits again). No NIC with this MAC: no-op. Missing domain:
+        NotFound. A hypervisor that cannot detach devices: Unsupported."""
 
     # Networks --------------------------------------------------------------------------------
 

@@ -14,6 +14,11 @@ Choices made here:
 - The first disk of device ``disk`` gets boot order 1.
 - Our metadata lives in ``<metadata>`` under the namespace `NAMESPACE`: tenant id, instance id,
   display title and a digest of the spec (so defining the same spec twice is a no-op).
+- A NIC is on a libvirt network (``<interface type='network'>``) or on an Open vSwitch
+  bridge as an OVN port: ``<interface type='bridge'>`` with ``<virtualport
+  type='openvswitch'>`` whose ``interfaceid`` is the port's UUID (libvirt then runs
+  ``ovs-vsctl add-port`` with ``external-ids:iface-id``, which ovn-controller binds), a
+  target device name of ours, the MTU, and ``<driver><host csum='off'/>`` when asked.
 - The serial console (and the ``<console>`` that aliases it) writes to ``spec.console_log``
   when it is set, appending (``append='on'``: the console survives a stop and start, and a
   guest's every boot stays visible; readers tail it), else to a pty.
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 
 from lxml import etree as ET
 
-from hypervisor.base import DiskSpec, DomainSpec, DriverError
+from hypervisor.base import DiskSpec, DomainSpec, DriverError, NicSpec
 
 NAMESPACE = "urn:andromede:domain:1"
 PREFIX = "andromede"
@@ -41,6 +46,18 @@ UUID_NAMESPACE = uuid.UUID("5d0c7a5e-3a52-4d8e-9a44-6a2f1ad0c0de")
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _TARGET_RE = re.compile(r"^(vd|sd|hd)[a-z]{1,2}$")
+#: A tap name of ours: not libvirt's reserved "vnet"/"macvtap" prefixes, at most 15 bytes.
+_DEV_RE = re.compile(r"^[a-z][a-z0-9_-]{0,14}$")
+_RESERVED_DEV_PREFIXES = ("vnet", "macvtap", "macvlan")
+#: NicSpec fields added after domains were defined: left out of the digest while they hold
+#: their defaults, so the digest of an older spec stays the same (no needless redefinition).
+_NIC_FIELD_DEFAULTS = {
+    "bridge": None,
+    "interface_id": None,
+    "mtu": None,
+    "target_dev": None,
+    "csum_off": False,
+}
 _DISK_BUSES = ("virtio", "scsi", "sata", "ide")
 _FORMATS = ("qcow2", "raw")
 
@@ -77,7 +94,12 @@ def domain_uuid(name: str) -> str:
 
 def spec_digest(spec: DomainSpec) -> str:
     """A stable digest of everything in the spec (and of the builder's version)."""
-    data = {"builder": BUILDER_VERSION, "spec": dataclasses.asdict(spec)}
+    raw = dataclasses.asdict(spec)
+    for nic in raw["nics"]:
+        for key, default in _NIC_FIELD_DEFAULTS.items():
+            if nic.get(key) == default:
+                del nic[key]
+    data = {"builder": BUILDER_VERSION, "spec": raw}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -102,9 +124,37 @@ def _check_spec(spec: DomainSpec) -> None:
             raise DriverError(f"disk target {disk.target!r} is not like vda, sdb, hdc")
         check_name("pool", disk.pool)
         check_name("volume", disk.volume)
+    macs = [nic.mac.lower() for nic in spec.nics]
+    if len(set(macs)) != len(macs):
+        raise DriverError(f"domain {spec.name!r}: two NICs with the same MAC")
     for nic in spec.nics:
-        if not _MAC_RE.match(nic.mac.lower()):
-            raise DriverError(f"not a MAC address: {nic.mac!r}")
+        check_nic(nic)
+
+
+def check_nic(nic: NicSpec) -> None:
+    """Refuse a NIC spec libvirt would reject late or misread (see NicSpec)."""
+    if not _MAC_RE.match(nic.mac.lower()):
+        raise DriverError(f"not a MAC address: {nic.mac!r}")
+    if (nic.network is None) == (nic.bridge is None):
+        raise DriverError(f"NIC {nic.mac}: exactly one of network and bridge")
+    if nic.network is not None:
+        if nic.interface_id or nic.target_dev or nic.mtu or nic.csum_off:
+            raise DriverError(f"NIC {nic.mac}: OVS settings on a libvirt-network NIC")
+        return
+    assert nic.bridge is not None
+    check_name("bridge", nic.bridge)
+    if nic.filter_name:
+        raise DriverError(f"NIC {nic.mac}: nwfilters are for libvirt-network NICs")
+    try:
+        uuid.UUID(str(nic.interface_id))
+    except ValueError:
+        raise DriverError(f"NIC {nic.mac}: interface_id must be a UUID") from None
+    if nic.target_dev is not None and (
+        not _DEV_RE.match(nic.target_dev) or nic.target_dev.startswith(_RESERVED_DEV_PREFIXES)
+    ):
+        raise DriverError(f"NIC {nic.mac}: bad target device name {nic.target_dev!r}")
+    if nic.mtu is not None and not 68 <= nic.mtu <= 65535:
+        raise DriverError(f"NIC {nic.mac}: MTU {nic.mtu} out of range")
 
 
 def _disk(devices: ET._Element, disk: DiskSpec, boot: bool) -> None:
@@ -170,17 +220,74 @@ def build_domain_xml(spec: DomainSpec) -> str:
         if any(d.bus == "scsi" or (d.device == "cdrom" and d.bus == "virtio") for d in spec.disks):
             ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
         for nic in spec.nics:
-            interface = ET.SubElement(devices, "interface", type="network")
-            ET.SubElement(interface, "mac", address=nic.mac.lower())
-            ET.SubElement(interface, "source", network=nic.network)
-            ET.SubElement(interface, "model", type=nic.model)
-            if nic.filter_name:
-                ET.SubElement(interface, "filterref", filter=nic.filter_name)
+            devices.append(_interface(nic))
         _console(devices, spec.console_log)
         ET.SubElement(devices, "memballoon", model="none")
     except ValueError as exc:  # lxml: a value that XML cannot carry (NUL, control chars)
         raise DriverError(f"domain {spec.name!r}: {exc}") from exc
     return ET.tostring(root, encoding="unicode")
+
+
+def _interface(nic: NicSpec) -> ET._Element:
+    if nic.network is not None:
+        interface = ET.Element("interface", type="network")
+        ET.SubElement(interface, "mac", address=nic.mac.lower())
+        ET.SubElement(interface, "source", network=nic.network)
+        ET.SubElement(interface, "model", type=nic.model)
+        if nic.filter_name:
+            ET.SubElement(interface, "filterref", filter=nic.filter_name)
+        return interface
+    interface = ET.Element("interface", type="bridge")
+    ET.SubElement(interface, "mac", address=nic.mac.lower())
+    ET.SubElement(interface, "source", bridge=str(nic.bridge))
+    virtualport = ET.SubElement(interface, "virtualport", type="openvswitch")
+    ET.SubElement(virtualport, "parameters", interfaceid=str(uuid.UUID(str(nic.interface_id))))
+    if nic.target_dev:
+        ET.SubElement(interface, "target", dev=nic.target_dev)
+    ET.SubElement(interface, "model", type=nic.model)
+    if nic.csum_off:
+        driver = ET.SubElement(interface, "driver")
+        ET.SubElement(driver, "host", csum="off")
+    if nic.mtu:
+        ET.SubElement(interface, "mtu", size=str(nic.mtu))
+    return interface
+
+
+def interface_xml(nic: NicSpec) -> str:
+    """The ``<interface>`` device XML of one NIC (for hot-plug), as in a domain's XML."""
+    check_nic(nic)
+    try:
+        return ET.tostring(_interface(nic), encoding="unicode")
+    except ValueError as exc:
+        raise DriverError(f"NIC {nic.mac}: {exc}") from exc
+
+
+def find_interface(xml: str | bytes, mac: str) -> ET._Element | None:
+    """The ``<interface>`` element with this MAC in a domain's XML, if any."""
+    wanted = mac.lower()
+    for interface in _parse(xml).iterfind("devices/interface"):
+        element = interface.find("mac")
+        if element is not None and (element.get("address") or "").lower() == wanted:
+            return interface
+    return None
+
+
+def attachment_of(interface: ET._Element) -> tuple[str, str | None, str | None]:
+    """What a NIC is plugged into, to compare an existing NIC with a spec: (``network``,
+    network name, None) or (``bridge``, bridge name, OVS interface id)."""
+    source = interface.find("source")
+    if interface.get("type") == "network":
+        return ("network", None if source is None else source.get("network"), None)
+    parameters = interface.find("virtualport/parameters")
+    interface_id = None if parameters is None else parameters.get("interfaceid")
+    return ("bridge", None if source is None else source.get("bridge"), interface_id)
+
+
+def nic_attachment(nic: NicSpec) -> tuple[str, str | None, str | None]:
+    """`attachment_of` for a spec."""
+    if nic.network is not None:
+        return ("network", nic.network, None)
+    return ("bridge", nic.bridge, str(uuid.UUID(str(nic.interface_id))))
 
 
 def probe_domain_xml(name: str, domain_type: str, arch: str) -> str:

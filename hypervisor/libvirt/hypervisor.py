@@ -36,6 +36,7 @@ from hypervisor.base import (
     HostFacts,
     Hypervisor,
     NetworkSpec,
+    NicSpec,
     PoolInfo,
     PoolSpec,
     PowerState,
@@ -44,7 +45,7 @@ from hypervisor.base import (
     StorageVolumeSpec,
     TransientError,
 )
-from hypervisor.libvirt import connection, domain_xml, network, storage
+from hypervisor.libvirt import connection, domain_xml, network, nics, storage
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ SHUTDOWN_REPRESS_SECONDS = 2.0
 #: 0.2 s on the lab machines, KVM on real hardware less; nested KVM that emulates real mode
 #: instruction by instruction took 3.6-4.6 s there, then failed on the guest kernel.
 PROBE_DEADLINE_SECONDS = 2.0
+#: While waiting for a guest to release a hot-unplugged NIC: how often to look.
+DETACH_POLL_SECONDS = 0.2
 
 _POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
@@ -709,6 +712,26 @@ class LibvirtHypervisor(Hypervisor):
             lambda conn: storage.delete_storage_volume(conn, pool, name, wipe=wipe),
             timeout=max(self.call_timeout, WIPE_TIMEOUT_SECONDS) if wipe else None,
         )
+
+    # --- NICs ---------------------------------------------------------------------------------
+
+    def attach_nic(self, name: str, nic: NicSpec) -> None:
+        device = domain_xml.interface_xml(nic)
+        domain_xml.check_name("domain", name)
+        self._run(f"attach NIC {nic.mac} to domain {name!r}", nics.attach, name, nic, device)
+
+    def detach_nic(self, name: str, mac: str, timeout_seconds: float = 20.0) -> None:
+        what = f"detach NIC {mac} from domain {name!r}"
+        domain_xml.check_name("domain", name)
+        refused = self._run(what, nics.request_detach, name, mac)
+        deadline = time.monotonic() + timeout_seconds
+        while self._run(what, nics.still_plugged, name, mac):
+            if time.monotonic() >= deadline:
+                detail = f" (libvirt: {refused})" if refused else ""
+                raise TransientError(
+                    f"{what}: the guest has not released it within {timeout_seconds:g} s{detail}"
+                )
+            time.sleep(DETACH_POLL_SECONDS)
 
     # --- networks -----------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ through libvirt."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import uuid
 
 import pytest
@@ -15,6 +17,12 @@ from hypervisor.libvirt import domain_xml
 
 NASTY = "evil<x a='1'/>&amp;]]>\"'</name><name><!-- -->"
 NASTY_NAME = "evil<name a='1'>&amp;]]>\"'<![CDATA[x]]>"
+
+
+PORT = "f3eb9dcc-82a1-4c55-9d0e-6a7b8c9d0e1f"
+OVS_NIC = NicSpec.on_ovs(
+    bridge="br-int", interface_id=PORT, mac="0a:00:00:00:01:11", mtu=1442, csum_off=True
+)
 
 
 def spec(**changes: object) -> DomainSpec:
@@ -144,6 +152,16 @@ def test_a_title_with_line_breaks_is_one_line_in_title_and_exact_in_metadata() -
         {"disks": (DiskSpec("p", "v", "vda"), DiskSpec("p", "w", "vda"))},
         {"disks": (DiskSpec("p", "v", "vda", bus="usb"),)},
         {"nics": (NicSpec("n", "not-a-mac"),)},
+        {"nics": (NicSpec(None, "52:54:00:12:34:56"),)},  # neither network nor bridge
+        {"nics": (NicSpec("n", "52:54:00:12:34:56", bridge="br-int", interface_id=PORT),)},
+        {"nics": (NicSpec(None, "52:54:00:12:34:56", bridge="br-int", interface_id="lsp-1"),)},
+        {"nics": (NicSpec(None, "52:54:00:12:34:56", bridge="br-int"),)},
+        {"nics": (dataclasses.replace(OVS_NIC, target_dev="vnet7"),)},  # libvirt's own
+        {"nics": (dataclasses.replace(OVS_NIC, target_dev="tap-much-too-long0"),)},
+        {"nics": (dataclasses.replace(OVS_NIC, mtu=20),)},
+        {"nics": (dataclasses.replace(OVS_NIC, filter_name="sg-1"),)},
+        {"nics": (NicSpec("n", "52:54:00:12:34:56", mtu=1442),)},
+        {"nics": (OVS_NIC, dataclasses.replace(OVS_NIC, interface_id=str(uuid.uuid4())))},
         {"vcpus": 0},
     ],
 )
@@ -157,6 +175,42 @@ def test_the_digest_follows_the_spec_and_uuids_are_stable() -> None:
     assert domain_xml.spec_digest(spec()) != domain_xml.spec_digest(spec(memory_mb=512))
     assert domain_xml.domain_uuid("not-a-uuid") == domain_xml.domain_uuid("not-a-uuid")
     assert uuid.UUID(domain_xml.domain_uuid("not-a-uuid")).version == 5
+
+
+def test_the_digest_of_a_spec_with_old_style_nics_did_not_change() -> None:
+    """Domains defined before NICs could be on OVS keep their digest: no redefinition."""
+    old = spec()
+    before = dataclasses.asdict(old)
+    before["nics"] = [
+        {"network": "net-1", "mac": "52:54:00:12:34:56", "model": "virtio", "filter_name": "sg-1"}
+    ]
+    blob = json.dumps(
+        {"builder": domain_xml.BUILDER_VERSION, "spec": before},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    assert domain_xml.spec_digest(old) == hashlib.sha256(blob.encode()).hexdigest()
+    assert domain_xml.spec_digest(spec(nics=(OVS_NIC,))) != domain_xml.spec_digest(old)
+    no_csum = dataclasses.replace(OVS_NIC, csum_off=False)
+    assert domain_xml.spec_digest(spec(nics=(no_csum,))) != domain_xml.spec_digest(
+        spec(nics=(OVS_NIC,))
+    )
+
+
+def test_an_ovs_nic_is_an_openvswitch_virtualport_named_by_its_port() -> None:
+    root = ET.fromstring(domain_xml.build_domain_xml(spec(nics=(OVS_NIC,))).encode())
+    (interface,) = root.iterfind("devices/interface")
+    assert ET.tostring(interface, encoding="unicode") == (
+        '<interface type="bridge"><mac address="0a:00:00:00:01:11"/>'
+        '<source bridge="br-int"/><virtualport type="openvswitch">'
+        f'<parameters interfaceid="{PORT}"/></virtualport>'
+        '<target dev="tapf3eb9dcc82a"/><model type="virtio"/>'
+        '<driver><host csum="off"/></driver><mtu size="1442"/></interface>'
+    )
+    assert domain_xml.interface_xml(OVS_NIC) == ET.tostring(interface, encoding="unicode")
+    assert domain_xml.attachment_of(interface) == domain_xml.nic_attachment(OVS_NIC)
+    assert domain_xml.attachment_of(interface) == ("bridge", "br-int", PORT)
 
 
 def test_metadata_parses_from_the_domain_and_from_get_metadata() -> None:
