@@ -193,6 +193,7 @@ class Lab:
             StaticLease,
             StorageVolumeSpec,
         )
+        from network.host_specs import GuestInterface
 
         name = str(uuid.uuid4())
         root_vol, seed_vol = f"raw-{name}-root", f"raw-{name}-seed"
@@ -222,8 +223,12 @@ class Lab:
             lap("root_disk")
             seed = cloudinit.build_iso(
                 cloudinit.Seed(
-                    instance_id=name, hostname=f"raw-{index}", mac=mac,
-                    address_cidr=f"{ip}/{self.raw_net.prefixlen}", user_data="#cloud-config\n",
+                    instance_id=name, hostname=f"raw-{index}",
+                    interfaces=(GuestInterface(
+                        mac=mac, address_cidr=f"{ip}/{self.raw_net.prefixlen}", gateway=None,
+                        mtu=None,
+                    ),),
+                    user_data="#cloud-config\n",
                 )
             )  # fmt: skip
             hv.create_storage_volume(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pycdlib
 
+from network.host_specs import GuestInterface
+
 #: The user-data of an instance created without any: an empty cloud-config. Never a file of
 #: zero bytes: the guest kernel refused to mount a pycdlib ISO holding one (measured with
 #: the test image: "no seed disk labelled cidata"), so such an instance got no seed at all.
@@ -24,8 +26,7 @@ EMPTY_USER_DATA = "#cloud-config\n"
 class Seed:
     instance_id: str
     hostname: str
-    mac: str
-    address_cidr: str  # e.g. 198.51.100.2/27
+    interfaces: tuple[GuestInterface, ...]
     user_data: str = ""
     ssh_public_keys: tuple[str, ...] = ()
 
@@ -46,16 +47,30 @@ def meta_data(seed: Seed) -> str:
 
 
 def network_config(seed: Seed) -> str:
-    interface = ipaddress.ip_interface(seed.address_cidr)
-    return (
-        "version: 2\n"
-        "ethernets:\n"
-        "  eth0:\n"
-        "    match:\n"
-        f'      macaddress: "{seed.mac.lower()}"\n'
-        "    addresses:\n"
-        f"      - {interface}\n"
-    )
+    """network-config v2: each NIC matched by its MAC (eth0, eth1, …), its static address
+    from the IPAM, the default route on the first one with a gateway, the network's MTU and
+    DNS servers. Values are JSON strings or numbers (valid YAML) built from validated rows."""
+    lines = ["version: 2", "ethernets:"]
+    for index, nic in enumerate(seed.interfaces):
+        lines += [
+            f"  eth{index}:",
+            "    match:",
+            f"      macaddress: {json.dumps(nic.mac.lower())}",
+            f"    set-name: eth{index}",
+        ]
+        if nic.address_cidr:
+            lines += ["    addresses:", f"      - {ipaddress.ip_interface(nic.address_cidr)}"]
+        else:
+            lines.append("    dhcp4: true")
+        if nic.gateway:
+            gateway = ipaddress.ip_address(nic.gateway)
+            lines += ["    routes:", "      - to: 0.0.0.0/0", f"        via: {gateway}"]
+        if nic.mtu:
+            lines.append(f"    mtu: {int(nic.mtu)}")
+        if nic.nameservers:
+            servers = ", ".join(str(ipaddress.ip_address(s)) for s in nic.nameservers)
+            lines += ["    nameservers:", f"      addresses: [{servers}]"]
+    return "\n".join(lines) + "\n"
 
 
 def build_iso(seed: Seed) -> bytes:

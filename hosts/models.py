@@ -63,6 +63,13 @@ class Host(models.Model):
         QEMU = "qemu", "qemu (TCG, software emulation)"
         TEST = "test", "test (libvirt's in-process fake, for tests)"
 
+    class Datapath(models.TextChoices):
+        """Open vSwitch's datapath on the host: the kernel module (production), or the
+        userspace one (hosts without the module, such as our lab machines)."""
+
+        SYSTEM = "system"
+        NETDEV = "netdev"
+
     class State(models.TextChoices):
         # Onboarding (hosts.services.onboarding): a worker reaches the host; without an
         # expected fingerprint the key first seen waits for the operator's confirmation;
@@ -92,6 +99,10 @@ class Host(models.Model):
     ssh_host_key_seen_fingerprint = models.CharField(max_length=100, blank=True)
     ssh_host_key_seen = models.TextField(blank=True)
     storage_root = models.CharField(max_length=255)
+    # Where guests' NICs join OVN (DESIGN §7): the integration bridge and its datapath. On
+    # the userspace datapath guests' checksum offload must be off (shared/notes/ovn-lab.md).
+    ovs_bridge = models.CharField(max_length=15, default="br-int")
+    ovs_datapath = models.CharField(max_length=8, choices=Datapath.choices, default=Datapath.SYSTEM)
     # blank until onboarded when the operator let onboarding choose (kvm if it works, else qemu)
     domain_type = models.CharField(max_length=8, choices=DomainType.choices, blank=True)
 

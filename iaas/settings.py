@@ -350,6 +350,8 @@ OVN_NB_CA_CERT = env_str("ANDROMEDE_OVN_NB_CA_CERT", "")
 OVN_OWNER = env_str("ANDROMEDE_OVN_OWNER", "andromede")
 OVN_GATEWAY_CHASSIS = env_list("ANDROMEDE_OVN_GATEWAY_CHASSIS", [])
 OVN_TIMEOUT_SECONDS = env_int("ANDROMEDE_OVN_TIMEOUT_SECONDS", 10)
+# How long a booting instance waits for the control workers to write its ports to OVN.
+PORT_REALISE_TIMEOUT_SECONDS = env_int("ANDROMEDE_PORT_REALISE_TIMEOUT_SECONDS", 60)
 # DNS servers a new tenant subnet gives its guests when the request names none.
 TENANT_DNS_SERVERS = env_list("ANDROMEDE_TENANT_DNS_SERVERS", [])
 
@@ -402,6 +404,10 @@ LOCAL_LIBVIRT_URI = env_str("ANDROMEDE_LOCAL_LIBVIRT_URI", "qemu:///system")
 # Where the local host keeps images, instance disks and volumes: a system path, like on a
 # production host, so every checkout on one machine agrees with its one libvirtd.
 LOCAL_STORAGE_ROOT = env_str("ANDROMEDE_LOCAL_STORAGE_ROOT", "/var/lib/andromede")
+# The local host's Open vSwitch: its integration bridge, and its datapath (these machines have
+# no openvswitch kernel module: the userspace datapath, shared/notes/ovn-lab.md).
+LOCAL_OVS_BRIDGE = env_str("ANDROMEDE_LOCAL_OVS_BRIDGE", "br-int")
+LOCAL_OVS_DATAPATH = env_str("ANDROMEDE_LOCAL_OVS_DATAPATH", "netdev")
 
 # --- Audit chain anchoring (review M2, iaas.audit.checkpoints) -------------------------------
 # The Ed25519 key that signs checkpoints of the audit chain: a file, never in the database.

@@ -23,7 +23,7 @@ from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, Hypervisor, PowerState
 from iaas.audit import audit_record
-from network.selectors import device_port
+from network.selectors import device_ports
 from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 def _define_at(hv: Hypervisor, instance: Instance, size: dict[str, Any]) -> None:
     """Define the instance's domain with the vCPUs and memory of `size`."""
-    spec = domain_spec(instance, device_port(instance.pk))
+    spec = domain_spec(instance, device_ports(instance.pk))
     hv.define_domain(
         dataclasses.replace(spec, vcpus=int(size["vcpus"]), memory_mb=int(size["memory_mb"]))
     )

@@ -37,7 +37,7 @@ from images.services.images import image_file_path
 from images.services.stores import host_zone_check
 from network import host_specs
 from network.models import Port
-from network.selectors import device_port
+from network.selectors import device_ports
 from network.services.devices import device_ports_release
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
@@ -108,9 +108,9 @@ def _root_disk(hv: Hypervisor, instance: Instance, image: Image, *, replace: boo
     )
 
 
-def _seed(hv: Hypervisor, instance: Instance, port: Port, *, replace: bool = False) -> None:
-    """The NoCloud seed volume: instance id, hostname, key, user data and the address the
-    IPAM gave. `replace` (rebuild) writes it anew."""
+def _seed(hv: Hypervisor, instance: Instance, ports: list[Port], *, replace: bool = False) -> None:
+    """The NoCloud seed volume: instance id, hostname, key, user data and each NIC's address
+    as the IPAM gave it. `replace` (rebuild) writes it anew."""
     host = instance.host
     assert host is not None
     pool = pool_names(host)["instances"]
@@ -118,8 +118,7 @@ def _seed(hv: Hypervisor, instance: Instance, port: Port, *, replace: bool = Fal
         cloudinit.Seed(
             instance_id=str(instance.pk),
             hostname=instance.name,
-            mac=port.mac,
-            address_cidr=host_specs.address_cidr(port),
+            interfaces=host_specs.guest_interfaces(ports),
             user_data=instance.user_data,
             ssh_public_keys=(instance.ssh_public_key,) if instance.ssh_public_key else (),
         )
@@ -137,15 +136,15 @@ def _seed(hv: Hypervisor, instance: Instance, port: Port, *, replace: bool = Fal
 
 def boot_steps(hv: Hypervisor, instance: Instance, image: Image, *, replace: bool) -> Steps:
     """From a cached image to a running guest: the steps of create and rebuild."""
-    port = device_port(instance.pk)
+    ports = device_ports(instance.pk)
     host = instance.host
     assert host is not None
     return [
         ("cache_image", lambda: cache_image(hv, host, image)),
         ("root_disk", lambda: _root_disk(hv, instance, image, replace=replace)),
-        ("seed", lambda: _seed(hv, instance, port, replace=replace)),
-        ("network", lambda: hv.ensure_network(host_specs.network_spec(port))),
-        ("define", lambda: hv.define_domain(domain_spec(instance, port))),
+        ("seed", lambda: _seed(hv, instance, ports, replace=replace)),
+        ("network", lambda: ensure_network(hv, ports)),
+        ("define", lambda: hv.define_domain(domain_spec(instance, ports))),
         ("start", lambda: hv.start_domain(naming.domain(instance.pk))),  # running already: a no-op
         ("wait_running", lambda: wait_running(hv, instance)),
     ]
@@ -157,7 +156,30 @@ def run_steps(operation: Operation, steps: Steps) -> None:
             call()
 
 
-def domain_spec(instance: Instance, port: Port) -> DomainSpec:
+def ensure_network(hv: Hypervisor, ports: list[Port]) -> None:
+    """The instance's ports ready on the host: with OVN, written to the NB by a control
+    worker (waited for, bounded); without, the tenant's libvirt network with the leases."""
+    if not host_specs.ovn_enabled():
+        for port in ports:
+            hv.ensure_network(host_specs.network_spec(port))
+        return
+    deadline = time.monotonic() + settings.PORT_REALISE_TIMEOUT_SECONDS
+    while True:
+        done, fault = host_specs.realisation(ports)
+        if done:
+            return
+        if fault:
+            raise DriverError(f"the instance's network is not ready: {fault}")
+        if time.monotonic() > deadline:
+            raise DriverError(
+                "the instance's network ports were not configured in "
+                f"{settings.PORT_REALISE_TIMEOUT_SECONDS} s (the network service is slow or "
+                "down); try again later"
+            )
+        time.sleep(0.2)
+
+
+def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
     host = instance.host
     assert host is not None
     pools = pool_names(host)
@@ -180,7 +202,7 @@ def domain_spec(instance: Instance, port: Port) -> DomainSpec:
                 readonly=True,
             ),
         ),
-        nics=(host_specs.nic_spec(port),),
+        nics=tuple(host_specs.nic_spec(port, host) for port in ports),
         domain_type=host.domain_type,
         console_log=f"{host.storage_root}/instances/{naming.console_log(instance.pk)}",
     )

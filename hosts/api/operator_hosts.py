@@ -51,7 +51,7 @@ class HostSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "zone", "jurisdiction", "libvirt_uri", "ssh_host", "ssh_port",
             "ssh_username", "ssh_host_key_fingerprint", "ssh_host_key_seen_fingerprint",
-            "onboarding_error_code", "storage_root", "domain_type",
+            "onboarding_error_code", "storage_root", "domain_type", "ovs_bridge", "ovs_datapath",
             "domain_types", "security_driver", "arch", "cpu_model", "cpus", "memory_mb", "disk_gb",
             "libvirt_version", "hypervisor_version", "reserved_cpus", "reserved_memory_mb",
             "reserved_disk_gb", "cpu_allocation_ratio", "ram_allocation_ratio",
@@ -75,6 +75,10 @@ class HostCreateSerializer(StrictSerializer):
     domain_type = serializers.ChoiceField(
         choices=Host.DomainType.choices, required=False, allow_blank=True, default=""
     )
+    ovs_bridge = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", max_length=15, default="br-int"
+    )
+    ovs_datapath = serializers.ChoiceField(choices=Host.Datapath.choices, default="system")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:

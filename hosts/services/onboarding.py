@@ -22,6 +22,7 @@ Refusals and failures are audited; a refused request changes nothing.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,6 +70,8 @@ class HostRegistration:
     ssh_username: str = "root"
     expected_fingerprint: str = ""
     domain_type: str = ""  # kvm | qemu; blank: kvm if it really works, else qemu
+    ovs_bridge: str = "br-int"
+    ovs_datapath: str = "system"  # system (kernel) | netdev (userspace)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ def _audit_refusal(actor: Actor, name: str, error: DomainError, **target: object
         **target,  # type: ignore[arg-type]
     )
     error.audited = True
+
+
+OVS_BRIDGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 
 
 def _refuse(actor: Actor, registration: HostRegistration, error: DomainError) -> None:
@@ -119,6 +125,18 @@ def _validate(actor: Actor, registration: HostRegistration) -> None:
         )
     except InvalidRequest as exc:
         _refuse(actor, registration, exc)
+    if not OVS_BRIDGE.fullmatch(registration.ovs_bridge) or (
+        registration.ovs_datapath not in Host.Datapath.values
+    ):
+        _refuse(
+            actor,
+            registration,
+            InvalidRequest(
+                "ovs_bridge is a bridge name (at most 15 letters, digits, '.', '_', '-') and "
+                f"ovs_datapath one of {', '.join(Host.Datapath.values)}.",
+                code="invalid",
+            ),
+        )
     if Host.objects.filter(name=registration.name).exists():
         raise ConflictError(f"A host named {registration.name!r} exists.", code="already_exists")
 
@@ -321,6 +339,8 @@ def host_onboard(*, actor: Actor, registration: HostRegistration) -> Host:
                 ssh_port=registration.ssh_port,
                 ssh_username=registration.ssh_username,
                 storage_root=registration.storage_root,
+                ovs_bridge=registration.ovs_bridge,
+                ovs_datapath=registration.ovs_datapath,
             )
             _record_onboarded(host, prepared, pinned)
             audit_record(
@@ -379,6 +399,8 @@ def host_register(*, actor: Actor, registration: HostRegistration) -> Host:
                 ssh_host_key_fingerprint=registration.expected_fingerprint,
                 storage_root=registration.storage_root,
                 domain_type=registration.domain_type,
+                ovs_bridge=registration.ovs_bridge,
+                ovs_datapath=registration.ovs_datapath,
                 state=Host.State.PENDING,
             )
             audit_record(
@@ -411,6 +433,8 @@ def _registration_of(host: Host) -> HostRegistration:
         ssh_username=host.ssh_username,
         expected_fingerprint=host.ssh_host_key_fingerprint,
         domain_type=host.domain_type,
+        ovs_bridge=host.ovs_bridge,
+        ovs_datapath=host.ovs_datapath,
     )
 
 

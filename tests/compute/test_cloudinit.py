@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from compute import cloudinit
+from network.host_specs import GuestInterface
 
 
 def read_seed(data: bytes) -> tuple[str, dict[str, str]]:
@@ -30,8 +31,15 @@ def read_seed(data: bytes) -> tuple[str, dict[str, str]]:
 SEED = cloudinit.Seed(
     instance_id="3f0c7f8e-0000-4000-8000-000000000001",
     hostname="web-1",
-    mac="52:54:00:AB:CD:EF",
-    address_cidr="198.51.100.2/27",
+    interfaces=(
+        GuestInterface(
+            mac="52:54:00:AB:CD:EF",
+            address_cidr="198.51.100.2/27",
+            gateway="198.51.100.1",
+            mtu=1442,
+            nameservers=("192.0.2.53",),
+        ),
+    ),
     ssh_public_keys=("ssh-ed25519 AAAAC3Nza laptop # a comment: with ] and 'quotes'",),
 )
 
@@ -62,3 +70,30 @@ def test_a_hostname_that_looks_like_a_yaml_value_stays_a_string(hostname: str) -
     meta = yaml.safe_load(files["meta-data"])
     assert meta["local-hostname"] == hostname
     assert meta["instance-id"] == SEED.instance_id
+
+
+def test_the_network_config_gives_each_nic_its_address_and_the_first_the_default_route() -> None:
+    import yaml  # PyYAML: what cloud-init itself parses the file with
+
+    seed = dataclasses.replace(
+        SEED,
+        interfaces=(
+            *SEED.interfaces,
+            GuestInterface(mac="52:54:00:00:00:02", address_cidr="192.0.2.9/24", gateway=None,
+                           mtu=1442),
+            GuestInterface(mac="52:54:00:00:00:03", address_cidr=None, gateway=None, mtu=None),
+        ),
+    )  # fmt: skip
+    _label, files = read_seed(cloudinit.build_iso(seed))
+    config = yaml.safe_load(files["network-config"])
+    assert config["version"] == 2
+    eth0, eth1, eth2 = (config["ethernets"][f"eth{i}"] for i in range(3))
+    assert eth0["match"] == {"macaddress": "52:54:00:ab:cd:ef"}
+    assert eth0["addresses"] == ["198.51.100.2/27"]
+    assert eth0["routes"] == [{"to": "0.0.0.0/0", "via": "198.51.100.1"}]
+    assert eth0["mtu"] == 1442
+    assert eth0["nameservers"] == {"addresses": ["192.0.2.53"]}
+    assert eth1["addresses"] == ["192.0.2.9/24"]
+    assert "routes" not in eth1
+    assert eth2["dhcp4"] is True
+    assert "addresses" not in eth2

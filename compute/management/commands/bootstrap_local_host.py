@@ -49,11 +49,19 @@ class Command(BaseCommand):
                 zone=zone,
                 libvirt_uri=settings.LOCAL_LIBVIRT_URI,
                 storage_root=settings.LOCAL_STORAGE_ROOT,
+                ovs_bridge=settings.LOCAL_OVS_BRIDGE,
+                ovs_datapath=settings.LOCAL_OVS_DATAPATH,
             )
             try:
                 host = host_onboard(actor=actor, registration=registration)
             except DomainError as exc:
                 raise CommandError(f"could not register the local libvirtd: {exc.message}") from exc
+        else:
+            # The local host's OVS is this machine's: follow the settings (a database made
+            # before hosts had these fields says "system").
+            Host.objects.filter(pk=host.pk).update(
+                ovs_bridge=settings.LOCAL_OVS_BRIDGE, ovs_datapath=settings.LOCAL_OVS_DATAPATH
+            )
         if not Flavor.objects.exists():
             for name, vcpus, memory_mb, disk_gb in DEFAULT_FLAVORS:
                 flavor_create(
