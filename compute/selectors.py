@@ -66,7 +66,7 @@ def instance_list(tenant: Tenant) -> QuerySet[Instance]:
     of its port (a port names its instance by id: network never imports compute)."""
     address = (
         FixedIP.objects.filter(port__device_id=OuterRef("pk"))
-        .order_by("port__created_at", "pk")
+        .order_by("port__device_index", "port__created_at", "pk")
         .values("ip")[:1]
     )
     return (

@@ -71,20 +71,20 @@ def guest_interfaces(ports: list[Port]) -> tuple[GuestInterface, ...]:
 
 
 def network_spec(port: Port) -> NetworkSpec:
-    """Without OVN: the tenant's network as an isolated libvirt network on a host, with this
-    port's static DHCP lease."""
+    """Without OVN: the network as an isolated libvirt network on a host, with this port's
+    static DHCP lease. Its gateway lives in the host's namespace, so such networks may not
+    overlap on one host: the legacy mode's limit (docs/decisions.md)."""
     fixed = _address(port)
     subnet = fixed.subnet
     prefix = ipaddress.ip_network(subnet.cidr).prefixlen
-    owner = port.network.tenant_id or port.network_id
+    # One libvirt network per network, named after the network's id.
     return NetworkSpec(
-        name=naming.tenant_network(owner),
-        bridge=naming.tenant_bridge(owner),
+        name=naming.tenant_network(port.network_id),
+        bridge=naming.tenant_bridge(port.network_id),
         gateway_cidr=f"{subnet.gateway_ip}/{prefix}",
-        # DHCP host names must be unique per network; tenant-chosen names need not be.
-        leases=(StaticLease(mac=port.mac, ip=fixed.ip, hostname=f"i-{port.device_id.hex}"),)
-        if port.device_id
-        else (),
+        # DHCP host names must be unique per network (one device may have two ports on it);
+        # tenant-chosen names need not be.
+        leases=(StaticLease(mac=port.mac, ip=fixed.ip, hostname=f"p-{port.pk.hex}"),),
     )
 
 
@@ -100,8 +100,7 @@ def nic_spec(port: Port, host: Host) -> NicSpec:
             mtu=port.network.mtu,
             csum_off=host.ovs_datapath == Host.Datapath.NETDEV,
         )
-    owner = port.network.tenant_id or port.network_id
-    return NicSpec(network=naming.tenant_network(owner), mac=port.mac)
+    return NicSpec(network=naming.tenant_network(port.network_id), mac=port.mac)
 
 
 def realisation(ports: list[Port]) -> tuple[bool, str]:

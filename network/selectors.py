@@ -76,11 +76,11 @@ def port_find(tenant: Tenant, ref: str) -> Port | None:
 
 
 def device_ports(device_id: uuid.UUID) -> list[Port]:
-    """A device's ports with their addresses and networks, oldest first (its NIC order)."""
+    """A device's ports with their addresses and networks, in NIC order."""
     return list(
         _with_addresses(Port.objects.filter(device_id=device_id))
         .prefetch_related("fixed_ips__subnet")
-        .order_by("created_at", "pk")
+        .order_by("device_index", "created_at", "pk")
     )
 
 

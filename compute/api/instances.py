@@ -24,6 +24,8 @@ from iaas.api.serializers import StrictCharField, StrictSerializer
 from iaas.errors import InvalidRequest
 from images import selectors as image_selectors
 from images.api.images import ImageSerializer
+from network import selectors as network_selectors
+from network.services.devices import NicRequest
 from operations import selectors as operation_selectors
 from operations.api.operations import OperationSerializer
 from operations.models import Operation
@@ -66,6 +68,24 @@ class InstanceCreateSerializer(StrictSerializer):
     zone = serializers.SlugField(max_length=32, required=False)
     server_group = StrictCharField(
         max_length=64, required=False, help_text="Server group name or id."
+    )
+    networks = serializers.ListField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        max_length=8,
+        help_text="Networks (name or id) to give a new port each, in NIC order.",
+    )
+    ports = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=8,
+        help_text="Free ports of yours to attach, after the networks' ones.",
+    )
+    security_groups = serializers.ListField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        max_length=16,
+        help_text="Security groups (name or id) of the new ports; default: yours.",
     )
 
 
@@ -132,6 +152,30 @@ class InstanceViewSet(
     def get_queryset(self) -> QuerySet[Instance]:
         return selectors.instance_list(self.tenant_context.tenant)
 
+    def _nics(self, data: dict[str, Any]) -> NicRequest:
+        """The NICs asked for, each reference resolved among the tenant's own (400
+        `unknown_network`, `unknown_port`, `unknown_security_group` otherwise)."""
+        tenant = self.tenant_context.tenant
+
+        def resolve(kind: str, find: Any, refs: list[Any]) -> list[Any]:
+            found = []
+            for ref in refs:
+                item = find(tenant, str(ref))
+                if item is None:
+                    raise InvalidRequest(f"No such {kind}: {str(ref)[:64]}.",
+                                         code=f"unknown_{kind.replace(' ', '_')}")  # fmt: skip
+                found.append(item)
+            return found
+
+        groups = data.get("security_groups")
+        return NicRequest(
+            networks=resolve("network", network_selectors.network_find, data.get("networks", [])),
+            ports=resolve("port", network_selectors.port_find, data.get("ports", [])),
+            security_groups=None
+            if groups is None
+            else tuple(resolve("security group", network_selectors.security_group_find, groups)),
+        )
+
     def _flavor(self, ref: str) -> Flavor:
         found = selectors.flavor_find(self.tenant_context.tenant, ref)
         if found is None:
@@ -173,6 +217,7 @@ class InstanceViewSet(
             user_data=data["user_data"],
             zone=data.get("zone"),
             server_group=self._server_group(data.get("server_group")),
+            nics=self._nics(data),
         )
         instance = self.get_queryset().get(pk=instance.pk)
         body = {

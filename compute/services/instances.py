@@ -19,6 +19,7 @@ from images.models import Image
 from images.services.images import image_create
 from network.selectors import first_address
 from network.services import devices
+from network.services.devices import NicRequest
 from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
@@ -90,9 +91,11 @@ def instance_create(
     user_data: str = "",
     zone: str | None = None,
     server_group: ServerGroup | None = None,
+    nics: NicRequest | None = None,
 ) -> tuple[Instance, Operation]:
-    """Accept a new instance: quota, placement and address are claimed here, under locks;
-    the build itself is an operation on the chosen host's queue."""
+    """Accept a new instance: quota, placement and addresses are claimed here, under locks
+    (its ports: `nics`, or one on the tenant's default network); the build itself is an
+    operation on the chosen host's queue."""
     _check(tenant, name, flavor, image, keypair, user_data)
     if server_group is not None and server_group.tenant_id != tenant.pk:  # selectors ensure it
         raise InvalidRequest("No such server group.", code="unknown_server_group")
@@ -129,8 +132,15 @@ def instance_create(
     host = scheduler.claim(instance, request)
     instance.host = host
     instance.save(update_fields=["host"])
+    nics = nics or NicRequest()
     ports = devices.device_ports_create(
-        actor=actor, tenant=tenant, device_id=instance.pk, binding_host=host.name
+        actor=actor,
+        tenant=tenant,
+        device_id=instance.pk,
+        binding_host=host.name,
+        networks=nics.networks,
+        ports=nics.ports,
+        security_groups=nics.security_groups,
     )
     address = first_address(ports[0])
     operation = operation_create(

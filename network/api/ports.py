@@ -31,7 +31,8 @@ class PortSerializer(ReadOnly):
         model = Port
         fields = [
             "id", "name", "network", "mac_address", "fixed_ips", "device_id", "device_owner",
-            "binding_host", "port_security_enabled", "security_groups", "status", "fault",
+            "device_index", "binding_host", "port_security_enabled", "security_groups", "status",
+            "fault",
             "created_at",
         ]  # fmt: skip
 

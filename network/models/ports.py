@@ -38,6 +38,8 @@ class Port(models.Model):
     device_id = models.UUIDField(null=True, blank=True, db_index=True)
     device_owner = models.CharField(max_length=32, choices=DeviceOwner.choices, blank=True)
     binding_host = models.CharField(max_length=63, blank=True)
+    # The NIC's place on its device (0: the guest's first NIC).
+    device_index = models.PositiveSmallIntegerField(null=True, blank=True)
     # Made for its device (an instance created with a network, not with this port): goes
     # with the device. A port the tenant made and then gave to a device is only unbound.
     delete_with_device = models.BooleanField(default=False)

@@ -4,6 +4,7 @@ created, released when it goes. Names the device by id only (DESIGN §1)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -17,6 +18,16 @@ from tenants.models import Tenant
 from tenants.quotas import quota_enforce
 
 MAX_NICS = 8
+
+
+@dataclass(frozen=True)
+class NicRequest:
+    """An instance's NICs as asked for: a new port on each of `networks`, then each of
+    `ports`; the new ports in `security_groups` (None: the tenant's default group)."""
+
+    networks: list[Network] = field(default_factory=list)
+    ports: list[Port] = field(default_factory=list)
+    security_groups: tuple[SecurityGroup, ...] | None = None
 
 
 def device_ports_create(
@@ -47,6 +58,7 @@ def device_ports_create(
     for network in networks:
         made.append(
             build_port(
+                device_index=len(made),
                 actor=actor,
                 tenant=tenant,
                 request=PortRequest(network=network, security_groups=security_groups),
@@ -57,16 +69,22 @@ def device_ports_create(
             )
         )
     for port in ports:
-        made.append(bind(port, device_id=device_id, binding_host=binding_host))
+        made.append(
+            bind(port, device_id=device_id, binding_host=binding_host, device_index=len(made))
+        )
     for port in made:
         realise.port_changed(port)
     return made
 
 
-def bind(port: Port, *, device_id: uuid.UUID, binding_host: str) -> Port:
-    """Give a free port of the tenant's to a device (409 `port_in_use` if it has one)."""
+def bind(port: Port, *, device_id: uuid.UUID, binding_host: str, device_index: int) -> Port:
+    """Give a free port of the tenant's to a device as its NIC number `device_index` (409
+    `port_in_use` if it has one)."""
     bound = Port.objects.filter(pk=port.pk, device_id=None, device_owner="").update(
-        device_id=device_id, device_owner=Port.Owner.INSTANCE, binding_host=binding_host
+        device_id=device_id,
+        device_owner=Port.Owner.INSTANCE,
+        binding_host=binding_host,
+        device_index=device_index,
     )
     if not bound:
         raise ConflictError(f"Port {port.pk} is already attached to a device.", code="port_in_use")
@@ -79,5 +97,7 @@ def device_ports_release(device_id: uuid.UUID) -> None:
         if port.delete_with_device:
             remove_port(port)
         else:
-            Port.objects.filter(pk=port.pk).update(device_id=None, device_owner="", binding_host="")
+            Port.objects.filter(pk=port.pk).update(
+                device_id=None, device_owner="", binding_host="", device_index=None
+            )
             realise.port_changed(port)

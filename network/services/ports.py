@@ -113,6 +113,7 @@ def build_port(
     device_owner: str = "",
     binding_host: str = "",
     delete_with_device: bool = False,
+    device_index: int | None = None,
 ) -> Port:
     """Insert a port with its addresses, in the caller's transaction (which must hold the
     tenant's lock, taken by quota_enforce). No audit event and no quota: the callers'."""
@@ -137,6 +138,7 @@ def build_port(
             binding_host=binding_host,
             port_security_enabled=request.port_security_enabled,
             delete_with_device=delete_with_device,
+            device_index=device_index,
         ),
         fixed_mac=request.mac is not None,
     )

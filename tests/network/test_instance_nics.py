@@ -1,0 +1,69 @@
+"""An instance's NICs: on the default network, on networks it names, or on ports it is
+given; released (or given back) when it goes. On libvirt's fake hypervisor."""
+
+from __future__ import annotations
+
+import pytest
+
+from network.models import Network, Port
+from operations.worker import run_operation
+from tests.support.api_checks import assert_error
+from tests.support.instance_api import create
+
+pytestmark = pytest.mark.django_db
+
+
+def network(client, name, cidr):
+    made = client.post("/api/v1/networks", {"name": name}, format="json").json()
+    subnet = client.post(
+        "/api/v1/subnets", {"network": made["id"], "cidr": cidr}, format="json"
+    ).json()
+    return made, subnet
+
+
+def test_without_networks_an_instance_gets_a_port_on_the_default_network(cloud):
+    created = create(cloud.client, cloud.image).json()
+    default = Network.objects.get(tenant=cloud.tenant, is_default=True)
+    port = Port.objects.get(device_id=created["instance"]["id"])
+    assert port.network == default
+    assert port.device_owner == "compute:instance"
+    assert [g.name for g in port.security_groups.all()] == ["default"]
+    assert created["instance"]["ip"] == port.fixed_ips.get().ip
+
+
+def test_named_networks_and_a_given_port_become_its_nics_in_order(cloud):
+    front, _ = network(cloud.client, "front", "198.51.100.0/24")
+    back, _ = network(cloud.client, "back", "192.0.2.0/24")
+    spare = cloud.client.post("/api/v1/ports", {"network": back["id"], "name": "spare"},
+                              format="json").json()  # fmt: skip
+    created = create(
+        cloud.client, cloud.image, networks=["front", back["id"]], ports=[spare["id"]]
+    ).json()
+    instance_id = created["instance"]["id"]
+    ports = cloud.client.get(f"/api/v1/ports?device_id={instance_id}").json()["results"]
+    ports.sort(key=lambda p: p["device_index"])
+    assert [p["network"] for p in ports] == [front["id"], back["id"], back["id"]]
+    assert created["instance"]["ip"] == "198.51.100.2"
+    assert run_operation(created["operation"]["id"]) == "succeeded"
+
+    deleted = cloud.client.delete(f"/api/v1/instances/{instance_id}").json()
+    assert run_operation(deleted["operation"]["id"]) == "succeeded"
+    # The ports made for it are gone; the one it was given is free again, address kept.
+    left = Port.objects.filter(network_id__in=[front["id"], back["id"]])
+    assert [(p.name, p.device_id) for p in left] == [("spare", None)]
+    assert left.get().fixed_ips.get().ip == spare["fixed_ips"][0]["ip_address"]
+
+
+def test_a_port_in_use_or_another_tenants_network_is_refused_and_nothing_is_made(
+    cloud, make_tenant, make_caller
+):
+    other = make_caller(make_tenant("globex"), "member").client()
+    theirs, _ = network(other, "theirs", "198.51.100.0/24")
+    refused = create(cloud.client, cloud.image, networks=[theirs["id"]])
+    assert_error(refused, 400, "unknown_network")
+    mine, _ = network(cloud.client, "mine", "192.0.2.0/24")
+    port = cloud.client.post("/api/v1/ports", {"network": mine["id"]}, format="json").json()
+    assert create(cloud.client, cloud.image, ports=[port["id"]]).status_code == 202
+    again = create(cloud.client, cloud.image, name="web-2", ports=[port["id"]])
+    assert_error(again, 409, "port_in_use")
+    assert Port.objects.filter(device_owner="compute:instance").count() == 1
