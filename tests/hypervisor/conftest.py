@@ -25,7 +25,6 @@ import pytest
 from hypervisor.libvirt import LibvirtHypervisor
 from tests.support import hypervisor_lab as lab
 from tests.support.hypervisor_lanes import Lane, RealHost, Resources, run_token, sweep
-from tests.support.ovn_lab import ovn_lab  # noqa: F401 - the session's OVN lab, a fixture
 
 TEST_URI = "test:///default"
 REAL_URI = lab.URI

@@ -1,0 +1,118 @@
+"""A cloud on the session's OVN lab (tests/support/ovn_lab.py), for end-to-end tests through
+the API: the control plane's settings pointed at the lab's northbound database, the lab's
+libvirtd onboarded as a host (qemu/TCG, userspace datapath), the test image and the `tiny`
+flavor, the operators' external network `public` on the lab's provider bridge, and a Celery
+worker serving both the host's queue and the control queue (the network tasks)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from celery.contrib.testing.worker import start_worker
+
+from hosts.models import Host
+from hosts.services import onboarding, zones
+from iaas.audit import Actor
+from iaas.celery import CONTROL_QUEUE, app, host_queue
+from images.models import Image
+from network.models import Network
+from network.northbound import close_all as close_northbound
+from network.services.networks import provider_network_create
+from network.services.subnets import subnet_create
+from tests.support.ovn_lab import OvnLab
+
+SYSTEM = Actor.system("e2e-ovn")
+HOST = "ovn-lab-1"
+#: The floating-IP pool of `public`, inside the lab's provider range 203.0.113.128/25 (the
+#: lab's outside namespace is .129, the network's gateway).
+POOL = {"start": "203.0.113.150", "end": "203.0.113.199"}
+
+
+@dataclass
+class OvnCloud:
+    lab: OvnLab
+    host: Host
+    image: Image
+    public: Network
+
+
+@contextlib.contextmanager
+def ovn_cloud(settings: Any, lab: OvnLab) -> Iterator[OvnCloud]:
+    """The cloud described above, for one test; its worker stops and its connections to
+    the NB close at the end (the lab's domains go with the lab)."""
+    from hosts.hypervisors import close_all as close_hypervisors
+    from tests.e2e.conftest import import_test_image_and_tiny_flavor
+
+    settings.OVN_NB_REMOTE = lab.nb_remote
+    settings.OVN_OWNER = f"e2e-{secrets.token_hex(3)}"  # this test's rows only
+    settings.OVN_GATEWAY_CHASSIS = [lab.chassis]
+    settings.TENANT_DEFAULT_CIDR = "198.51.100.0/24"
+    settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 90
+    settings.PORT_REALISE_TIMEOUT_SECONDS = 30
+    settings.IMAGE_STORE_DIR = lab.directory / f"image-store-{settings.OVN_OWNER}"
+    settings.IMAGE_STORE_ZONE = "fr-ovn-1"
+    zone = zones.zone_create(
+        actor=SYSTEM, region="fr-ovn", name="fr-ovn-1", site="lab", city="Paris", country="FR",
+        jurisdiction="FR",
+    )  # fmt: skip
+    host = onboarding.host_onboard(
+        actor=SYSTEM,
+        registration=onboarding.HostRegistration(
+            name=HOST, zone=zone, libvirt_uri=lab.libvirt_uri,
+            storage_root=str(lab.storage_root), domain_type="qemu",
+            ovs_bridge=lab.integration_bridge, ovs_datapath="netdev",
+        ),
+    )  # fmt: skip
+    image = import_test_image_and_tiny_flavor()
+    public = provider_network_create(actor=SYSTEM, name="public", physical_network=lab.physnet)
+    subnet_create(
+        actor=SYSTEM, tenant=None, network=public, cidr="203.0.113.128/25",
+        gateway_ip="203.0.113.129", allocation_pools=[POOL],
+    )  # fmt: skip
+    worker = start_worker(
+        app, queues=[host_queue(HOST), CONTROL_QUEUE], pool="threads", concurrency=4,
+        perform_ping_check=False,
+    )  # fmt: skip
+    try:
+        with worker:
+            yield OvnCloud(lab=lab, host=host, image=image, public=public)
+    finally:
+        close_northbound()
+        close_hypervisors()
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def boot(client: Any, cloud: OvnCloud, name: str, **extra: Any) -> dict[str, Any]:
+    """Create an instance through the API and wait until its guest printed its ready line
+    with the address the API shows; the instance as the API shows it then."""
+    body = {"name": name, "flavor": "tiny", "image": str(cloud.image.pk)} | extra
+    answer = client.post("/api/v1/instances", body, format="json")
+    assert answer.status_code == 202, answer.content
+    instance = answer.json()["instance"]
+    url = f"/api/v1/instances/{instance['id']}"
+    shown = wait_for(
+        lambda: (body := client.get(url).json())["status"] != "building" and body,
+        150, f"{name} to leave building",
+    )  # fmt: skip
+    assert shown["status"] == "active", shown
+    ready = f"ANDROMEDE-READY instance-id={instance['id']} ip={instance['ip']}"
+    wait_for(
+        lambda: ready in client.get(f"{url}/console").json()["output"],
+        90, f"{name}'s ready line", every=1,
+    )  # fmt: skip
+    return shown
