@@ -33,6 +33,8 @@ class TaskState(models.TextChoices):
     RESIZING = "resizing"
     CONFIRMING_RESIZE = "confirming"  # inside the confirming transaction only
     REVERTING_RESIZE = "reverting_resize"
+    ATTACHING_INTERFACE = "attaching_nic"
+    DETACHING_INTERFACE = "detaching_nic"
 
 
 _S = InstanceStatus
@@ -56,6 +58,12 @@ INSTANCE_LIFECYCLE = Lifecycle(
         "resize": Transition("resize", _RUNNABLE, TaskState.RESIZING, status=_S.RESIZING),
         "confirm_resize": Transition(
             "confirm a resize", frozenset({_S.VERIFY_RESIZE}), TaskState.CONFIRMING_RESIZE
+        ),
+        "attach_interface": Transition(
+            "attach an interface", _RUNNABLE, TaskState.ATTACHING_INTERFACE
+        ),
+        "detach_interface": Transition(
+            "detach an interface", _RUNNABLE, TaskState.DETACHING_INTERFACE
         ),
         "revert_resize": Transition(
             "revert a resize",

@@ -36,6 +36,7 @@ from rest_framework.test import APIClient
 
 from compute.models import KeyPair
 from iaas.models import AuditEvent, IdempotencyRecord
+from network.models import Port
 from tenants import services
 from tenants.models import ApiToken, AuthNoise, Role
 from tenants.permissions import IsOperator, TenantRolePermission
@@ -264,6 +265,9 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "remove_interface": lambda w: {"subnet": w.pk("subnet", "a")},
     "floating_ip": lambda w: (w.obj("external_network", "x"), {"network": "world-public"})[-1],
     "disassociate": lambda w: {"port": None},
+    "attach_interface": lambda w: (w.obj("network", "a"), {"network": "world-net"})[-1],
+    "detach_interface": lambda w: {"port": str(Port.objects.get(
+        device_id=w.obj("active_instance", "a").pk).pk)},
 }
 # fmt: on
 
@@ -346,6 +350,13 @@ TENANT_ENDPOINTS = [
     verb("snapshot", "snapshot", "active_instance", body="snapshot"),
     read("instances.console", "/instances/{pk}/console", target="instance"),
     read("instances.operations", "/instances/{pk}/operations", target="instance"),
+    read("instances.interfaces", "/instances/{pk}/interfaces", target="instance"),
+    write("instances.attach-interface", "POST", "/instances/{pk}/interfaces", M,
+          "instance.attach_interface", 202, body="attach_interface", target="instance",
+          ready="active_instance"),
+    write("instances.detach-interface", "POST", "/instances/{pk}/detach-interface", M,
+          "instance.detach_interface", 202, body="detach_interface", target="instance",
+          ready="active_instance"),
     *(
         endpoint
         for plural, kind, body, verbs in (

@@ -17,6 +17,7 @@ from compute.api.filtersets import InstanceFilterSet
 from compute.models import Flavor, Instance, ServerGroup
 from compute.services import console as console_services
 from compute.services import instances as instance_services
+from compute.services import interfaces as interface_services
 from compute.services import resize as resize_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
 from iaas.api.schema import IDEMPOTENCY_KEY
@@ -25,6 +26,7 @@ from iaas.errors import InvalidRequest
 from images import selectors as image_selectors
 from images.api.images import ImageSerializer
 from network import selectors as network_selectors
+from network.api.ports import PortSerializer
 from network.services.devices import NicRequest
 from operations import selectors as operation_selectors
 from operations.api.operations import OperationSerializer
@@ -135,6 +137,25 @@ class ConsoleSerializer(serializers.Serializer):
     age_seconds = serializers.FloatField(allow_null=True)
 
 
+class InterfaceAttachSerializer(StrictSerializer):
+    network = StrictCharField(max_length=64, required=False, help_text="Network name or id.")
+    port = serializers.UUIDField(required=False, help_text="A free port of yours.")
+    security_groups = serializers.ListField(
+        child=StrictCharField(max_length=64), required=False, max_length=16
+    )
+
+
+class InterfaceDetachSerializer(StrictSerializer):
+    port = serializers.UUIDField(help_text="The port of the NIC to take out.")
+
+
+class InterfaceAcceptedSerializer(serializers.Serializer):
+    """202 to an attach: the NIC's port and the operation that plugs it in."""
+
+    port = PortSerializer(read_only=True)
+    operation = OperationSerializer(read_only=True)
+
+
 class InstanceViewSet(
     IdempotentCreateMixin,
     mixins.ListModelMixin,
@@ -230,6 +251,68 @@ class InstanceViewSet(
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         operation = instance_services.instance_delete(actor=self.actor, instance=self.get_object())
         return self._accepted(operation)
+
+    @extend_schema(responses=PortSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="interfaces", filterset_class=None,
+            pagination_class=None)  # fmt: skip
+    def interfaces(self, request: Request, pk: str | None = None) -> Response:
+        """The instance's NICs (its ports, in order). POST attaches one live: a new port on
+        `network`, or your free `port` (202 + operation; 409 `wrong_state` unless the
+        instance is active or stopped and idle)."""
+        instance = self.get_object()
+        ports = network_selectors.port_list(self.tenant_context.tenant).filter(
+            device_id=instance.pk, device_owner="compute:instance"
+        )
+        return Response(PortSerializer(ports.order_by("device_index"), many=True).data)
+
+    @extend_schema(request=InterfaceAttachSerializer, responses={202: InterfaceAcceptedSerializer})
+    @interfaces.mapping.post
+    def attach_interface(self, request: Request, pk: str | None = None) -> Response:
+        instance = self.get_object()
+        serializer = InterfaceAttachSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        nics = self._nics(
+            {
+                "networks": [data["network"]] if "network" in data else [],
+                "ports": [data["port"]] if "port" in data else [],
+                **(
+                    {"security_groups": data["security_groups"]}
+                    if "security_groups" in data
+                    else {}
+                ),
+            }
+        )
+        port, operation = interface_services.instance_interface_attach(
+            actor=self.actor,
+            instance=instance,
+            network=nics.networks[0] if nics.networks else None,
+            port=nics.ports[0] if nics.ports else None,
+            security_groups=nics.security_groups,
+        )
+        port = network_selectors.port_list(self.tenant_context.tenant).get(pk=port.pk)
+        body = {"port": PortSerializer(port).data, "operation": OperationSerializer(operation).data}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=InterfaceDetachSerializer, responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["post"], url_path="detach-interface", filterset_class=None,
+            pagination_class=None)  # fmt: skip
+    def detach_interface(self, request: Request, pk: str | None = None) -> Response:
+        """Take a NIC (its `port`) out of the instance, live."""
+        instance = self.get_object()
+        serializer = InterfaceDetachSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        port = network_selectors.port_find(
+            self.tenant_context.tenant, str(serializer.validated_data["port"])
+        )
+        if port is None:
+            raise InvalidRequest("No such port.", code="unknown_port")
+        operation = interface_services.instance_interface_detach(
+            actor=self.actor, instance=instance, port=port
+        )
+        return Response(
+            {"operation": OperationSerializer(operation).data}, status=status.HTTP_202_ACCEPTED
+        )
 
     def _accepted(self, operation: Operation) -> Response:
         return Response(

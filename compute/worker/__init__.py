@@ -3,7 +3,7 @@ built from the shared steps. `register()` puts them in the operation registry.""
 
 from __future__ import annotations
 
-from compute.worker import lifecycle, resize, snapshot, targets
+from compute.worker import interfaces, lifecycle, resize, snapshot, targets
 from operations import registry
 
 
@@ -27,5 +27,7 @@ def register() -> None:
         registry.Action("instance.resize", resize.run_resize),
         registry.Action("instance.revert_resize", resize.run_revert_resize),
         registry.Action("instance.snapshot", snapshot.run_snapshot, snapshot.abandon_snapshot),
+        registry.Action("instance.attach_interface", interfaces.run_attach_interface),
+        registry.Action("instance.detach_interface", interfaces.run_detach_interface),
     ):
         registry.register_action(action)

@@ -94,10 +94,53 @@ def bind(port: Port, *, device_id: uuid.UUID, binding_host: str, device_index: i
 def device_ports_release(device_id: uuid.UUID) -> None:
     """The device is gone: delete the ports made for it, unbind the ones it was given."""
     for port in Port.objects.filter(device_id=device_id, device_owner=Port.Owner.INSTANCE):
-        if port.delete_with_device:
-            remove_port(port)
-        else:
-            Port.objects.filter(pk=port.pk).update(
-                device_id=None, device_owner="", binding_host="", device_index=None
-            )
-            realise.port_changed(port)
+        device_port_release(port)
+
+
+def device_port_add(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    device_id: uuid.UUID,
+    binding_host: str,
+    network: Network | None = None,
+    port: Port | None = None,
+    security_groups: tuple[SecurityGroup, ...] | None = None,
+) -> Port:
+    """One more NIC for a device: a new port on `network`, or the tenant's free `port`, as
+    its next NIC (409 `too_many_nics` past MAX_NICS). In the caller's transaction."""
+    if (network is None) == (port is None):
+        raise InvalidRequest("Give a network or a port.", code="network_or_port")
+    count = Port.objects.filter(device_id=device_id, device_owner=Port.Owner.INSTANCE).count()
+    if count >= MAX_NICS:
+        raise ConflictError(f"An instance has at most {MAX_NICS} NICs.", code="too_many_nics")
+    indexes = Port.objects.filter(device_id=device_id).values_list("device_index", flat=True)
+    index = 1 + max((i for i in indexes if i is not None), default=-1)
+    if port is not None:
+        made = bind(port, device_id=device_id, binding_host=binding_host, device_index=index)
+    else:
+        assert network is not None
+        quota_enforce(tenant, "ports")
+        made = build_port(
+            actor=actor,
+            tenant=tenant,
+            request=PortRequest(network=network, security_groups=security_groups),
+            device_id=device_id,
+            device_owner=Port.Owner.INSTANCE,
+            binding_host=binding_host,
+            delete_with_device=True,
+            device_index=index,
+        )
+    realise.port_changed(made)
+    return made
+
+
+def device_port_release(port: Port) -> None:
+    """A NIC leaves its device: deleted if it was made for it, else free again."""
+    if port.delete_with_device:
+        remove_port(port)
+        return
+    Port.objects.filter(pk=port.pk).update(
+        device_id=None, device_owner="", binding_host="", device_index=None
+    )
+    realise.port_changed(port)

@@ -67,3 +67,41 @@ def test_a_port_in_use_or_another_tenants_network_is_refused_and_nothing_is_made
     again = create(cloud.client, cloud.image, name="web-2", ports=[port["id"]])
     assert_error(again, 409, "port_in_use")
     assert Port.objects.filter(device_owner="compute:instance").count() == 1
+
+
+def test_an_attach_the_hypervisor_cannot_do_fails_cleanly_and_leaves_no_port(cloud):
+    """libvirt's fake hypervisor cannot hot-plug (Unsupported): the operation fails with a
+    reason, the port made for it goes, the instance is idle and keeps its one NIC."""
+    created = create(cloud.client, cloud.image).json()
+    instance_id = created["instance"]["id"]
+    assert run_operation(created["operation"]["id"]) == "succeeded"
+    other, _ = network(cloud.client, "other", "192.0.2.0/24")
+    answer = cloud.client.post(
+        f"/api/v1/instances/{instance_id}/interfaces", {"network": "other"}, format="json"
+    )
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["port"]["device_index"] == 1
+    busy = cloud.client.post(
+        f"/api/v1/instances/{instance_id}/interfaces", {"network": "other"}, format="json"
+    )
+    assert_error(busy, 409, "wrong_state")
+    assert run_operation(answer.json()["operation"]["id"]) == "failed"
+    shown = cloud.client.get(f"/api/v1/instances/{instance_id}").json()
+    assert shown["task_state"] is None
+    assert shown["fault"].startswith("The attach_interface failed")
+    assert not Port.objects.filter(network_id=other["id"]).exists()
+    nics = cloud.client.get(f"/api/v1/instances/{instance_id}/interfaces").json()
+    assert len(nics) == 1
+
+
+def test_detaching_a_port_that_is_not_the_instances_is_refused(cloud):
+    created = create(cloud.client, cloud.image).json()
+    instance_id = created["instance"]["id"]
+    assert run_operation(created["operation"]["id"]) == "succeeded"
+    mine, _ = network(cloud.client, "mine", "192.0.2.0/24")
+    free = cloud.client.post("/api/v1/ports", {"network": mine["id"]}, format="json").json()
+    refused = cloud.client.post(
+        f"/api/v1/instances/{instance_id}/detach-interface", {"port": free["id"]}, format="json"
+    )
+    assert_error(refused, 400, "not_an_interface")
+    assert Port.objects.get(pk=free["id"]).device_id is None
