@@ -47,7 +47,7 @@ OVN_NB_SOCK="$OVN_DIR/ovnnb_db.sock"
 OVN_SB_SOCK="$OVN_DIR/ovnsb_db.sock"
 OVN_NB_REMOTE="unix:$OVN_NB_SOCK"
 OVN_SB_REMOTE="unix:$OVN_SB_SOCK"
-OVN_CHASSIS="${ANDROMEDE_OVN_CHASSIS:-andromede-$(hostname -s)}"
+OVN_CHASSIS="${ANDROMEDE_OVN_CHASSIS:-andromede-${HOSTNAME%%.*}}"
 OVN_INT_BRIDGE="${ANDROMEDE_OVN_INTEGRATION_BRIDGE:-br-int}"
 OVN_EXT_BRIDGE="${ANDROMEDE_OVN_PROVIDER_BRIDGE:-br-ex}"
 OVN_PHYSNET="${ANDROMEDE_OVN_PROVIDER_NETWORK:-physnet1}"
@@ -107,6 +107,8 @@ daemon_alive() {
 
 # daemon_args NAME: the options every daemon of ours gets: detached, restarted by its monitor
 # if it crashes (the lab saw ovs-vswitchd 3.1 abort once), pid file and log under $OVN_DIR.
+# (Callers append the daemon's stderr to its log too: what it says before it opens the log,
+# such as a refused option, lands there instead of in make run's output.)
 daemon_args() {
     printf '%s\n' --detach --monitor --no-chdir "--pidfile=$OVN_DIR/$1.pid" \
         "--log-file=$OVN_DIR/$1.log" -vconsole:off -vfile:info
@@ -143,8 +145,8 @@ ovn_db_start() {
     ovsdb-server "${args[@]}" "--remote=punix:$sock" "--remote=db:$model,$global,connections" \
         "--private-key=db:$model,SSL,private_key" "--certificate=db:$model,SSL,certificate" \
         "--ca-cert=db:$model,SSL,ca_cert" "--ssl-protocols=db:$model,SSL,ssl_protocols" \
-        "--ssl-ciphers=db:$model,SSL,ssl_ciphers" "$db"
-    wait_for "$OVN_WAIT_TIMEOUT" "the OVN ${kind^^} database at $sock" \
+        "--ssl-ciphers=db:$model,SSL,ssl_ciphers" "$db" 2>>"$OVN_DIR/$name.log"
+    wait_for "$OVN_WAIT_TIMEOUT" "the OVN ${kind^^} database at $sock (log: $OVN_DIR/$name.log)" \
         ovsdb-client --timeout="$OVN_CALL_TIMEOUT" list-dbs "unix:$sock"
 }
 
@@ -160,8 +162,10 @@ ovn_central_start() {
         say "starting ovn-northd"
         local args
         mapfile -t args < <(daemon_args ovn-northd)
-        ovn-northd "${args[@]}" "--ovnnb-db=$OVN_NB_REMOTE" "--ovnsb-db=$OVN_SB_REMOTE"
-        wait_for "$OVN_WAIT_TIMEOUT" "ovn-northd" daemon_alive ovn-northd
+        ovn-northd "${args[@]}" "--ovnnb-db=$OVN_NB_REMOTE" "--ovnsb-db=$OVN_SB_REMOTE" \
+            2>>"$OVN_DIR/ovn-northd.log"
+        wait_for "$OVN_WAIT_TIMEOUT" "ovn-northd (log: $OVN_DIR/ovn-northd.log)" \
+            daemon_alive ovn-northd
     fi
 }
 
@@ -224,11 +228,13 @@ ovn_host_start() {
         local args
         mapfile -t args < <(daemon_args ovn-controller)
         # OVS_RUNDIR stays Open vSwitch's: ovn-controller reaches br-int's OpenFlow socket there.
-        OVN_RUNDIR="$OVN_DIR" ovn-controller "${args[@]}" -n "$OVN_CHASSIS" "unix:$OVS_DB_SOCK"
+        OVN_RUNDIR="$OVN_DIR" ovn-controller "${args[@]}" -n "$OVN_CHASSIS" "unix:$OVS_DB_SOCK" \
+            2>>"$OVN_DIR/ovn-controller.log"
     fi
     # Ready when the chassis is in the SB and the integration bridge exists (ovn-controller
     # creates it): libvirt cannot attach a guest before that.
-    wait_for "$OVN_WAIT_TIMEOUT" "chassis $OVN_CHASSIS in the SB" chassis_registered
+    wait_for "$OVN_WAIT_TIMEOUT" \
+        "chassis $OVN_CHASSIS in the SB (log: $OVN_DIR/ovn-controller.log)" chassis_registered
     wait_for "$OVN_WAIT_TIMEOUT" "the bridge $OVN_INT_BRIDGE" vsctl br-exists "$OVN_INT_BRIDGE"
     # The integration bridge's own internal port is never used by OVN: keep it down and quiet.
     sysctl -q -w "net.ipv6.conf.$OVN_INT_BRIDGE.disable_ipv6=1" 2>/dev/null || true
