@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ovn.sh start|stop|purge|status|env — OVN for this installation on this one machine, no systemd.
+# ovn.sh start|central|stop|purge|status|env — OVN for this installation on this one machine, no systemd.
 #
 #   start   central: the NB and SB ovsdb-servers and ovn-northd of this installation, their
 #             databases, sockets, pid files and logs under $VAR/ovn (never /var/run/ovn, so
@@ -12,6 +12,8 @@
 #             neither hears nor speaks on guests' taps, and takes only answers to its own
 #             connections from br-ex, where floating IPs arrive.
 #           Then exports the control plane's settings (ANDROMEDE_OVN_*), see ovn_env.
+#   central only the central part (NB, SB, northd): no root, no Open vSwitch; what API tests
+#           need ("a real NB ovsdb-server, never a fake"). Prints the settings too.
 #   stop    stops the daemons this installation started (ovn-controller, northd, NB, SB).
 #           Never the machine's Open vSwitch: it is machine-wide and carries every running
 #           guest's traffic (libvirt's openvswitch virtualport uses it); stop it by hand with
@@ -403,10 +405,11 @@ ovn_status() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     case "${1:-}" in
         start) ovn_start && ovn_env ;;
+        central) ovn_central_start && ovn_env ;;
         stop) ovn_stop ;;
         purge) ovn_purge ;;
         status) ovn_status ;;
         env) ovn_env ;;
-        *) die "usage: scripts/ovn.sh start|stop|purge|status|env" ;;
+        *) die "usage: scripts/ovn.sh start|central|stop|purge|status|env" ;;
     esac
 fi
