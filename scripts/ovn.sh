@@ -112,7 +112,7 @@ daemon_alive() {
 # (Callers append the daemon's stderr to its log too: what it says before it opens the log,
 # such as a refused option, lands there instead of in make run's output.)
 daemon_args() {
-    printf '%s\n' --detach --monitor --no-chdir "--pidfile=$OVN_DIR/$1.pid" \
+    printf '%s\n' --detach --monitor "--pidfile=$OVN_DIR/$1.pid" \
         "--log-file=$OVN_DIR/$1.log" -vconsole:off -vfile:info
     [[ $1 == ovn-controller ]] || printf '%s\n' "--unixctl=$OVN_DIR/$1.ctl"
 }
