@@ -4,8 +4,8 @@
 #   start   central: the NB and SB ovsdb-servers and ovn-northd of this installation, their
 #             databases, sockets, pid files and logs under $VAR/ovn (never /var/run/ovn, so
 #             that another installation, the test suite, can run its own);
-#           host: the machine's Open vSwitch (started if absent, userspace datapath `netdev`:
-#             these kernels have no openvswitch module) and one ovn-controller whose chassis
+#           host: the machine's Open vSwitch (started if absent; userspace datapath `netdev`
+#             by default: these kernels have no openvswitch module) and one ovn-controller whose chassis
 #             is this installation's; the provider bridge br-ex mapped as physnet1, holding
 #             the provider gateway address (203.0.113.1/25) so the machine reaches floating IPs;
 #           guard: nftables tables `inet andromede` and `arp andromede`: the host kernel
@@ -35,6 +35,8 @@
 #   ANDROMEDE_OVN_PROVIDER_CIDR       default 203.0.113.0/25
 #   ANDROMEDE_OVN_PROVIDER_GATEWAY    the machine's address on br-ex (default 203.0.113.1)
 #   ANDROMEDE_OVN_ENCAP_IP            Geneve tunnel endpoint (default 127.0.0.1: one host)
+#   ANDROMEDE_OVS_DATAPATH_TYPE       netdev (default: these kernels have no openvswitch
+#                                     module) or system (the kernel datapath, production hosts)
 #   ANDROMEDE_TAP_PREFIX              name prefix of guests' taps (default tap)
 #   ANDROMEDE_NFT_TABLE               nftables table name (default andromede)
 #   OVS_RUNDIR, OVS_DBDIR, OVS_LOGDIR, OVS_SYSCONFDIR  Open vSwitch's own variables: unset,
@@ -56,6 +58,7 @@ OVN_PHYSNET="${ANDROMEDE_OVN_PROVIDER_NETWORK:-physnet1}"
 OVN_PROVIDER_CIDR="${ANDROMEDE_OVN_PROVIDER_CIDR:-203.0.113.0/25}"
 OVN_PROVIDER_GATEWAY="${ANDROMEDE_OVN_PROVIDER_GATEWAY:-203.0.113.1}"
 OVN_ENCAP_IP="${ANDROMEDE_OVN_ENCAP_IP:-127.0.0.1}"
+OVS_DATAPATH_TYPE="${ANDROMEDE_OVS_DATAPATH_TYPE:-netdev}"
 OVN_TAP_PREFIX="${ANDROMEDE_TAP_PREFIX:-tap}"
 OVN_NFT_TABLE="${ANDROMEDE_NFT_TABLE:-andromede}"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
@@ -197,7 +200,7 @@ ovn_chassis_ids() {
         "external_ids:ovn-encap-type-$c=geneve" \
         "external_ids:ovn-encap-ip-$c=\"$OVN_ENCAP_IP\"" \
         "external_ids:ovn-bridge-$c=\"$OVN_INT_BRIDGE\"" \
-        "external_ids:ovn-bridge-datapath-type-$c=netdev" \
+        "external_ids:ovn-bridge-datapath-type-$c=$OVS_DATAPATH_TYPE" \
         "external_ids:ovn-bridge-mappings-$c=\"$OVN_PHYSNET:$OVN_EXT_BRIDGE\"" \
         "external_ids:ovn-cms-options-$c=enable-chassis-as-gw"
 }
@@ -206,7 +209,7 @@ ovn_chassis_ids() {
 # gateway address; OVN's localnet ports reach it through the patch port ovn-controller adds.
 provider_bridge_ensure() {
     local prefix="${OVN_PROVIDER_CIDR#*/}" dev="$OVN_EXT_BRIDGE"
-    vsctl --may-exist add-br "$dev" -- set Bridge "$dev" datapath_type=netdev
+    vsctl --may-exist add-br "$dev" -- set Bridge "$dev" "datapath_type=$OVS_DATAPATH_TYPE"
     wait_for "$OVN_WAIT_TIMEOUT" "the device $dev" ip link show dev "$dev"
     # No IPv6 on the machine's side of the provider network: nothing to reach it by.
     sysctl -q -w "net.ipv6.conf.$dev.disable_ipv6=1"
@@ -335,6 +338,8 @@ ovn_env() {
         esac
         printf 'export ANDROMEDE_OVN_%s=%q\n' "$name" "$value"
     done
+    # The host's datapath: the control plane gives guests <host csum='off'/> on netdev only.
+    printf 'export ANDROMEDE_OVS_DATAPATH_TYPE=%q\n' "$OVS_DATAPATH_TYPE"
 }
 
 # ovn_start: everything above, then the settings exported into the caller's environment.

@@ -270,6 +270,7 @@ def test_start_prints_the_settings_and_a_second_start_changes_nothing(machine: M
     assert "export ANDROMEDE_OVN_PROVIDER_NETWORK=physnet1" in out
     assert "export ANDROMEDE_OVN_PROVIDER_CIDR=203.0.113.0/25" in out
     assert f"export ANDROMEDE_OVN_PROVIDER_GATEWAY={GATEWAY}" in out
+    assert "export ANDROMEDE_OVS_DATAPATH_TYPE=netdev" in out
 
 
 def test_the_machine_reaches_a_guest_at_its_floating_ip(machine: Machine) -> None:
