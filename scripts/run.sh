@@ -8,6 +8,13 @@ cd "$ROOT"
 # The local libvirtd is the embedded default's hypervisor (installed and started if needed).
 "$ROOT/scripts/libvirtd.sh"
 
+# OVN: this installation's NB/SB databases and northd (under $VAR/ovn), its chassis on the
+# machine's Open vSwitch, the provider bridge br-ex the machine reaches floating IPs on, and the
+# host guard; exports ANDROMEDE_OVN_NB_REMOTE and the other ANDROMEDE_OVN_* settings.
+# shellcheck source=scripts/ovn.sh
+source "$ROOT/scripts/ovn.sh"
+ovn_start
+
 # The control plane's SSH identity for reaching hosts (ANDROMEDE_SSH_PRIVATE_KEY).
 ssh_key="${ANDROMEDE_SSH_PRIVATE_KEY:-$VAR/ssh/id_ed25519}"
 if [[ ! -f $ssh_key ]]; then
