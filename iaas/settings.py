@@ -350,6 +350,11 @@ OVN_NB_CA_CERT = env_str("ANDROMEDE_OVN_NB_CA_CERT", "")
 OVN_OWNER = env_str("ANDROMEDE_OVN_OWNER", "andromede")
 OVN_GATEWAY_CHASSIS = env_list("ANDROMEDE_OVN_GATEWAY_CHASSIS", [])
 OVN_TIMEOUT_SECONDS = env_int("ANDROMEDE_OVN_TIMEOUT_SECONDS", 10)
+# The provider network `make run` (scripts/ovn.sh) gives this machine: the bridge mapping's
+# name, its CIDR and the machine's own address on it (the external network's gateway).
+OVN_PROVIDER_NETWORK = env_str("ANDROMEDE_OVN_PROVIDER_NETWORK", "")
+OVN_PROVIDER_CIDR = env_str("ANDROMEDE_OVN_PROVIDER_CIDR", "")
+OVN_PROVIDER_GATEWAY = env_str("ANDROMEDE_OVN_PROVIDER_GATEWAY", "")
 # How long a booting instance waits for the control workers to write its ports to OVN.
 PORT_REALISE_TIMEOUT_SECONDS = env_int("ANDROMEDE_PORT_REALISE_TIMEOUT_SECONDS", 60)
 # DNS servers a new tenant subnet gives its guests when the request names none.

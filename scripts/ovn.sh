@@ -340,6 +340,10 @@ ovn_env() {
     done
     # The host's datapath: the control plane gives guests <host csum='off'/> on netdev only.
     printf 'export ANDROMEDE_OVS_DATAPATH_TYPE=%q\n' "$OVS_DATAPATH_TYPE"
+    # The same, under the names the control plane's settings read (iaas/settings.py).
+    printf 'export ANDROMEDE_OVN_GATEWAY_CHASSIS=%q\n' "$OVN_CHASSIS"
+    printf 'export ANDROMEDE_LOCAL_OVS_BRIDGE=%q\n' "$OVN_INT_BRIDGE"
+    printf 'export ANDROMEDE_LOCAL_OVS_DATAPATH=%q\n' "$OVS_DATAPATH_TYPE"
 }
 
 # ovn_start: everything above, then the settings exported into the caller's environment.

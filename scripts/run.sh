@@ -14,6 +14,8 @@ cd "$ROOT"
 # shellcheck source=scripts/ovn.sh
 source "$ROOT/scripts/ovn.sh"
 ovn_start
+# Every tenant's default network: one range for all (OVN keeps tenants apart).
+export ANDROMEDE_TENANT_DEFAULT_CIDR="${ANDROMEDE_TENANT_DEFAULT_CIDR:-198.51.100.0/24}"
 
 # The control plane's SSH identity for reaching hosts (ANDROMEDE_SSH_PRIVATE_KEY).
 ssh_key="${ANDROMEDE_SSH_PRIVATE_KEY:-$VAR/ssh/id_ed25519}"
@@ -27,6 +29,7 @@ say "migrating the database"
 "$VENV/bin/python" manage.py migrate --no-input -v0
 "$VENV/bin/python" manage.py bootstrap_demo
 "$VENV/bin/python" manage.py bootstrap_local_host
+"$VENV/bin/python" manage.py bootstrap_local_network
 # The demo's public image: the project's tiny test image (built once, then cached).
 test_image="$("$ROOT/scripts/build-test-image.sh")"
 "$VENV/bin/python" manage.py image_import andromede-test "$test_image" \

@@ -63,7 +63,9 @@ def env_for(name: str, env: dict[str, str]) -> dict[str, str]:
     consoles."""
     if name != "api":
         return env
-    api_env = {k: v for k, v in env.items() if k != "ANDROMEDE_SSH_PRIVATE_KEY"}
+    # Nor where OVN's northbound database is: only control workers write it (issue 10).
+    hidden = {"ANDROMEDE_SSH_PRIVATE_KEY", "ANDROMEDE_OVN_NB_REMOTE", "ANDROMEDE_OVN_SB_REMOTE"}
+    api_env = {k: v for k, v in env.items() if k not in hidden}
     api_env["ANDROMEDE_HYPERVISOR_ACCESS"] = "0"
     return api_env
 
