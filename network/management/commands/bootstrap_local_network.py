@@ -17,6 +17,7 @@ from django.db import transaction
 
 from iaas.audit import Actor
 from network.models import Network, SecurityGroupRule
+from network.services.convergence import reconcile
 from network.services.networks import default_network, provider_network_create
 from network.services.security_groups import default_security_group, security_group_rule_create
 from network.services.subnets import subnet_create
@@ -37,6 +38,11 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_TENANT).first()
         if tenant is not None:
             self._demo(actor, tenant)
+        # make run starts its broker and workers after this command: write OVN now, as a
+        # control worker would (its tasks, sent meanwhile, find nothing left to do).
+        drift = reconcile()
+        if drift:
+            self.stdout.write(f"networks written to OVN: {len(drift.missing)} object(s)")
         subnet = public.subnets.get()
         pool = subnet.allocation_pools[0]
         self.stdout.write(
