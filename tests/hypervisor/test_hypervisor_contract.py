@@ -547,7 +547,7 @@ def test_ensure_network_is_idempotent_and_adds_leases(
                 res.name("net"),
                 res.bridge(),
                 "198.51.100.1/24",
-                leases=(StaticLease("52:54:00:aa:00:09", "203.0.113.9"),),
+                leases=(StaticLease("52:54:00:aa:00:09", "192.0.2.9"),),
             )
         )
     hypervisor.delete_network(spec.name)

@@ -2,7 +2,8 @@
 tiny test image, NoCloud seed ISOs and isolated libvirt networks.
 
 Guest networking never leaves the machine: networks here are isolated (no ``<forward>``) and
-only on the documentation subnets 203.0.113.0/24 and 198.51.100.0/24.
+only on the documentation subnets 203.0.113.128/25 and 198.51.100.0/24 (192.0.2.0/24 is
+these machines' uplink, 203.0.113.0/25 make run's provider network).
 
 What the test image prints on its serial console (see scripts/test-image/init)::
 
@@ -32,7 +33,7 @@ IMAGE_SCRIPT = ROOT / "scripts" / "build-test-image.sh"
 URI = "qemu:///system"
 
 DOCUMENTATION_SUBNETS = (
-    ipaddress.IPv4Network("203.0.113.0/24"),
+    ipaddress.IPv4Network("203.0.113.128/25"),
     ipaddress.IPv4Network("198.51.100.0/24"),
 )
 READY_RE = re.compile(r"^ANDROMEDE-READY instance-id=(?P<id>\S+) ip=(?P<ip>\S+)[ \t\r]*$", re.M)
@@ -125,7 +126,7 @@ def _check_subnet(cidr: str) -> ipaddress.IPv4Network:
         net.subnet_of(doc) for doc in DOCUMENTATION_SUBNETS
     ):
         raise ValueError(
-            f"{cidr}: test networks use only 203.0.113.0/24 or 198.51.100.0/24 "
+            f"{cidr}: test networks use only 203.0.113.128/25 or 198.51.100.0/24 "
             "(documentation ranges; guest traffic stays on this machine)"
         )
     if net.prefixlen > 29:
@@ -134,7 +135,7 @@ def _check_subnet(cidr: str) -> ipaddress.IPv4Network:
 
 
 def network_xml(
-    name: str, cidr: str = "203.0.113.0/24", dhcp_hosts: Iterable[tuple[str, str]] = ()
+    name: str, cidr: str = "203.0.113.128/25", dhcp_hosts: Iterable[tuple[str, str]] = ()
 ) -> str:
     """libvirt XML of an isolated network (bridge + dnsmasq, no ``<forward>``): the host
     takes the first address; DHCP hands out the upper half of the subnet, plus fixed
@@ -160,7 +161,7 @@ def network_xml(
 def isolated_network(
     conn: libvirt.virConnect,
     name: str,
-    cidr: str = "203.0.113.0/24",
+    cidr: str = "203.0.113.128/25",
     dhcp_hosts: Iterable[tuple[str, str]] = (),
 ) -> libvirt.virNetwork:
     """Define and start (or reuse, if one of that name has the same subnet) an isolated
