@@ -8,7 +8,9 @@ machine's namespace, so the test reaches the guest's address directly."""
 
 from __future__ import annotations
 
+import gzip
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from celery.contrib.testing.worker import start_worker
 from hosts.models import Host
 from iaas.celery import app, host_queue
 from tests.e2e.conftest import import_test_image_and_tiny_flavor
-from tests.support import ssh_guest
+from tests.support import hypervisor_lab, ssh_guest
 from tests.support.local_host import onboarded_local_host
 from tests.support.sshd import keygen
 
@@ -153,3 +155,64 @@ def test_a_tenant_logs_into_its_instance_with_its_key(
 
         assert client.delete(url).status_code == 202
         wait_for(lambda: client.get(url).status_code == 404, 60, "the instance to be deleted")
+
+
+def image_tree(image: Path, into: Path) -> Path:
+    """The test image's initramfs, unpacked from its boot disk into `into` (the very files a
+    guest runs)."""
+    raw = into / "disk.raw"
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(image), str(raw)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    initrd = subprocess.run(
+        ["mcopy", "-n", "-i", str(raw), "::initrd.gz", "-"],
+        check=True, timeout=60, stdout=subprocess.PIPE,
+    ).stdout  # fmt: skip
+    root = into / "root"
+    root.mkdir()
+    subprocess.run(
+        ["cpio", "-id", "--quiet"], input=gzip.decompress(initrd), cwd=root, check=True,
+        timeout=60,
+    )  # fmt: skip
+    return root
+
+
+def test_only_plain_keys_from_the_seed_are_authorised(tmp_path: Path):
+    """What the image's /init puts in authorized_keys, run in the image's own files (chroot,
+    its busybox): keys from meta-data (JSON strings, as compute/cloudinit.py writes them) and
+    from user-data (block and flow lists, quoted or not); never a line with options such as
+    `command=` (a seed must not be able to turn a login into something else), nor garbage."""
+    root = image_tree(hypervisor_lab.ensure_test_image(), tmp_path)
+    init = (Path(__file__).resolve().parents[2] / "scripts/test-image/init").read_text()
+    function = re.search(r"^authorized_keys\(\) \{\n.*?^\}\n", init, re.S | re.M)
+    assert function is not None
+    (root / "keys.sh").write_text(function.group(0) + "authorized_keys\n")
+    ed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBoot+smoke+test+key+only"
+    (root / "seed").mkdir(exist_ok=True)
+    (root / "seed" / "meta-data").write_text(
+        'instance-id: "i-1"\npublic-keys:\n'
+        f'  - "{ed}1 tenant@laptop"\n'
+        '  - "command=\\"/bin/sh\\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBad bad@x"\n'
+        'local-hostname: "web-1"\n'
+    )
+    (root / "seed" / "user-data").write_text(
+        "#cloud-config\n"
+        "ssh_authorized_keys:\n"
+        f"  - {ed}2 block@x\n"
+        f"  - '{ed}3 quoted@x'\n"
+        "  - not a key at all\n"
+        "users:\n"
+        f'  - name: x\n    ssh_authorized_keys: ["{ed}4 flow@x", {ed}5]\n'
+    )
+    out = subprocess.run(
+        ["chroot", str(root), "/bin/sh", "/keys.sh"],
+        check=True, timeout=30, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert out.splitlines() == [
+        f"{ed}1 tenant@laptop",
+        f"{ed}2 block@x",
+        f"{ed}3 quoted@x",
+        f"{ed}4 flow@x",
+        f"{ed}5",
+    ]
