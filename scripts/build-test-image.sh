@@ -11,8 +11,10 @@
 # the cached image is reused. Prints the image's path on stdout (messages go to stderr).
 #
 # What is in it: a vfat disk that boots by itself with syslinux (SeaBIOS, from a virtio or
-# IDE disk) into Debian's cloud kernel and an initramfs of busybox-static, the modules of
-# scripts/test-image/modules and /init (see that file for what the guest does and prints).
+# IDE disk) into Debian's cloud kernel and an initramfs of busybox-static, dropbear (Debian's
+# dropbear-bin with the shared libraries it links, found by ldd), an /etc/passwd with root,
+# the modules of scripts/test-image/modules and /init (see that file for what the guest does
+# and prints).
 # The kernel is the current linux-image-cloud-amd64 of the Debian mirror at build time.
 # See shared/notes/hypervisor-lab.md.
 # shellcheck source=scripts/lib.sh
@@ -62,7 +64,7 @@ if [[ -f $image ]]; then # built by whoever held the lock
 fi
 
 apt_ensure busybox-static syslinux syslinux-common mtools dosfstools kmod cpio gzip \
-    qemu-utils util-linux
+    qemu-utils util-linux dropbear-bin
 
 work="$(mktemp -d "$CACHE/.build-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -102,6 +104,28 @@ cp /bin/busybox "$rootfs/bin/busybox"
     [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
 done
 install -m 0755 "$ROOT/scripts/test-image/init" "$rootfs/init"
+
+# SSH: dropbear and dropbearkey with the libraries they link (at the paths ldd names, the
+# dynamic loader included); checked by running dropbearkey in the tree before packing it.
+for bin in /usr/sbin/dropbear /usr/bin/dropbearkey; do
+    install -m 0755 "$bin" "$rootfs/bin/${bin##*/}"
+    ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+done | sort -u | while read -r lib; do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+done
+mkdir -p "$rootfs/root" "$rootfs/etc/dropbear"
+# root is the image's only user, with a shell and no password (dropbear runs with -s: keys
+# only); nsswitch.conf so glibc reads these files without a compat module.
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
+printf 'root:*:19000:0:99999:7:::\n' >"$rootfs/etc/shadow"
+chmod 600 "$rootfs/etc/shadow"
+printf 'root:x:0:\ntty:x:5:\n' >"$rootfs/etc/group"
+printf '/bin/sh\n' >"$rootfs/etc/shells"
+printf 'passwd: files\ngroup: files\nshadow: files\n' >"$rootfs/etc/nsswitch.conf"
+chroot "$rootfs" /bin/dropbearkey -t ed25519 -f /tmp/check-key >/dev/null 2>&1 ||
+    die "dropbearkey does not run inside the test image's tree (missing libraries?)"
+rm -f "$rootfs/tmp/check-key"
 
 # Modules in the listed order; each module's dependencies must come before it.
 declare -A loaded=()
@@ -155,6 +179,7 @@ recipe $hash
 kernel $kpkg $(dpkg-deb -f "$work"/linux-image-*.deb Version)
 busybox $(dpkg-query -W -f='${Version}' busybox-static)
 syslinux $(dpkg-query -W -f='${Version}' syslinux)
+dropbear $(dpkg-query -W -f='${Version}' dropbear-bin)
 modules $(paste -sd ' ' "$rootfs/etc/modules")
 EOF
 mv -f "$work/image.qcow2" "$image"

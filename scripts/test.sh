@@ -84,6 +84,7 @@ redis_ensure
 say "hypervisor lane: libvirtd and the test image"
 "$ROOT/scripts/libvirtd.sh"
 "$ROOT/scripts/build-test-image.sh" >/dev/null
+"$ROOT/scripts/build-debian-image.sh" >/dev/null # tests/e2e/test_debian_cloud_init.py
 say "running the test suite"
 # Where the minutes of the run go: each lane's minutes (tests/support/lanes.py) and the
 # slowest tests are listed at the end.
