@@ -57,9 +57,6 @@ def ensure_debian_image(timeout: float = 3600) -> Path:
 @pytest.fixture
 def real_host(settings):
     with onboarded_local_host(settings, HOST, "fr-e2e-debian") as host:
-        # Not the first /27 of 192.0.2.0/24: the test machine's own uplink may hold an
-        # address there (see tests/e2e/test_guest_ssh.py).
-        settings.TENANT_NETWORK_SUPERNETS = ["192.0.2.192/26"]
         settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 120
         yield host
 

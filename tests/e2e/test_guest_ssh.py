@@ -37,12 +37,9 @@ exit 7
 
 @pytest.fixture
 def real_host(settings):
+    # onboarded_local_host's supernet (203.0.113.128/25) keeps off the machine's uplink
+    # (192.0.2.0/24 here) and make run's provider range (203.0.113.0/25).
     with onboarded_local_host(settings, HOST, "fr-e2e-ssh") as host:
-        # Not the first /27 of 192.0.2.0/24 (onboarded_local_host's supernet): the test
-        # machines' own uplink may sit in 192.0.2.0/24 (measured: eth0 192.0.2.2/24), and a
-        # guest given that address is one this machine answers itself. A /27 inside a
-        # longer prefix is routed to its bridge.
-        settings.TENANT_NETWORK_SUPERNETS = ["192.0.2.192/26"]
         yield host
 
 
