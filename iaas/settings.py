@@ -330,9 +330,7 @@ IMAGE_INSPECT_MEMORY_BYTES = env_int("ANDROMEDE_IMAGE_INSPECT_MEMORY_BYTES", 102
 # The subnet of every tenant's default network (made with its first instance). Empty: each
 # default network takes a /27 of TENANT_NETWORK_SUPERNETS that no other one holds.
 TENANT_DEFAULT_CIDR = env_str("ANDROMEDE_TENANT_DEFAULT_CIDR", "")
-TENANT_NETWORK_SUPERNETS = env_list(
-    "ANDROMEDE_TENANT_SUPERNETS", ["198.51.100.0/24", "203.0.113.128/25"]
-)
+TENANT_NETWORK_SUPERNETS = env_list("ANDROMEDE_TENANT_SUPERNETS", ["198.51.100.0/24"])
 # Tenant networks' MTU: 1500 less Geneve's overhead (58 bytes with its options, rounded).
 TENANT_NETWORK_MTU = env_int("ANDROMEDE_TENANT_NETWORK_MTU", 1442)
 # A default network gets a router with a gateway on the external network of this name (or on

@@ -105,9 +105,10 @@ cp /bin/busybox "$rootfs/bin/busybox"
 done
 install -m 0755 "$ROOT/scripts/test-image/init" "$rootfs/init"
 
-# SSH: dropbear and dropbearkey with the libraries they link (at the paths ldd names, the
-# dynamic loader included); checked by running dropbearkey in the tree before packing it.
-for bin in /usr/sbin/dropbear /usr/bin/dropbearkey; do
+# SSH: dropbear, dropbearkey and the client dbclient (guests log into each other in the
+# network tests) with the libraries they link (at the paths ldd names, the dynamic loader
+# included); checked by running dropbearkey in the tree before packing it.
+for bin in /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/dbclient; do
     install -m 0755 "$bin" "$rootfs/bin/${bin##*/}"
     ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
 done | sort -u | while read -r lib; do

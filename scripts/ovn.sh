@@ -7,7 +7,7 @@
 #           host: the machine's Open vSwitch (started if absent; userspace datapath `netdev`
 #             by default: these kernels have no openvswitch module) and one ovn-controller whose chassis
 #             is this installation's; the provider bridge br-ex mapped as physnet1, holding
-#             the provider gateway address (203.0.113.1/25) so the machine reaches floating IPs;
+#             the provider gateway address (203.0.113.129/25) so the machine reaches floating IPs;
 #           guard: nftables tables `inet andromede` and `arp andromede`: the host kernel
 #             neither hears nor speaks on guests' taps, and takes only answers to its own
 #             connections from br-ex, where floating IPs arrive.
@@ -32,8 +32,8 @@
 #   ANDROMEDE_OVN_INTEGRATION_BRIDGE  default br-int (guests' taps are added to it by libvirt)
 #   ANDROMEDE_OVN_PROVIDER_BRIDGE     default br-ex
 #   ANDROMEDE_OVN_PROVIDER_NETWORK    OVN network_name of the localnet ports (default physnet1)
-#   ANDROMEDE_OVN_PROVIDER_CIDR       default 203.0.113.0/25
-#   ANDROMEDE_OVN_PROVIDER_GATEWAY    the machine's address on br-ex (default 203.0.113.1)
+#   ANDROMEDE_OVN_PROVIDER_CIDR       default 203.0.113.128/25 (the machine's registries sit at 203.0.113.80)
+#   ANDROMEDE_OVN_PROVIDER_GATEWAY    the machine's address on br-ex (default 203.0.113.129)
 #   ANDROMEDE_OVN_ENCAP_IP            Geneve tunnel endpoint (default 127.0.0.1: one host)
 #   ANDROMEDE_OVS_DATAPATH_TYPE       netdev (default: these kernels have no openvswitch
 #                                     module) or system (the kernel datapath, production hosts)
@@ -55,8 +55,8 @@ OVN_CHASSIS="${ANDROMEDE_OVN_CHASSIS:-andromede-${HOSTNAME%%.*}}"
 OVN_INT_BRIDGE="${ANDROMEDE_OVN_INTEGRATION_BRIDGE:-br-int}"
 OVN_EXT_BRIDGE="${ANDROMEDE_OVN_PROVIDER_BRIDGE:-br-ex}"
 OVN_PHYSNET="${ANDROMEDE_OVN_PROVIDER_NETWORK:-physnet1}"
-OVN_PROVIDER_CIDR="${ANDROMEDE_OVN_PROVIDER_CIDR:-203.0.113.0/25}"
-OVN_PROVIDER_GATEWAY="${ANDROMEDE_OVN_PROVIDER_GATEWAY:-203.0.113.1}"
+OVN_PROVIDER_CIDR="${ANDROMEDE_OVN_PROVIDER_CIDR:-203.0.113.128/25}"
+OVN_PROVIDER_GATEWAY="${ANDROMEDE_OVN_PROVIDER_GATEWAY:-203.0.113.129}"
 OVN_ENCAP_IP="${ANDROMEDE_OVN_ENCAP_IP:-127.0.0.1}"
 OVS_DATAPATH_TYPE="${ANDROMEDE_OVS_DATAPATH_TYPE:-netdev}"
 OVN_TAP_PREFIX="${ANDROMEDE_TAP_PREFIX:-tap}"

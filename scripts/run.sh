@@ -15,7 +15,7 @@ cd "$ROOT"
 source "$ROOT/scripts/ovn.sh"
 ovn_start
 # Every tenant's default network: one range for all (OVN keeps tenants apart).
-export ANDROMEDE_TENANT_DEFAULT_CIDR="${ANDROMEDE_TENANT_DEFAULT_CIDR:-198.51.100.0/24}"
+export ANDROMEDE_TENANT_DEFAULT_CIDR="${ANDROMEDE_TENANT_DEFAULT_CIDR:-192.0.2.0/24}"
 
 # The control plane's SSH identity for reaching hosts (ANDROMEDE_SSH_PRIVATE_KEY).
 ssh_key="${ANDROMEDE_SSH_PRIVATE_KEY:-$VAR/ssh/id_ed25519}"

@@ -30,7 +30,7 @@ def test_create_is_accepted_then_built_by_the_worker(cloud):
     instance, operation = answer.json()["instance"], answer.json()["operation"]
     assert (instance["status"], instance["task_state"]) == ("building", "spawning")
     assert instance["zone"] == "fr-par-1"
-    assert instance["ip"].startswith(("198.51.100.", "203.0.113."))
+    assert instance["ip"].startswith("198.51.100.")
     assert operation["status"] == "queued"
     assert Allocation.objects.get(instance_id=instance["id"]).host == cloud.host
 

@@ -78,7 +78,7 @@ def private_libvirtd(settings: Any) -> Iterator[PrivateLibvirtd]:
         daemon.start()
         settings.IMAGE_STORE_DIR = daemon.directory / "image-store"
         settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
-        settings.TENANT_NETWORK_SUPERNETS = ["203.0.113.128/25"]
+        settings.TENANT_NETWORK_SUPERNETS = ["198.51.100.128/25"]
         yield daemon
     finally:
         close_all()  # the process's drivers, before their daemon goes

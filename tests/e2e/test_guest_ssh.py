@@ -37,8 +37,8 @@ exit 7
 
 @pytest.fixture
 def real_host(settings):
-    # onboarded_local_host's supernet (203.0.113.128/25) keeps off the machine's uplink
-    # (192.0.2.0/24 here) and make run's provider range (203.0.113.0/25).
+    # onboarded_local_host's supernet (198.51.100.128/25) keeps off the machine's uplink
+    # (192.0.2.0/24 here), its registries (203.0.113.80) and make run's provider range.
     with onboarded_local_host(settings, HOST, "fr-e2e-ssh") as host:
         yield host
 

@@ -10,8 +10,7 @@
 Everything the real lane creates lives in a temporary directory under /var/tmp (directory
 pools there, never libvirt's default pool) and carries this run's unique prefix; each test
 removes what it made, and the session sweeps anything left by prefix, even after failures.
-Guest networks use only 198.51.100.0/24 and 203.0.113.128/25, isolated (192.0.2.0/24 is
-these machines' uplink, 203.0.113.0/25 make run's provider network).
+Guest networks use only 198.51.100.0/24, isolated (see tests/support/hypervisor_lab.py).
 """
 
 from __future__ import annotations

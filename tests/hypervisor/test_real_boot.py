@@ -60,7 +60,7 @@ def test_an_overlay_on_the_cached_image_boots_and_reports_ready_within_30s(
     # The instance: a qcow2 overlay on the base, grown to 64 MiB, and its NoCloud seed.
     name = res.domain()
     instance_id = f"i-{name[-24:]}"
-    ip, mac = "203.0.113.140", random_mac()
+    ip, mac = "198.51.100.140", random_mac()
     root = res.volume(
         StorageVolumeSpec(disks, f"{name}-root", 64 << 20, backing_pool=images, backing_volume=base)
     )
@@ -79,9 +79,9 @@ def test_an_overlay_on_the_cached_image_boots_and_reports_ready_within_30s(
         NetworkSpec(
             name=res.name("net"),
             bridge=res.bridge(),
-            gateway_cidr="203.0.113.129/25",
-            dhcp_start="203.0.113.200",
-            dhcp_end="203.0.113.250",
+            gateway_cidr="198.51.100.129/25",
+            dhcp_start="198.51.100.200",
+            dhcp_end="198.51.100.250",
             leases=(StaticLease(mac=mac, ip=ip, hostname="boot-test"),),
         )
     )

@@ -38,9 +38,9 @@ OVN_SH = ROOT / "scripts" / "ovn.sh"
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 PYTHON = "/usr/bin/python3"
 GUARDED_PORTS = (22, 5432, 6379, 16509, 6641, 6642)
-GATEWAY = "203.0.113.1"
-ROUTER_IP = "203.0.113.2"
-FLOATING_IP = "203.0.113.20"
+GATEWAY = "203.0.113.129"
+ROUTER_IP = "203.0.113.130"
+FLOATING_IP = "203.0.113.150"
 #: The machine's "other" address (on its loopback), as eth0's would be on a real machine.
 OTHER_ADDRESS = "192.0.2.99"
 TENANT_CIDR = "198.51.100.0/24"
@@ -268,7 +268,7 @@ def test_start_prints_the_settings_and_a_second_start_changes_nothing(machine: M
     assert f"export ANDROMEDE_OVN_SB_REMOTE=unix:{var}/ovn/ovnsb_db.sock" in out
     assert f"export ANDROMEDE_OVN_CHASSIS={machine.chassis}" in out
     assert "export ANDROMEDE_OVN_PROVIDER_NETWORK=physnet1" in out
-    assert "export ANDROMEDE_OVN_PROVIDER_CIDR=203.0.113.0/25" in out
+    assert "export ANDROMEDE_OVN_PROVIDER_CIDR=203.0.113.128/25" in out
     assert f"export ANDROMEDE_OVN_PROVIDER_GATEWAY={GATEWAY}" in out
     assert "export ANDROMEDE_OVS_DATAPATH_TYPE=netdev" in out
 

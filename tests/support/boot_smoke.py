@@ -4,8 +4,8 @@
                                                  [--shutdown]
 
 Each run: a qcow2 overlay on the cached test image, a NoCloud seed ISO (instance id
-``smoke-<run>``, static 203.0.113.140/25 or DHCP), a TCG domain with a virtio disk, the seed
-CD-ROM, a virtio NIC on an isolated network (203.0.113.128/25) and its serial console in a file;
+``smoke-<run>``, static 198.51.100.140/25 or DHCP), a TCG domain with a virtio disk, the seed
+CD-ROM, a virtio NIC on an isolated network (198.51.100.128/25) and its serial console in a file;
 start, wait (60 s at most) for ``ANDROMEDE-READY instance-id=smoke-<run> ip=<expected>``,
 print the seconds from start to that line, ping the guest from the host (over the isolated
 bridge), then destroy and undefine. ``--shutdown`` asks the
@@ -31,8 +31,8 @@ import libvirt
 from tests.support import hypervisor_lab as lab
 
 NETWORK = "andromede-smoke"
-CIDR = "203.0.113.128/25"
-STATIC_IP = "203.0.113.140"
+CIDR = "198.51.100.128/25"
+STATIC_IP = "198.51.100.140"
 USER_DATA = """#cloud-config
 ssh_authorized_keys:
   - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBoot+smoke+test+key+only smoke@andromede
@@ -112,7 +112,7 @@ def boot_once(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--dhcp", action="store_true", help="DHCP instead of 203.0.113.140/25")
+    parser.add_argument("--dhcp", action="store_true", help="DHCP instead of 198.51.100.140/25")
     parser.add_argument("--seed-bus", choices=("ide", "scsi"), default="ide")
     parser.add_argument("--shutdown", action="store_true", help="also time an ACPI poweroff")
     parser.add_argument("--keep-console", action="store_true", help="print the console")

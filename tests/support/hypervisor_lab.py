@@ -2,8 +2,9 @@
 tiny test image, NoCloud seed ISOs and isolated libvirt networks.
 
 Guest networking never leaves the machine: networks here are isolated (no ``<forward>``) and
-only on the documentation subnets 203.0.113.128/25 and 198.51.100.0/24 (192.0.2.0/24 is
-these machines' uplink, 203.0.113.0/25 make run's provider network).
+only on the documentation subnet 198.51.100.0/24: these machines' uplink is in
+192.0.2.0/24, their package registries in 203.0.113.0/24 (measured: 203.0.113.80), where make
+run's provider network takes 203.0.113.128/25.
 
 What the test image prints on its serial console (see scripts/test-image/init)::
 
@@ -32,10 +33,7 @@ LIBVIRTD_SCRIPT = ROOT / "scripts" / "libvirtd.sh"
 IMAGE_SCRIPT = ROOT / "scripts" / "build-test-image.sh"
 URI = "qemu:///system"
 
-DOCUMENTATION_SUBNETS = (
-    ipaddress.IPv4Network("203.0.113.128/25"),
-    ipaddress.IPv4Network("198.51.100.0/24"),
-)
+DOCUMENTATION_SUBNETS = (ipaddress.IPv4Network("198.51.100.0/24"),)
 READY_RE = re.compile(r"^ANDROMEDE-READY instance-id=(?P<id>\S+) ip=(?P<ip>\S+)[ \t\r]*$", re.M)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -126,7 +124,7 @@ def _check_subnet(cidr: str) -> ipaddress.IPv4Network:
         net.subnet_of(doc) for doc in DOCUMENTATION_SUBNETS
     ):
         raise ValueError(
-            f"{cidr}: test networks use only 203.0.113.128/25 or 198.51.100.0/24 "
+            f"{cidr}: test networks use only 198.51.100.0/24 "
             "(documentation ranges; guest traffic stays on this machine)"
         )
     if net.prefixlen > 29:
@@ -135,7 +133,7 @@ def _check_subnet(cidr: str) -> ipaddress.IPv4Network:
 
 
 def network_xml(
-    name: str, cidr: str = "203.0.113.128/25", dhcp_hosts: Iterable[tuple[str, str]] = ()
+    name: str, cidr: str = "198.51.100.128/25", dhcp_hosts: Iterable[tuple[str, str]] = ()
 ) -> str:
     """libvirt XML of an isolated network (bridge + dnsmasq, no ``<forward>``): the host
     takes the first address; DHCP hands out the upper half of the subnet, plus fixed
@@ -161,7 +159,7 @@ def network_xml(
 def isolated_network(
     conn: libvirt.virConnect,
     name: str,
-    cidr: str = "203.0.113.128/25",
+    cidr: str = "198.51.100.128/25",
     dhcp_hosts: Iterable[tuple[str, str]] = (),
 ) -> libvirt.virNetwork:
     """Define and start (or reuse, if one of that name has the same subnet) an isolated

@@ -67,7 +67,7 @@ def onboarded_local_host(settings: Any, host_name: str, zone_name: str) -> Itera
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 60
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 30
     # Never the subnets of `make run`'s tenant networks, which may live on this libvirtd.
-    settings.TENANT_NETWORK_SUPERNETS = ["203.0.113.128/25"]
+    settings.TENANT_NETWORK_SUPERNETS = ["198.51.100.128/25"]
     system = Actor.system("e2e")
     try:
         zone = zones.zone_create(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from celery.contrib.testing.worker import start_worker
@@ -25,6 +27,8 @@ from network.northbound import close_all as close_northbound
 from network.services.networks import provider_network_create
 from network.services.subnets import subnet_create
 from tests.support.ovn_lab import OvnLab
+from tests.support.ssh_guest import GuestHostKey, host_key_from_console
+from tests.support.sshd import keygen
 
 SYSTEM = Actor.system("e2e-ovn")
 HOST = "ovn-lab-1"
@@ -51,7 +55,7 @@ def ovn_cloud(settings: Any, lab: OvnLab) -> Iterator[OvnCloud]:
     settings.OVN_NB_REMOTE = lab.nb_remote
     settings.OVN_OWNER = f"e2e-{secrets.token_hex(3)}"  # this test's rows only
     settings.OVN_GATEWAY_CHASSIS = [lab.chassis]
-    settings.TENANT_DEFAULT_CIDR = "198.51.100.0/24"
+    settings.TENANT_DEFAULT_CIDR = "192.0.2.0/24"
     settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 90
     settings.PORT_REALISE_TIMEOUT_SECONDS = 30
     settings.IMAGE_STORE_DIR = lab.directory / f"image-store-{settings.OVN_OWNER}"
@@ -116,3 +120,71 @@ def boot(client: Any, cloud: OvnCloud, name: str, **extra: Any) -> dict[str, Any
         90, f"{name}'s ready line", every=1,
     )  # fmt: skip
     return shown
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A booted instance as a tenant sees it: its id, first port and address, and the SSH
+    host key it printed on its console (pinned for every login)."""
+
+    id: str
+    name: str
+    port: str
+    ip: str
+    host_key: GuestHostKey
+
+
+def boot_guest(client: Any, cloud: OvnCloud, name: str, **extra: Any) -> Guest:
+    """`boot`, then the guest's port and its console's SSH host key."""
+    shown = boot(client, cloud, name, **extra)
+    console = client.get(f"/api/v1/instances/{shown['id']}/console").json()["output"]
+    ports = client.get(f"/api/v1/instances/{shown['id']}/interfaces").json()
+    return Guest(
+        id=shown["id"], name=name, port=ports[0]["id"], ip=shown["ip"],
+        host_key=host_key_from_console(console),
+    )  # fmt: skip
+
+
+def tenant_keys(directory: Path) -> tuple[Path, Path]:
+    """A tenant's SSH key pair (OpenSSH format, for the test's client) and the same private
+    key in dropbear's format (for guests' dbclient, when one guest logs into another)."""
+    private = keygen(directory / "tenant")
+    dropbear = directory / "tenant.dropbear"
+    subprocess.run(
+        ["dropbearconvert", "openssh", "dropbear", str(private), str(dropbear)],
+        capture_output=True, timeout=30, check=True,
+    )  # fmt: skip
+    return private, dropbear
+
+
+def outside_ssh(
+    lab: OvnLab,
+    address: str,
+    host_key: GuestHostKey,
+    private_key: Path,
+    command: str,
+    *,
+    stdin: bytes | None = None,
+    timeout: float = 60,
+    connect_timeout: int = 5,
+) -> subprocess.CompletedProcess[bytes]:
+    """`command` run as root on the guest at `address`, logging in with OpenSSH from the
+    lab's outside namespace (a client on the provider network), the guest's host key pinned
+    (StrictHostKeyChecking): nothing else is accepted. Connection failures are retried
+    until `timeout` (an SSH server still starting, a flow being set up); the last attempt's
+    result is returned either way."""
+    known = private_key.parent / f"known-{address}"
+    known.write_text(f"{address} {host_key.key_type} {host_key.key_base64}\n")
+    argv = [
+        "ip", "netns", "exec", lab.outside_netns, "ssh", "-i", str(private_key),
+        "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+        "-o", "ServerAliveInterval=5", f"root@{address}", command,
+    ]  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout + 30,
+                              check=False)  # fmt: skip
+        if done.returncode != 255 or time.monotonic() > deadline:
+            return done
+        time.sleep(1)

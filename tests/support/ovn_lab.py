@@ -64,18 +64,8 @@ _MOUNTS = {
     "libvirt/log": "/var/log/libvirt",
 }
 #: Guests may send nothing new to the lab's own stack (their replies to nothing, neither).
-NFT_RULES = f"""
-table inet andromede_guests {{
-    chain input {{
-        type filter hook input priority filter; policy accept;
-        iifname "{TAP_PREFIX}*" ct state != {{ established, related }} counter drop
-    }}
-    chain forward {{
-        type filter hook forward priority filter; policy accept;
-        iifname "{TAP_PREFIX}*" counter drop
-    }}
-}}
-"""
+#: The lab's guard table (scripts/ovn.sh's rules under this name).
+GUARD_TABLE = "andromede_guests"
 
 
 class OvnLab:
@@ -86,6 +76,7 @@ class OvnLab:
     provider_bridge = "br-ex"
     physnet = "physnet1"
     outside_cidr = "203.0.113.129/25"
+    host_provider_cidr = "203.0.113.254/25"
 
     def __init__(self, chassis: str = "andromede-test-1") -> None:
         self.chassis = chassis
@@ -204,10 +195,21 @@ class OvnLab:
 
     def _guard(self) -> None:
         """No IPv6 on anything made in the lab (taps included, from their creation), and the
-        nftables table that keeps guests' frames out of the lab's own stack."""
+        nftables tables that keep guests' frames out of the lab's own stack: make run's own
+        (scripts/ovn.sh's `ovn_guard_rules`, for the lab's bridges and tap prefix), so that
+        the tests prove the guard a real host gets."""
         for key in ("default", "all"):
             self.run("sysctl", "-q", "-w", f"net.ipv6.conf.{key}.disable_ipv6=1")
-        _run(["ip", "netns", "exec", self.netns, "nft", "-f", "-"], 10, stdin=NFT_RULES)
+        rules = _run(
+            ["bash", "-c", 'source scripts/ovn.sh && ovn_guard_rules'], 30,
+            env_extra={
+                "ANDROMEDE_TAP_PREFIX": TAP_PREFIX,
+                "ANDROMEDE_NFT_TABLE": GUARD_TABLE,
+                "ANDROMEDE_OVN_INTEGRATION_BRIDGE": self.integration_bridge,
+                "ANDROMEDE_OVN_PROVIDER_BRIDGE": self.provider_bridge,
+            },
+        )  # fmt: skip
+        _run(["ip", "netns", "exec", self.netns, "nft", "-f", "-"], 10, stdin=rules)
 
     def _daemon(self, name: str, *argv: str, directory: Path) -> None:
         """An OVS/OVN daemon, detached with a monitor that restarts it if it crashes (the
@@ -319,6 +321,10 @@ class OvnLab:
         self.outside("ip", "link", "set", "lo", "up")
         self.outside("ip", "link", "set", "eth0", "up")
         self.outside("ip", "addr", "add", self.outside_cidr, "dev", "eth0")
+        # The hypervisor's own address on the provider network, as make run's machine has
+        # 203.0.113.1 on its br-ex: the guard must keep guests off it.
+        self.run("ip", "addr", "add", self.host_provider_cidr, "dev", self.provider_bridge)
+        self.run("ip", "link", "set", self.provider_bridge, "up")
         # A partial checksum read by OVS through AF_PACKET is forwarded as is: TCP dies.
         self.outside("ethtool", "-K", "eth0", "tx", "off")
 
@@ -374,7 +380,7 @@ class OvnLab:
 
     def guest_frames_dropped(self) -> int:
         """Packets from guests' taps that the lab's own stack dropped (nftables counter)."""
-        listing = self.run("nft", "list", "chain", "inet", "andromede_guests", "input")
+        listing = self.run("nft", "list", "chain", "inet", GUARD_TABLE, "input")
         match = re.search(r"counter packets (\d+)", listing)
         assert match is not None, listing
         return int(match[1])
@@ -413,10 +419,18 @@ def _private_libvirt_files(directory: Path) -> None:
         shutil.copytree("/var/cache/libvirt/qemu", directory / "cache" / "qemu")
 
 
-def _run(argv: list[str], timeout: float, check: bool = True, stdin: str | None = None) -> str:
+def _run(
+    argv: list[str],
+    timeout: float,
+    check: bool = True,
+    stdin: str | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> str:
+    env = {**os.environ, **env_extra} if env_extra else None
     done = subprocess.run(
-        argv, cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-    )
+        argv, cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=timeout,
+        check=False, env=env,
+    )  # fmt: skip
     if check and done.returncode != 0:
         raise AssertionError(
             f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
