@@ -126,7 +126,14 @@ def converge_router(router_id: uuid.UUID | str) -> None:
         return
     nb.ensure_router(ovn_specs.router_spec(router))
     _active(Router, router.pk)
-    FloatingIP.objects.filter(router=router).update(status=Realisation.ACTIVE, fault="")
+    # Its floating IPs are realised with it; so are the tenant's floating IPs just
+    # disassociated on its network: their row no longer names the router whose NAT they
+    # left (the service clears it), and that NAT is gone now. (Another router of the tenant
+    # on the same network they might have left converges in its own task, queued with it.)
+    left = Q(router=None, tenant=router.tenant_id, network=router.external_network_id)
+    FloatingIP.objects.filter(Q(router=router) | (left & ~Q(status=Realisation.ACTIVE))).update(
+        status=Realisation.ACTIVE, fault=""
+    )
 
 
 def delete_port(port_id: uuid.UUID | str) -> None:
