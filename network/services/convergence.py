@@ -59,11 +59,13 @@ def _ensure_switch(nb: Northbound, network: Network) -> None:
         nb.ensure_switch_port(localnet)
 
 
-def _ensure_port(nb: Northbound, port: Port) -> None:
+def _ensure_port(nb: Northbound, port: Port, seen: set[uuid.UUID] | None = None) -> None:
+    """The port and, first, its groups (but those in `seen`: ensured already by the caller
+    in this pass; the port joins them itself, see `_ensure_group`)."""
     spec = ovn_specs.port_spec(port)
     if spec is None:
         return
-    seen: set[uuid.UUID] = set()
+    seen = set() if seen is None else seen
     for group in port.security_groups.all():
         if group.pk not in seen:
             _ensure_group(nb, group, seen)
@@ -98,8 +100,11 @@ def converge_network(network_id: uuid.UUID | str) -> None:
         return
     _ensure_switch(nb, network)
     routers: set[uuid.UUID] = set()
+    # Each group once for the whole network, not once per port (that was O(ports²) reads:
+    # a group's membership is checked port by port).
+    seen: set[uuid.UUID] = set()
     for port in Port.objects.filter(network=network).select_related("network"):
-        _ensure_port(nb, port)
+        _ensure_port(nb, port, seen)
         _active(Port, port.pk)
         if port.device_owner in ovn_specs.ROUTER_OWNERS and port.device_id is not None:
             routers.add(port.device_id)
