@@ -48,8 +48,19 @@ def _ensure_group(nb: Northbound, group: SecurityGroup, seen: set[uuid.UUID]) ->
         remote = rule.remote_group
         if remote is not None and remote.pk not in seen:
             _ensure_group(nb, remote, seen)
-    members = [str(pk) for pk in group.ports.values_list("pk", flat=True) if _exists(nb, str(pk))]
+    wanted = [str(pk) for pk in group.ports.values_list("pk", flat=True)]
+    members = [name for name in wanted if _exists(nb, name)]
     nb.ensure_port_group(ovn_specs.group_spec(group, members))
+    # A member that another worker created (joining the group in the same transaction)
+    # between the reads above and that write was just taken out of the group again, and
+    # would run with no ACL at all. Our replica had it for the write to remove it, so it
+    # shows now: it joins again (adding a port to its groups never removes anyone).
+    for name in set(wanted) - set(members):
+        if _exists(nb, name):
+            late = Port.objects.select_related("network").filter(pk=name).first()
+            spec = ovn_specs.port_spec(late) if late is not None else None
+            if spec is not None:
+                nb.ensure_switch_port(spec)
 
 
 def _ensure_switch(nb: Northbound, network: Network) -> None:
