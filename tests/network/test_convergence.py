@@ -252,3 +252,81 @@ def test_two_tenants_with_the_same_cidr_get_two_switches(net, ovn):
     for port in (my_port, their_port):
         pg = port_group_name(port["security_groups"][0])
         assert nb_view.members(ovn.central, pg) == {port["id"]}
+
+
+def test_a_port_moved_to_another_group_leaves_the_first_and_without_port_security_all(net, ovn):
+    network, _ = network_with_subnet(net.client)
+    port, _ = port_on(net.client, network["id"])
+    default = port_group_name(port["security_groups"][0])
+    web, _ = converge(
+        lambda: net.client.post("/api/v1/security-groups", {"name": "web"}, format="json")
+    )
+    assert web.status_code == 201, web.json()
+    web_pg = port_group_name(web.json()["id"])
+    url = f"/api/v1/ports/{port['id']}"
+
+    moved, _ = converge(
+        lambda: net.client.patch(url, {"security_groups": [web.json()["id"]]}, format="json")
+    )
+    assert moved.status_code == 200, moved.json()
+    assert nb_view.members(ovn.central, web_pg) == {port["id"]}
+    assert nb_view.members(ovn.central, default) == set()
+    egress_only = {("from-lport", 1002, f"inport == @{web_pg} && ip4", "allow-related")}
+    assert nb_view.acls(ovn.central, web_pg) == drops_and_dhcp(web_pg) | egress_only
+
+    opened, _ = converge(
+        lambda: net.client.patch(url, {"port_security_enabled": False}, format="json")
+    )
+    assert opened.status_code == 200, opened.json()
+    row = nb_view.one(ovn.central, "Logical_Switch_Port", port["id"])
+    assert row is not None
+    assert row["port_security"] == []
+    assert nb_view.members(ovn.central, web_pg) == set()
+    assert net.client.get(url).json()["status"] == "active"
+
+
+def test_a_subnets_new_dns_servers_reach_its_dhcp_options(net, ovn):
+    network, subnet = network_with_subnet(net.client, dns_nameservers=["198.51.100.53"])
+    port, _ = port_on(net.client, network["id"])
+    dhcp = nb_view.dhcp_options(ovn.central, port["id"])
+    assert dhcp is not None
+    assert dhcp["options"]["dns_server"] == "{198.51.100.53}"
+
+    changed, sent = converge(
+        lambda: net.client.patch(
+            f"/api/v1/subnets/{subnet['id']}",
+            {"dns_nameservers": ["192.0.2.53"]},
+            format="json",
+        )
+    )
+    assert changed.status_code == 200, changed.json()
+    assert sent == [(realise.NETWORK, (network["id"],))]
+    dhcp = nb_view.dhcp_options(ovn.central, port["id"])
+    assert dhcp is not None
+    assert dhcp["options"]["dns_server"] == "{192.0.2.53}"
+    assert len(nb_view.rows(ovn.central, "DHCP_Options", ovn.owner)) == 1
+
+
+def test_an_interface_removed_and_a_router_deleted_leave_ovn(net, ovn, external):
+    network, subnet = network_with_subnet(net.client)
+    router_id = router_between(net.client, subnet["id"], external)
+    shown = net.client.get(f"/api/v1/routers/{router_id}").json()
+    inside, gateway = shown["interfaces"][0]["port"], shown["external_gateway"]["port"]
+    assert nb_view.port_names(ovn.central, network["id"]) == {inside}
+
+    removed, _ = converge(
+        lambda: net.client.post(
+            f"/api/v1/routers/{router_id}/remove-interface",
+            {"subnet": subnet["id"]},
+            format="json",
+        )
+    )
+    assert removed.status_code == 200, removed.json()
+    assert set(nb_view.router_ports(ovn.central, router_id)) == {f"lrp-{gateway}"}
+    assert nb_view.router_nats(ovn.central, router_id) == set()  # nothing behind it to SNAT
+    assert nb_view.port_names(ovn.central, network["id"]) == set()
+
+    deleted, _ = converge(lambda: net.client.delete(f"/api/v1/routers/{router_id}"))
+    assert deleted.status_code == 204
+    assert nb_view.one(ovn.central, "Logical_Router", router_id) is None
+    assert nb_view.port_names(ovn.central, str(external.pk)) == {f"ln-{external.pk}"}

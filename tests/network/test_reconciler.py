@@ -108,3 +108,41 @@ def test_rows_of_another_installation_and_rows_nobody_owns_are_left_alone(net, o
     finally:
         remove_rows_of(ovn.central.nb_remote, other_owner)
         ovn.central.nbctl("--if-exists", "ls-del", nobodys)
+
+
+def test_a_router_nat_a_port_column_and_dhcp_options_changed_behind_our_back_are_repaired(
+    net, ovn, external
+):
+    from tests.network.test_convergence import router_between
+
+    network, subnet = network_with_subnet(net.client)
+    port, _ = port_on(net.client, network["id"])
+    router_id = router_between(net.client, subnet["id"], external)
+    central = ovn.central
+    nats = nb_view.router_nats(central, router_id)
+    dhcp = nb_view.dhcp_options(central, port["id"])
+    assert dhcp is not None
+    row = nb_view.one(central, "Logical_Switch_Port", port["id"])
+    assert row is not None
+    assert not convergence.reconcile()
+
+    central.nbctl("lr-nat-del", router_id, "snat", "198.51.100.0/24")
+    central.nbctl("lsp-set-port-security", port["id"])  # spoofing allowed
+    central.nbctl("set", "DHCP_Options", dhcp["_uuid"], "options:router=198.51.100.99")
+
+    drift = convergence.reconcile()
+
+    assert drift.as_dict() == {
+        "missing": [],
+        "changed": [f"port {port['id']}", f"router {router_id}"],
+        "extra": [],
+    }
+    assert nb_view.router_nats(central, router_id) == nats
+    restored = nb_view.one(central, "Logical_Switch_Port", port["id"])
+    assert restored is not None
+    assert restored["port_security"] == row["port_security"]
+    repaired = nb_view.dhcp_options(central, port["id"])
+    assert repaired is not None
+    assert repaired["options"] == dhcp["options"]
+    assert len(drift_events()) == 1
+    assert not convergence.reconcile()
