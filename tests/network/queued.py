@@ -35,6 +35,8 @@ def queued() -> Iterator[list[tuple[str, tuple[str, ...]]]]:
             callback()
     finally:
         before_task_publish.disconnect(record)
+    # realise's send logs and swallows a broker error (the reconciler catches up): say so.
+    assert sent or not callbacks, "nothing was published: is CELERY_BROKER_URL's Redis up?"
 
 
 def run(sent: list[tuple[str, tuple[str, ...]]]) -> list[Any]:
