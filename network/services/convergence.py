@@ -48,8 +48,19 @@ def _ensure_group(nb: Northbound, group: SecurityGroup, seen: set[uuid.UUID]) ->
         remote = rule.remote_group
         if remote is not None and remote.pk not in seen:
             _ensure_group(nb, remote, seen)
-    members = [str(pk) for pk in group.ports.values_list("pk", flat=True) if _exists(nb, str(pk))]
+    wanted = [str(pk) for pk in group.ports.values_list("pk", flat=True)]
+    members = [name for name in wanted if _exists(nb, name)]
     nb.ensure_port_group(ovn_specs.group_spec(group, members))
+    # A member that another worker created (joining the group in the same transaction)
+    # between the reads above and that write was just taken out of the group again, and
+    # would run with no ACL at all. Our replica had it for the write to remove it, so it
+    # shows now: it joins again (adding a port to its groups never removes anyone).
+    for name in set(wanted) - set(members):
+        if _exists(nb, name):
+            late = Port.objects.select_related("network").filter(pk=name).first()
+            spec = ovn_specs.port_spec(late) if late is not None else None
+            if spec is not None:
+                nb.ensure_switch_port(spec)
 
 
 def _ensure_switch(nb: Northbound, network: Network) -> None:
@@ -59,11 +70,13 @@ def _ensure_switch(nb: Northbound, network: Network) -> None:
         nb.ensure_switch_port(localnet)
 
 
-def _ensure_port(nb: Northbound, port: Port) -> None:
+def _ensure_port(nb: Northbound, port: Port, seen: set[uuid.UUID] | None = None) -> None:
+    """The port and, first, its groups (but those in `seen`: ensured already by the caller
+    in this pass; the port joins them itself, see `_ensure_group`)."""
     spec = ovn_specs.port_spec(port)
     if spec is None:
         return
-    seen: set[uuid.UUID] = set()
+    seen = set() if seen is None else seen
     for group in port.security_groups.all():
         if group.pk not in seen:
             _ensure_group(nb, group, seen)
@@ -98,8 +111,11 @@ def converge_network(network_id: uuid.UUID | str) -> None:
         return
     _ensure_switch(nb, network)
     routers: set[uuid.UUID] = set()
+    # Each group once for the whole network, not once per port (that was O(ports²) reads:
+    # a group's membership is checked port by port).
+    seen: set[uuid.UUID] = set()
     for port in Port.objects.filter(network=network).select_related("network"):
-        _ensure_port(nb, port)
+        _ensure_port(nb, port, seen)
         _active(Port, port.pk)
         if port.device_owner in ovn_specs.ROUTER_OWNERS and port.device_id is not None:
             routers.add(port.device_id)
@@ -126,7 +142,14 @@ def converge_router(router_id: uuid.UUID | str) -> None:
         return
     nb.ensure_router(ovn_specs.router_spec(router))
     _active(Router, router.pk)
-    FloatingIP.objects.filter(router=router).update(status=Realisation.ACTIVE, fault="")
+    # Its floating IPs are realised with it; so are the tenant's floating IPs just
+    # disassociated on its network: their row no longer names the router whose NAT they
+    # left (the service clears it), and that NAT is gone now. (Another router of the tenant
+    # on the same network they might have left converges in its own task, queued with it.)
+    left = Q(router=None, tenant=router.tenant_id, network=router.external_network_id)
+    FloatingIP.objects.filter(Q(router=router) | (left & ~Q(status=Realisation.ACTIVE))).update(
+        status=Realisation.ACTIVE, fault=""
+    )
 
 
 def delete_port(port_id: uuid.UUID | str) -> None:
