@@ -204,3 +204,89 @@ def test_tenant_networks_carry_ssh_between_guests_keep_tenants_apart_and_guard_t
     time.sleep(2)
     shut = _ssh(cloud, a1_fip, a1.host_key, private, "hostname", timeout=5, connect_timeout=3)
     assert shut.returncode == 255, shut
+
+
+SPOOF_PROBE = """#!/bin/sh
+# Port security: with another MAC, then with another address, this guest reaches nobody.
+iface=$(for d in /sys/class/net/*; do
+    [ "$(cat $d/address)" = "{mac}" ] && echo ${{d##*/}}; done)
+ping -c 3 -W 2 {peer} >/dev/null 2>&1; echo "own=$?"
+ip link set "$iface" down; ip link set "$iface" address 52:54:00:de:ad:01
+ip link set "$iface" up; ip route add default via {gateway} 2>/dev/null
+ping -c 3 -W 2 {peer} >/dev/null 2>&1; echo "mac=$?"
+ip link set "$iface" down; ip link set "$iface" address {mac}; ip link set "$iface" up
+ip addr flush dev "$iface"; ip addr add {other}/24 dev "$iface"
+ping -c 3 -W 2 {peer} >/dev/null 2>&1; echo "ip=$?"
+"""
+
+
+def test_a_spoofing_guest_reaches_nobody_and_a_nic_attached_live_gets_its_address(
+    cloud, make_tenant, make_caller, tmp_path
+):
+    private, _ = tenant_keys(tmp_path)
+    client = make_caller(make_tenant("acme"), "member").client()
+    client.post("/api/v1/keypairs",
+                {"name": "k", "public_key": private.with_suffix(".pub").read_text()},
+                format="json")  # fmt: skip
+    a1 = boot_guest(client, cloud, "a1", keypair="k")
+
+    # A guest that changes its MAC, then its address, loses its peer (the control: with
+    # its own, it reaches it; the default group lets members ping each other).
+    # The probe needs its own MAC: its port is made first, then the instance on it.
+    network = client.get("/api/v1/networks?name=default").json()["results"][0]
+    own = client.post("/api/v1/ports", {"network": network["id"]}, format="json").json()
+    prefix = a1.ip.rsplit(".", 1)[0]
+    probe = SPOOF_PROBE.format(
+        mac=own["mac_address"], peer=a1.ip, gateway=f"{prefix}.1", other=f"{prefix}.99"
+    )
+    probed = boot(client, cloud, "spoofer", ports=[own["id"]], user_data=probe)
+    url = f"/api/v1/instances/{probed['id']}/console"
+    console = wait_for(
+        lambda: "ANDROMEDE-PROBE-END" in (out := client.get(url).json()["output"]) and out,
+        90, "the spoof probe", every=1,
+    )  # fmt: skip
+    lines = console.split("ANDROMEDE-PROBE-BEGIN")[-1].split("ANDROMEDE-PROBE-END")[0]
+    results = dict(line.strip().split("=") for line in lines.splitlines() if "=" in line)
+    assert results == {"own": "0", "mac": "1", "ip": "1"}, console[-2000:]
+
+    # A NIC attached live on a second network gets its address from OVN's DHCP.
+    group = client.get("/api/v1/security-groups?name=default").json()["results"][0]
+    rule = client.post("/api/v1/security-group-rules",
+                       {"security_group": group["id"], "direction": "ingress",
+                        "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                        "remote_ip_prefix": "203.0.113.128/25"}, format="json")  # fmt: skip
+    assert rule.status_code == 201, rule.content
+    fip = client.post("/api/v1/floating-ips", {"network": "public", "port": a1.port},
+                      format="json")  # fmt: skip
+    assert fip.status_code == 201, fip.content
+    address = fip.json()["address"]
+    before = outside_ssh(cloud.lab, address, a1.host_key, private, "hostname")
+    assert before.returncode == 0, before.stderr
+    back = client.post("/api/v1/networks", {"name": "back"}, format="json").json()
+    subnet = client.post("/api/v1/subnets", {"network": back["id"], "cidr": "198.51.100.0/24"},
+                         format="json")  # fmt: skip
+    assert subnet.status_code == 201, subnet.content
+    attached = client.post(f"/api/v1/instances/{a1.id}/interfaces", {"network": "back"},
+                           format="json")  # fmt: skip
+    assert attached.status_code == 202, attached.content
+    nic = attached.json()["port"]
+    operation = attached.json()["operation"]["id"]
+    wait_for(
+        lambda: client.get(f"/api/v1/operations/{operation}").json()["status"]
+        in ("succeeded", "failed"),
+        60, "the attach",
+    )  # fmt: skip
+    assert client.get(f"/api/v1/operations/{operation}").json()["status"] == "succeeded"
+    # The lease's address only (the image's own udhcpc script would also move the default
+    # route to the new NIC, and this session's answers with it).
+    lease = (
+        'printf \'#!/bin/sh\\n[ "$1" = bound ] && ifconfig "$interface" "$ip" netmask'
+        ' "$subnet" up\\nexit 0\\n\' > /tmp/lease.sh; chmod +x /tmp/lease.sh;'
+        f' i=$(for d in /sys/class/net/*; do [ "$(cat $d/address)" = "{nic["mac_address"]}" ]'
+        ' && echo ${d##*/}; done); ip link set "$i" up;'
+        ' udhcpc -i "$i" -n -q -t 5 -T 2 -s /tmp/lease.sh >/dev/null 2>&1;'
+        ' ip -4 -o addr show dev "$i"'
+    )
+    shown = outside_ssh(cloud.lab, address, a1.host_key, private, lease)
+    assert shown.returncode == 0, shown.stderr
+    assert f" {nic['fixed_ips'][0]['ip_address']}/24 " in shown.stdout.decode(), shown.stdout
