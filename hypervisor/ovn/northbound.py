@@ -214,7 +214,9 @@ class Northbound:
     # --- security groups -----------------------------------------------------------------
 
     def ensure_port_group(self, spec: PortGroupSpec) -> None:
-        """The group has exactly `spec.ports` (NotFound for a missing port) and exactly
+        """The group has exactly those of `spec.ports` that exist (a port created later joins
+        its groups itself, `SwitchPortSpec.port_groups`: decided inside one transaction, so a
+        port another writer creates meanwhile is never taken out) and exactly
         `acls_for(spec.name, spec.rules)`: other ACLs on it are removed, missing ones
         added. An empty group is created first, in its own transaction (OVN refuses ACLs
         on a group created in the same transaction); ports join with their ACLs."""

@@ -219,9 +219,8 @@ class Rows:
         wanted = set()
         for name in spec.ports:
             port = self.named("Logical_Switch_Port", name, "port")
-            if port is None:
-                raise NotFound(f"port {name} does not exist")
-            wanted.add(port)
+            if port is not None:  # not there yet: it joins its groups when it is created
+                wanted.add(port)
         current = set(group.ports)
         for port in current - wanted:
             group.delvalue("ports", port)

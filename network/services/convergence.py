@@ -48,14 +48,14 @@ def _ensure_group(nb: Northbound, group: SecurityGroup, seen: set[uuid.UUID]) ->
         remote = rule.remote_group
         if remote is not None and remote.pk not in seen:
             _ensure_group(nb, remote, seen)
-    wanted = [str(pk) for pk in group.ports.values_list("pk", flat=True)]
-    members = [name for name in wanted if _exists(nb, name)]
-    nb.ensure_port_group(ovn_specs.group_spec(group, members))
-    # A member that another worker created (joining the group in the same transaction)
-    # between the reads above and that write was just taken out of the group again, and
-    # would run with no ACL at all. Our replica had it for the write to remove it, so it
-    # shows now: it joins again (adding a port to its groups never removes anyone).
-    for name in set(wanted) - set(members):
+    wanted = {str(pk) for pk in group.ports.values_list("pk", flat=True)}
+    # Members not in OVN yet are skipped inside the driver's transaction (they join when
+    # they are created), so one made meanwhile by another worker is never taken out.
+    nb.ensure_port_group(ovn_specs.group_spec(group, sorted(wanted)))
+    # A port that joined the group in the database after our read, and that another worker
+    # already created in OVN, was taken out by that write: it joins again (adding a port to
+    # its groups never removes anyone).
+    for name in {str(pk) for pk in group.ports.values_list("pk", flat=True)} - wanted:
         if _exists(nb, name):
             late = Port.objects.select_related("network").filter(pk=name).first()
             spec = ovn_specs.port_spec(late) if late is not None else None

@@ -263,9 +263,26 @@ def test_missing_parents_are_not_found(nb: Northbound) -> None:
     with pytest.raises(NotFound):
         nb.ensure_switch_port(vif(net, 10, port_groups=(port_group_name(new_id()),)))
     with pytest.raises(NotFound):
-        nb.ensure_port_group(PortGroupSpec(port_group_name(new_id()), (new_id(),)))
-    with pytest.raises(NotFound):
         nb.switch_port_up(new_id())
+
+
+def test_a_group_takes_the_members_that_exist_and_the_others_join_when_created(
+    nb: Northbound, ovn_central: OvnCentral
+) -> None:
+    net = a_network(nb)
+    group = port_group_name(new_id())
+    early, late = vif(net, 10), vif(net, 11, port_groups=(group,))
+
+    def members() -> list[str]:
+        return [list(g.ports) for g in nb.inventory().port_groups if g.name == group][0]
+
+    nb.ensure_switch_port(early)
+    nb.ensure_port_group(PortGroupSpec(group, (early.name, late.name)))
+    assert members() == [early.name]
+    nb.ensure_switch_port(late)
+    assert sorted(members()) == sorted([early.name, late.name])
+    nb.ensure_port_group(PortGroupSpec(group, (early.name, late.name)))  # converged: no change
+    assert sorted(members()) == sorted([early.name, late.name])
 
 
 def test_two_owners_on_one_nb_neither_see_nor_touch_each_others_rows(
