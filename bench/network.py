@@ -1,0 +1,507 @@
+"""The network part of a boot and of a security-group change on OVN: the control plane
+against raw ovsdbapp calls on the same lab (issue 10).
+
+    sudo .venv/bin/python bench/network.py             # K=10 timed runs of each path
+    sudo .venv/bin/python bench/network.py --small     # K=3
+    # options: --runs K (at most 30), --deadline S per run (default 30)
+
+It needs root (it starts tests/support/ovn_lab.py's OvnLab: a private OVS + OVN in a
+namespace, never the machine's) and, like every bench, a bench database (BENCH_DATABASE_URL)
+and a broker (CELERY_BROKER_URL). A Celery worker serving the `control` queue (threads, as
+tests/support/ovn_cloud.py runs it) runs in this process; the API is DRF's in-process
+APIClient with a real bearer token. One observer, a raw ovsdbapp connection to the lab's NB,
+reads its replica every 2 ms for both paths.
+
+1. Port create → up.
+   control plane  POST /api/v1/ports on a tenant network (its default security group), then
+                  the convergence task on the control worker, until the observer sees the
+                  logical switch port; then a device binds it (a veth already made in the
+                  lab's namespace is added to br-int with external_ids:iface-id), until the
+                  port's `up` is true.
+   raw            one ovsdbapp transaction: lsp_add with addresses, port security, DHCPv4
+                  options and the port-group membership (a group with the same ACLs as a
+                  default group), then the same binding, until `up`.
+2. Security-group change → traffic passes. Two namespaces A and B per path on br-int, B in
+   a group that lets nothing in; a pinger in A sends an ICMP echo to B every 2 ms from
+   before the change; the figure is the change's start → the pinger's first answer.
+   control plane  POST /api/v1/security-group-rules (ingress ICMP) → task → NB → flows.
+   raw            pg_acl_add of the same ACL (`outport == @G && ip4 && icmp4`,
+                  allow-related, priority 1002) through ovsdbapp.
+   Between runs the rule is removed (DELETE through the API / pg_acl_del) and the bench
+   checks that B is unreachable again before the next run.
+
+Runs alternate raw / control plane after one untimed warm-up of each. The instance boot on
+OVN (POST /instances → running) against raw libvirt + ovsdbapp is not measured here.
+Everything goes with the lab at the end (namespaces, OVS/OVN, its directory), also on
+failure; the bench tenant's rows (slug bnet-acme) are deleted before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import _setup
+
+TENANT = "bnet-acme"
+CP_CIDR = "192.0.2.0/24"
+RAW_CIDR = "198.51.100.0/24"
+#: Sends an ICMP echo to argv[1] every 2 ms for argv[2] seconds; prints "ready", then the
+#: CLOCK_MONOTONIC time of the first answer (shared by every process of the machine).
+PINGER = r"""
+import os, select, socket, struct, sys, time
+dst, seconds = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident = (os.getpid() * 7919) & 0xFFFF
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xFFFF); t += t >> 16
+    return ~t & 0xFFFF
+print("ready", flush=True)
+end, seq = time.monotonic() + seconds, 0
+while time.monotonic() < end:
+    seq = (seq + 1) & 0xFFFF
+    head = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"andromede-bench!"
+    s.sendto(head[:2] + struct.pack("!H", csum(head)) + head[4:], (dst, 0))
+    until = time.monotonic() + 0.002
+    while (left := until - time.monotonic()) > 0:
+        if not select.select([s], [], [], left)[0]:
+            break
+        data, peer = s.recvfrom(2048)
+        icmp = data[(data[0] & 15) * 4:]
+        if peer[0] == dst and icmp[0] == 0 and struct.unpack("!H", icmp[4:6])[0] == ident:
+            print(repr(time.monotonic()), flush=True)
+            sys.exit(0)
+sys.exit(1)
+"""
+
+
+IP = shutil.which("ip") or "/usr/sbin/ip"
+
+
+class RunFailed(Exception):
+    pass
+
+
+def ip(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """`ip *argv` in the machine's namespaces (`ip netns exec` to enter ours)."""
+    return subprocess.run(  # noqa: S603 - an argument list, no shell
+        [IP, *argv], capture_output=True, text=True, timeout=timeout, check=check
+    )
+
+
+def reset_rows() -> None:
+    tenants = "SELECT id FROM tenants_tenant WHERE slug = %(tenant)s"
+    for statement in _setup.network_reset_sql(tenants):
+        _setup.execute(statement, {"tenant": TENANT})
+
+
+def wait(check: Callable[[], Any], deadline: float, what: str, every: float = 0.002) -> Any:
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RunFailed(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+class Observer:
+    """A raw ovsdbapp connection to the lab's NB, also the raw path's writer."""
+
+    def __init__(self, remote: str) -> None:
+        from ovsdbapp.backend.ovs_idl import connection
+        from ovsdbapp.schema.ovn_northbound import impl_idl
+
+        idl = connection.OvsdbIdl.from_server(remote, "OVN_Northbound")
+        self.api = impl_idl.OvnNbApiIdlImpl(connection.Connection(idl=idl, timeout=10))
+
+    def port(self, name: str) -> Any:
+        return self.api.lookup("Logical_Switch_Port", name, default=None)
+
+    def port_up(self, name: str) -> bool:
+        row = self.port(name)
+        return row is not None and bool(row.up) and row.up[0] is True
+
+    def has_acl(self, group: str, match: str) -> bool:
+        pg = self.api.lookup("Port_Group", group, default=None)
+        return pg is not None and any(acl.match == match for acl in pg.acls)
+
+    def close(self) -> None:
+        self.api.ovsdb_connection.stop()
+
+
+class Bench:
+    def __init__(self, lab: Any, client: Any, observer: Observer, deadline: float) -> None:
+        self.lab = lab
+        self.client = client
+        self.obs = observer
+        self.api = observer.api
+        self.deadline_s = deadline
+        self.devices: list[str] = []  # veths in the lab's namespace
+        self.netns: list[str] = []  # namespaces of ours in the machine's
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def post(self, url: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+        answer = self.client.post(url, body, format="json")
+        if answer.status_code != status:
+            raise RunFailed(f"POST {url} answered {answer.status_code}: {answer.content[:400]!r}")
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def veth(self) -> str:
+        """A veth pair in the lab's namespace, up, not on any bridge; its OVS-side name."""
+        name = f"bn{secrets.token_hex(4)}"
+        self.lab.run("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+        self.lab.run("ip", "link", "set", name, "up")
+        self.lab.run("ip", "link", "set", f"{name}p", "up")
+        self.devices.append(name)
+        return name
+
+    def bind(self, device: str, port: str) -> None:
+        self.lab.vsctl("add-port", self.lab.integration_bridge, device, "--", "set",
+                       "interface", device, f"external_ids:iface-id={port}")  # fmt: skip
+
+    def unbind(self, device: str) -> None:
+        self.lab.vsctl("--if-exists", "del-port", self.lab.integration_bridge, device)
+
+    def namespace(self, port: str, mac: str, cidr: str) -> str:
+        """A namespace of ours holding `mac` and `cidr` on a veth bound to `port`."""
+        assert self.lab.holder is not None
+        name = f"andr-bn-{secrets.token_hex(3)}"
+        outer = f"bn{secrets.token_hex(4)}"
+        ip("netns", "add", name)
+        self.netns.append(name)
+        ip("link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", name)
+        ip("link", "set", outer, "netns", str(self.lab.holder.pid))
+        self.lab.run("ip", "link", "set", outer, "up")
+        for argv in (
+            ["link", "set", "lo", "up"],
+            ["link", "set", "eth0", "address", mac],
+            ["addr", "add", cidr, "dev", "eth0"],
+            ["link", "set", "eth0", "up"],
+        ):
+            ip("netns", "exec", name, IP, *argv)
+        self.devices.append(outer)
+        self.bind(outer, port)
+        return name
+
+    def cleanup(self) -> None:
+        for name in self.netns:
+            ip("netns", "delete", name, check=False)
+        self.netns.clear()
+        self.devices.clear()  # the lab's namespace (and its veths) goes with the lab
+
+    # --- 1. port create → up -----------------------------------------------------------------
+
+    def port_cp(self, network: str) -> dict[str, float]:
+        device = self.veth()
+        deadline = time.monotonic() + self.deadline_s
+        t0 = time.perf_counter()
+        port = self.post("/api/v1/ports", {"network": network})
+        t_answer = time.perf_counter()
+        name = port["id"]
+        try:
+            wait(lambda: self.obs.port(name), deadline, "the port in the NB")
+            t_nb = time.perf_counter()
+            self.bind(device, name)
+            wait(lambda: self.obs.port_up(name), deadline, "the port up")
+            t_up = time.perf_counter()
+        finally:
+            self.unbind(device)
+            self.client.delete(f"/api/v1/ports/{name}")
+        return {"answer": t_answer - t0, "nb": t_nb - t0, "up": t_up - t0, "bind": t_up - t_nb}
+
+    def port_raw(self, switch: str, dhcp: Any, group: str, index: int) -> dict[str, float]:
+        device = self.veth()
+        name = str(uuid.uuid4())
+        address = f"0a:bb:00:00:{index // 250:02x}:{index % 250:02x} 198.51.100.{index % 250 + 2}"
+        deadline = time.monotonic() + self.deadline_s
+        t0 = time.perf_counter()
+        try:
+            with self.api.transaction(check_error=True) as txn:
+                lsp = txn.add(self.api.lsp_add(switch, name, addresses=[address]))
+                txn.add(self.api.lsp_set_port_security(name, [address]))
+                txn.add(self.api.lsp_set_dhcpv4_options(name, dhcp))
+                txn.add(self.api.pg_add_ports(group, lsp))
+            t_nb = time.perf_counter()
+            self.bind(device, name)
+            wait(lambda: self.obs.port_up(name), deadline, "the raw port up")
+            t_up = time.perf_counter()
+        finally:
+            self.unbind(device)
+            self.api.lsp_del(name, if_exists=True).execute(check_error=True)
+        return {"nb": t_nb - t0, "up": t_up - t0, "bind": t_up - t_nb}
+
+    # --- 2. security-group change → traffic ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def pinger(self, netns: str, address: str) -> Iterator[Callable[[], float]]:
+        """A pinger from `netns` to `address`, ready; yields a function that waits for its
+        first answer and returns its monotonic time."""
+        proc = subprocess.Popen(  # noqa: S603 - an argument list, no shell
+            [IP, "netns", "exec", netns, sys.executable, "-c", PINGER, address,
+             str(self.deadline_s)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RunFailed("the pinger did not start")
+            stdout = proc.stdout
+
+            def answered() -> float:
+                line = stdout.readline().strip()
+                if not line:
+                    raise RunFailed(f"no answer from {address} within {self.deadline_s} s")
+                return float(line)
+
+            yield answered
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+    def blocked(self, netns: str, address: str) -> None:
+        """B does not answer A for 0.5 s (the previous run's rule is gone from the flows)."""
+        done = ip("netns", "exec", netns, sys.executable, "-c", PINGER, address, "0.5",
+                  check=False)  # fmt: skip
+        if done.returncode == 0:
+            raise RunFailed(f"{address} answers before the change")
+
+    def rule_cp(self, a: str, b_ip: str, group: str, match: str) -> dict[str, float]:
+        self.blocked(a, b_ip)
+        deadline = time.monotonic() + self.deadline_s
+        rule = None
+        with self.pinger(a, b_ip) as answered:
+            time.sleep(0.2)  # it is sending: what it gets now is the change's doing
+            t0 = time.monotonic()
+            try:
+                rule = self.post("/api/v1/security-group-rules", {
+                    "security_group": group, "direction": "ingress", "protocol": "icmp",
+                })  # fmt: skip
+                t_answer = time.monotonic()
+                wait(lambda: self.obs.has_acl(_pg(group), match), deadline, "the ACL in the NB")
+                t_nb = time.monotonic()
+                t_pass = answered()
+            finally:
+                if rule is not None:
+                    self.client.delete(f"/api/v1/security-group-rules/{rule['id']}")
+                    wait(lambda: not self.obs.has_acl(_pg(group), match),
+                         time.monotonic() + self.deadline_s, "the ACL to go")  # fmt: skip
+        return {"answer": t_answer - t0, "nb": t_nb - t0, "pass": t_pass - t0}
+
+    def rule_raw(self, a: str, b_ip: str, group: str, match: str) -> dict[str, float]:
+        self.blocked(a, b_ip)
+        added = False
+        with self.pinger(a, b_ip) as answered:
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            try:
+                self.api.pg_acl_add(group, "to-lport", 1002, match, "allow-related").execute(
+                    check_error=True
+                )
+                added = True
+                t_nb = time.monotonic()
+                t_pass = answered()
+            finally:
+                if added:
+                    self.api.pg_acl_del(group, "to-lport", 1002, match).execute(check_error=True)
+        return {"nb": t_nb - t0, "pass": t_pass - t0}
+
+
+def _pg(group_id: str) -> str:
+    from hypervisor.ovn.specs import port_group_name
+
+    return port_group_name(group_id)
+
+
+def raw_group(api: Any, name: str, egress: bool) -> None:
+    """A port group with a default group's ACLs (hypervisor/ovn/acls.py): drops both ways,
+    DHCP requests out, and (egress) everything out, stateful. Created, then its ACLs, in two
+    transactions (shared/notes/ovn-lab.md)."""
+    api.pg_add(name, may_exist=True).execute(check_error=True)
+    acls = [
+        ("from-lport", 1001, f"inport == @{name} && ip", "drop"),
+        ("to-lport", 1001, f"outport == @{name} && ip", "drop"),
+        ("from-lport", 1002, f"inport == @{name} && ip4 && udp.src == 68 && udp.dst == 67",
+         "allow"),
+    ]  # fmt: skip
+    if egress:
+        acls.append(("from-lport", 1002, f"inport == @{name} && ip4", "allow-related"))
+    with api.transaction(check_error=True) as txn:
+        for direction, priority, match, action in acls:
+            txn.add(api.pg_acl_add(name, direction, priority, match, action, may_exist=True))
+
+
+def print_stats(label: str, values: list[float]) -> dict[str, float]:
+    stats = _setup.summary([v * 1000 for v in values])
+    print(f"  {label:<44} {_setup.fmt(stats, 'ms')}")
+    return stats
+
+
+def ratio(label: str, cp: dict[str, float], raw: dict[str, float]) -> None:
+    print(f"ratio control plane / raw, {label}: p50 x{cp['p50'] / raw['p50']:.2f}, "
+          f"p95 x{cp['p95'] / raw['p95']:.2f}")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="K=3 runs")
+    parser.add_argument("--runs", type=int, default=None, help="K timed runs per path (<= 30)")
+    parser.add_argument("--deadline", type=float, default=30.0, help="seconds per run, max")
+    args = parser.parse_args()
+    runs = min(args.runs or (3 if args.small else 10), 30)
+    if os.geteuid() != 0:
+        raise SystemExit("bench/network.py starts a private OVS/OVN lab: run it as root")
+
+    os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
+    _setup.setup_django()
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+    from rest_framework.test import APIClient
+
+    from iaas.celery import CONTROL_QUEUE, app
+    from network.northbound import close_all
+    from tests.support.ovn_lab import OvnLab
+
+    started = time.monotonic()
+    # The worker's per-task INFO lines would bury the figures.
+    logging.getLogger("celery").setLevel(logging.WARNING)
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    # The bench measures latency, not the rate limits it would otherwise hit.
+    settings.API_THROTTLE_RATES = dict.fromkeys(settings.API_THROTTLE_RATES)
+    lab = OvnLab(chassis="andromede-bench-1")
+    ports: dict[str, list[dict[str, float]]] = {"cp": [], "raw": []}
+    rules: dict[str, list[dict[str, float]]] = {"cp": [], "raw": []}
+    bench: Bench | None = None
+    observer: Observer | None = None
+    try:
+        lab.start()
+        settings.OVN_NB_REMOTE = lab.nb_remote
+        settings.OVN_OWNER = f"bench-{lab.token}"
+        settings.OVN_GATEWAY_CHASSIS = [lab.chassis]
+        reset_rows()
+        tenant = _setup.ensure_tenant(TENANT, ["FR"])
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {_setup.api_token(tenant, 'bnet-m')}")
+        observer = Observer(lab.nb_remote)
+        bench = Bench(lab, client, observer, args.deadline)
+        api = observer.api
+        worker = start_worker(app, queues=[CONTROL_QUEUE], pool="threads", concurrency=4,
+                              perform_ping_check=False)  # fmt: skip
+        with worker:
+            deadline = time.monotonic() + 60
+            network = bench.post("/api/v1/networks", {"name": "bench"})["id"]
+            bench.post("/api/v1/subnets", {"network": network, "cidr": CP_CIDR})
+            wait(lambda: api.lookup("Logical_Switch", network, default=None), deadline,
+                 "the tenant's switch in the NB")  # fmt: skip
+            # The raw path's own switch, DHCP options and group, made as the driver would.
+            switch = f"bench-raw-{lab.token}"
+            api.ls_add(switch).execute(check_error=True)
+            dhcp = api.dhcp_options_add(RAW_CIDR).execute(check_error=True)
+            api.dhcp_options_set_options(
+                dhcp.uuid, lease_time="3600", router="198.51.100.1", server_id="198.51.100.1",
+                server_mac="0a:bb:00:00:00:01", mtu="1442",
+            ).execute(check_error=True)  # fmt: skip
+            raw_default, raw_closed = f"pg_rawa_{lab.token}", f"pg_rawb_{lab.token}"
+            raw_group(api, raw_default, egress=True)
+            raw_group(api, raw_closed, egress=False)
+
+            print(f"\n1. port create → up: 1 warm-up + {runs} runs per path")
+            bench.port_raw(switch, dhcp.uuid, raw_default, 0)
+            bench.port_cp(network)
+            for i in range(1, runs + 1):
+                raw = bench.port_raw(switch, dhcp.uuid, raw_default, i)
+                cp = bench.port_cp(network)
+                ports["raw"].append(raw)
+                ports["cp"].append(cp)
+                print(f"  run {i}: raw NB {raw['nb'] * 1000:.1f} up {raw['up'] * 1000:.1f} ms"
+                      f" | control plane POST {cp['answer'] * 1000:.1f} NB {cp['nb'] * 1000:.1f}"
+                      f" up {cp['up'] * 1000:.1f} ms")  # fmt: skip
+
+            print(f"\n2. security-group change → traffic: 1 warm-up + {runs} runs per path")
+            closed = bench.post("/api/v1/security-groups", {"name": "bench-closed"})["id"]
+            # Its starting rule lets everything out; B only answers, so it is not needed.
+            for rule in client.get(f"/api/v1/security-group-rules?security_group={closed}").json()[
+                "results"
+            ]:
+                client.delete(f"/api/v1/security-group-rules/{rule['id']}")
+            cp_a = bench.post("/api/v1/ports", {"network": network})
+            cp_b = bench.post("/api/v1/ports", {"network": network, "security_groups": [closed]})
+            cp_ns = {}
+            for key, made in (("a", cp_a), ("b", cp_b)):
+                address = made["fixed_ips"][0]["ip_address"]
+                cp_ns[key] = bench.namespace(made["id"], made["mac_address"], f"{address}/24")
+            raw_ns = {}
+            for key, group, n in (("a", raw_default, 201), ("b", raw_closed, 202)):
+                name = str(uuid.uuid4())
+                mac, address = f"0a:bb:00:00:01:{n - 200:02x}", f"198.51.100.{n}"
+                with api.transaction(check_error=True) as txn:
+                    lsp = txn.add(api.lsp_add(switch, name, addresses=[f"{mac} {address}"]))
+                    txn.add(api.lsp_set_port_security(name, [f"{mac} {address}"]))
+                    txn.add(api.lsp_set_dhcpv4_options(name, dhcp.uuid))
+                    txn.add(api.pg_add_ports(group, lsp))
+                raw_ns[key] = bench.namespace(name, mac, f"{address}/24")
+                raw_ns[f"{key}_port"] = name
+            for port in (cp_a["id"], cp_b["id"], raw_ns["a_port"], raw_ns["b_port"]):
+                wait(lambda p=port: observer.port_up(p), deadline + 60, f"port {port} up")  # type: ignore[misc]
+            cp_b_ip = cp_b["fixed_ips"][0]["ip_address"]
+            cp_match = f"outport == @{_pg(closed)} && ip4 && icmp4"
+            raw_match = f"outport == @{raw_closed} && ip4 && icmp4"
+            bench.rule_raw(raw_ns["a"], "198.51.100.202", raw_closed, raw_match)
+            bench.rule_cp(cp_ns["a"], cp_b_ip, closed, cp_match)
+            for i in range(1, runs + 1):
+                raw = bench.rule_raw(raw_ns["a"], "198.51.100.202", raw_closed, raw_match)
+                cp = bench.rule_cp(cp_ns["a"], cp_b_ip, closed, cp_match)
+                rules["raw"].append(raw)
+                rules["cp"].append(cp)
+                print(f"  run {i}: raw NB {raw['nb'] * 1000:.1f} passes {raw['pass'] * 1000:.1f}"
+                      f" ms | control plane POST {cp['answer'] * 1000:.1f} NB "
+                      f"{cp['nb'] * 1000:.1f} passes {cp['pass'] * 1000:.1f} ms")  # fmt: skip
+    finally:
+        if bench is not None:
+            bench.cleanup()
+        if observer is not None:
+            observer.close()
+        close_all()
+        lab.cleanup()
+        reset_rows()
+        print(f"cleanup: lab {lab.token} and its namespaces removed, bench rows deleted")
+
+    print(f"\n=== {runs} timed runs per path ===")
+    print("1. port create → up")
+    print_stats("raw: transaction done (NB)", [r["nb"] for r in ports["raw"]])
+    raw_up = print_stats("raw: → up", [r["up"] for r in ports["raw"]])
+    print_stats("raw: bind → up", [r["bind"] for r in ports["raw"]])
+    print_stats("API: POST answered (201)", [r["answer"] for r in ports["cp"]])
+    print_stats("API: POST → port in the NB", [r["nb"] for r in ports["cp"]])
+    cp_up = print_stats("API: POST → up", [r["up"] for r in ports["cp"]])
+    print_stats("API: bind → up", [r["bind"] for r in ports["cp"]])
+    ratio("port create → up", cp_up, raw_up)
+    print("2. security-group change → traffic passes")
+    print_stats("raw: pg_acl_add done (NB)", [r["nb"] for r in rules["raw"]])
+    raw_pass = print_stats("raw: → first answer", [r["pass"] for r in rules["raw"]])
+    print_stats("API: POST answered (201)", [r["answer"] for r in rules["cp"]])
+    print_stats("API: POST → ACL in the NB", [r["nb"] for r in rules["cp"]])
+    cp_pass = print_stats("API: POST → first answer", [r["pass"] for r in rules["cp"]])
+    ratio("rule → traffic", cp_pass, raw_pass)
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
