@@ -57,6 +57,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _setup
 
 TENANT = "bnet-acme"
+HOST = "bnet-ovn-1"
+ZONE = "bnet-ovn-fr"
+FLAVOR = "bnet-tiny"
+READY = "ANDROMEDE-READY instance-id={}"
+TARGET_RATIO = 1.20
+GIB = 1024**3
 CP_CIDR = "192.0.2.0/24"
 RAW_CIDR = "198.51.100.0/24"
 #: Sends an ICMP echo to argv[1] every 2 ms for argv[2] seconds; prints "ready", then the
@@ -104,9 +110,12 @@ def ip(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
 
 
 def reset_rows() -> None:
-    tenants = "SELECT id FROM tenants_tenant WHERE slug = %(tenant)s"
-    for statement in _setup.network_reset_sql(tenants):
-        _setup.execute(statement, {"tenant": TENANT})
+    """This bench's rows from a previous run: its tenant's networks, instances and
+    operations, its host (provision.py's statements, with this bench's names)."""
+    from bench.provision import _RESET
+
+    for statement in _RESET:
+        _setup.execute(statement, {"tenant": TENANT, "host": HOST})
 
 
 def wait(check: Callable[[], Any], deadline: float, what: str, every: float = 0.002) -> Any:
@@ -323,6 +332,209 @@ class Bench:
         return {"nb": t_nb - t0, "pass": t_pass - t0}
 
 
+class Boot:
+    """3. The instance boot on OVN: POST /instances → running / → ready line, against a raw
+    path on the same lab's libvirtd (provision.py's structure, its NIC on br-int)."""
+
+    def __init__(self, lab: Any, client: Any, host: Any, image: Any, deadline: float) -> None:
+        from hosts.hypervisors import hypervisor_for
+        from hosts.naming import storage_pool
+
+        self.lab = lab
+        self.client = client
+        self.host = host
+        self.image = image
+        self.hv = hypervisor_for(host)
+        self.pools = {role: storage_pool(host.name, role) for role in ("images", "instances")}
+        self.deadline_s = deadline
+
+    def raw(self, api: Any, switch: str, dhcp: Any, group: str, index: int) -> dict[str, Any]:
+        """ovsdbapp's port (as in 1.), overlay, seed, define with an OVS NIC, start."""
+        import io
+
+        from compute import cloudinit
+        from hosts.naming import cached_image
+        from hypervisor.base import DiskSpec, DomainSpec, NicSpec, PowerState, StorageVolumeSpec
+        from network.host_specs import GuestInterface
+
+        name = str(uuid.uuid4())
+        root_vol, seed_vol = f"raw-{name}-root", f"raw-{name}-seed"
+        mac, address = f"0a:bb:00:02:00:{index % 250:02x}", f"198.51.100.{index % 50 + 100}"
+        hv, pools, image = self.hv, self.pools, self.image
+        deadline = time.monotonic() + self.deadline_s
+        steps: dict[str, float] = {}
+        t0 = mark = time.perf_counter()
+
+        def lap(step: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            steps[step] = now - mark
+            mark = now
+
+        try:
+            hv.create_storage_volume(
+                StorageVolumeSpec(
+                    pool=pools["instances"], name=root_vol, capacity_bytes=GIB, format="qcow2",
+                    backing_pool=pools["images"], backing_volume=cached_image(image.pk),
+                    backing_format=image.disk_format,
+                )
+            )  # fmt: skip
+            lap("root_disk")
+            seed = cloudinit.build_iso(
+                cloudinit.Seed(
+                    instance_id=name, hostname=f"raw-{index}",
+                    interfaces=(GuestInterface(mac=mac, address_cidr=f"{address}/24",
+                                               gateway="198.51.100.1", mtu=1442),),
+                    user_data="#cloud-config\n",
+                )
+            )  # fmt: skip
+            hv.create_storage_volume(
+                StorageVolumeSpec(pool=pools["instances"], name=seed_vol,
+                                  capacity_bytes=len(seed), format="raw")
+            )  # fmt: skip
+            hv.upload_storage_volume(pools["instances"], seed_vol, io.BytesIO(seed), len(seed))
+            lap("seed")
+            with api.transaction(check_error=True) as txn:
+                lsp = txn.add(api.lsp_add(switch, name, addresses=[f"{mac} {address}"]))
+                txn.add(api.lsp_set_port_security(name, [f"{mac} {address}"]))
+                txn.add(api.lsp_set_dhcpv4_options(name, dhcp))
+                txn.add(api.pg_add_ports(group, lsp))
+            lap("network")
+            hv.define_domain(
+                DomainSpec(
+                    name=name, title=f"raw-{index}", tenant_id="bench", instance_id=name,
+                    vcpus=1, memory_mb=256,
+                    disks=(
+                        DiskSpec(pool=pools["instances"], volume=root_vol, target="vda"),
+                        DiskSpec(pool=pools["instances"], volume=seed_vol, target="sda",
+                                 device="cdrom", bus="virtio", format="raw", readonly=True),
+                    ),
+                    nics=(NicSpec.on_ovs(bridge=self.lab.integration_bridge, interface_id=name,
+                                         mac=mac, mtu=1442, csum_off=True),),
+                    domain_type=self.host.domain_type,
+                    console_log=f"{self.host.storage_root}/instances/raw-{name}-console.log",
+                )
+            )  # fmt: skip
+            lap("define")
+            hv.start_domain(name)
+            wait(lambda: hv.domain_info(name).power_state == PowerState.RUNNING,
+                 deadline, "raw domain running", 0.05)  # fmt: skip
+            t_running = time.perf_counter()
+            lap("start")
+            wait(lambda: READY.format(name) in hv.console_output(name),
+                 deadline, "raw ready line", 0.2)  # fmt: skip
+            t_ready = time.perf_counter()
+        finally:
+            hv.destroy_domain(name)
+            hv.undefine_domain(name)
+            api.lsp_del(name, if_exists=True).execute(check_error=True)
+            for volume in (root_vol, seed_vol, f"raw-{name}-console.log"):
+                with contextlib.suppress(Exception):  # a console log libvirt has not seen yet
+                    hv.delete_storage_volume(pools["instances"], volume, wipe=False)
+        return {"running": t_running - t0, "ready": t_ready - t0, "steps": steps}
+
+    def control_plane(self, index: int) -> dict[str, Any]:
+        from compute.models import Instance
+        from hosts.naming import domain
+        from operations.models import Operation
+
+        deadline = time.monotonic() + self.deadline_s
+        body = {"name": f"cp-{index}", "flavor": FLAVOR, "image": str(self.image.pk),
+                "user_data": "#cloud-config\n", "zone": ZONE}  # fmt: skip
+        t0 = time.perf_counter()
+        answer = self.client.post("/api/v1/instances", body, format="json")
+        t_accepted = time.perf_counter()
+        if answer.status_code != 202:
+            raise RunFailed(f"POST answered {answer.status_code}: {answer.content[:500]!r}")
+        iid = answer.json()["instance"]["id"]
+        try:
+
+            def running() -> bool:
+                status, power = Instance.objects.values_list("status", "power_state").get(pk=iid)
+                if status == Instance.Status.ERROR:
+                    raise RunFailed(f"instance {iid} failed: {Instance.objects.get(pk=iid).fault}")
+                return power == "running"
+
+            wait(running, deadline, "instance running in the database", 0.05)
+            t_running = time.perf_counter()
+            # The guest's own line, read on the hypervisor as the raw path reads it …
+            wait(lambda: READY.format(iid) in self.hv.console_output(domain(iid)),
+                 deadline, "ready line on the host", 0.2)  # fmt: skip
+            t_ready = time.perf_counter()
+            # … and as a tenant sees it (what the host's worker last pushed: lags).
+            url = f"/api/v1/instances/{iid}/console"
+            wait(lambda: READY.format(iid) in self.client.get(url).json()["output"],
+                 deadline, "ready line through the API", 0.2)  # fmt: skip
+            t_ready_api = time.perf_counter()
+            op = Operation.objects.get(target_id=iid, action="instance.create")
+        finally:
+            self._delete(iid)
+        queued = (op.started_at - op.created_at).total_seconds() if op.started_at else 0.0
+        return {
+            "accepted": t_accepted - t0, "running": t_running - t0, "ready": t_ready - t0,
+            "ready_api": t_ready_api - t0, "queued": queued,
+            "steps": {s["name"]: s["seconds"] for s in op.steps},
+        }  # fmt: skip
+
+    def _delete(self, iid: str) -> None:
+        from compute.models import Instance
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status, task = Instance.objects.values_list("status", "task_state").get(pk=iid)
+            if status == Instance.Status.DELETED:
+                return
+            if task is None and status != Instance.Status.DELETING:
+                answer = self.client.delete(f"/api/v1/instances/{iid}")
+                if answer.status_code not in (202, 409):
+                    print(f"  delete of {iid} answered {answer.status_code}")
+            time.sleep(0.5)
+        print(f"  instance {iid} not deleted in time; the lab's cleanup removes its domain")
+
+
+def boot_setup(lab: Any) -> tuple[Any, Any]:
+    """The lab's libvirtd onboarded as host bnet-ovn-1 (userspace datapath), the test image
+    imported and cached on it, the flavor; (host, image)."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from compute.worker.steps import cache_image
+    from hosts.hypervisors import hypervisor_for
+    from hosts.services import onboarding
+    from images.models import Image
+    from tests.support import hypervisor_lab
+
+    settings.IMAGE_STORE_DIR = lab.directory / "image-store"
+    settings.IMAGE_STORE_ZONE = ZONE
+    settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 90
+    settings.PORT_REALISE_TIMEOUT_SECONDS = 30
+    image_path = hypervisor_lab.ensure_test_image()
+    zone = _setup.ensure_zone(ZONE, "FR")
+    host = onboarding.host_onboard(
+        actor=_setup.system_actor(),
+        registration=onboarding.HostRegistration(
+            name=HOST, zone=zone, libvirt_uri=lab.libvirt_uri,
+            storage_root=str(lab.storage_root), domain_type="qemu",
+            ovs_bridge=lab.integration_bridge, ovs_datapath="netdev",
+        ),
+    )  # fmt: skip
+    Image.objects.filter(name="andromede-test").update(status="deleted")
+    call_command("image_import", "andromede-test", str(image_path), "--disk-format", "qcow2",
+                 "--public", verbosity=0)  # fmt: skip
+    image = Image.objects.get(name="andromede-test", status="active")
+    _setup.ensure_flavor(FLAVOR, 1, 256, 1)
+    t = time.perf_counter()
+    cache_image(hypervisor_for(host), host, image)
+    print(
+        f"host {HOST} on the lab's libvirtd; base image cached in {time.perf_counter() - t:.2f} s"
+    )
+    return host, image
+
+
+def _rounded(steps: dict[str, float]) -> dict[str, float]:
+    return {name: round(seconds, 3) for name, seconds in steps.items()}
+
+
 def _pg(group_id: str) -> str:
     from hypervisor.ovn.specs import port_group_name
 
@@ -347,9 +559,9 @@ def raw_group(api: Any, name: str, egress: bool) -> None:
             txn.add(api.pg_acl_add(name, direction, priority, match, action, may_exist=True))
 
 
-def print_stats(label: str, values: list[float]) -> dict[str, float]:
-    stats = _setup.summary([v * 1000 for v in values])
-    print(f"  {label:<44} {_setup.fmt(stats, 'ms')}")
+def print_stats(label: str, values: list[float], unit: str = "ms") -> dict[str, float]:
+    stats = _setup.summary([v * 1000 for v in values] if unit == "ms" else values)
+    print(f"  {label:<44} {_setup.fmt(stats, unit)}")
     return stats
 
 
@@ -363,8 +575,12 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="K=3 runs")
     parser.add_argument("--runs", type=int, default=None, help="K timed runs per path (<= 30)")
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds per run, max")
+    parser.add_argument("--boots", type=int, default=None, help="timed boots per path (<= 10)")
+    parser.add_argument("--boot-deadline", type=float, default=150.0, help="seconds per boot")
+    parser.add_argument("--no-boot", action="store_true", help="skip 3. (the instance boot)")
     args = parser.parse_args()
     runs = min(args.runs or (3 if args.small else 10), 30)
+    boots = 0 if args.no_boot else min(args.boots or (2 if args.small else 5), 10)
     if os.geteuid() != 0:
         raise SystemExit("bench/network.py starts a private OVS/OVN lab: run it as root")
 
@@ -374,7 +590,8 @@ def main() -> int:
     from django.conf import settings
     from rest_framework.test import APIClient
 
-    from iaas.celery import CONTROL_QUEUE, app
+    from hosts.hypervisors import close_all as close_hypervisors
+    from iaas.celery import CONTROL_QUEUE, app, host_queue
     from network.northbound import close_all
     from tests.support.ovn_lab import OvnLab
 
@@ -387,6 +604,7 @@ def main() -> int:
     lab = OvnLab(chassis="andromede-bench-1")
     ports: dict[str, list[dict[str, float]]] = {"cp": [], "raw": []}
     rules: dict[str, list[dict[str, float]]] = {"cp": [], "raw": []}
+    booted: dict[str, list[dict[str, Any]]] = {"cp": [], "raw": []}
     bench: Bench | None = None
     observer: Observer | None = None
     try:
@@ -401,8 +619,10 @@ def main() -> int:
         observer = Observer(lab.nb_remote)
         bench = Bench(lab, client, observer, args.deadline)
         api = observer.api
-        worker = start_worker(app, queues=[CONTROL_QUEUE], pool="threads", concurrency=4,
-                              perform_ping_check=False)  # fmt: skip
+        boot = Boot(lab, client, *boot_setup(lab), args.boot_deadline) if boots else None
+        # As tests/support/ovn_cloud.py: one worker for the host's queue and the control one.
+        worker = start_worker(app, queues=[host_queue(HOST), CONTROL_QUEUE], pool="threads",
+                              concurrency=4, perform_ping_check=False)  # fmt: skip
         with worker:
             deadline = time.monotonic() + 60
             network = bench.post("/api/v1/networks", {"name": "bench"})["id"]
@@ -472,12 +692,31 @@ def main() -> int:
                 print(f"  run {i}: raw NB {raw['nb'] * 1000:.1f} passes {raw['pass'] * 1000:.1f}"
                       f" ms | control plane POST {cp['answer'] * 1000:.1f} NB "
                       f"{cp['nb'] * 1000:.1f} passes {cp['pass'] * 1000:.1f} ms")  # fmt: skip
+
+            if boot is not None:
+                print(f"\n3. instance boot: 1 warm-up + {boots} runs per path")
+                boot.raw(api, switch, dhcp.uuid, raw_default, 0)
+                boot.control_plane(0)
+                for i in range(1, boots + 1):
+                    rb = boot.raw(api, switch, dhcp.uuid, raw_default, i)
+                    cb = boot.control_plane(i)
+                    booted["raw"].append(rb)
+                    booted["cp"].append(cb)
+                    print(
+                        f"  run {i}: raw running {rb['running']:.2f} s ready {rb['ready']:.2f} s"
+                        f" | control plane running {cb['running']:.2f} s ready {cb['ready']:.2f}"
+                        f" s (API {cb['ready_api']:.2f} s; POST {cb['accepted'] * 1000:.0f} ms,"
+                        f" queued {cb['queued']:.2f} s)"
+                    )
+                    print(f"    steps raw {_rounded(rb['steps'])}")
+                    print(f"    steps control plane {_rounded(cb['steps'])}")
     finally:
         if bench is not None:
             bench.cleanup()
         if observer is not None:
             observer.close()
         close_all()
+        close_hypervisors()
         lab.cleanup()
         reset_rows()
         print(f"cleanup: lab {lab.token} and its namespaces removed, bench rows deleted")
@@ -499,6 +738,30 @@ def main() -> int:
     print_stats("API: POST → ACL in the NB", [r["nb"] for r in rules["cp"]])
     cp_pass = print_stats("API: POST → first answer", [r["pass"] for r in rules["cp"]])
     ratio("rule → traffic", cp_pass, raw_pass)
+    if booted["raw"]:
+        print("3. instance boot")
+        raw_run = print_stats("raw: start → running", [r["running"] for r in booted["raw"]], "s")
+        raw_ready = print_stats("raw: start → ready line", [r["ready"] for r in booted["raw"]], "s")
+        cp_run = print_stats("API: POST → running (DB)", [r["running"] for r in booted["cp"]], "s")
+        cp_ready = print_stats(
+            "API: POST → ready line (host)", [r["ready"] for r in booted["cp"]], "s"
+        )
+        print_stats(
+            "API: POST → ready line (GET console)", [r["ready_api"] for r in booted["cp"]], "s"
+        )
+        print_stats("API: POST answered (202)", [r["accepted"] for r in booted["cp"]], "s")
+        print_stats("API: operation queued → leased", [r["queued"] for r in booted["cp"]], "s")
+        for path, label in (("raw", "raw"), ("cp", "API")):
+            for name in booted[path][0]["steps"]:
+                values = [r["steps"].get(name, 0.0) for r in booted[path]]
+                print_stats(f"{label}: step {name}", values)
+        ratio("boot, to running", cp_run, raw_run)
+        ratio("boot, to the ready line", cp_ready, raw_ready)
+        verdict = "MET" if cp_run["p50"] / raw_run["p50"] <= TARGET_RATIO else "NOT MET"
+        print(
+            f"target: the control plane within x{TARGET_RATIO:.2f} of raw at p50 (to running):"
+            f" {verdict}"
+        )
     print(f"total {time.monotonic() - started:.0f} s")
     return 0
 
