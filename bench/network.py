@@ -1,14 +1,16 @@
 """The network part of a boot and of a security-group change on OVN: the control plane
 against raw ovsdbapp calls on the same lab (issue 10).
 
-    sudo .venv/bin/python bench/network.py             # K=10 timed runs of each path
-    sudo .venv/bin/python bench/network.py --small     # K=3
-    # options: --runs K (at most 30), --deadline S per run (default 30)
+    sudo .venv/bin/python bench/network.py             # K=10 runs of 1. and 2., 5 boots
+    sudo .venv/bin/python bench/network.py --small     # K=3, 2 boots
+    # options: --runs K (<= 30), --boots K (<= 10), --no-boot, --deadline S per run
+    # (default 30), --boot-deadline S per boot (default 150)
 
 It needs root (it starts tests/support/ovn_lab.py's OvnLab: a private OVS + OVN in a
 namespace, never the machine's) and, like every bench, a bench database (BENCH_DATABASE_URL)
-and a broker (CELERY_BROKER_URL). A Celery worker serving the `control` queue (threads, as
-tests/support/ovn_cloud.py runs it) runs in this process; the API is DRF's in-process
+and a broker (CELERY_BROKER_URL). A Celery worker serving the `control` queue and the lab
+host's (threads, as tests/support/ovn_cloud.py runs it) runs in this process; the API is DRF's
+in-process
 APIClient with a real bearer token. One observer, a raw ovsdbapp connection to the lab's NB,
 reads its replica every 2 ms for both paths.
 
@@ -29,11 +31,17 @@ reads its replica every 2 ms for both paths.
                   allow-related, priority 1002) through ovsdbapp.
    Between runs the rule is removed (DELETE through the API / pg_acl_del) and the bench
    checks that B is unreachable again before the next run.
+3. The instance boot on OVN, on the lab's libvirtd onboarded as host bnet-ovn-1 (userspace
+   datapath), bench/provision.py's guest and structure:
+   control plane  POST /api/v1/instances → power_state running in the database → the ready
+                  line on the host's console, and through GET …/console.
+   raw            overlay + seed volumes, the port through ovsdbapp (as in 1.), define with
+                  an OVS NIC on br-int for that port, start → running → the ready line.
+   Target: the control plane within x1.20 of raw at p50, to running.
 
-Runs alternate raw / control plane after one untimed warm-up of each. The instance boot on
-OVN (POST /instances → running) against raw libvirt + ovsdbapp is not measured here.
-Everything goes with the lab at the end (namespaces, OVS/OVN, its directory), also on
-failure; the bench tenant's rows (slug bnet-acme) are deleted before and after.
+Runs alternate raw / control plane after one untimed warm-up of each. Everything goes with
+the lab at the end (namespaces, OVS/OVN, libvirtd, its directory), also on failure; this
+bench's rows (tenant bnet-acme, host bnet-ovn-1) are deleted before and after.
 """
 
 from __future__ import annotations
@@ -160,7 +168,6 @@ class Bench:
         self.obs = observer
         self.api = observer.api
         self.deadline_s = deadline
-        self.devices: list[str] = []  # veths in the lab's namespace
         self.netns: list[str] = []  # namespaces of ours in the machine's
 
     # --- helpers ---------------------------------------------------------------------------
@@ -178,7 +185,6 @@ class Bench:
         self.lab.run("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
         self.lab.run("ip", "link", "set", name, "up")
         self.lab.run("ip", "link", "set", f"{name}p", "up")
-        self.devices.append(name)
         return name
 
     def bind(self, device: str, port: str) -> None:
@@ -205,15 +211,13 @@ class Bench:
             ["link", "set", "eth0", "up"],
         ):
             ip("netns", "exec", name, IP, *argv)
-        self.devices.append(outer)
         self.bind(outer, port)
         return name
 
     def cleanup(self) -> None:
         for name in self.netns:
             ip("netns", "delete", name, check=False)
-        self.netns.clear()
-        self.devices.clear()  # the lab's namespace (and its veths) goes with the lab
+        self.netns.clear()  # the veths in the lab's namespace go with the lab
 
     # --- 1. port create → up -----------------------------------------------------------------
 
