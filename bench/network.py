@@ -9,10 +9,9 @@ against raw ovsdbapp calls on the same lab (issue 10).
 It needs root (it starts tests/support/ovn_lab.py's OvnLab: a private OVS + OVN in a
 namespace, never the machine's) and, like every bench, a bench database (BENCH_DATABASE_URL)
 and a broker (CELERY_BROKER_URL). A Celery worker serving the `control` queue and the lab
-host's (threads, as tests/support/ovn_cloud.py runs it) runs in this process; the API is DRF's
-in-process
-APIClient with a real bearer token. One observer, a raw ovsdbapp connection to the lab's NB,
-reads its replica every 2 ms for both paths.
+host's (threads, as tests/support/ovn_cloud.py runs it) runs in this process; the API is
+DRF's in-process APIClient with a real bearer token. One observer, a raw ovsdbapp connection
+to the lab's NB, reads its replica every 2 ms for both paths.
 
 1. Port create → up.
    control plane  POST /api/v1/ports on a tenant network (its default security group), then
