@@ -274,7 +274,7 @@ def test_a_group_takes_the_members_that_exist_and_the_others_join_when_created(
     early, late = vif(net, 10), vif(net, 11, port_groups=(group,))
 
     def members() -> list[str]:
-        return [list(g.ports) for g in nb.inventory().port_groups if g.name == group][0]
+        return next(list(g.ports) for g in nb.inventory().port_groups if g.name == group)
 
     nb.ensure_switch_port(early)
     nb.ensure_port_group(PortGroupSpec(group, (early.name, late.name)))
