@@ -272,6 +272,7 @@ SPECTACULAR_SETTINGS = {
         "StoragePoolRoleEnum": "hosts.models.StoragePool.Role",
         "HostStateEnum": "hosts.models.Host.State",
         "ImageStatusEnum": "images.models.Image.Status",
+        "NetworkRealisationEnum": "network.models.status.Realisation",
     },
 }
 
