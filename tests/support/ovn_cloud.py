@@ -88,6 +88,34 @@ def ovn_cloud(settings: Any, lab: OvnLab) -> Iterator[OvnCloud]:
     finally:
         close_northbound()
         close_hypervisors()
+        forget(lab, settings.OVN_OWNER)
+
+
+def forget(lab: OvnLab, owner: str) -> None:
+    """What one test left in the session's lab: its guests (destroyed and undefined) and its
+    rows in the NB (by owner). Otherwise the next test's router would take the same provider
+    address as this one's, still answering ARP for it."""
+    import libvirt
+
+    from hypervisor.ovn.northbound import Northbound
+
+    conn = libvirt.open(lab.libvirt_uri)
+    try:
+        for domain in conn.listAllDomains():
+            with contextlib.suppress(libvirt.libvirtError):
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefine()
+    finally:
+        conn.close()
+    with Northbound(lab.nb_remote, owner=owner, timeout=10) as nb:
+        inventory = nb.inventory()
+        for router in inventory.routers:
+            nb.delete_router(router.name)
+        for group in inventory.port_groups:
+            nb.delete_port_group(group.name)
+        for switch in inventory.switches:
+            nb.delete_switch(switch.name)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
