@@ -1,0 +1,71 @@
+"""The multi-host path (issue 10 item 6): a port on a second chassis reaches a guest on the
+first through Geneve. The guest is booted through the API on the session's OVN lab (chassis
+``andromede-test-1``); the second chassis (its own OVS and ovn-controller in a network
+namespace, an underlay in 192.0.2.0/24: tests/support/ovn_chassis.py) holds a namespace
+bound to a port the tenant made through the API on the guest's network."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from tests.support.ovn_chassis import (
+    CHASSIS_UNDERLAY_IP,
+    LAB_UNDERLAY_IP,
+    bound_chassis,
+    second_chassis,
+)
+from tests.support.ovn_cloud import boot, ovn_cloud, wait_for
+
+pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def cloud(settings, ovn_lab):
+    with ovn_cloud(settings, ovn_lab) as made:
+        yield made
+
+
+@pytest.fixture
+def chassis(ovn_lab):
+    with second_chassis(ovn_lab) as made:
+        yield made
+
+
+def test_a_port_on_a_second_chassis_reaches_a_guest_on_the_first_through_geneve(
+    cloud, chassis, make_tenant, make_caller
+):
+    client = make_caller(make_tenant("acme"), "member").client()
+    instance = boot(client, cloud, "web-1")
+    (guest_port,) = client.get(f"/api/v1/ports?device_id={instance['id']}").json()["results"]
+
+    answer = client.post("/api/v1/ports", {"network": guest_port["network"]}, format="json")
+    assert answer.status_code == 201, answer.content
+    port = answer.json()
+    url = f"/api/v1/ports/{port['id']}"
+    wait_for(lambda: client.get(url).json()["status"] == "active", 30, "the port to be active")
+    (fixed,) = port["fixed_ips"]
+    subnet = client.get(f"/api/v1/subnets/{fixed['subnet']}").json()
+    prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
+    vm = chassis.plug(port["id"], port["mac_address"], fixed["ip_address"], prefix)
+    wait_for(lambda: cloud.lab.lsp_up(port["id"]), 30, "the VM's port to be up")
+
+    assert bound_chassis(cloud.lab, port["id"]) == chassis.name
+    assert bound_chassis(cloud.lab, guest_port["id"]) == cloud.lab.chassis
+    before = chassis.tunnel_statistics()
+    # Both ports are in the tenant's default group, which lets in its own members.
+    assert chassis.ping(vm, instance["ip"], attempts=20)
+    flows = chassis.datapath_flows()
+
+    # OVS writes interface statistics to its database every 5 s.
+    wait_for(
+        lambda: all(
+            chassis.tunnel_statistics()[key] > before[key] for key in ("tx_packets", "rx_packets")
+        ),
+        15, "packets both ways on the second chassis' Geneve port",
+    )  # fmt: skip
+    # The echoes left chassis 2 inside a Geneve header to the lab's endpoint.
+    header = f"ipv4(src={CHASSIS_UNDERLAY_IP},dst={LAB_UNDERLAY_IP}"
+    pushes = [line for line in flows.splitlines() if "tnl_push" in line and header in line]
+    assert any("geneve(" in line for line in pushes), flows
