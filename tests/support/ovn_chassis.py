@@ -225,12 +225,13 @@ class SecondChassis:
         )  # fmt: skip
         return vm
 
-    def ping(self, vm: Vm, address: str, attempts: int = 10) -> bool:
-        """True as soon as `address` answers an ICMP echo from `vm` (`attempts` tries of
-        1 s: the first may go to flow setup)."""
+    def ping(self, vm: Vm, address: str, attempts: int = 10, size: int = 56) -> bool:
+        """True as soon as `address` answers an ICMP echo of `size` bytes of data from `vm`
+        (`attempts` tries of 1 s: the first may go to flow setup)."""
         for _ in range(attempts):
             done = subprocess.run(
-                ["ip", "netns", "exec", vm.netns, "busybox", "ping", "-c", "1", "-W", "1", address],
+                ["ip", "netns", "exec", vm.netns,
+                 "busybox", "ping", "-c", "1", "-W", "1", "-s", str(size), address],
                 capture_output=True, timeout=10, check=False,
             )  # fmt: skip
             if done.returncode == 0:
