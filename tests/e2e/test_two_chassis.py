@@ -15,6 +15,7 @@ from tests.support.ovn_chassis import (
     CHASSIS_UNDERLAY_IP,
     LAB_UNDERLAY_IP,
     TENANT_MTU,
+    Vm,
     bound_chassis,
     second_chassis,
 )
@@ -35,14 +36,10 @@ def chassis(ovn_lab):
         yield made
 
 
-def test_a_port_on_a_second_chassis_reaches_a_guest_on_the_first_through_geneve(
-    cloud, chassis, make_tenant, make_caller
-):
-    client = make_caller(make_tenant("acme"), "member").client()
-    instance = boot(client, cloud, "web-1")
-    (guest_port,) = client.get(f"/api/v1/ports?device_id={instance['id']}").json()["results"]
-
-    answer = client.post("/api/v1/ports", {"network": guest_port["network"]}, format="json")
+def _vm_on_chassis_2(client, cloud, chassis, network: str, **extra) -> tuple[dict, Vm]:
+    """A port made through the API on `network` (with `extra` in the request), once OVN
+    has it, and a namespace on the second chassis plugged as that port."""
+    answer = client.post("/api/v1/ports", {"network": network} | extra, format="json")
     assert answer.status_code == 201, answer.content
     port = answer.json()
     url = f"/api/v1/ports/{port['id']}"
@@ -50,9 +47,24 @@ def test_a_port_on_a_second_chassis_reaches_a_guest_on_the_first_through_geneve(
     (fixed,) = port["fixed_ips"]
     subnet = client.get(f"/api/v1/subnets/{fixed['subnet']}").json()
     prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
-    plugged = time.monotonic()
     vm = chassis.plug(port["id"], port["mac_address"], fixed["ip_address"], prefix)
     wait_for(lambda: cloud.lab.lsp_up(port["id"]), 30, "the VM's port to be up", every=0.05)
+    return port, vm
+
+
+def _guest(client, cloud) -> tuple[dict, dict]:
+    instance = boot(client, cloud, "web-1")
+    (port,) = client.get(f"/api/v1/ports?device_id={instance['id']}").json()["results"]
+    return instance, port
+
+
+def test_a_port_on_a_second_chassis_reaches_a_guest_on_the_first_through_geneve(
+    cloud, chassis, make_tenant, make_caller
+):
+    client = make_caller(make_tenant("acme"), "member").client()
+    instance, guest_port = _guest(client, cloud)
+    plugged = time.monotonic()
+    port, vm = _vm_on_chassis_2(client, cloud, chassis, guest_port["network"])
     up_after = time.monotonic() - plugged
 
     assert bound_chassis(cloud.lab, port["id"]) == chassis.name
@@ -82,6 +94,29 @@ def test_a_port_on_a_second_chassis_reaches_a_guest_on_the_first_through_geneve(
     chassis.vm(vm, "ip", "link", "set", "eth0", "mtu", "1500")
     assert not chassis.ping(vm, instance["ip"], attempts=3, size=1500 - 28)
     print(
-        f"chassis 2: plug → port up {up_after:.2f} s; then → the guest's first echo reply "
-        f"{answered_after:.2f} s"
+        f"chassis 2: POST port → plugged and up {up_after:.2f} s; then → the guest's first echo "
+        f"reply {answered_after:.2f} s"
     )
+
+
+def test_the_guests_security_group_holds_for_a_port_on_the_second_chassis(
+    cloud, chassis, make_tenant, make_caller
+):
+    client = make_caller(make_tenant("acme"), "member").client()
+    instance, guest_port = _guest(client, cloud)
+    port, vm = _vm_on_chassis_2(client, cloud, chassis, guest_port["network"], security_groups=[])
+    subnet = client.get(f"/api/v1/subnets/{port['fixed_ips'][0]['subnet']}").json()
+
+    # Outside the default group: the guest's chassis drops its echoes; the network's
+    # router still answers, so the port itself works.
+    assert chassis.ping(vm, subnet["gateway_ip"], attempts=5)
+    assert not chassis.ping(vm, instance["ip"], attempts=3)
+
+    group = client.get("/api/v1/security-groups?name=default").json()["results"][0]
+    url = f"/api/v1/ports/{port['id']}"
+    changed = client.patch(url, {"security_groups": [group["id"]]}, format="json")
+    assert changed.status_code == 200, changed.content
+    started = time.monotonic()
+    assert chassis.ping(vm, instance["ip"], attempts=20)
+    print(f"joined the guest's group → first echo reply across chassis: "
+          f"{time.monotonic() - started:.2f} s")  # fmt: skip
