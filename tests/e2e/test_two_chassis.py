@@ -7,7 +7,9 @@ bound to a port the tenant made through the API on the guest's network."""
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -120,3 +122,21 @@ def test_the_guests_security_group_holds_for_a_port_on_the_second_chassis(
     assert chassis.ping(vm, instance["ip"], attempts=20)
     print(f"joined the guest's group → first echo reply across chassis: "
           f"{time.monotonic() - started:.2f} s")  # fmt: skip
+
+
+def test_the_second_chassis_leaves_nothing_behind(ovn_lab):
+    encap_before = ovn_lab.vsctl("get", "open", ".", "external_ids:ovn-encap-ip")
+    bridges_before = sorted(ovn_lab.vsctl("list-br").split())
+    with second_chassis(ovn_lab) as made:
+        vm = made.plug(str(uuid.uuid4()), "0a:00:00:00:00:01", "198.51.100.250", 24)
+        assert made.pids()
+        assert ovn_lab.vsctl("get", "open", ".", "external_ids:ovn-encap-ip") != encap_before
+
+    assert made.name not in ovn_lab.sbctl("--bare", "--columns=name", "list", "Chassis")
+    assert ovn_lab.vsctl("--bare", "--columns=name", "find", "interface", "type=geneve") == ""
+    assert sorted(ovn_lab.vsctl("list-br").split()) == bridges_before
+    assert ovn_lab.vsctl("get", "open", ".", "external_ids:ovn-encap-ip") == encap_before
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    assert made.netns not in listed.stdout
+    assert vm.netns not in listed.stdout
+    assert not made.directory.exists()
