@@ -16,8 +16,9 @@ docs/networking.md).
   to a logical switch port (``external_ids:iface-id``), with exactly the port's MAC and IP.
 
 The lab's own chassis gets its underlay and its Geneve endpoint 192.0.2.1 at `start()`;
-`cleanup()` gives it back 127.0.0.1, removes the chassis from the SB, kills by pid every
-process in the chassis' and the VMs' namespaces, and deletes them and its directory.
+`cleanup()` gives it back the endpoint it had (127.0.0.1 in the lab), removes the chassis
+from the SB, kills by pid every process in the chassis' and the VMs' namespaces, and
+deletes them and its directory.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ TENANT_MTU = 1442
 UNDERLAY_PREFIX = 24
 LAB_UNDERLAY_IP = "192.0.2.1"
 CHASSIS_UNDERLAY_IP = "192.0.2.2"
-#: What the lab's chassis declares when it has no underlay (tests/support/ovn_lab.py).
-LAB_LOOPBACK_ENCAP = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,7 @@ class SecondChassis:
         self.vms: list[Vm] = []
         self._namespaces: list[str] = []
         self._lab_joined = False
+        self._lab_encap_ip = ""
         self.startup_seconds: float | None = None
 
     @property
@@ -171,6 +171,7 @@ class SecondChassis:
             run("ip", "addr", "replace", f"{address}/{UNDERLAY_PREFIX}", "dev",
                 self.underlay_bridge)  # fmt: skip
             run("ip", "link", "set", self.underlay_bridge, "up")
+        self._lab_encap_ip = self.lab.vsctl("get", "open", ".", "external_ids:ovn-encap-ip")
         self.lab.vsctl("set", "open", ".", f"external_ids:ovn-encap-ip={LAB_UNDERLAY_IP}")
 
     def _start_controller(self) -> None:
@@ -282,11 +283,12 @@ class SecondChassis:
         with contextlib.suppress(AssertionError):
             self.lab.sbctl("--if-exists", "chassis-del", self.name)
         if self._lab_joined:
+            restore = ["--", "--if-exists", "del-br", self.underlay_bridge]
+            if self._lab_encap_ip:
+                encap = self._lab_encap_ip.strip()
+                restore += ["--", "set", "open", ".", f"external_ids:ovn-encap-ip={encap}"]
             with contextlib.suppress(AssertionError):
-                self.lab.vsctl(
-                    "--", "--if-exists", "del-br", self.underlay_bridge,
-                    "--", "set", "open", ".", f"external_ids:ovn-encap-ip={LAB_LOOPBACK_ENCAP}",
-                )  # fmt: skip
+                self.lab.vsctl(*restore)
         # Deleting a namespace deletes the veths in it, and so their peers in the lab's.
         for name in reversed(self._namespaces):
             subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)
