@@ -76,6 +76,7 @@ class SecondChassis:
         self._namespaces: list[str] = []
         self._lab_joined = False
         self._lab_encap_ip = ""
+        self._lab_ports: list[str] = []
         self.startup_seconds: float | None = None
 
     @property
@@ -199,18 +200,27 @@ class SecondChassis:
 
     # --- a VM on this chassis --------------------------------------------------------------
 
-    def plug(self, port: str, mac: str, ip: str, prefix: int) -> Vm:
-        """A namespace on this chassis whose ``eth0`` is the logical switch port `port`,
-        with MAC `mac` and `ip`/`prefix`, MTU 1442, TX checksum offload off (a partial
-        checksum read by OVS through AF_PACKET is forwarded as is: TCP dies,
-        shared/notes/ovn-lab.md; measured again through Geneve here)."""
-        vm = Vm(netns=f"andr-vm-{self.token}-{len(self.vms)}", port=port, mac=mac, ip=ip)
-        veth = f"andvm{self.token}{len(self.vms)}"
+    def plug(self, port: str, mac: str, ip: str, prefix: int, on_lab: bool = False) -> Vm:
+        """A namespace on this chassis (on the lab's chassis with `on_lab`) whose ``eth0``
+        is the logical switch port `port`, with MAC `mac` and `ip`/`prefix`, MTU 1442, TX
+        checksum offload off (a partial checksum read by OVS through AF_PACKET is forwarded
+        as is: TCP dies, shared/notes/ovn-lab.md; measured again through Geneve here)."""
+        index = len(self.vms)
+        vm = Vm(netns=f"andr-vm-{self.token}-{index}", port=port, mac=mac, ip=ip)
+        veth = f"andvm{self.token}{index}"
+        host_netns, run, vsctl = (
+            (self.lab.netns, self.lab.run, self.lab.vsctl)
+            if on_lab
+            else (self.netns, self.run, self.vsctl)
+        )
         self._namespace(vm.netns)
-        _run(["ip", "-n", self.netns, "link", "add", veth, "type", "veth",
-              "peer", "name", "eth0", "netns", vm.netns], 10)  # fmt: skip
+        # Made in the VM's namespace: deleting that namespace deletes the pair.
+        _run(["ip", "-n", vm.netns, "link", "add", "eth0", "type", "veth",
+              "peer", "name", veth, "netns", host_netns], 10)  # fmt: skip
         self.vms.append(vm)
-        self.run("ip", "link", "set", veth, "up")
+        if on_lab:
+            self._lab_ports.append(veth)
+        run("ip", "link", "set", veth, "up")
         for command in (
             ("ip", "link", "set", "lo", "up"),
             ("ip", "link", "set", "eth0", "address", mac, "mtu", str(TENANT_MTU)),
@@ -219,7 +229,7 @@ class SecondChassis:
             ("ethtool", "-K", "eth0", "tx", "off"),
         ):
             self.vm(vm, *command)
-        self.vsctl(
+        vsctl(
             "--", "--may-exist", "add-port", self.integration_bridge, veth,
             "--", "set", "interface", veth, f"external_ids:iface-id={port}",
             f'external_ids:attached-mac="{mac}"',
@@ -284,6 +294,8 @@ class SecondChassis:
             self.lab.sbctl("--if-exists", "chassis-del", self.name)
         if self._lab_joined:
             restore = ["--", "--if-exists", "del-br", self.underlay_bridge]
+            for veth in self._lab_ports:
+                restore += ["--", "--if-exists", "del-port", self.integration_bridge, veth]
             if self._lab_encap_ip:
                 encap = self._lab_encap_ip.strip()
                 restore += ["--", "set", "open", ".", f"external_ids:ovn-encap-ip={encap}"]
