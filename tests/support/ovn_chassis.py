@@ -14,6 +14,11 @@ docs/networking.md).
   Measured: no ``ovs/route/add`` and no ``tnl/arp/set`` are needed.
 - `plug()` makes a namespace playing a VM on this chassis: a veth into its ``br-int`` bound
   to a logical switch port (``external_ids:iface-id``), with exactly the port's MAC and IP.
+  The veth is named like a guest's tap, and the chassis' namespace has make run's guard
+  (scripts/ovn.sh's `ovn_guard_rules`, as the lab has): on the userspace datapath the
+  kernel gets the VMs' frames too, and without the guard it answered a VM's ARP for a
+  tenant address that is also the chassis' underlay address (tenants may use any CIDR,
+  192.0.2.0/24 included: the tests' default tenant subnet is).
 
 The lab's own chassis gets its underlay and its Geneve endpoint 192.0.2.1 at `start()`;
 `cleanup()` gives it back the endpoint it had (127.0.0.1 in the lab), removes the chassis
@@ -35,8 +40,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypervisor.base import TAP_PREFIX
 from tests.support.fault_lab import wait_for
-from tests.support.ovn_lab import OVS_SCHEMA, OvnLab, _run
+from tests.support.ovn_lab import GUARD_TABLE, OVS_SCHEMA, OvnLab, _run
 
 #: Geneve's overhead (outer Ethernet 14 + IPv4 20 + UDP 8 + Geneve 8 + OVN's option 8)
 #: under a 1500-byte underlay: the tenant MTU.
@@ -108,6 +114,7 @@ class SecondChassis:
         started = time.monotonic()
         self._namespace(self.netns)
         self.run("ip", "link", "set", "lo", "up")
+        self._guard()
         self._start_ovs()
         self._underlay()
         self._start_controller()
@@ -122,6 +129,19 @@ class SecondChassis:
         self._namespaces.append(name)
         off = [f"net.ipv6.conf.{key}.disable_ipv6=1" for key in ("default", "all")]
         _run(["ip", "netns", "exec", name, "sysctl", "-q", "-w", *off], 10)
+
+    def _guard(self) -> None:
+        """make run's nftables guard, for this chassis' bridges and the VMs' veths."""
+        rules = _run(
+            ["bash", "-c", "source scripts/ovn.sh && ovn_guard_rules"], 30,
+            env_extra={
+                "ANDROMEDE_TAP_PREFIX": TAP_PREFIX,
+                "ANDROMEDE_NFT_TABLE": GUARD_TABLE,
+                "ANDROMEDE_OVN_INTEGRATION_BRIDGE": self.integration_bridge,
+                "ANDROMEDE_OVN_PROVIDER_BRIDGE": self.lab.provider_bridge,  # none here
+            },
+        )  # fmt: skip
+        _run(["ip", "netns", "exec", self.netns, "nft", "-f", "-"], 10, stdin=rules)
 
     def _daemon(self, name: str, *argv: str) -> None:
         """As `OvnLab._daemon`: detached, restarted by its monitor if it crashes, its
@@ -207,7 +227,8 @@ class SecondChassis:
         as is: TCP dies, shared/notes/ovn-lab.md; measured again through Geneve here)."""
         index = len(self.vms)
         vm = Vm(netns=f"andr-vm-{self.token}-{index}", port=port, mac=mac, ip=ip)
-        veth = f"andvm{self.token}{index}"
+        # Named like a guest's tap: the guard of each chassis' namespace covers it.
+        veth = f"{TAP_PREFIX}vm{self.token}{index}"
         host_netns, run, vsctl = (
             (self.lab.netns, self.lab.run, self.lab.vsctl)
             if on_lab
