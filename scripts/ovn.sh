@@ -14,7 +14,11 @@
 #           Then exports the control plane's settings (ANDROMEDE_OVN_*), see ovn_env.
 #   central only the central part (NB, SB, northd): no root, no Open vSwitch; what API tests
 #           need ("a real NB ovsdb-server, never a fake"). Prints the settings too.
-#   stop    stops the daemons this installation started (ovn-controller, northd, NB, SB).
+#           watchdog: scripts/ovs_watchdog.py, detached, re-runs `ovn.sh start` when the
+#             machine's ovsdb-server or ovs-vswitchd, or this installation's ovn-controller,
+#             died without their --monitor restarting them (SIGKILL: the OOM killer, kill -9).
+#   stop    stops the watchdog, then the daemons this installation started (ovn-controller,
+#           northd, NB, SB).
 #           Never the machine's Open vSwitch: it is machine-wide and carries every running
 #           guest's traffic (libvirt's openvswitch virtualport uses it); stop it by hand with
 #           /usr/share/openvswitch/scripts/ovs-ctl stop when nothing else needs it.
@@ -319,6 +323,47 @@ ovn_guard_remove() {
     done
 }
 
+# ---- watchdog ------------------------------------------------------------------------------
+
+OVN_WATCHDOG_PID="$OVN_DIR/ovs-watchdog.pid"
+
+watchdog_pid() {
+    local pid
+    pid="$(cat "$OVN_WATCHDOG_PID" 2>/dev/null)" || return 1
+    [[ $pid =~ ^[0-9]+$ ]] && grep -qa ovs_watchdog "/proc/$pid/cmdline" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+# Production hosts with systemd restart these daemons with Restart=; here (no systemd) OVS's
+# --monitor restarts them after a crash signal but not after SIGKILL, which would leave every
+# guest of the machine cut off. The restart is this script's own idempotent start (it starts
+# only what is missing; measured 3.4 s from the kill to the machine reaching a floating IP
+# again): the watchdog inherits this environment (ANDROMEDE_*, OVS_*), so it is this start.
+ovs_watchdog_start() {
+    watchdog_pid >/dev/null && return 0
+    local rundir="${OVS_RUNDIR:-/var/run/openvswitch}" restart
+    restart="$(printf '%q ' bash "$ROOT/scripts/ovn.sh" start)"
+    say "starting the Open vSwitch watchdog (log: $OVN_DIR/ovs-watchdog.log)"
+    setsid python3 "$ROOT/scripts/ovs_watchdog.py" --pidfile "$OVN_WATCHDOG_PID" \
+        --restart-timeout 120 \
+        --watch "$rundir/ovsdb-server.pid" ovsdb-server "$restart" \
+        --watch "$rundir/ovs-vswitchd.pid" ovs-vswitchd "$restart" \
+        --watch "$OVN_DIR/ovn-controller.pid" ovn-controller "$restart" \
+        </dev/null >>"$OVN_DIR/ovs-watchdog.log" 2>&1 &
+    wait_for "$OVN_WAIT_TIMEOUT" "the watchdog (log: $OVN_DIR/ovs-watchdog.log)" watchdog_pid
+}
+
+ovs_watchdog_stop() {
+    local pid deadline
+    pid="$(watchdog_pid)" || return 0
+    say "stopping the Open vSwitch watchdog (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    while [[ -d /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$OVN_WATCHDOG_PID"
+}
+
 # ---- start / stop --------------------------------------------------------------------------
 
 # ovn_env: the control plane's settings, as export lines.
@@ -352,6 +397,7 @@ ovn_start() {
     ovn_guard_apply # first: no window where a guest's tap exists unguarded
     ovn_central_start
     ovn_host_start
+    ovs_watchdog_start
     eval "$(ovn_env)"
     say "OVN ready: NB $OVN_NB_REMOTE, chassis $OVN_CHASSIS, provider $OVN_EXT_BRIDGE" \
         "$OVN_PROVIDER_GATEWAY (${OVN_PROVIDER_CIDR})"
@@ -377,6 +423,7 @@ daemon_stop() {
 }
 
 ovn_stop() {
+    ovs_watchdog_stop # first: it would start again what is stopped below
     # The controller first, while the SB still answers: a clean exit removes its chassis.
     daemon_stop ovn-controller
     daemon_stop ovn-northd
@@ -407,6 +454,11 @@ ovn_status() {
             printf '%-15s stopped\n' "$name"
         fi
     done
+    if watchdog_pid >/dev/null; then
+        printf '%-15s running (pid %s)\n' ovs-watchdog "$(watchdog_pid)"
+    else
+        printf '%-15s stopped\n' ovs-watchdog
+    fi
     ovn_env
 }
 

@@ -323,3 +323,34 @@ def test_stop_stops_this_installation_and_start_brings_it_back(machine: Machine)
     finally:
         stop(guest)
     assert result[f"{FLOATING_IP} {GUEST_SERVICE_PORT}"].startswith("connected")
+
+
+def test_a_sigkilled_ovs_vswitchd_is_restarted_and_the_machine_reaches_the_guest_again(
+    machine: Machine,
+) -> None:
+    """OVS's --monitor does not restart a SIGKILLed daemon (the OOM killer, kill -9): ovn.sh's
+    watchdog does, by running `ovn.sh start`."""
+    assert "ovs-watchdog    running" in machine.ovn_sh("status")
+    pidfile = Path(machine.env["OVS_RUNDIR"]) / "ovs-vswitchd.pid"
+    victim = int(pidfile.read_text())
+    target = f"{FLOATING_IP} {GUEST_SERVICE_PORT}"
+    guest = listen(machine.guest_netns, GUEST_SERVICE_PORT)
+    try:
+        assert machine.machine_probe(target)[target].startswith("connected")
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        while True:  # each probe is bounded (2 s)
+            result = machine.machine_probe(target)[target]
+            recovered_after = time.monotonic() - killed_at
+            if result.startswith("connected") or recovered_after > 30:
+                break
+            time.sleep(0.2)
+    finally:
+        stop(guest)
+    print(f"\nmake run: ovs-vswitchd SIGKILLed → the floating IP answers again: "
+          f"{recovered_after:.2f} s")  # fmt: skip
+    assert result.startswith("connected"), result
+    assert int(pidfile.read_text()) != victim
+    assert recovered_after <= 10
+    log = (Path(machine.env["ANDROMEDE_VAR_DIR"]) / "ovn" / "ovs-watchdog.log").read_text()
+    assert log.count("ovs-vswitchd restart: exit status 0") == 1, log

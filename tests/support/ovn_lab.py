@@ -94,6 +94,9 @@ class OvnLab:
         self.namespaces: set[tuple[str, int]] = set()
         self.startup_seconds: float | None = None
         self.timings: dict[str, float] = {}
+        #: name → the command line (env included) each `_daemon` was started with.
+        self.daemon_commands: dict[str, list[str]] = {}
+        self.watchdog: subprocess.Popen[bytes] | None = None
 
     # --- where things are ------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class OvnLab:
         self._mark("ovs", started)
         self._start_ovn()
         self._mark("ovn", started)
+        self._start_watchdog()
         self._start_libvirtd(timeout)
         self._mark("libvirtd", started)
         self._start_outside()
@@ -214,7 +218,10 @@ class OvnLab:
     def _daemon(self, name: str, *argv: str, directory: Path) -> None:
         """An OVS/OVN daemon, detached with a monitor that restarts it if it crashes (the
         lab note saw one conntrack assertion), its pidfile and log in `directory`."""
-        self.run(
+        ovs, ovn = str(self.ovs_dir), str(self.ovn_dir)
+        env = {"OVS_RUNDIR": ovs, "OVS_LOGDIR": ovs, "OVS_DBDIR": ovs,
+               "OVN_RUNDIR": ovn, "OVN_LOGDIR": ovn, "OVN_DBDIR": ovn}  # fmt: skip
+        command = [
             name,
             *argv,
             f"--pidfile={directory / name}.pid",
@@ -222,13 +229,9 @@ class OvnLab:
             "--detach",
             "--monitor",
             "--no-chdir",
-            OVS_RUNDIR=str(self.ovs_dir),
-            OVS_LOGDIR=str(self.ovs_dir),
-            OVS_DBDIR=str(self.ovs_dir),
-            OVN_RUNDIR=str(self.ovn_dir),
-            OVN_LOGDIR=str(self.ovn_dir),
-            OVN_DBDIR=str(self.ovn_dir),
-        )
+        ]
+        self.daemon_commands[name] = ["env", *(f"{k}={v}" for k, v in env.items()), *command]
+        self.run(*command, timeout=30, check=True, **env)
 
     def _start_ovs(self) -> None:
         db = self.ovs_dir / "conf.db"
@@ -290,6 +293,28 @@ class OvnLab:
         )  # fmt: skip
         # ovn-controller 23.03 has no --unixctl: OVN_RUNDIR (set by _daemon) places it.
         self._daemon("ovn-controller", self.ovs_remote, directory=self.ovn_dir)
+
+    def _start_watchdog(self) -> None:
+        """make run's watchdog (scripts/ovs_watchdog.py) for the lab's ovsdb-server and
+        ovs-vswitchd, inside the lab's namespaces, restarting each with the command line it
+        was started with: a SIGKILLed daemon (which its --monitor does not restart) comes
+        back as on a real host. Its log: ovs/watchdog.log."""
+        assert self.holder is not None
+        watches = []
+        for name in ("ovsdb-server", "ovs-vswitchd"):  # the database first: the switch needs it
+            pidfile = self.ovs_dir / f"{name}.pid"
+            watches += ["--watch", str(pidfile), name, shlex.join(self.daemon_commands[name])]
+        with (self.ovs_dir / "watchdog.log").open("ab") as log:
+            self.watchdog = subprocess.Popen(
+                ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "python3",
+                 str(ROOT / "scripts" / "ovs_watchdog.py"),
+                 "--pidfile", str(self.ovs_dir / "watchdog.pid"), *watches],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        watchdog = self.watchdog
+        wait_for(lambda: (self.ovs_dir / "watchdog.pid").exists() or watchdog.poll() is not None,
+                 10, "the lab's watchdog")  # fmt: skip
+        assert watchdog.poll() is None, (self.ovs_dir / "watchdog.log").read_text()
 
     def _start_libvirtd(self, timeout: float) -> None:
         log = self.directory / "libvirt" / "libvirtd.log"
@@ -388,6 +413,13 @@ class OvnLab:
     # --- cleanup ---------------------------------------------------------------------------
 
     def cleanup(self) -> None:
+        if self.watchdog is not None:  # first: it would restart the daemons killed below
+            self.watchdog.terminate()
+            try:
+                self.watchdog.wait(5)
+            except subprocess.TimeoutExpired:
+                self.watchdog.kill()
+                self.watchdog.wait(5)
         if self.holder is not None and self.holder.poll() is None:
             with contextlib.suppress(Exception):
                 _destroy_everything(self.libvirt_uri)
