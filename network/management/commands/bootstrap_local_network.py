@@ -17,6 +17,7 @@ from django.db import transaction
 
 from iaas.audit import Actor
 from network.models import Network, SecurityGroupRule
+from network.services import realise
 from network.services.convergence import reconcile
 from network.services.networks import default_network, provider_network_create
 from network.services.security_groups import default_security_group, security_group_rule_create
@@ -34,10 +35,11 @@ class Command(BaseCommand):
         if not settings.OVN_NB_REMOTE or not settings.OVN_PROVIDER_CIDR:
             raise CommandError("no OVN settings: run scripts/ovn.sh start first (make run does)")
         actor = Actor.system("bootstrap_local_network")
-        public = self._external(actor)
-        tenant = Tenant.objects.filter(slug=DEMO_TENANT).first()
-        if tenant is not None:
-            self._demo(actor, tenant)
+        with realise.converged_by_caller():
+            public = self._external(actor)
+            tenant = Tenant.objects.filter(slug=DEMO_TENANT).first()
+            if tenant is not None:
+                self._demo(actor, tenant)
         # make run starts its broker and workers after this command: write OVN now, as a
         # control worker would (its tasks, sent meanwhile, find nothing left to do).
         drift = reconcile()
