@@ -27,7 +27,11 @@ def register() -> None:
         registry.Action("instance.resize", resize.run_resize),
         registry.Action("instance.revert_resize", resize.run_revert_resize),
         registry.Action("instance.snapshot", snapshot.run_snapshot, snapshot.abandon_snapshot),
-        registry.Action("instance.attach_interface", interfaces.run_attach_interface),
+        registry.Action(
+            "instance.attach_interface",
+            interfaces.run_attach_interface,
+            interfaces.abandon_attach_interface,
+        ),
         registry.Action("instance.detach_interface", interfaces.run_detach_interface),
     ):
         registry.register_action(action)

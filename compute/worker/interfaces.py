@@ -74,3 +74,13 @@ def run_detach_interface(operation: Operation, instance: Instance) -> None:
         fail(operation, instance, "detach_interface", exc)
         return
     succeed(operation)
+
+
+def abandon_attach_interface(operation: Operation, reason: str) -> None:
+    """The attach was abandoned (past its deadline, or its host lost): its port leaves the
+    instance again (deleted if it was made for it), so the tenant is not left with a NIC
+    the guest may never have got. A NIC half-plugged in the definition is taken out by the
+    next detach or rebuild; without its port it reaches nothing (port security)."""
+    port = _port(operation)
+    if port is not None and port.device_id == operation.target_id:
+        device_port_release(port)

@@ -206,6 +206,19 @@ class Drift:
     def __bool__(self) -> bool:
         return bool(self.missing or self.changed or self.extra)
 
+    def differs(
+        self, kind: str, name: str, held: object, wanted: object, unreadable: set[str]
+    ) -> bool:
+        """Whether OVN must be written for `kind name`: recorded as missing (OVN holds
+        nothing: `held` None) or changed (different, or too damaged to read)."""
+        if held is None:
+            self.missing.append(f"{kind} {name}")
+            return True
+        if held != wanted or name in unreadable:
+            self.changed.append(f"{kind} {name}")
+            return True
+        return False
+
     def as_dict(self) -> dict[str, list[str]]:
         return {"missing": self.missing, "changed": self.changed, "extra": self.extra}
 
@@ -225,13 +238,8 @@ def reconcile() -> Drift:
     held = {s.name: s for s in inventory.switches}
     for name, network in networks.items():
         want = ovn_specs.switch_spec(network)
-        if name not in held:
-            drift.missing.append(f"switch {name}")
-        elif held[name] != want or name in unreadable:
-            drift.changed.append(f"switch {name}")
-        else:
-            continue
-        _ensure_switch(nb, network)
+        if drift.differs("switch", name, held.get(name), want, unreadable):
+            _ensure_switch(nb, network)
 
     held_ports = {p.name: p for p in inventory.switch_ports}
     wanted_ports: dict[str, Any] = {}
@@ -239,19 +247,12 @@ def reconcile() -> Drift:
         spec = ovn_specs.port_spec(port)
         if spec is not None:
             wanted_ports[spec.name] = (port, spec)
-        localnet = ovn_specs.localnet_spec(port.network)
-        if localnet is not None:
-            wanted_ports[localnet.name] = (None, localnet)
     for network in networks.values():
         localnet = ovn_specs.localnet_spec(network)
         if localnet is not None:
             wanted_ports[localnet.name] = (None, localnet)
     for name, (port, spec) in wanted_ports.items():
-        if name not in held_ports:
-            drift.missing.append(f"port {name}")
-        elif held_ports[name] != spec or name in unreadable:
-            drift.changed.append(f"port {name}")
-        else:
+        if not drift.differs("port", name, held_ports.get(name), spec, unreadable):
             continue
         if port is None:
             nb.ensure_switch_port(spec)
@@ -264,25 +265,18 @@ def reconcile() -> Drift:
         members = sorted(str(pk) for pk in group.ports.values_list("pk", flat=True))
         wanted_group = ovn_specs.group_spec(group, members)
         state = held_groups.get(name)
-        if state is None:
-            drift.missing.append(f"port group {name}")
-        elif state.ports != wanted_group.ports or state.acls != acls_for(name, wanted_group.rules):
-            drift.changed.append(f"port group {name}")
-        else:
-            continue
-        _ensure_group(nb, group, set())
+        # Compared as the NB holds a group: its members and its ACLs.
+        held_state = None if state is None else (state.ports, state.acls)
+        want_state = (wanted_group.ports, acls_for(name, wanted_group.rules))
+        if drift.differs("port group", name, held_state, want_state, set()):
+            _ensure_group(nb, group, set())
 
     routers = {str(r.pk): r for r in Router.objects.all()}
     held_routers = {r.name: r for r in inventory.routers}
     for name, router in routers.items():
         want_router = ovn_specs.router_spec(router)
-        if name not in held_routers:
-            drift.missing.append(f"router {name}")
-        elif held_routers[name] != want_router or name in unreadable:
-            drift.changed.append(f"router {name}")
-        else:
-            continue
-        nb.ensure_router(want_router)
+        if drift.differs("router", name, held_routers.get(name), want_router, unreadable):
+            nb.ensure_router(want_router)
 
     for name in sorted(held_routers.keys() - routers.keys()):
         drift.extra.append(f"router {name}")

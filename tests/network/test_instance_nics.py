@@ -105,3 +105,30 @@ def test_detaching_a_port_that_is_not_the_instances_is_refused(cloud):
     )
     assert_error(refused, 400, "not_an_interface")
     assert Port.objects.get(pk=free["id"]).device_id is None
+
+
+def test_an_attach_abandoned_past_its_deadline_gives_its_port_back(cloud):
+    """A worker that never finished the attach (it died, its host was lost): the sweeper
+    fails the operation and the port made for it goes; the instance keeps its one NIC."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from operations.models import Operation
+    from operations.services.deadlines import fail_overdue_operations
+
+    created = create(cloud.client, cloud.image).json()
+    instance_id = created["instance"]["id"]
+    assert run_operation(created["operation"]["id"]) == "succeeded"
+    other, _ = network(cloud.client, "other", "192.0.2.0/24")
+    answer = cloud.client.post(
+        f"/api/v1/instances/{instance_id}/interfaces", {"network": "other"}, format="json"
+    ).json()
+    assert Port.objects.filter(network_id=other["id"]).exists()
+    Operation.objects.filter(pk=answer["operation"]["id"]).update(
+        created_at=timezone.now() - timedelta(hours=2)
+    )
+    assert fail_overdue_operations() == [answer["operation"]["id"]]
+    assert not Port.objects.filter(network_id=other["id"]).exists()
+    assert len(cloud.client.get(f"/api/v1/instances/{instance_id}/interfaces").json()) == 1
+    assert cloud.client.get(f"/api/v1/instances/{instance_id}").json()["task_state"] is None
