@@ -282,8 +282,12 @@ def test_a_spoofing_guest_reaches_nobody_and_a_nic_attached_live_gets_its_addres
     lease = (
         'printf \'#!/bin/sh\\n[ "$1" = bound ] && ifconfig "$interface" "$ip" netmask'
         ' "$subnet" up\\nexit 0\\n\' > /tmp/lease.sh; chmod +x /tmp/lease.sh;'
+        # The guest takes the hot-plugged NIC a moment after libvirt did (ACPI, TCG): wait
+        # for it, bounded (20 s).
+        ' n=0; i=; while [ -z "$i" ] && [ $n -lt 40 ]; do'
         f' i=$(for d in /sys/class/net/*; do [ "$(cat $d/address)" = "{nic["mac_address"]}" ]'
-        ' && echo ${d##*/}; done); ip link set "$i" up;'
+        ' && echo ${d##*/}; done); [ -z "$i" ] && sleep 0.5; n=$((n + 1)); done;'
+        ' ip link set "$i" up;'
         ' udhcpc -i "$i" -n -q -t 5 -T 2 -s /tmp/lease.sh >/dev/null 2>&1;'
         ' ip -4 -o addr show dev "$i"'
     )
