@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, cast
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from kombu import Connection
 
 from celery import Celery
 from iaas.request_context import (
@@ -74,3 +75,28 @@ def _drop_request_id(task_id: str = "", **_: Any) -> None:
     token = _task_tokens.pop(task_id, None)
     if token is not None:
         reset_request_id(token)
+
+
+#: How long a publisher waits for a free pooled broker connection (`broker_pool_limit` of
+#: them per process) before giving up like a dead broker.
+PUBLISH_POOL_WAIT_SECONDS = 2.0
+
+
+def publish(task_name: str, *, args: tuple[Any, ...], queue: str | None = None) -> None:
+    """Send `task_name(*args)` (to `queue`, else its route) on a pooled broker connection:
+    one attempt, no retry loop, so that a request never hangs on a dead broker (the caller
+    keeps what must be sent again: an operation's row, a network object's status). Raises
+    on failure; a connection that failed is reset before it goes back to the pool.
+
+    Pooled because a fresh connection per message cost 7 to 8 ms against 0.9 ms (measured:
+    Redis over its socket, kombu declaring the queue again on each new connection), twice
+    per instance create."""
+    pooled = app.pool.acquire(block=True, timeout=PUBLISH_POOL_WAIT_SECONDS)
+    # celery-types says a Producer; kombu's ConnectionPool hands out Connections.
+    with cast(Connection, pooled) as connection:
+        try:
+            connection.ensure_connection(max_retries=0)
+            app.send_task(task_name, args=args, queue=queue, retry=False, connection=connection)
+        except Exception:
+            connection.collect()
+            raise

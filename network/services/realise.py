@@ -36,14 +36,12 @@ DELETE_ROUTER = "network.delete_router"
 
 
 def _send(task_name: str, *args: str) -> None:
-    from iaas.celery import app
+    from iaas.celery import publish
 
     try:
-        with app.connection_for_write() as connection:
-            # One attempt, no retry loop (as operations.services.outbox.send): with the
-            # broker down the request must not hang; the reconciler converges it later.
-            connection.ensure_connection(max_retries=0)
-            app.send_task(task_name, args=args, retry=False, connection=connection)
+        # One attempt (publish's contract): with the broker down the request must not hang;
+        # the reconciler converges it later.
+        publish(task_name, args=args)
     except Exception as exc:
         logger.warning("%s%s not sent (%s); the reconciler will converge it", task_name, args, exc)
 

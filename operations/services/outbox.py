@@ -13,7 +13,7 @@ from django.db.models import Model, Q
 from django.utils import timezone
 
 from iaas.audit import Actor, audit_record
-from iaas.celery import app, host_queue
+from iaas.celery import host_queue, publish
 from iaas.request_context import current_request_id
 from operations import registry
 from operations.models import Operation
@@ -86,16 +86,7 @@ def send(operation_id: uuid.UUID | str, host_name: str) -> bool:
     from operations.tasks import run_operation  # the task module imports the dispatcher
 
     try:
-        with app.connection_for_write() as connection:
-            # One connection attempt, no retry loop: with the broker down kombu would
-            # otherwise retry for the whole connect timeout, and a request would hang on it.
-            connection.ensure_connection(max_retries=0)
-            run_operation.apply_async(
-                args=(str(operation_id),),
-                queue=host_queue(host_name),
-                retry=False,
-                connection=connection,  # type: ignore[call-arg]  # missing from the stubs
-            )
+        publish(run_operation.name, args=(str(operation_id),), queue=host_queue(host_name))
     except Exception as exc:  # the broker is down: the sweeper will send it
         logger.warning("operation %s not sent (%s); the sweeper will retry", operation_id, exc)
         return False

@@ -1,10 +1,12 @@
 """The NoCloud seed meets the cloud-init real images ship (issue 10, item 5): through the API
-only, a tenant boots a real Debian 12 image (scripts/build-debian-image.sh: debootstrap,
-Debian's cloud-init 22.4, OpenSSH, netplan + systemd-networkd) with its keypair and a
-cloud-config; cloud-init must take the instance id and hostname from meta-data, configure the
-address the API shows from network-config, install the tenant's key for its default user and
-run the user data. Proven by logging in over SSH, the host keys pinned from what cloud-init
-printed on the serial console.
+only, on the session's OVN lab, a tenant boots a real Debian 12 image
+(scripts/build-debian-image.sh: debootstrap, Debian's cloud-init 22.4, OpenSSH, netplan +
+systemd-networkd) with its keypair and a cloud-config; cloud-init must take the instance id
+and hostname from meta-data, configure the address and the tenant network's MTU the API shows
+from network-config, install the tenant's key for its default user and run the user data.
+Proven as a tenant would: a security-group rule for SSH, a floating IP, and OpenSSH from the
+lab's outside namespace (a client on the provider network), the host key pinned from what
+cloud-init printed on the serial console.
 
 Slow on purpose (a full systemd boot and cloud-init's Python under QEMU/TCG): the deadlines
 are generous and the measured times are printed. The image is built once per recipe and
@@ -19,19 +21,15 @@ import time
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 
 from compute.models import Flavor
-from hosts.models import Host
-from iaas.celery import app, host_queue
 from images.models import Image
 from tests.support import ssh_guest
-from tests.support.local_host import onboarded_local_host
+from tests.support.ovn_cloud import open_ssh, outside_ssh, ovn_cloud, wait_for
 from tests.support.sshd import keygen
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
-HOST = "e2e-debian"  # its own name: the cleanup removes this host's domains only
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = "ANDROMEDE-CLOUD-INIT-FINISHED"
 USER_DATA = f"""#cloud-config
@@ -55,23 +53,13 @@ def ensure_debian_image(timeout: float = 3600) -> Path:
 
 
 @pytest.fixture
-def real_host(settings):
-    with onboarded_local_host(settings, HOST, "fr-e2e-debian") as host:
+def cloud(settings, ovn_lab):
+    with ovn_cloud(settings, ovn_lab) as made:
         settings.INSTANCE_BOOT_TIMEOUT_SECONDS = 120
-        yield host
+        yield made
 
 
-def wait_for(check, timeout: float, what: str, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def test_real_cloud_init_reads_our_seed(real_host: Host, make_tenant, make_caller, tmp_path):
+def test_real_cloud_init_reads_our_seed(cloud, make_tenant, make_caller, tmp_path):
     image_path = ensure_debian_image()
     call_command("image_import", "debian-12", str(image_path), "--disk-format", "qcow2", "--public")
     image = Image.objects.get(name="debian-12")
@@ -88,72 +76,72 @@ def test_real_cloud_init_reads_our_seed(real_host: Host, make_tenant, make_calle
     )
     assert answer.status_code == 201, answer.content
 
-    with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
-        started = time.monotonic()
-        answer = client.post(
-            "/api/v1/instances",
-            {"name": "deb-1", "flavor": "d1.small", "image": str(image.pk),
-             "keypair": "laptop", "user_data": USER_DATA},
-            format="json",
+    started = time.monotonic()
+    answer = client.post(
+        "/api/v1/instances",
+        {"name": "deb-1", "flavor": "d1.small", "image": str(image.pk),
+         "keypair": "laptop", "user_data": USER_DATA},
+        format="json",
+    )  # fmt: skip
+    assert answer.status_code == 202, answer.content
+    instance_id, ip = answer.json()["instance"]["id"], answer.json()["instance"]["ip"]
+    url = f"/api/v1/instances/{instance_id}"
+    wait_for(lambda: client.get(url).json()["status"] != "building", 300, "active", every=2)
+    assert client.get(url).json()["status"] == "active"
+    port = client.get(f"{url}/interfaces").json()[0]
+    network = client.get(f"/api/v1/networks/{port['network']}").json()
+    door = open_ssh(client, port["id"])
+
+    def console() -> str:
+        return str(client.get(f"{url}/console").json()["output"])
+
+    try:
+        text = wait_for(
+            lambda: FINISHED in (out := console()) and out,
+            BOOT_TIMEOUT, "cloud-init's final message", every=2,
         )  # fmt: skip
-        assert answer.status_code == 202, answer.content
-        instance_id, ip = answer.json()["instance"]["id"], answer.json()["instance"]["ip"]
-        url = f"/api/v1/instances/{instance_id}"
-        wait_for(lambda: client.get(url).json()["status"] != "building", 300, "active")
-        assert client.get(url).json()["status"] == "active"
+    except AssertionError:
+        print(console()[-6000:])
+        raise
+    finished_after = time.monotonic() - started
+    host_keys = {key.key_type: key for key in ssh_guest.cloud_init_host_keys(text)}
+    assert "ssh-ed25519" in host_keys, host_keys
 
-        def console() -> str:
-            return str(client.get(f"{url}/console").json()["output"])
+    def run(command: str, timeout: float = 60) -> str:
+        # `debian` is the default user of Debian's cloud.cfg: cloud-init gives it the keys
+        # of meta-data's public-keys and passwordless sudo.
+        done = outside_ssh(cloud.lab, door.address, host_keys["ssh-ed25519"], tenant_key,
+                           command, user="debian", timeout=timeout)  # fmt: skip
+        assert done.returncode == 0, f"{command}: exit {done.returncode}: {done.stderr!r}"
+        return done.stdout.decode()
 
-        def finished() -> str:
-            text = console()
-            return text if FINISHED in text else ""
+    login_started = time.monotonic()
+    assert run("hostname", timeout=120) == "deb-1\n"
+    login_seconds = time.monotonic() - login_started
+    assert run("cat /var/tmp/andromede-marker") == "user data ran on deb-1\n"
+    addresses = run("ip -o -4 addr show")
+    assert f"inet {ip}/" in addresses, addresses
+    # The tenant network's MTU (Geneve's overhead taken off), from our network-config.
+    links = run("ip -o link show")
+    assert f"mtu {network['mtu']} " in links, links
+    assert run("sudo -n id -u") == "0\n"
+    # every module succeeded, and so did every unit of the boot
+    status = run("cloud-init status --long")
+    assert "status: done" in status, status
+    assert run("systemctl --failed --no-legend --plain") == ""
+    # meta-data from our seed disk (a CD-ROM labelled cidata), not another source
+    instance = json.loads(run("sudo -n cat /run/cloud-init/instance-data.json"))
+    assert instance["v1"]["instance_id"] == instance_id
+    assert instance["v1"]["platform"] == "nocloud"
+    assert instance["v1"]["subplatform"].startswith("config-disk ("), instance["v1"]
+    netplan = run("sudo -n cat /etc/netplan/50-cloud-init.yaml")
+    assert ip in netplan, netplan
+    keys = run("cat ~/.ssh/authorized_keys")
+    assert tenant_key.with_suffix(".pub").read_text().split()[1] in keys
+    print(
+        f"\nDebian + cloud-init on OVN: POST → cloud-init finished {finished_after:.0f} s, "
+        f"first SSH login through the floating IP {login_seconds:.1f} s"
+    )
 
-        try:
-            text = wait_for(
-                finished,
-                BOOT_TIMEOUT,
-                "cloud-init's final message",
-            )
-        except AssertionError:
-            print(console()[-6000:])
-            raise
-        finished_after = time.monotonic() - started
-        host_keys = ssh_guest.cloud_init_host_keys(text)
-        assert {key.key_type for key in host_keys} >= {"ssh-ed25519"}, host_keys
-
-        login_started = time.monotonic()
-        # `debian` is the default user of Debian's cloud.cfg: cloud-init gives it the keys of
-        # meta-data's public-keys and passwordless sudo.
-        with ssh_guest.connect(ip, host_keys, "debian", tenant_key, timeout=120) as ssh:
-            login_seconds = time.monotonic() - login_started
-
-            def run(command: str) -> str:
-                status, out, err = ssh_guest.run(ssh, command, timeout=120)
-                assert status == 0, f"{command}: exit {status}: {err}"
-                return out
-
-            assert run("cat /var/tmp/andromede-marker") == "user data ran on deb-1\n"
-            assert f"inet {ip}/" in run("ip -o -4 addr show")
-            assert run("hostname") == "deb-1\n"
-            assert run("sudo -n id -u") == "0\n"
-            # every module succeeded, and so did every unit of the boot
-            status = run("cloud-init status --long")
-            assert "status: done" in status, status
-            assert run("systemctl --failed --no-legend --plain") == ""
-            # meta-data from our seed disk (a CD-ROM labelled cidata), not another source
-            instance = json.loads(run("sudo -n cat /run/cloud-init/instance-data.json"))
-            assert instance["v1"]["instance_id"] == instance_id
-            assert instance["v1"]["platform"] == "nocloud"
-            assert instance["v1"]["subplatform"].startswith("config-disk ("), instance["v1"]
-            netplan = run("sudo -n cat /etc/netplan/50-cloud-init.yaml")
-            assert ip in netplan, netplan
-            keys = run("cat ~/.ssh/authorized_keys")
-            assert tenant_key.with_suffix(".pub").read_text().split()[1] in keys
-        print(
-            f"\nDebian + cloud-init: POST → cloud-init finished {finished_after:.0f} s, "
-            f"SSH login {login_seconds:.1f} s"
-        )
-
-        assert client.delete(url).status_code == 202
-        wait_for(lambda: client.get(url).status_code == 404, 120, "the instance to be deleted")
+    assert client.delete(url).status_code == 202
+    wait_for(lambda: client.get(url).status_code == 404, 120, "the instance to be deleted")

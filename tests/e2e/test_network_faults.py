@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ovn_cloud import boot_guest, outside_ssh, ovn_cloud, tenant_keys, wait_for
+from tests.support.ovn_cloud import (
+    boot_guest,
+    open_ssh,
+    outside_ssh,
+    ovn_cloud,
+    tenant_keys,
+    wait_for,
+)
 from tests.support.ovn_lab import OvnLab
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
@@ -65,16 +72,7 @@ def test_the_guests_ssh_works_again_within_10_s_of_a_sigkill_of_ovs_vswitchd(
                 {"name": "k", "public_key": private.with_suffix(".pub").read_text()},
                 format="json")  # fmt: skip
     guest = boot_guest(client, cloud, "g1", keypair="k")
-    group = client.get("/api/v1/security-groups?name=default").json()["results"][0]
-    rule = client.post("/api/v1/security-group-rules",
-                       {"security_group": group["id"], "direction": "ingress",
-                        "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
-                        "remote_ip_prefix": "203.0.113.128/25"}, format="json")  # fmt: skip
-    assert rule.status_code == 201, rule.content
-    fip = client.post("/api/v1/floating-ips", {"network": "public", "port": guest.port},
-                      format="json")  # fmt: skip
-    assert fip.status_code == 201, fip.content
-    address = fip.json()["address"]
+    address = open_ssh(client, guest.port).address
     before = outside_ssh(lab, address, guest.host_key, private, "hostname")
     assert before.returncode == 0, before.stderr
     assert before.stdout.decode().strip() == "g1"

@@ -13,6 +13,7 @@ from network.models import Port
 from tests.support.ovn_cloud import (
     boot,
     boot_guest,
+    open_ssh,
     outside_ssh,
     ovn_cloud,
     tenant_keys,
@@ -118,16 +119,8 @@ def test_tenant_networks_carry_ssh_between_guests_keep_tenants_apart_and_guard_t
     # The outside may SSH in once a rule allows it, through a floating IP.
     fips = {}
     for client, guest in ((acme, a1), (globex, g1)):
-        group = client.get("/api/v1/security-groups?name=default").json()["results"][0]
-        rule = client.post("/api/v1/security-group-rules",
-                           {"security_group": group["id"], "direction": "ingress",
-                            "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
-                            "remote_ip_prefix": "203.0.113.128/25"}, format="json")  # fmt: skip
-        assert rule.status_code == 201, rule.content
-        fip = client.post("/api/v1/floating-ips", {"network": "public", "port": guest.port},
-                          format="json")  # fmt: skip
-        assert fip.status_code == 201, fip.content
-        fips[guest.name] = (fip.json()["address"], rule.json()["id"])
+        door = open_ssh(client, guest.port)
+        fips[guest.name] = (door.address, door.rule)
     a1_fip, a1_rule = fips["a1"]
     g1_fip, _ = fips["g1"]
 
@@ -250,16 +243,7 @@ def test_a_spoofing_guest_reaches_nobody_and_a_nic_attached_live_gets_its_addres
     assert results == {"own": "0", "mac": "1", "ip": "1"}, console[-2000:]
 
     # A NIC attached live on a second network gets its address from OVN's DHCP.
-    group = client.get("/api/v1/security-groups?name=default").json()["results"][0]
-    rule = client.post("/api/v1/security-group-rules",
-                       {"security_group": group["id"], "direction": "ingress",
-                        "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
-                        "remote_ip_prefix": "203.0.113.128/25"}, format="json")  # fmt: skip
-    assert rule.status_code == 201, rule.content
-    fip = client.post("/api/v1/floating-ips", {"network": "public", "port": a1.port},
-                      format="json")  # fmt: skip
-    assert fip.status_code == 201, fip.content
-    address = fip.json()["address"]
+    address = open_ssh(client, a1.port).address
     before = outside_ssh(cloud.lab, address, a1.host_key, private, "hostname")
     assert before.returncode == 0, before.stderr
     back = client.post("/api/v1/networks", {"name": "back"}, format="json").json()

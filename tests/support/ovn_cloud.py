@@ -173,6 +173,40 @@ def boot_guest(client: Any, cloud: OvnCloud, name: str, **extra: Any) -> Guest:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SshDoor:
+    """What `open_ssh` made: the floating IP's address and the rule that lets SSH in."""
+
+    address: str
+    floating_ip: str
+    rule: str
+
+
+def open_ssh(client: Any, port: str, *, wait: bool = False) -> SshDoor:
+    """Through the API, as a tenant would: a rule in its default group allowing tcp/22 from
+    the lab's provider range, and a floating IP from `public` on `port`. With `wait`, until
+    the floating IP is active (else the caller's first login retries)."""
+    group = client.get("/api/v1/security-groups?name=default").json()["results"][0]
+    rule = client.post(
+        "/api/v1/security-group-rules",
+        {"security_group": group["id"], "direction": "ingress", "protocol": "tcp",
+         "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "203.0.113.128/25"},
+        format="json",
+    )  # fmt: skip
+    assert rule.status_code == 201, rule.content
+    fip = client.post("/api/v1/floating-ips", {"network": "public", "port": port}, format="json")
+    assert fip.status_code == 201, fip.content
+    door = SshDoor(address=fip.json()["address"], floating_ip=fip.json()["id"],
+                   rule=rule.json()["id"])  # fmt: skip
+    if wait:
+        wait_for(
+            lambda: client.get(f"/api/v1/floating-ips/{door.floating_ip}").json()["status"]
+            == "active",
+            30, "the floating IP to be active",
+        )  # fmt: skip
+    return door
+
+
 def tenant_keys(directory: Path) -> tuple[Path, Path]:
     """A tenant's SSH key pair (OpenSSH format, for the test's client) and the same private
     key in dropbear's format (for guests' dbclient, when one guest logs into another)."""
@@ -195,8 +229,9 @@ def outside_ssh(
     stdin: bytes | None = None,
     timeout: float = 60,
     connect_timeout: int = 5,
+    user: str = "root",
 ) -> subprocess.CompletedProcess[bytes]:
-    """`command` run as root on the guest at `address`, logging in with OpenSSH from the
+    """`command` run as `user` on the guest at `address`, logging in with OpenSSH from the
     lab's outside namespace (a client on the provider network), the guest's host key pinned
     (StrictHostKeyChecking): nothing else is accepted. Connection failures are retried
     until `timeout` (an SSH server still starting, a flow being set up); the last attempt's
@@ -207,7 +242,7 @@ def outside_ssh(
         "ip", "netns", "exec", lab.outside_netns, "ssh", "-i", str(private_key),
         "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-        "-o", "ServerAliveInterval=5", f"root@{address}", command,
+        "-o", "ServerAliveInterval=5", f"{user}@{address}", command,
     ]  # fmt: skip
     deadline = time.monotonic() + timeout
     while True:
