@@ -11,13 +11,10 @@ class ComputeConfig(AppConfig):
         from compute.services.instances import image_build_in_progress
         from hosts.residency import register_holdings
         from images.usage import register_in_use_check
-        from tenants.quotas import register_resource
+        from tenants.quotas import register_resource, register_resource_group
 
         register_resource("keypairs", quota_usage.keypairs_in_use)
-        register_resource("instances", quota_usage.instances_in_use)
-        register_resource("vcpus", quota_usage.vcpus_in_use)
-        register_resource("ram_mb", quota_usage.ram_mb_in_use)
-        register_resource("disk_gb", quota_usage.disk_gb_in_use)
+        register_resource_group(quota_usage.INSTANCE_RESOURCES, quota_usage.instance_usage)
         register_resource("server_groups", quota_usage.server_groups_in_use)
         worker.register()
         register_in_use_check(image_build_in_progress)

@@ -23,7 +23,7 @@ from network.services.devices import NicRequest
 from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
-from tenants.quotas import quota_enforce
+from tenants.quotas import quota_enforce_many
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 MAX_USER_DATA_BYTES = 16 * 1024
@@ -99,13 +99,11 @@ def instance_create(
     _check(tenant, name, flavor, image, keypair, user_data)
     if server_group is not None and server_group.tenant_id != tenant.pk:  # selectors ensure it
         raise InvalidRequest("No such server group.", code="unknown_server_group")
-    for resource, amount in (
-        ("instances", 1),
-        ("vcpus", flavor.vcpus),
-        ("ram_mb", flavor.memory_mb),
-        ("disk_gb", flavor.disk_gb),
-    ):
-        quota_enforce(tenant, resource, amount)
+    quota_enforce_many(
+        tenant,
+        {"instances": 1, "vcpus": flavor.vcpus, "ram_mb": flavor.memory_mb,
+         "disk_gb": flavor.disk_gb},
+    )  # fmt: skip
     instance = Instance.objects.create(
         tenant=tenant,
         name=name,

@@ -41,7 +41,7 @@ from iaas.audit import Actor, audit_record
 from iaas.errors import InvalidRequest
 from images.models import Image
 from operations.models import Operation
-from tenants.quotas import quota_enforce
+from tenants.quotas import quota_enforce_many
 
 
 def _size(flavor: Flavor) -> dict[str, int]:
@@ -79,10 +79,13 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
     old: dict[str, Any] = {"flavor": instance.flavor.name, **current}
     new: dict[str, Any] = {"flavor": flavor.name, **_size(flavor)}
     held = {key: max(current[key], int(new[key])) for key in current}
-    for resource, field in (("vcpus", "vcpus"), ("ram_mb", "memory_mb"), ("disk_gb", "disk_gb")):
-        growth = held[field] - current[field]
-        if growth > 0:
-            quota_enforce(instance.tenant, resource, growth)
+    growth = {
+        resource: held[field] - current[field]
+        for resource, field in (("vcpus", "vcpus"), ("ram_mb", "memory_mb"), ("disk_gb", "disk_gb"))
+        if held[field] > current[field]
+    }
+    if growth:
+        quota_enforce_many(instance.tenant, growth)
     was_active = instance.status == Instance.Status.ACTIVE
     # Take the instance (conditional update) before claiming, so a concurrent verb loses.
     INSTANCE_LIFECYCLE.begin(instance, "resize")

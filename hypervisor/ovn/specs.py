@@ -468,17 +468,27 @@ def router_interface(
 ) -> tuple[RouterPortSpec, SwitchPortSpec]:
     """A router's leg on a switch: the router port `lrp-<port_id>` (put it in the router's
     `RouterSpec.ports`) and its peer, the switch port `<port_id>` of type "router"
-    (`ensure_switch_port` it). `port_id` is the control plane's port UUID."""
+    (`ensure_switch_port` it). `port_id` is the control plane's port UUID.
+
+    A gateway leg (`gateway_chassis` given, on a provider network) also has the switch port
+    announce the router's NAT addresses (`nat-addresses=router`): the chassis holding the
+    gateway sends gratuitous ARPs for its SNAT address and floating IPs, so that an upstream
+    router's cached MAC for an address now served by another router is replaced at once
+    instead of black-holing it until the cache expires (measured in the lab: a floating IP
+    reused by a new router stayed unreachable from the outside for over 20 s)."""
     lrp = RouterPortSpec(
         name=f"lrp-{port_id}", mac=mac, networks=networks, gateway_chassis=gateway_chassis
     )
+    options = [("router-port", lrp.name)]
+    if gateway_chassis:
+        options.append(("nat-addresses", "router"))
     lsp = SwitchPortSpec(
         name=port_id,
         switch=switch,
         mac="router",
         port_security=False,
         type="router",
-        options=(("router-port", lrp.name),),
+        options=tuple(options),
         external_ids=external_ids,
     )
     return lrp, lsp

@@ -153,6 +153,10 @@ def test_a_router_with_an_interface_and_a_gateway_gets_snat_and_a_default_route(
     peer = nb_view.one(central, "Logical_Switch_Port", inside)
     assert peer is not None
     assert (peer["type"], peer["options"]) == ("router", {"router-port": f"lrp-{inside}"})
+    # The gateway's peer announces the router's NAT addresses (gratuitous ARPs upstream).
+    gateway_peer = nb_view.one(central, "Logical_Switch_Port", gateway)
+    assert gateway_peer is not None
+    assert gateway_peer["options"] == {"router-port": f"lrp-{gateway}", "nat-addresses": "router"}
     localnet = nb_view.one(central, "Logical_Switch_Port", f"ln-{external.pk}")
     assert localnet is not None
     assert (localnet["type"], localnet["options"]) == ("localnet", {"network_name": "physnet1"})
