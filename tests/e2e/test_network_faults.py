@@ -31,9 +31,11 @@ RECOVERY_SECONDS = 10
 
 @pytest.fixture
 def cloud(settings):
-    # A lab of this test's own (up in about 1 s), not the session's: the kills below leave
-    # the session's lab such that a later test's ICMP rule was not seen to open a floating IP
-    # (under investigation); a fault test must not change what the next test finds.
+    # A lab of this test's own (up in about 1 s), not the session's: a fault test must not
+    # change what the next test finds. (A later test's floating IP once stayed dark after
+    # this test had run on the session's lab: not the kills but a stale ARP entry in the
+    # outside namespace for an address a new router reused; gateway ports now announce
+    # their NAT addresses, docs/networking.md.)
     lab = OvnLab()
     try:
         lab.start()
