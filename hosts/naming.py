@@ -9,6 +9,7 @@ and owner (tests/hosts/test_naming.py); a name that does not parse is not one of
 - in the instances pool: `instance-<id>-root`, `instance-<id>-seed`,
   `instance-<id>-console.log`, and `snapshot-<image id>` while a snapshot is copied;
 - in the images pool: `image-<image id>`, the cached base image;
+- in the volumes pool: `volume-<volume id>`, a tenant's block storage volume;
 - storage pools: `andromede-<host>-<role>` (a host name may contain dashes);
 - a tenant's network and its bridge carry the tenant id's first 8 hex digits (Linux allows
   15 characters in an interface name).
@@ -36,12 +37,14 @@ class VolumeKind(enum.StrEnum):
     CONSOLE_LOG = "console_log"
     CACHED_IMAGE = "cached_image"
     SNAPSHOT_COPY = "snapshot_copy"
+    VOLUME = "volume"
 
 
 @dataclass(frozen=True)
 class VolumeName:
     """A parsed volume name: its kind and the id of its owner (an instance for root disks,
-    seeds and console logs; an image for cached images and snapshot copies)."""
+    seeds and console logs; an image for cached images and snapshot copies; a volume for a
+    volume)."""
 
     kind: VolumeKind
     owner_id: uuid.UUID
@@ -62,6 +65,7 @@ _VOLUME_PATTERNS = {
     ),
     VolumeKind.CACHED_IMAGE: (re.compile(rf"^image-({_UUID})$"), "image-{}"),
     VolumeKind.SNAPSHOT_COPY: (re.compile(rf"^snapshot-({_UUID})$"), "snapshot-{}"),
+    VolumeKind.VOLUME: (re.compile(rf"^volume-({_UUID})$"), "volume-{}"),
 }
 
 
@@ -92,6 +96,11 @@ def cached_image(image_id: uuid.UUID | str) -> str:
 def snapshot_copy(image_id: uuid.UUID | str) -> str:
     """The flattened copy of a root disk while a snapshot stores it into image `image_id`."""
     return volume_name(VolumeKind.SNAPSHOT_COPY, image_id)
+
+
+def volume(volume_id: uuid.UUID | str) -> str:
+    """A tenant's volume (volumes.Volume) in its host's volumes pool."""
+    return volume_name(VolumeKind.VOLUME, volume_id)
 
 
 def parse_volume(name: str) -> VolumeName | None:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "operations",
     "images",
     "network",
+    "volumes",
     "compute",
     "portal",
 ]
@@ -273,6 +274,8 @@ SPECTACULAR_SETTINGS = {
         "HostStateEnum": "hosts.models.Host.State",
         "ImageStatusEnum": "images.models.Image.Status",
         "NetworkRealisationEnum": "network.models.status.Realisation",
+        "VolumeStatusEnum": "volumes.states.VolumeStatus",
+        "VolumeTypeBackendEnum": "volumes.models.VolumeType.Backend",
     },
 }
 
@@ -298,12 +301,18 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "security_groups": 20,
     "security_group_rules": 200,
     "floating_ips": 10,
+    "volumes": 10,
+    "volume_gb": 1000,  # the sizes of a tenant's volumes, in GiB
     **env_json_dict("ANDROMEDE_DEFAULT_QUOTAS", {}),
 }
 
 # --- Residency ------------------------------------------------------------------------------
 # A new tenant's residency policy: the jurisdictions its data may live in (ISO 3166 codes).
 DEFAULT_RESIDENCY = env_list("ANDROMEDE_DEFAULT_RESIDENCY", ["FR"])
+
+# --- Volumes (DESIGN §8) ---------------------------------------------------------------------
+# The volume type a create that names none gets, if an operator declared one by this name.
+VOLUME_DEFAULT_TYPE = env_str("ANDROMEDE_VOLUME_DEFAULT_TYPE", "standard")
 
 # --- Images (DESIGN §8) ----------------------------------------------------------------------
 # The default image store: a directory of image files, one per image named by its id, that

@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("operations.api.urls")),
     path("", include("images.api.urls")),
     path("", include("network.api.urls")),
+    path("", include("volumes.api.urls")),
     path("", include("compute.api.urls")),
 ]
 

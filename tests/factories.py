@@ -28,6 +28,9 @@ from operations.models import Operation
 from operations.worker import run_operation
 from tenants import services as tenant_services
 from tenants.models import Tenant
+from volumes.models import Volume, VolumeType
+from volumes.services import volume_types as volume_type_services
+from volumes.services import volumes as volume_services
 
 SYSTEM = Actor.system("tests")
 FAKE_URI = "test:///default"
@@ -194,5 +197,35 @@ def resized_instance(tenant: Tenant, *, to: Flavor, **kwargs: Any) -> Instance:
     """An instance resized to `to` and waiting for its owner to confirm or revert."""
     made = active_instance(tenant, **kwargs)
     run(resize_services.instance_resize(actor=SYSTEM, instance=made, flavor=to))
+    made.refresh_from_db()
+    return made
+
+
+# ---- volumes ----------------------------------------------------------------------------------
+
+
+def volume_type(
+    name: str = "standard", max_size_gb: int = 1000, *, tenants: Sequence[str] = (), **fields: Any
+) -> VolumeType:
+    """A volume type as an operator declares one (public unless `is_public=False`)."""
+    return volume_type_services.volume_type_create(
+        actor=SYSTEM, name=name, max_size_gb=max_size_gb, tenant_slugs=tenants, **fields
+    )
+
+
+def volume(
+    tenant: Tenant, *, volume_type: VolumeType, name: str = "data", size_gb: int = 1, **options: Any
+) -> tuple[Volume, Operation]:
+    """A `creating` volume (placed, its create operation queued)."""
+    return volume_services.volume_create(
+        actor=SYSTEM, tenant=tenant, name=name, size_gb=size_gb, volume_type=volume_type,
+        **options,
+    )  # fmt: skip
+
+
+def available_volume(tenant: Tenant, **kwargs: Any) -> Volume:
+    """A volume made by the worker on the fake hypervisor: available."""
+    made, operation = volume(tenant, **kwargs)
+    run(operation)
     made.refresh_from_db()
     return made

@@ -109,6 +109,8 @@ REAL_IDS: dict[tuple[str, str], Callable[[World], Iterable[str]]] = {
         for kind in ("instance", "active_instance", "stopped_instance", "resized_instance")
     ],
     ("/api/v1/operations", "id"): lambda w: [w.pk("operation")],
+    ("/api/v1/volumes", "id"): lambda w: [w.pk("volume"), w.pk("available_volume")],
+    ("/api/v1/volume-types", "id"): lambda w: [w.pk("volume_type"), w.pk("public_volume_type")],
     ("/api/v1/members", "id"): lambda w: [w.pk("member")],
     ("/api/v1/tokens", "id"): lambda w: [str(w.token_of("a_admin").pk)],
     ("/api/v1/invitations", "id"): lambda w: [str(invitation(w).pk)],

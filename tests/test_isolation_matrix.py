@@ -266,6 +266,10 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "floating_ip": lambda w: (w.obj("external_network", "x"), {"network": "world-public"})[-1],
     "disassociate": lambda w: {"port": None},
     "attach_interface": lambda w: (w.obj("network", "a"), {"network": "world-net"})[-1],
+    "volume": lambda w: (w.obj("public_volume_type", "x"), w.platform,
+                         {"name": "new-vol", "size_gb": 1})[-1],
+    "extend": lambda w: {"size_gb": 2},
+    "volume_type": lambda w: {"name": "new-type", "max_size_gb": 100},
     "detach_interface": lambda w: {"port": str(Port.objects.get(
         device_id=w.obj("active_instance", "a").pk).pk)},
 }
@@ -380,6 +384,18 @@ TENANT_ENDPOINTS = [
                   target=kind),
         )
     ),
+    read("volume-types.list", "/volume-types"),
+    read("volume-types.retrieve", "/volume-types/{pk}", target="volume_type"),
+    read("volumes.list", "/volumes"),
+    write("volumes.create", "POST", "/volumes", M, "volume.create", 202, body="volume"),
+    read("volumes.retrieve", "/volumes/{pk}", target="volume"),
+    write("volumes.patch", "PATCH", "/volumes/{pk}", M, "volume.update", body="rename",
+          target="volume"),
+    write("volumes.delete", "DELETE", "/volumes/{pk}", M, "volume.delete", 202,
+          target="volume", ready="available_volume"),
+    write("volumes.extend", "POST", "/volumes/{pk}/extend", M, "volume.extend", 202,
+          body="extend", target="volume", ready="available_volume"),
+    read("volumes.operations", "/volumes/{pk}/operations", target="volume"),
     write("routers.add-interface", "POST", "/routers/{pk}/add-interface", M,
           "router.add_interface", body="add_interface", target="router"),
     write("routers.remove-interface", "POST", "/routers/{pk}/remove-interface", M,
@@ -429,6 +445,9 @@ OPERATOR_ENDPOINTS = [
     read("admin-flavors.list", "/admin/flavors", OP),
     write("admin-flavors.create", "POST", "/admin/flavors", OP, "flavor.create", 201,
           body="flavor"),
+    read("admin-volume-types.list", "/admin/volume-types", OP),
+    write("admin-volume-types.create", "POST", "/admin/volume-types", OP, "volume_type.create",
+          201, body="volume_type"),
 ]
 # fmt: on
 
@@ -594,6 +613,8 @@ OWN_MARKERS: dict[str, Callable[[World], str]] = {
     "security-group-rules.list": lambda w: w.pk("security_group_rule", "b"),
     "routers.list": lambda w: w.pk("router", "b"),
     "floating-ips.list": lambda w: w.pk("floating_ip", "b"),
+    "volume-types.list": lambda w: w.pk("volume_type", "b"),
+    "volumes.list": lambda w: w.pk("volume", "b"),
 }
 HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "tokens.list": lambda w: w.token_of("a_admin"),
@@ -603,7 +624,7 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "server-groups.list": lambda w: w.obj("server_group", "a"),
     "flavors.list": lambda w: w.obj("flavor", "a"),
     "instances.list": lambda w: w.obj("instance", "a"),
-    "residency.get": lambda w: (w.obj("instance", "a"), w.obj("image", "a")),
+    "residency.get": lambda w: (w.obj("instance", "a"), w.obj("image", "a"), w.obj("volume", "a")),
     "networks.list": lambda w: w.obj("network", "a"),
     "subnets.list": lambda w: w.obj("subnet", "a"),
     "ports.list": lambda w: w.obj("port", "a"),
@@ -611,6 +632,8 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "security-group-rules.list": lambda w: w.obj("security_group_rule", "a"),
     "routers.list": lambda w: w.obj("router_with_interface", "a"),
     "floating-ips.list": lambda w: w.obj("floating_ip", "a"),
+    "volume-types.list": lambda w: w.obj("volume_type", "a"),
+    "volumes.list": lambda w: w.obj("volume", "a"),
 }
 
 

@@ -26,6 +26,7 @@ def _holdings(name: str) -> serializers.Serializer:
         fields={
             "instances": HoldingSerializer(many=True, read_only=True),
             "images": HoldingSerializer(many=True, read_only=True),
+            "volumes": HoldingSerializer(many=True, read_only=True),
         },
     )
 
@@ -38,6 +39,7 @@ class ZoneHoldingsSerializer(serializers.Serializer):
     certifications = serializers.ListField(child=serializers.CharField(), read_only=True)
     instances = HoldingSerializer(many=True, read_only=True)
     images = HoldingSerializer(many=True, read_only=True)
+    volumes = HoldingSerializer(many=True, read_only=True)
 
 
 class JurisdictionSerializer(serializers.Serializer):
@@ -59,8 +61,8 @@ class ResidencySerializer(serializers.Serializer):
 
 class ResidencyView(APIView):
     """Where is my data: the tenant's residency policy and, for every jurisdiction the policy
-    allows or that holds its data, each zone holding its instances (their disks) and private
-    images (their files), with the zone's city, country and certifications. `unplaced`:
+    allows or that holds its data, each zone holding its instances (their disks), volumes
+    and private images (their files), with the zone's city, country and certifications. `unplaced`:
     what has no data in any zone yet (an image with no file in a store)."""
 
     permission_classes = [TenantRolePermission]

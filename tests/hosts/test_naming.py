@@ -17,6 +17,7 @@ BUILDERS = {
     naming.VolumeKind.CONSOLE_LOG: naming.console_log,
     naming.VolumeKind.CACHED_IMAGE: naming.cached_image,
     naming.VolumeKind.SNAPSHOT_COPY: naming.snapshot_copy,
+    naming.VolumeKind.VOLUME: naming.volume,
 }
 
 
@@ -37,6 +38,7 @@ def test_the_names_are_the_ones_hosts_already_hold() -> None:
     assert naming.console_log(owner) == f"instance-{owner}-console.log"
     assert naming.cached_image(owner) == f"image-{owner}"
     assert naming.snapshot_copy(owner) == f"snapshot-{owner}"
+    assert naming.volume(owner) == f"volume-{owner}"
     assert naming.domain(owner) == str(owner)
     assert naming.storage_pool("h-01", "images") == "andromede-h-01-images"
     assert naming.tenant_network(owner) == "andr-t-0f0e0d0c"
@@ -59,6 +61,8 @@ def test_the_names_are_the_ones_hosts_already_hold() -> None:
         f"image-{str(uuid.uuid4()).upper()}",  # libvirt names are case-sensitive; ours are lower
         f"snapshot-{uuid.uuid4().hex}",
         f"snapshot-{uuid.uuid4()}-{uuid.uuid4()}",
+        f"volume-{uuid.uuid4()}.qcow2",
+        f"volume-{uuid.uuid4().hex}",
     ],
 )
 def test_a_name_andromede_does_not_give_does_not_parse(foreign: str) -> None:
@@ -81,6 +85,7 @@ def test_only_instance_volumes_belong_to_an_instance() -> None:
         naming.VolumeKind.CONSOLE_LOG: True,
         naming.VolumeKind.CACHED_IMAGE: False,
         naming.VolumeKind.SNAPSHOT_COPY: False,
+        naming.VolumeKind.VOLUME: False,  # a volume outlives the instances it is attached to
     }
 
 

@@ -271,6 +271,22 @@ def _associated_floating_ip(world: World, side: str) -> Any:
     )
 
 
+def _volume(available: bool) -> Callable[[World, str], Any]:
+    """A volume of the side's on the platform's host, of the public type `standard`:
+    `creating` (its create operation queued), or made by the worker (`available`)."""
+
+    def make(world: World, side: str) -> Any:
+        tenant = world.tenant(side)
+        world.platform  # noqa: B018 - the zone and host a volume is placed on
+        options = {"volume_type": world.obj("public_volume_type", "x")}
+        if available:
+            return factories.available_volume(tenant, name=f"{tenant.slug}-disk", **options)
+        made, _operation = factories.volume(tenant, name=f"{tenant.slug}-vol", **options)
+        return made
+
+    return make
+
+
 BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "associated_floating_ip": _associated_floating_ip,
     "network": _network,
@@ -294,6 +310,11 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "active_instance": _built("active_instance"),
     "stopped_instance": _built("stopped_instance"),
     "resized_instance": _built("resized_instance"),
+    "volume": _volume(available=False),
+    "available_volume": _volume(available=True),
+    "volume_type": lambda w, s: factories.volume_type(
+        f"{w.tenant(s).slug}-only", is_public=False, tenants=[w.tenant(s).slug]
+    ),
     "member": _member,
     "audit_event": _audit_event,
     # Operators' objects (the side only tells a first from a second one)
@@ -306,9 +327,11 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     ),
     "awaiting_host": _onboarding_host("awaiting_confirmation"),
     "failed_host": _onboarding_host("error"),
+    "public_volume_type": lambda w, s: factories.volume_type("standard"),
 }
 OPERATOR_KINDS = {
     "external_network",
+    "public_volume_type",
     "tenant",
     "zone",
     "host",

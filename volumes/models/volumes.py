@@ -1,0 +1,50 @@
+"""Volumes: a tenant's block storage, which outlives the instances it is attached to."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from hosts.models import Host, Zone
+from tenants.models import Tenant
+from volumes.models.volume_types import VolumeType
+from volumes.states import VolumeStatus
+
+
+class Volume(models.Model):
+    """A block device of `size_gb` GiB of type `volume_type`, placed in `zone`; on a
+    directory backend it is a qcow2 file in the volumes pool of `host` (null for shared
+    backends, later). `source_image_id` is the image it was made from (null: empty); an
+    image id rather than a key, as an instance's, since the image may be deleted while the
+    volume lives. `status` moves through volumes.states only; `fault` says what last went
+    wrong, `erased_by` how its storage was erased once deleted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="volumes")
+    name = models.CharField(max_length=64)
+    description = models.CharField(max_length=255, blank=True)
+    size_gb = models.PositiveIntegerField()
+    volume_type = models.ForeignKey(VolumeType, on_delete=models.PROTECT, related_name="volumes")
+    status = models.CharField(
+        max_length=12, choices=VolumeStatus.choices, default=VolumeStatus.CREATING
+    )
+    fault = models.TextField(blank=True)
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="volumes")
+    host = models.ForeignKey(
+        Host, on_delete=models.PROTECT, null=True, blank=True, related_name="volumes"
+    )
+    source_image_id = models.UUIDField(null=True, blank=True)
+    erased_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["tenant", "status"], name="volume_tenant_status")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(size_gb__gte=1), name="volume_size_positive")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

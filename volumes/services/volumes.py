@@ -1,0 +1,207 @@
+"""Creating, renaming, extending and deleting volumes (DESIGN §2, §8). The API transaction
+decides everything — quota, placement — and records an operation; a worker on the volume's
+host carries it out (volumes.worker)."""
+
+from __future__ import annotations
+
+import math
+
+from django.db import transaction
+
+from hosts.models import Host
+from iaas.audit import Actor, audit_record
+from iaas.errors import ConflictError, InvalidRequest
+from images.models import Image
+from network.services.names import check_description, check_name
+from operations.models import Operation
+from operations.services.outbox import operation_create, operation_queue
+from tenants.models import Tenant
+from tenants.quotas import quota_enforce_many
+from volumes.models import Volume, VolumeType
+from volumes.services.placement import volume_host_choose
+from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
+
+GIB = 1024**3
+
+
+def _check_type(volume_type: VolumeType, size_gb: int) -> None:
+    """400 `not_supported_yet` for a type whose backend or encryption is not built yet; 400
+    `volume_too_large` past the type's maximum."""
+    if volume_type.encrypted:
+        raise InvalidRequest(
+            f"Volume type {volume_type.name} is encrypted; encrypted volumes are not "
+            "supported yet.",
+            code="not_supported_yet",
+            details={"volume_type": volume_type.name},
+        )
+    if volume_type.backend != VolumeType.Backend.DIR:
+        raise InvalidRequest(
+            f"Volume type {volume_type.name} is stored on {volume_type.backend}, which is not "
+            "supported yet.",
+            code="not_supported_yet",
+            details={"volume_type": volume_type.name, "backend": volume_type.backend},
+        )
+    if not 1 <= size_gb <= volume_type.max_size_gb:
+        raise InvalidRequest(
+            f"A volume of type {volume_type.name} is 1 to {volume_type.max_size_gb} GiB.",
+            code="invalid_size" if size_gb < 1 else "volume_too_large",
+            details={"size_gb": size_gb, "max_size_gb": volume_type.max_size_gb},
+        )
+
+
+def _check_image(image: Image, size_gb: int) -> None:
+    """409 `image_not_active` unless the image has its file; 400
+    `volume_smaller_than_image` when its virtual size (or its minimum disk) exceeds
+    `size_gb`: the copy would not fit, and a volume sized by the image would escape the
+    `volume_gb` quota."""
+    if image.status != Image.Status.ACTIVE:
+        raise ConflictError("This image is not active yet.", code="image_not_active")
+    virtual = image.virtual_size_bytes or 0
+    needed_gb = max(math.ceil(virtual / GIB), image.min_disk_gb)
+    if needed_gb > size_gb:
+        raise InvalidRequest(
+            f"Image {image.name} needs a volume of at least {needed_gb} GiB; {size_gb} GiB "
+            "was asked for.",
+            code="volume_smaller_than_image",
+            details={"image_virtual_size_bytes": virtual, "min_disk_gb": image.min_disk_gb,
+                     "size_gb": size_gb},
+        )  # fmt: skip
+
+
+@transaction.atomic
+def volume_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    size_gb: int,
+    volume_type: VolumeType,
+    description: str = "",
+    image: Image | None = None,
+    zone: str | None = None,
+) -> tuple[Volume, Operation]:
+    """Accept a new volume (`creating`): empty, or a standalone copy of `image` (one the
+    tenant may read; the view selects it). Counted in the `volumes` and `volume_gb` quotas,
+    placed on a host of an allowed zone (volumes.services.placement); a worker on that host
+    makes its storage."""
+    check_name("volume", name)
+    check_description(description)
+    _check_type(volume_type, size_gb)
+    if image is not None:
+        _check_image(image, size_gb)
+    quota_enforce_many(tenant, {"volumes": 1, "volume_gb": size_gb})
+    host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
+    volume = Volume.objects.create(
+        tenant=tenant,
+        name=name,
+        description=description,
+        size_gb=size_gb,
+        volume_type=volume_type,
+        status=VolumeStatus.CREATING,
+        zone=host.zone,
+        host=host,
+        source_image_id=image.pk if image is not None else None,
+    )
+    operation = operation_create(
+        actor=actor,
+        tenant=tenant,
+        action="volume.create",
+        target_id=volume.pk,
+        host_name=host.name,
+        params={"image": str(image.pk) if image is not None else None},
+    )
+    audit_record(
+        actor=actor,
+        action="volume.create",
+        tenant_id=tenant.pk,
+        target=volume,
+        details={
+            "size_gb": size_gb,
+            "volume_type": volume_type.name,
+            "image": str(image.pk) if image is not None else None,
+            "zone": host.zone.name,
+            "jurisdiction": host.zone.jurisdiction,
+            "operation": str(operation.pk),
+        },
+    )
+    return volume, operation
+
+
+@transaction.atomic
+def volume_update(
+    *, actor: Actor, volume: Volume, name: str | None = None, description: str | None = None
+) -> Volume:
+    """Rename a volume or change its description, in any status (nothing runs on a host)."""
+    volume = Volume.objects.select_for_update().get(pk=volume.pk)
+    changes: dict[str, str] = {}
+    if name is not None and name != volume.name:
+        changes["name"] = volume.name = check_name("volume", name)
+    if description is not None and description != volume.description:
+        changes["description"] = volume.description = check_description(description)
+    if changes:
+        volume.save(update_fields=[*changes, "updated_at"])
+        audit_record(
+            actor=actor, action="volume.update", tenant_id=volume.tenant_id, target=volume,
+            details=changes,
+        )  # fmt: skip
+    return volume
+
+
+def _host_of(volume: Volume) -> Host:
+    if volume.host is None:  # directory volumes always have one; shared backends come later
+        raise ConflictError("This volume has no host to act on.", code="wrong_state")
+    return volume.host
+
+
+@transaction.atomic
+def volume_extend(*, actor: Actor, volume: Volume, size_gb: int) -> Operation:
+    """Accept growing an `available` volume to `size_gb` GiB (409 `wrong_state` otherwise):
+    only bigger (400 `volume_cannot_shrink`), within its type's maximum, and the growth
+    within the `volume_gb` quota — claimed now, by recording the new size, so concurrent
+    extends and creates count it. The worker grows the storage; a failure gives the old
+    size back."""
+    VOLUME_LIFECYCLE.check(volume, "extend")
+    if size_gb <= volume.size_gb:
+        raise InvalidRequest(
+            f"A volume only grows: it has {volume.size_gb} GiB, {size_gb} GiB was asked for.",
+            code="volume_cannot_shrink",
+            details={"size_gb": volume.size_gb, "requested": size_gb},
+        )
+    _check_type(volume.volume_type, size_gb)
+    host = _host_of(volume)
+    quota_enforce_many(volume.tenant, {"volume_gb": size_gb - volume.size_gb})
+    previous = volume.size_gb
+    VOLUME_LIFECYCLE.begin(volume, "extend", size_gb=size_gb)
+    return operation_queue(
+        actor=actor,
+        tenant=volume.tenant,
+        target=volume,
+        action="volume.extend",
+        host_name=host.name,
+        params={"from_gb": previous, "to_gb": size_gb},
+    )
+
+
+@transaction.atomic
+def volume_delete(*, actor: Actor, volume: Volume) -> Operation:
+    """Accept deleting an `available` or `error` volume (409 `wrong_state` otherwise): it
+    goes `deleting`, and the worker erases its storage (overwritten, then removed) before
+    the space is freed; the volume ends `deleted`, with how it was erased (`erased_by`)."""
+    VOLUME_LIFECYCLE.begin(volume, "delete")
+    host = _host_of(volume)
+    return operation_queue(
+        actor=actor,
+        tenant=volume.tenant,
+        target=volume,
+        action="volume.delete",
+        host_name=host.name,
+        params={},
+    )
+
+
+def image_copy_in_progress(image: Image) -> str | None:
+    """Why `image` cannot be deleted now (images.usage): a volume is being made from it, and
+    its worker still has to read the file."""
+    if Volume.objects.filter(source_image_id=image.pk, status=VolumeStatus.CREATING).exists():
+        return "A volume is being created from this image; delete it once that ends."
+    return None

@@ -1,0 +1,176 @@
+"""Worker handlers of volume.create, volume.extend and volume.delete on a directory backend:
+the volume is the qcow2 file `volume-<id>` (hosts.naming) in its host's volumes pool.
+
+Every step is idempotent, so an operation whose worker died can simply be run again: the
+pool is ensured, an empty volume is created "at least this size" (an existing one is kept),
+a copy from an image is made anew (a copy cannot be known complete: what an interrupted run
+left is erased first), growing to a size it has is a no-op, deleting a missing volume is a
+no-op. A failed create erases what it made; the volume goes to `error` with a fault the
+tenant can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
+from hypervisor.base import DriverError, Hypervisor, PoolSpec, StorageVolumeSpec
+from iaas.audit import audit_record
+from images.host_cache import cache_image, images_pool, stores_no_data
+from images.models import Image
+from operations.models import Operation
+from operations.services.outcomes import fail, succeed
+from operations.services.runs import step, worker_actor
+from volumes.models import Volume
+from volumes.states import VolumeStatus
+
+logger = logging.getLogger(__name__)
+
+GIB = 1024**3
+Steps = list[tuple[str, Callable[[], object]]]
+#: How a directory volume's storage is erased (DESIGN §8; hypervisor/libvirt/storage.py).
+ERASED_BY_WIPE = "overwritten with zeros (libvirt vol-wipe), then deleted"
+ERASED_BY_NOTHING = "deleted; nothing to overwrite (libvirt's test driver keeps no data)"
+
+
+def volumes_pool(host: Host) -> str:
+    return naming.storage_pool(host.name, "volumes")
+
+
+def _host(volume: Volume) -> Host:
+    if volume.host is None:
+        raise DriverError("the volume has no host (only directory volumes are supported yet)")
+    return volume.host
+
+
+def _run(operation: Operation, steps: Steps) -> None:
+    for name, call in steps:
+        with step(operation, name):
+            call()
+
+
+def _ensure_pool(hv: Hypervisor, host: Host) -> None:
+    """The volumes pool onboarding made: ensured again (a no-op when it is there), so a host
+    onboarded before volumes existed, or whose pool was lost, gets it back."""
+    hv.ensure_pool(PoolSpec(name=volumes_pool(host), path=f"{host.storage_root}/volumes"))
+
+
+def _spec(volume: Volume) -> StorageVolumeSpec:
+    return StorageVolumeSpec(
+        pool=volumes_pool(_host(volume)),
+        name=naming.volume(volume.pk),
+        capacity_bytes=volume.size_gb * GIB,
+        format="qcow2",
+    )
+
+
+def _copy_from(hv: Hypervisor, volume: Volume, image: Image) -> None:
+    """A standalone copy of the cached image (not an overlay: the volume outlives the image
+    and its cache), read through qemu-img convert."""
+    host = _host(volume)
+    spec = _spec(volume)
+    hv.delete_storage_volume(spec.pool, spec.name)  # an interrupted copy: erased, made anew
+    if stores_no_data(host):
+        # libvirt's fake keeps no data to copy, and its createXMLFrom finds a source only in
+        # the target pool: the copy is an empty volume of the same spec there.
+        hv.create_storage_volume(spec)
+        return
+    hv.copy_storage_volume(images_pool(host), naming.cached_image(image.pk), spec)
+
+
+def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
+    """The volume's storage at `size_gb` GiB (a copy comes out at the image's size; an
+    extend asks for more). Already that size: a no-op."""
+    host = _host(volume)
+    if stores_no_data(host):
+        return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
+    spec = _spec(volume)
+    wanted = size_gb * GIB
+    if hv.storage_volume_info(spec.pool, spec.name).capacity_bytes < wanted:
+        hv.resize_storage_volume(spec.pool, spec.name, wanted)
+
+
+def create_steps(hv: Hypervisor, volume: Volume) -> Steps:
+    host = _host(volume)
+    steps: Steps = [("pool", lambda: _ensure_pool(hv, host))]
+    if volume.source_image_id is None:
+        return [*steps, ("create", lambda: hv.create_storage_volume(_spec(volume)))]
+    image = Image.objects.get(pk=volume.source_image_id)
+    return [
+        *steps,
+        ("cache_image", lambda: cache_image(hv, host, image)),
+        ("copy", lambda: _copy_from(hv, volume, image)),
+        ("grow", lambda: _grow(hv, volume, volume.size_gb)),
+    ]
+
+
+def run_create(operation: Operation, volume: Volume) -> None:
+    hv = hypervisor_for(_host(volume))
+    try:
+        _run(operation, create_steps(hv, volume))
+    except Exception as exc:
+        # Nothing half-made stays behind: the partial volume is erased and removed.
+        cleanup = ""
+        try:
+            hv.delete_storage_volume(volumes_pool(_host(volume)), naming.volume(volume.pk))
+        except DriverError as cleanup_exc:
+            logger.warning("volume %s: partial storage not removed: %s", volume.pk, cleanup_exc)
+            cleanup = f" (cleanup incomplete, an operator is told: {cleanup_exc})"
+        fail(operation, volume, "create", DriverError(f"{exc}{cleanup}"), status=VolumeStatus.ERROR)
+        return
+    succeed(operation, status=VolumeStatus.AVAILABLE)
+
+
+def run_extend(operation: Operation, volume: Volume) -> None:
+    """Grow the storage to the size the extend claimed; on failure the volume is available
+    at the size its storage really has (the old one, unless the grow got through)."""
+    hv = hypervisor_for(_host(volume))
+    to_gb = int(operation.params["to_gb"])
+    try:
+        _run(operation, [("grow", lambda: _grow(hv, volume, to_gb))])
+    except Exception as exc:
+        fail(
+            operation, volume, "extend", exc, status=VolumeStatus.AVAILABLE,
+            size_gb=_size_after_failed_grow(hv, volume, operation),
+        )  # fmt: skip
+        return
+    succeed(operation, status=VolumeStatus.AVAILABLE)
+
+
+def _size_after_failed_grow(hv: Hypervisor, volume: Volume, operation: Operation) -> int:
+    from_gb, to_gb = int(operation.params["from_gb"]), int(operation.params["to_gb"])
+    spec = _spec(volume)
+    try:
+        grown = hv.storage_volume_info(spec.pool, spec.name).capacity_bytes >= to_gb * GIB
+    except DriverError:
+        return from_gb  # unknown: the claim goes back; the next extend asks again
+    return to_gb if grown else from_gb
+
+
+def run_delete(operation: Operation, volume: Volume) -> None:
+    """Erase then remove the storage (the driver overwrites before it deletes, so the space
+    never reaches its next user with the data); the volume ends `deleted` with how it was
+    erased, also recorded on the operation and in the audit chain (`volume.erase`, which
+    the tenant's audit export shows)."""
+    host = _host(volume)
+    hv = hypervisor_for(host)
+    spec = _spec(volume)
+    erased_by = ERASED_BY_NOTHING if stores_no_data(host) else ERASED_BY_WIPE
+    try:
+        _run(operation, [("erase", lambda: hv.delete_storage_volume(spec.pool, spec.name))])
+    except Exception as exc:
+        fail(operation, volume, "delete", exc, status=VolumeStatus.ERROR)
+        return
+    with transaction.atomic():
+        operation.params = {**operation.params, "erased_by": erased_by}
+        Operation.objects.filter(pk=operation.pk).update(params=operation.params)
+        succeed(operation, status=VolumeStatus.DELETED, erased_by=erased_by)
+        audit_record(
+            actor=worker_actor(), action="volume.erase", tenant_id=volume.tenant_id,
+            target=volume, details={"erased_by": erased_by, "operation": str(operation.pk)},
+        )  # fmt: skip

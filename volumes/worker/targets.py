@@ -1,0 +1,39 @@
+"""How the operation pipeline reaches volumes (operations.registry.TargetType)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils import timezone
+
+from operations.models import Operation
+from volumes.models import Volume
+from volumes.states import VolumeStatus
+
+
+def load_volume(volume_id: uuid.UUID) -> Volume:
+    return Volume.objects.select_related("host__zone", "volume_type", "tenant").get(pk=volume_id)
+
+
+def settle_volume(volume_id: uuid.UUID, fault: str, changes: Mapping[str, Any]) -> None:
+    """The operation's outcome: `fault` and `changes` (its status, at least) on the volume."""
+    Volume.objects.filter(pk=volume_id).update(fault=fault, updated_at=timezone.now(), **changes)
+
+
+def abandon_volume(operation: Operation, reason: str) -> None:
+    """Release the volume of an abandoned operation so its tenant can act again: one being
+    created or deleted goes to `error` (what is on the host is unknown; deleting it again
+    erases whatever is there); one being extended is `available` at its old size (a qcow2
+    grows by rewriting its header, all or nothing; the next extend asks again)."""
+    volume = Volume.objects.filter(pk=operation.target_id).first()
+    if volume is None:
+        return
+    changes: dict[str, Any] = {"fault": reason, "updated_at": timezone.now()}
+    if volume.status in (VolumeStatus.CREATING, VolumeStatus.DELETING):
+        changes["status"] = VolumeStatus.ERROR
+    elif volume.status == VolumeStatus.EXTENDING:
+        changes["status"] = VolumeStatus.AVAILABLE
+        changes["size_gb"] = int(operation.params.get("from_gb") or volume.size_gb)
+    Volume.objects.filter(pk=volume.pk).update(**changes)
