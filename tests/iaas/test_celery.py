@@ -10,7 +10,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
-from iaas.celery import CONTROL_QUEUE, app, host_queue, route_task
+from iaas.celery import CONTROL_QUEUE, app, host_queue, publish, route_task
 from iaas.models import IdempotencyRecord
 
 
@@ -61,3 +61,36 @@ def test_a_real_worker_consumes_the_control_queue_through_the_broker():
             assert time.monotonic() < deadline, "the worker did not run the task in 20 s"
             time.sleep(0.2)
     assert IdempotencyRecord.objects.filter(pk=fresh.pk).exists()
+
+
+def _queued(queue: str) -> int:
+    with app.connection_for_write() as connection:
+        return int(connection.default_channel.client.llen(queue))
+
+
+def test_publish_outlives_a_worker_that_closed_the_apps_pool_and_follows_the_broker(
+    monkeypatch,
+):
+    """`publish` keeps its own pool: a Celery worker stopping in this process closes the
+    app's pool (seen: every later create was silently not sent), and a broker URL changed
+    in the configuration gets connections of its own."""
+    queue = f"test-publish-{time.monotonic_ns()}"
+    try:
+        publish("iaas.purge_idempotency_records", args=(), queue=queue)
+        app.pool.force_close_all()  # what a worker's shutdown does to the app's pool
+        publish("iaas.purge_idempotency_records", args=(), queue=queue)
+        assert _queued(queue) == 2
+
+        dead = "redis://127.0.0.1:9/0"  # discard port: nothing listens
+        monkeypatch.setenv("CELERY_BROKER_URL", dead)
+        monkeypatch.setitem(app.conf, "broker_url", dead)
+        started = time.monotonic()
+        with pytest.raises(Exception):  # noqa: B017, PT011 - kombu's or redis's own error
+            publish("iaas.purge_idempotency_records", args=(), queue=queue)
+        assert time.monotonic() - started < 6  # one attempt, bounded by the connect timeout
+        monkeypatch.undo()
+        publish("iaas.purge_idempotency_records", args=(), queue=queue)
+        assert _queued(queue) == 3
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.client.delete(queue)
