@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -63,9 +64,13 @@ def test_a_real_worker_consumes_the_control_queue_through_the_broker():
     assert IdempotencyRecord.objects.filter(pk=fresh.pk).exists()
 
 
+def _redis(connection: Any) -> Any:
+    return connection.default_channel.client  # the Redis transport's client (untyped)
+
+
 def _queued(queue: str) -> int:
     with app.connection_for_write() as connection:
-        return int(connection.default_channel.client.llen(queue))
+        return int(_redis(connection).llen(queue))
 
 
 def test_publish_outlives_a_worker_that_closed_the_apps_pool_and_follows_the_broker(
@@ -77,7 +82,8 @@ def test_publish_outlives_a_worker_that_closed_the_apps_pool_and_follows_the_bro
     queue = f"test-publish-{time.monotonic_ns()}"
     try:
         publish("iaas.purge_idempotency_records", args=(), queue=queue)
-        app.pool.force_close_all()  # what a worker's shutdown does to the app's pool
+        pool: Any = app.pool  # celery-types says a ProducerPool: it is kombu's ConnectionPool
+        pool.force_close_all()  # what a worker's shutdown does to the app's pool
         publish("iaas.purge_idempotency_records", args=(), queue=queue)
         assert _queued(queue) == 2
 
@@ -93,4 +99,4 @@ def test_publish_outlives_a_worker_that_closed_the_apps_pool_and_follows_the_bro
         assert _queued(queue) == 3
     finally:
         with app.connection_for_write() as connection:
-            connection.default_channel.client.delete(queue)
+            _redis(connection).delete(queue)
