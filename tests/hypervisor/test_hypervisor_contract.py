@@ -38,6 +38,7 @@ from hypervisor.base import (
     Unsupported,
 )
 from hypervisor.libvirt import LibvirtHypervisor
+from hypervisor.libvirt.connection import is_dead_connection
 from tests.support.hypervisor_lanes import Lane, Resources
 
 #: Markup in a title or an id (anything goes there).
@@ -694,3 +695,21 @@ def test_a_child_forked_after_libvirt_was_used_is_refused_clearly(lane: Lane) ->
         check=False,
     )
     assert result.stdout.split() == ["0", "1"], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "dead"),
+    [
+        (libvirt.VIR_ERR_SYSTEM_ERROR, "Cannot recv data: Connection reset by peer", True),
+        (libvirt.VIR_ERR_SYSTEM_ERROR, "Cannot write data: Broken pipe", True),
+        (libvirt.VIR_ERR_INTERNAL_ERROR, "client socket is closed", True),
+        (libvirt.VIR_ERR_RPC, "anything", True),
+        (libvirt.VIR_ERR_SYSTEM_ERROR, "Cannot create directory: Permission denied", False),
+        (libvirt.VIR_ERR_NO_DOMAIN, "Domain not found", False),
+    ],
+)
+def test_a_dead_connection_is_told_from_a_failed_call(code: int, message: str, dead: bool) -> None:
+    # libvirtError takes its code and message from libvirt's last error: forge one.
+    exc = libvirt.libvirtError(message)
+    exc.err = (code, 0, message, 0, "", "", "", 0, 0)
+    assert is_dead_connection(exc) is dead
