@@ -137,6 +137,8 @@ MODELS_ADDED_SINCE = {
             "floatingip",
         )
     ),
+    ("volumes", "volumetype"),
+    ("volumes", "volume"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.
