@@ -98,5 +98,8 @@ def test_publish_outlives_a_worker_that_closed_the_apps_pool_and_follows_the_bro
         publish("iaas.purge_idempotency_records", args=(), queue=queue)
         assert _queued(queue) == 3
     finally:
+        # A new app pool for the tests after this one (as tests/e2e/conftest.py resets it).
+        app._pool = None  # type: ignore[attr-defined]
+        app.amqp._producer_pool = None  # type: ignore[attr-defined]
         with app.connection_for_write() as connection:
             _redis(connection).delete(queue)
