@@ -4,9 +4,6 @@ Cached in the host's images pool under `image-<image id>` (hosts.naming), keyed 
 id, whose content never changes; only on a host the image owner's residency allows
 (images.services.stores.host_zone_check). Worker steps of any app that reads images on a host
 call `cache_image`: it is idempotent, so a step may run it twice.
-
-compute.worker.steps keeps its own copy of these two functions (written before volumes
-needed them; the volumes brief left compute's instance code alone): fold it into this one.
 """
 
 from __future__ import annotations

@@ -28,13 +28,11 @@ from hypervisor.base import (
     DomainSpec,
     DriverError,
     Hypervisor,
-    NotFound,
     PowerState,
     StorageVolumeSpec,
 )
+from images.host_cache import cache_image, stores_no_data
 from images.models import Image
-from images.services.images import image_file_path
-from images.services.stores import host_zone_check
 from network import host_specs
 from network.models import Port
 from network.selectors import device_ports
@@ -49,40 +47,8 @@ GIB = 1024**3
 Steps = list[tuple[str, Callable[[], object]]]
 
 
-def stores_no_data(host: Host) -> bool:
-    """libvirt's fake hypervisor (domain type `test`) keeps no volume data: nothing is
-    transferred to or from it, nor grown. (Its driver skips wipes by itself.)"""
-    return host.domain_type == "test"
-
-
 def pool_names(host: Host) -> dict[str, str]:
     return {role: naming.storage_pool(host.name, role) for role in StoragePool.Role.values}
-
-
-def cache_image(hv: Hypervisor, host: Host, image: Image) -> None:
-    """The base image on the host, keyed by image id (whose content never changes); a
-    tenant's image only on a host its residency allows."""
-    host_zone_check(image, host.zone)
-    pools = pool_names(host)
-    name = naming.cached_image(image.pk)
-    try:
-        info = hv.storage_volume_info(pools["images"], name)
-        if info.capacity_bytes >= (image.size_bytes or 0) and not stores_no_data(host):
-            return
-    except NotFound:
-        pass
-    hv.create_storage_volume(
-        StorageVolumeSpec(
-            pool=pools["images"],
-            name=name,
-            capacity_bytes=max(image.size_bytes or 0, 1),
-            format=image.disk_format,
-        )
-    )
-    if stores_no_data(host):
-        return  # nothing to transfer
-    with open(image_file_path(image), "rb") as source:
-        hv.upload_storage_volume(pools["images"], name, source, image.size_bytes or 0)
 
 
 def _root_disk(hv: Hypervisor, instance: Instance, image: Image, *, replace: bool = False) -> None:
