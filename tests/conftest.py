@@ -16,6 +16,7 @@ from typing import Any
 import libvirt
 import paramiko
 import pytest
+from django.test import override_settings
 
 from hypervisor.ssh import SshEndpoint, SshSession, open_session
 from tenants.models import Tenant
@@ -170,11 +171,14 @@ def _audit_anchor_files(settings: Any, tmp_path_factory: pytest.TempPathFactory)
     return folder
 
 
-@pytest.fixture
-def fast_password_hasher(settings: object) -> None:
-    """Hash passwords with MD5 in tests that make many users (PBKDF2 costs ~0.5 s a user).
-    Use it with `pytest.mark.usefixtures("fast_password_hasher")`; never in production."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hasher(django_test_environment: None) -> Iterator[None]:
+    """Every test hashes passwords with MD5: Django's PBKDF2 (1,000,000 iterations) costs
+    0.6 s a password on these machines and the suite makes thousands of users, which came to
+    minutes of CI. Nothing here tests the hasher's strength (production keeps Django's
+    default); never in production."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 # ---- A real OpenSSH server on 127.0.0.1 (tests/support/sshd.py) ----------------------------

@@ -197,7 +197,6 @@ def fuzz_test(method: str, path: str) -> Callable[..., None]:
     operator = path.startswith("/api/v1/admin/")
 
     @pytest.mark.django_db
-    @pytest.mark.usefixtures("fast_password_hasher")
     @hypothesis.settings(
         deadline=None,
         suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],

@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 from django.db import transaction
-from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -56,7 +55,7 @@ from tests.support.api_world import CALLERS, SEEN_FINGERPRINT, World, build_worl
 from tests.support.callers import caller_maker
 from tests.support.mfa import sign_in_verified
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 API_PREFIX = "api/v1/"
 WWW_AUTHENTICATE = 'Bearer realm="andromede"'
@@ -143,9 +142,8 @@ def module_world(
     Idempotency-Key and a keypair quota of its own. Made once for the module, in a
     transaction that every test's own (a savepoint) returns to: the world costs nothing per
     test, and what a test makes on top of it is gone with its savepoint."""
-    md5 = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # users made fast, as in tests
     unblocked = django_db_blocker.unblock()
-    with unblocked, override_settings(PASSWORD_HASHERS=md5), transaction.atomic():
+    with unblocked, transaction.atomic():
         world = build_world(factories.tenant, caller_maker(), ssh_public_keys, tiny_qcow2)
         for name in CALLERS:
             world.caller(name)

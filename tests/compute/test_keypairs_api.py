@@ -11,7 +11,7 @@ from iaas.audit import Actor
 from iaas.models import AuditEvent, IdempotencyRecord
 from tenants import services
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 URL = "/api/v1/keypairs"
 

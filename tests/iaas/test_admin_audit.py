@@ -12,7 +12,7 @@ from iaas.audit.verify import verify_chain
 from iaas.models import AuditEvent
 from tests import factories
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 User = get_user_model()
 
 

@@ -20,8 +20,6 @@ from iaas.audit import Actor, audit_record
 from iaas.audit.chain import GENESIS_HASH, event_hash, hashed_fields
 from iaas.models import AppendOnlyError, AuditChainHead, AuditEvent
 
-pytestmark = pytest.mark.usefixtures("fast_password_hasher")
-
 URL = "/api/v1/keypairs"
 TRIGGER = "iaas_auditevent_append_only"
 

@@ -21,7 +21,7 @@ from operations.models import Operation
 from tests import factories
 from tests.support.instance_api import create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 GENERATED = re.compile(r"^req-[0-9a-f]{32}$")
 

@@ -18,7 +18,7 @@ from compute.models import KeyPair
 from iaas.models import AuditEvent, IdempotencyRecord
 from tenants.models import ApiToken, Membership, Tenant
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 URL = "/api/v1/keypairs"
 

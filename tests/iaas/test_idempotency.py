@@ -20,7 +20,7 @@ from iaas.models import AuditEvent, IdempotencyRecord
 from tenants import services
 from tenants.models import Role
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 SYSTEM = Actor.system("tests")
 

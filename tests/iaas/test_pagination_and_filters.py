@@ -14,7 +14,7 @@ from compute.models import KeyPair
 from compute.services.keypairs import keypair_import
 from iaas.audit import Actor
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 URL = "/api/v1/keypairs"
 

@@ -16,7 +16,7 @@ from iaas.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
 from iaas.models import AuditEvent
 from iaas.request_context import reset_request_id, set_request_id
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 GENERATED = re.compile(r"^req-[0-9a-f]{32}$")
 

@@ -33,7 +33,6 @@ def test_without_trusted_proxies_the_header_is_ignored():
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("fast_password_hasher")
 def test_sign_in_failures_behind_the_proxy_are_counted_per_client(
     settings, make_tenant, make_caller
 ):

@@ -30,7 +30,7 @@ from tests.images.test_images import (
     upload,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 SYSTEM = Actor.system("tests")
 MIB = 1024 * 1024

@@ -30,7 +30,7 @@ from images.models import Image
 from images.services import images as image_services
 from tenants import services
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 URL = "/api/v1/images"
 ADMIN_URL = "/api/v1/admin/images"

@@ -28,7 +28,7 @@ import pytest
 from iaas.models import AuditEvent
 from images.models import Image
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 URL = "/api/v1/images"
 MIB = 1024 * 1024

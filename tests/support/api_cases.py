@@ -116,7 +116,6 @@ class ApiCase:
         ssh_public_keys: dict[str, str],
         image_store: Any,
         tiny_qcow2: Any,
-        fast_password_hasher: None,
     ) -> World:
         return build_world(make_tenant, make_caller, ssh_public_keys, tiny_qcow2)
 

@@ -12,7 +12,7 @@ from iaas.models import AuditEvent
 from tenants.models import ApiToken, Membership, Quota, Tenant
 from tests.support.mfa import sign_in_verified
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 User = get_user_model()
 

@@ -21,7 +21,7 @@ from tenants import auth_noise, services
 from tenants.models import AuthNoise
 from tests.support.callers import PASSWORD, SYSTEM
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 
 def noise_total() -> int:

@@ -12,7 +12,7 @@ from tenants.models import Invitation, Membership, Role
 from tests.support.callers import PASSWORD
 from tests.support.mfa import sign_in_verified
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 User = get_user_model()
 
 

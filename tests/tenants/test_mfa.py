@@ -18,7 +18,7 @@ from tenants.models import ApiToken, Role, SignInAttempt
 from tests.support.callers import PASSWORD, SYSTEM
 from tests.support.mfa import current_code, enrol_totp
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 User = get_user_model()
 
 

@@ -22,7 +22,7 @@ from iaas.audit import Actor
 from tenants import services
 from tenants.models import Role
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 SYSTEM = Actor.system("tests")
 PARALLEL = 30

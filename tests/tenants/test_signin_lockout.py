@@ -21,7 +21,7 @@ from iaas.models import AuditEvent
 from tenants.models import SignInAttempt
 from tests.support.mfa import current_code, enrol_totp
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD = "correct horse battery staple"  # what make_caller gives every user

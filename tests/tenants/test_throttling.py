@@ -13,7 +13,7 @@ from tenants import services
 from tenants.models import SignInAttempt
 from tests.support.callers import SYSTEM
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 UNLIMITED = {"token": None, "user": None, "anonymous": None, "signin": None}
 
 

@@ -17,7 +17,7 @@ from iaas.logging import JsonFormatter
 from tenants import tokens
 from tenants.models import ApiToken, Role
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture

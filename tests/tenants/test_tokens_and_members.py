@@ -18,7 +18,7 @@ from tenants import services
 from tenants.models import ApiToken, Membership, Quota, Role
 from tests.support.mfa import sign_in_verified
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+pytestmark = [pytest.mark.django_db]
 
 User = get_user_model()
 SYSTEM = Actor.system("tests")
