@@ -394,6 +394,34 @@ class Hypervisor(ABC):
         NIC; calling again waits again). No NIC with this MAC: no-op. Missing domain:
         NotFound. A hypervisor that cannot detach devices: Unsupported."""
 
+    # Disks (volumes attached to a domain) ----------------------------------------------------
+
+    @abstractmethod
+    def attach_disk(self, name: str, disk: DiskSpec) -> None:
+        """Add the disk to the domain's persistent definition and, while the domain runs, to
+        the running guest (hot-plug): both places, each checked on its own, so a call
+        interrupted half-way completes on the next. A disk already at `disk.target` in a
+        place: no-op there if it is the same volume (pool and name), SpecConflict if it is
+        another. Missing domain: NotFound. A hypervisor that cannot attach devices
+        (libvirt's test driver): Unsupported."""
+
+    @abstractmethod
+    def detach_disk(self, name: str, target: str, timeout_seconds: float = 20.0) -> None:
+        """Remove the disk at `target` (vdb…) from the persistent definition and from the
+        running guest. A running guest releases a hot-unplugged disk itself (ACPI): wait up
+        to `timeout_seconds` for it, then TransientError (the definition no longer has the
+        disk; calling again waits again). No disk at `target`: no-op. Missing domain:
+        NotFound. A hypervisor that cannot detach devices: Unsupported."""
+
+    @abstractmethod
+    def resize_attached_disk(self, name: str, target: str, capacity_bytes: int) -> bool:
+        """Grow the disk at `target` of the running domain to `capacity_bytes` through the
+        hypervisor, which resizes the image it holds open and tells the guest at once (live
+        extend). Returns True when the disk has that size now (already at least that size:
+        a no-op). The domain not running: False, nothing done (nothing holds the storage
+        open: resize the storage volume instead). No disk at `target` or missing domain:
+        NotFound. A hypervisor that cannot resize a running domain's disks: Unsupported."""
+
     # Networks --------------------------------------------------------------------------------
 
     @abstractmethod

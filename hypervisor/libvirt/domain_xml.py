@@ -116,19 +116,28 @@ def _check_spec(spec: DomainSpec) -> None:
     if len(set(targets)) != len(targets):
         raise DriverError(f"domain {spec.name!r}: two disks with the same target")
     for disk in spec.disks:
-        if disk.device not in ("disk", "cdrom"):
-            raise DriverError(f"disk {disk.target}: device is disk or cdrom, not {disk.device!r}")
-        if disk.bus not in _DISK_BUSES or disk.format not in _FORMATS:
-            raise DriverError(f"disk {disk.target}: unsupported bus or format")
-        if not _TARGET_RE.match(disk.target):
-            raise DriverError(f"disk target {disk.target!r} is not like vda, sdb, hdc")
-        check_name("pool", disk.pool)
-        check_name("volume", disk.volume)
+        check_disk(disk)
     macs = [nic.mac.lower() for nic in spec.nics]
     if len(set(macs)) != len(macs):
         raise DriverError(f"domain {spec.name!r}: two NICs with the same MAC")
     for nic in spec.nics:
         check_nic(nic)
+
+
+def check_disk(disk: DiskSpec) -> None:
+    """Refuse a disk spec libvirt would reject late or misread (see DiskSpec)."""
+    if disk.device not in ("disk", "cdrom"):
+        raise DriverError(f"disk {disk.target}: device is disk or cdrom, not {disk.device!r}")
+    if disk.bus not in _DISK_BUSES or disk.format not in _FORMATS:
+        raise DriverError(f"disk {disk.target}: unsupported bus or format")
+    check_target(disk.target)
+    check_name("pool", disk.pool)
+    check_name("volume", disk.volume)
+
+
+def check_target(target: str) -> None:
+    if not isinstance(target, str) or not _TARGET_RE.match(target):
+        raise DriverError(f"disk target {target!r} is not like vda, sdb, hdc")
 
 
 def check_nic(nic: NicSpec) -> None:
@@ -260,6 +269,40 @@ def interface_xml(nic: NicSpec) -> str:
         return ET.tostring(_interface(nic), encoding="unicode")
     except ValueError as exc:
         raise DriverError(f"NIC {nic.mac}: {exc}") from exc
+
+
+def disk_xml(disk: DiskSpec) -> str:
+    """The ``<disk>`` device XML of one disk (for hot-plug), as in a domain's XML (never
+    the boot disk: a hot-plugged disk has no boot order)."""
+    check_disk(disk)
+    if disk.device != "disk" or disk.bus != "virtio":
+        # IDE and SATA have no hot-plug; SCSI would need a controller the domain may lack.
+        raise DriverError(f"disk {disk.target}: only virtio disks are attached to a domain")
+    holder = ET.Element("devices")
+    try:
+        _disk(holder, disk, boot=False)
+        return ET.tostring(holder[0], encoding="unicode")
+    except ValueError as exc:
+        raise DriverError(f"disk {disk.target}: {exc}") from exc
+
+
+def find_disk(xml: str | bytes, target: str) -> ET._Element | None:
+    """The ``<disk>`` element at this target (``vdb``) in a domain's XML, if any."""
+    for disk in _parse(xml).iterfind("devices/disk"):
+        element = disk.find("target")
+        if element is not None and element.get("dev") == target:
+            return disk
+    return None
+
+
+def disk_source(disk: ET._Element) -> tuple[str | None, str | None, str | None]:
+    """What a disk element holds, to compare it with a spec: (pool, volume, file); a
+    ``type='volume'`` disk names its pool and volume (libvirt keeps them in the live XML
+    too), a ``type='file'`` one its file."""
+    source = disk.find("source")
+    if source is None:
+        return (None, None, None)
+    return (source.get("pool"), source.get("volume"), source.get("file"))
 
 
 def find_interface(xml: str | bytes, mac: str) -> ET._Element | None:

@@ -29,6 +29,7 @@ import libvirt
 from lxml import etree as ET
 
 from hypervisor.base import (
+    DiskSpec,
     DomainEvent,
     DomainInfo,
     DomainSpec,
@@ -45,7 +46,7 @@ from hypervisor.base import (
     StorageVolumeSpec,
     TransientError,
 )
-from hypervisor.libvirt import connection, domain_xml, network, nics, storage
+from hypervisor.libvirt import connection, devices, disks, domain_xml, network, nics, storage
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ SHUTDOWN_REPRESS_SECONDS = 2.0
 #: 0.2 s on the lab machines, KVM on real hardware less; nested KVM that emulates real mode
 #: instruction by instruction took 3.6-4.6 s there, then failed on the guest kernel.
 PROBE_DEADLINE_SECONDS = 2.0
-#: While waiting for a guest to release a hot-unplugged NIC: how often to look.
+#: While waiting for a guest to release a hot-unplugged NIC or disk: how often to look.
 DETACH_POLL_SECONDS = 0.2
 
 _POWER_STATES = {
@@ -721,17 +722,41 @@ class LibvirtHypervisor(Hypervisor):
         self._run(f"attach NIC {nic.mac} to domain {name!r}", nics.attach, name, nic, device)
 
     def detach_nic(self, name: str, mac: str, timeout_seconds: float = 20.0) -> None:
-        what = f"detach NIC {mac} from domain {name!r}"
         domain_xml.check_name("domain", name)
-        refused = self._run(what, nics.request_detach, name, mac)
+        what = f"detach NIC {mac} from domain {name!r}"
+        self._detach(what, name, nics.finder(mac), timeout_seconds)
+
+    def _detach(self, what: str, name: str, find: devices.Finder, timeout_seconds: float) -> None:
+        """Ask for the device's removal, then wait (bounded) for the guest to let it go."""
+        refused = self._run(what, devices.request_detach, name, find)
         deadline = time.monotonic() + timeout_seconds
-        while self._run(what, nics.still_plugged, name, mac):
+        while self._run(what, devices.still_plugged, name, find):
             if time.monotonic() >= deadline:
                 detail = f" (libvirt: {refused})" if refused else ""
                 raise TransientError(
                     f"{what}: the guest has not released it within {timeout_seconds:g} s{detail}"
                 )
             time.sleep(DETACH_POLL_SECONDS)
+
+    # --- disks --------------------------------------------------------------------------------
+
+    def attach_disk(self, name: str, disk: DiskSpec) -> None:
+        device = domain_xml.disk_xml(disk)
+        domain_xml.check_name("domain", name)
+        self._run(f"attach disk {disk.target} to domain {name!r}", disks.attach, name, disk, device)
+
+    def detach_disk(self, name: str, target: str, timeout_seconds: float = 20.0) -> None:
+        domain_xml.check_name("domain", name)
+        domain_xml.check_target(target)
+        what = f"detach disk {target} from domain {name!r}"
+        self._detach(what, name, disks.finder(target), timeout_seconds)
+
+    def resize_attached_disk(self, name: str, target: str, capacity_bytes: int) -> bool:
+        domain_xml.check_name("domain", name)
+        domain_xml.check_target(target)
+        return self._run(
+            f"resize disk {target} of domain {name!r}", disks.resize, name, target, capacity_bytes
+        )
 
     # --- networks -----------------------------------------------------------------------------
 
