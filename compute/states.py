@@ -35,6 +35,8 @@ class TaskState(models.TextChoices):
     REVERTING_RESIZE = "reverting_resize"
     ATTACHING_INTERFACE = "attaching_nic"
     DETACHING_INTERFACE = "detaching_nic"
+    ATTACHING_VOLUME = "attaching_vol"
+    DETACHING_VOLUME = "detaching_vol"
 
 
 _S = InstanceStatus
@@ -65,6 +67,8 @@ INSTANCE_LIFECYCLE = Lifecycle(
         "detach_interface": Transition(
             "detach an interface", _RUNNABLE, TaskState.DETACHING_INTERFACE
         ),
+        "attach_volume": Transition("attach a volume", _RUNNABLE, TaskState.ATTACHING_VOLUME),
+        "detach_volume": Transition("detach a volume", _RUNNABLE, TaskState.DETACHING_VOLUME),
         "revert_resize": Transition(
             "revert a resize",
             frozenset({_S.VERIFY_RESIZE}),

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class VolumesConfig(AppConfig):
     name = "volumes"
-    verbose_name = "Volumes (volume types, volumes)"
+    verbose_name = "Volumes (volume types, volumes, attachments)"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -5,20 +5,45 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from hosts.residency import Holding
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
-from volumes.models import Volume, VolumeType
+from volumes.models import Volume, VolumeAttachment, VolumeType
 from volumes.states import VolumeStatus
 
 
 def volume_list(tenant: Tenant) -> QuerySet[Volume]:
+    """The tenant's volumes, each with its active attachment (at most one) prefetched as
+    `volume.active_attachments`."""
+    active = VolumeAttachment.objects.filter(detached_at__isnull=True)
     return (
         tenant_scoped(Volume.objects.all(), tenant)
         .exclude(status=VolumeStatus.DELETED)
         .select_related("volume_type", "zone")
+        .prefetch_related(Prefetch("attachments", queryset=active, to_attr="active_attachments"))
+    )
+
+
+def instance_volumes(tenant: Tenant, instance_id: uuid.UUID) -> QuerySet[Volume]:
+    """The tenant's volumes attached to the instance `instance_id` (or being attached or
+    detached), in the order they were attached."""
+    return (
+        volume_list(tenant)
+        .filter(attachments__instance_id=instance_id, attachments__detached_at__isnull=True)
+        .order_by("attachments__created_at")
+    )
+
+
+def attachments_of(instance_id: uuid.UUID) -> list[VolumeAttachment]:
+    """The instance's active attachments, with their volumes, in the order they were made
+    (for its domain's definition and the choice of a free device; not tenant-scoped: the
+    caller holds the instance)."""
+    return list(
+        VolumeAttachment.objects.filter(instance_id=instance_id, detached_at__isnull=True)
+        .select_related("volume", "host")
+        .order_by("created_at", "id")
     )
 
 

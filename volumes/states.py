@@ -1,7 +1,8 @@
 """A volume's lifecycle (DESIGN §3): its statuses, and which verb may start from which.
 
 A volume has no separate task state: its transitional statuses (`creating`, `extending`,
-`deleting`, and later `attaching`, `detaching`) name the verb in progress. Every verb goes
+`deleting`, `attaching`, `detaching`) name the verb in progress. Attached, a volume is
+`in-use`: attaching → in-use → detaching → available. Every verb goes
 through `VOLUME_LIFECYCLE.begin`: a conditional update on the allowed statuses, so two
 concurrent verbs can never both win, and a refusal is the project's one 409 `wrong_state`
 (the same code and message shape as iaas.states)."""
@@ -85,11 +86,13 @@ _S = VolumeStatus
 VOLUME_LIFECYCLE = VolumeLifecycle(
     {
         "extend": VolumeTransition(
-            # Attached volumes grow live in a later slice (issue 11, item 5).
+            # In use: it grows live, the guest is told (issue 11, item 5).
             "be extended",
-            frozenset({_S.AVAILABLE}),
+            frozenset({_S.AVAILABLE, _S.IN_USE}),
             _S.EXTENDING,
         ),
+        "attach": VolumeTransition("be attached", frozenset({_S.AVAILABLE}), _S.ATTACHING),
+        "detach": VolumeTransition("be detached", frozenset({_S.IN_USE}), _S.DETACHING),
         "delete": VolumeTransition(
             # In error: the tenant removes what is left (its storage is wiped all the same).
             "be deleted",

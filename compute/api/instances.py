@@ -19,10 +19,11 @@ from compute.services import console as console_services
 from compute.services import instances as instance_services
 from compute.services import interfaces as interface_services
 from compute.services import resize as resize_services
+from compute.services import volumes as volume_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
 from iaas.api.schema import IDEMPOTENCY_KEY
 from iaas.api.serializers import StrictCharField, StrictSerializer
-from iaas.errors import InvalidRequest
+from iaas.errors import InvalidRequest, NotFoundError
 from images import selectors as image_selectors
 from images.api.images import ImageSerializer
 from network import selectors as network_selectors
@@ -32,6 +33,9 @@ from operations import selectors as operation_selectors
 from operations.api.operations import OperationSerializer
 from operations.models import Operation
 from tenants.api.viewsets import TenantScopedViewSet
+from volumes import selectors as volume_selectors
+from volumes.api.volumes import VolumeSerializer
+from volumes.models import Volume
 
 
 class InstanceSerializer(serializers.ModelSerializer):
@@ -153,6 +157,18 @@ class InterfaceAcceptedSerializer(serializers.Serializer):
     """202 to an attach: the NIC's port and the operation that plugs it in."""
 
     port = PortSerializer(read_only=True)
+    operation = OperationSerializer(read_only=True)
+
+
+class VolumeAttachSerializer(StrictSerializer):
+    volume = serializers.UUIDField(help_text="An available volume of yours, on the same host.")
+
+
+class VolumeAttachAcceptedSerializer(serializers.Serializer):
+    """202 to an attach: the volume (`attaching`, with its device) and the operation that
+    plugs it in."""
+
+    volume = VolumeSerializer(read_only=True)
     operation = OperationSerializer(read_only=True)
 
 
@@ -312,6 +328,57 @@ class InstanceViewSet(
         )
         return Response(
             {"operation": OperationSerializer(operation).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(responses=VolumeSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="volumes", filterset_class=None,
+            pagination_class=None)  # fmt: skip
+    def volumes(self, request: Request, pk: str | None = None) -> Response:
+        """The volumes attached to the instance (attaching, in-use or detaching), each with
+        its device. POST `{"volume": id}` attaches one live (202 + operation; 409
+        `wrong_state` unless the instance is active or stopped and idle, 409
+        `volume_in_use` or `wrong_state` unless the volume is available, 409
+        `volume_on_other_host` unless it is stored on the instance's host)."""
+        instance = self.get_object()
+        attached = volume_selectors.instance_volumes(self.tenant_context.tenant, instance.pk)
+        return Response(VolumeSerializer(attached, many=True).data)
+
+    def _volume(self, ref: str) -> Volume:
+        found = volume_selectors.volume_find(self.tenant_context.tenant, ref)
+        if found is None:
+            raise NotFoundError("No such volume.", code="volume_not_found")
+        return found
+
+    @extend_schema(request=VolumeAttachSerializer, responses={202: VolumeAttachAcceptedSerializer})
+    @volumes.mapping.post
+    def attach_volume(self, request: Request, pk: str | None = None) -> Response:
+        instance = self.get_object()
+        serializer = VolumeAttachSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        volume = self._volume(str(serializer.validated_data["volume"]))
+        operation = volume_services.instance_volume_attach(
+            actor=self.actor, instance=instance, volume=volume
+        )
+        volume = volume_selectors.volume_list(self.tenant_context.tenant).get(pk=volume.pk)
+        body = {"volume": VolumeSerializer(volume).data,
+                "operation": OperationSerializer(operation).data}  # fmt: skip
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={202: InstanceOperationSerializer})
+    @action(detail=True, methods=["delete"], url_path=r"volumes/(?P<volume_id>[^/.]+)",
+            filterset_class=None, pagination_class=None)  # fmt: skip
+    def detach_volume(
+        self, request: Request, pk: str | None = None, volume_id: str | None = None
+    ) -> Response:
+        """Detach a volume from the instance, live (202 + operation; 409
+        `volume_not_attached` if it is not attached here). The guest must release the disk
+        within 20 s; if it does not, the volume stays in-use with a fault: detach again."""
+        instance = self.get_object()
+        volume = self._volume(str(volume_id))
+        return self._accepted(
+            volume_services.instance_volume_detach(
+                actor=self.actor, instance=instance, volume=volume
+            )
         )
 
     def _accepted(self, operation: Operation) -> Response:

@@ -3,7 +3,7 @@ built from the shared steps. `register()` puts them in the operation registry.""
 
 from __future__ import annotations
 
-from compute.worker import interfaces, lifecycle, resize, snapshot, targets
+from compute.worker import interfaces, lifecycle, resize, snapshot, targets, volumes
 from operations import registry
 
 
@@ -33,5 +33,15 @@ def register() -> None:
             interfaces.abandon_attach_interface,
         ),
         registry.Action("instance.detach_interface", interfaces.run_detach_interface),
+        registry.Action(
+            "instance.attach_volume",
+            volumes.run_attach_volume,
+            volumes.abandon_volume_operation,
+        ),
+        registry.Action(
+            "instance.detach_volume",
+            volumes.run_detach_volume,
+            volumes.abandon_volume_operation,
+        ),
     ):
         registry.register_action(action)

@@ -30,6 +30,7 @@ from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import finish, step
+from volumes.services.attachments import volume_attachments_release
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ def run_delete(operation: Operation, instance: Instance) -> None:
         return
     with transaction.atomic():
         release_capacity(instance)
+        # Its domain is gone: the volumes attached to it are free again, data kept.
+        volume_attachments_release(instance.pk)
         Instance.objects.filter(pk=instance.pk).update(
             status=Instance.Status.DELETED,
             task_state=None,

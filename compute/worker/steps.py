@@ -40,6 +40,8 @@ from network.services.devices import device_ports_release
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
+from volumes.models import VolumeAttachment
+from volumes.selectors import attachments_of
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ def ensure_network(hv: Hypervisor, ports: list[Port]) -> None:
 
 
 def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
+    """The instance's domain: its root disk, its seed, the volumes attached to it (so a
+    redefinition, by a rebuild or a resize, keeps them) and its NICs."""
     host = instance.host
     assert host is not None
     pools = pool_names(host)
@@ -167,10 +171,20 @@ def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
                 format="raw",
                 readonly=True,
             ),
+            *(volume_disk(attachment) for attachment in attachments_of(instance.pk)),
         ),
         nics=tuple(host_specs.nic_spec(port, host) for port in ports),
         domain_type=host.domain_type,
         console_log=f"{host.storage_root}/instances/{naming.console_log(instance.pk)}",
+    )
+
+
+def volume_disk(attachment: VolumeAttachment) -> DiskSpec:
+    """The disk of an attached volume: its qcow2 file in the volumes pool of its host."""
+    return DiskSpec(
+        pool=pool_names(attachment.host)["volumes"],
+        volume=naming.volume(attachment.volume_id),
+        target=attachment.device,
     )
 
 

@@ -139,6 +139,7 @@ MODELS_ADDED_SINCE = {
     ),
     ("volumes", "volumetype"),
     ("volumes", "volume"),
+    ("volumes", "volumeattachment"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.

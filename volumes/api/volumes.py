@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -22,24 +22,49 @@ from operations.models import Operation
 from tenants.api.viewsets import TenantScopedViewSet
 from volumes import selectors
 from volumes.api.filtersets import VolumeFilterSet
-from volumes.models import Volume, VolumeType
+from volumes.models import Volume, VolumeAttachment, VolumeType
 from volumes.services import volumes as volume_services
 
 MAX_SIZE_GB = 65536
+
+
+class VolumeAttachmentSerializer(serializers.ModelSerializer):
+    """Where a volume is plugged in: the instance, and the disk the guest sees (`vdb`…;
+    the guest's kernel names disks in the order it finds them, so it may differ)."""
+
+    instance = serializers.UUIDField(source="instance_id", read_only=True)
+    attached_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = VolumeAttachment
+        fields = ["instance", "device", "attached_at"]
+        read_only_fields = fields
 
 
 class VolumeSerializer(serializers.ModelSerializer):
     volume_type = serializers.CharField(source="volume_type.name", read_only=True)
     zone = serializers.CharField(source="zone.name", read_only=True)
     source_image = serializers.UUIDField(source="source_image_id", read_only=True, allow_null=True)
+    attachment = serializers.SerializerMethodField()
 
     class Meta:
         model = Volume
         fields = [
             "id", "name", "description", "size_gb", "volume_type", "status", "fault", "zone",
-            "source_image", "created_at", "updated_at",
+            "source_image", "attachment", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(VolumeAttachmentSerializer(allow_null=True))
+    def get_attachment(self, volume: Volume) -> dict[str, Any] | None:
+        """The active attachment (attaching, in-use or detaching), null when there is none;
+        prefetched by volumes.selectors.volume_list."""
+        active = getattr(volume, "active_attachments", None)
+        if active is None:
+            active = list(
+                VolumeAttachment.objects.filter(volume_id=volume.pk, detached_at__isnull=True)
+            )
+        return VolumeAttachmentSerializer(active[0]).data if active else None
 
 
 class VolumeCreateSerializer(StrictSerializer):
@@ -164,7 +189,8 @@ class VolumeViewSet(
     @extend_schema(request=VolumeExtendSerializer, responses={202: VolumeOperationSerializer})
     @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
     def extend(self, request: Request, pk: str | None = None) -> Response:
-        """Grow an available volume (409 `wrong_state` otherwise) to `size_gb`: only bigger
+        """Grow an available or in-use volume (409 `wrong_state` otherwise) to `size_gb`, an
+        attached one live (the guest sees the new size without a reboot): only bigger
         (400 `volume_cannot_shrink`), within its type's maximum and the `volume_gb` quota."""
         volume = self.get_object()
         serializer = VolumeExtendSerializer(data=request.data)

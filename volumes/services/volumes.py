@@ -155,7 +155,8 @@ def _host_of(volume: Volume) -> Host:
 
 @transaction.atomic
 def volume_extend(*, actor: Actor, volume: Volume, size_gb: int) -> Operation:
-    """Accept growing an `available` volume to `size_gb` GiB (409 `wrong_state` otherwise):
+    """Accept growing an `available` or `in-use` volume (attached: live, the guest sees
+    the new size) to `size_gb` GiB (409 `wrong_state` otherwise):
     only bigger (400 `volume_cannot_shrink`), within its type's maximum, and the growth
     within the `volume_gb` quota — claimed now, by recording the new size, so concurrent
     extends and creates count it. The worker grows the storage; a failure gives the old

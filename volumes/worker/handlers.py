@@ -1,4 +1,5 @@
-"""Worker handlers of volume.create, volume.extend and volume.delete on a directory backend:
+"""Worker handlers of volume.create, volume.extend and volume.delete on a directory backend
+(attaching is an instance operation: compute.worker.volumes):
 the volume is the qcow2 file `volume-<id>` (hosts.naming) in its host's volumes pool.
 
 Every step is idempotent, so an operation whose worker died can simply be run again: the
@@ -27,6 +28,7 @@ from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step, worker_actor
 from volumes.models import Volume
+from volumes.services.attachments import active_attachment
 from volumes.states import VolumeStatus
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,11 @@ def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
         return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
     spec = _spec(volume)
     wanted = size_gb * GIB
+    attachment = active_attachment(volume.pk)
+    if attachment is not None and hv.resize_attached_disk(
+        naming.domain(attachment.instance_id), attachment.device, wanted
+    ):
+        return  # grown live by the guest's QEMU, which holds the file: the guest is told
     if hv.storage_volume_info(spec.pool, spec.name).capacity_bytes < wanted:
         hv.resize_storage_volume(spec.pool, spec.name, wanted)
 
@@ -127,19 +134,26 @@ def run_create(operation: Operation, volume: Volume) -> None:
 
 
 def run_extend(operation: Operation, volume: Volume) -> None:
-    """Grow the storage to the size the extend claimed; on failure the volume is available
-    at the size its storage really has (the old one, unless the grow got through)."""
+    """Grow the storage to the size the extend claimed (live, through the guest's QEMU, when
+    the volume is attached to a running instance); on failure the volume is back at the size
+    its storage really has (the old one, unless the grow got through). Either way it ends
+    `in-use` if it is attached then, else `available`."""
     hv = hypervisor_for(_host(volume))
     to_gb = int(operation.params["to_gb"])
     try:
         _run(operation, [("grow", lambda: _grow(hv, volume, to_gb))])
     except Exception as exc:
         fail(
-            operation, volume, "extend", exc, status=VolumeStatus.AVAILABLE,
+            operation, volume, "extend", exc, status=_idle_status(volume),
             size_gb=_size_after_failed_grow(hv, volume, operation),
         )  # fmt: skip
         return
-    succeed(operation, status=VolumeStatus.AVAILABLE)
+    succeed(operation, status=_idle_status(volume))
+
+
+def _idle_status(volume: Volume) -> str:
+    attached = active_attachment(volume.pk) is not None
+    return VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE
 
 
 def _size_after_failed_grow(hv: Hypervisor, volume: Volume, operation: Operation) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from operations.models import Operation
-from volumes.models import Volume
+from volumes.models import Volume, VolumeAttachment
 from volumes.states import VolumeStatus
 
 
@@ -25,8 +25,9 @@ def settle_volume(volume_id: uuid.UUID, fault: str, changes: Mapping[str, Any]) 
 def abandon_volume(operation: Operation, reason: str) -> None:
     """Release the volume of an abandoned operation so its tenant can act again: one being
     created or deleted goes to `error` (what is on the host is unknown; deleting it again
-    erases whatever is there); one being extended is `available` at its old size (a qcow2
-    grows by rewriting its header, all or nothing; the next extend asks again)."""
+    erases whatever is there); one being extended is `available` (`in-use` if attached) at
+    its old size (a qcow2 grows by rewriting its header, all or nothing; the next extend
+    asks again)."""
     volume = Volume.objects.filter(pk=operation.target_id).first()
     if volume is None:
         return
@@ -34,6 +35,9 @@ def abandon_volume(operation: Operation, reason: str) -> None:
     if volume.status in (VolumeStatus.CREATING, VolumeStatus.DELETING):
         changes["status"] = VolumeStatus.ERROR
     elif volume.status == VolumeStatus.EXTENDING:
-        changes["status"] = VolumeStatus.AVAILABLE
+        attached = VolumeAttachment.objects.filter(
+            volume_id=volume.pk, detached_at__isnull=True
+        ).exists()
+        changes["status"] = VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE
         changes["size_gb"] = int(operation.params.get("from_gb") or volume.size_gb)
     Volume.objects.filter(pk=volume.pk).update(**changes)
