@@ -108,6 +108,7 @@ REAL_IDS: dict[tuple[str, str], Callable[[World], Iterable[str]]] = {
         w.pk(kind)
         for kind in ("instance", "active_instance", "stopped_instance", "resized_instance")
     ],
+    ("/api/v1/instances", "volume_id"): lambda w: [w.pk("attached_volume"), w.pk("volume")],
     ("/api/v1/operations", "id"): lambda w: [w.pk("operation")],
     ("/api/v1/volumes", "id"): lambda w: [w.pk("volume"), w.pk("available_volume")],
     ("/api/v1/volume-types", "id"): lambda w: [w.pk("volume_type"), w.pk("public_volume_type")],

@@ -198,6 +198,7 @@ class Endpoint:
     target: str = ""  # the World kind {pk} names ("token": the acting caller's own)
     ready: str = ""  # the kind to act on when the call must succeed (default: target)
     content_type: str = ""  # "": a JSON body
+    volume: str = ""  # the World kind {volume_id} names (a route with a second object)
 
     @property
     def url(self) -> str:
@@ -268,6 +269,7 @@ BODIES: dict[str, Callable[[World], Any]] = {
                          {"name": "new-vol", "size_gb": 1})[-1],
     "extend": lambda w: {"size_gb": 2},
     "volume_type": lambda w: {"name": "new-type", "max_size_gb": 100},
+    "attach_volume": lambda w: {"volume": w.pk("available_volume", "a")},
     "detach_interface": lambda w: {"port": str(Port.objects.get(
         device_id=w.obj("active_instance", "a").pk).pk)},
 }
@@ -359,6 +361,15 @@ TENANT_ENDPOINTS = [
     write("instances.detach-interface", "POST", "/instances/{pk}/detach-interface", M,
           "instance.detach_interface", 202, body="detach_interface", target="instance",
           ready="active_instance"),
+    read("instances.volumes", "/instances/{pk}/volumes", target="instance"),
+    write("instances.attach-volume", "POST", "/instances/{pk}/volumes", M,
+          "instance.attach_volume", 202, body="attach_volume", target="instance",
+          ready="active_instance"),
+    dataclasses.replace(
+        write("instances.detach-volume", "DELETE", "/instances/{pk}/volumes/{volume_id}", M,
+              "instance.detach_volume", 202, target="instance", ready="active_instance"),
+        volume="attached_volume",
+    ),
     *(
         endpoint
         for plural, kind, body, verbs in (
@@ -513,7 +524,9 @@ def prepare(
         kind = (endpoint.ready or endpoint.target) if ready else endpoint.target
         pk = str(world.token_of(caller).pk) if kind == "token" else world.pk(kind, "a")
     body = endpoint.body(world) if endpoint.body else None
-    return Prepared(endpoint.method, endpoint.url.format(pk=pk), body, endpoint.content_type)
+    second = {"volume_id": world.pk(endpoint.volume, "a")} if endpoint.volume else {}
+    url = endpoint.url.format(pk=pk, **second)
+    return Prepared(endpoint.method, url, body, endpoint.content_type)
 
 
 # ---- What every refusal must look like ---------------------------------------------------

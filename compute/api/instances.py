@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -364,7 +365,15 @@ class InstanceViewSet(
                 "operation": OperationSerializer(operation).data}  # fmt: skip
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={202: InstanceOperationSerializer})
+    @extend_schema(
+        responses={202: InstanceOperationSerializer},
+        parameters=[
+            OpenApiParameter(
+                "volume_id", OpenApiTypes.UUID, OpenApiParameter.PATH,
+                description="The attached volume's id.",
+            )
+        ],
+    )  # fmt: skip
     @action(detail=True, methods=["delete"], url_path=r"volumes/(?P<volume_id>[^/.]+)",
             filterset_class=None, pagination_class=None)  # fmt: skip
     def detach_volume(

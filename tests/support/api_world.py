@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from hosts.services import hosts as host_services
 from iaas.models import AuditEvent
@@ -287,6 +288,23 @@ def _volume(available: bool) -> Callable[[World, str], Any]:
     return make
 
 
+def _attached_volume(world: World, side: str) -> Any:
+    """The side's available volume attached to its active instance, as the worker leaves
+    it (`in-use`; libvirt's fake cannot plug the disk in: the volumes' own services stand
+    in for the operation)."""
+    from volumes.services.attachments import volume_attachment_begin, volume_attachment_confirm
+
+    instance = world.obj("active_instance", side)
+    volume = world.obj("available_volume", side)
+    with transaction.atomic():
+        attachment = volume_attachment_begin(
+            volume=volume, instance_id=instance.pk, host=instance.host, device="vdb"
+        )
+        volume_attachment_confirm(attachment)
+    volume.refresh_from_db()
+    return volume
+
+
 BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "associated_floating_ip": _associated_floating_ip,
     "network": _network,
@@ -312,6 +330,7 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "resized_instance": _built("resized_instance"),
     "volume": _volume(available=False),
     "available_volume": _volume(available=True),
+    "attached_volume": _attached_volume,
     "volume_type": lambda w, s: factories.volume_type(
         f"{w.tenant(s).slug}-only", is_public=False, tenants=[w.tenant(s).slug]
     ),
