@@ -1,0 +1,179 @@
+"""A volume that outlives its instance, as a tenant sees it (issue 11, "Done means"): through
+the API only, a real Celery worker on the host's queue, this machine's libvirtd with QEMU
+(TCG) and the project's test image. Two guests boot once, each running a probe (its user
+data, a `#!/bin/sh` script the image's init runs for 120 s, output on the console):
+
+- the first waits for a hot-plugged disk, writes a marker on it, and says when it is gone;
+- the second waits for the disk, reads the marker back, then waits for the disk to grow.
+
+The test attaches the volume to the first guest, detaches it, attaches it to the second,
+extends it live, and deletes that instance: the volume is available again, data kept."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from hosts.models import Host
+from iaas.celery import app, host_queue
+from tests import factories
+from tests.e2e.conftest import import_test_image_and_tiny_flavor
+from tests.support.local_host import onboarded_local_host
+
+pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
+HOST = "e2e-vol"
+GIB_SECTORS = 2 * 1024 * 1024  # 512-byte sectors in a GiB, as /sys/block/*/size counts
+
+# Wait (up to ~110 s) for /dev/vdb: the first disk hot-plugged after the root disk vda.
+WAIT_FOR_DISK = """\
+i=0
+while [ ! -b /dev/vdb ] && [ $i -lt 110 ]; do sleep 1; i=$((i+1)); done
+[ -b /dev/vdb ] || { echo "VOLTEST no-disk"; exit 1; }
+echo "VOLTEST seen size=$(cat /sys/block/vdb/size)"
+"""
+WRITER = (
+    "#!/bin/sh\n"
+    + WAIT_FOR_DISK
+    + """\
+printf 'MARKER-%s\\n' "{token}" | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null
+sync
+echo "VOLTEST written"
+i=0
+while [ -b /dev/vdb ] && [ $i -lt 100 ]; do sleep 1; i=$((i+1)); done
+[ -b /dev/vdb ] && echo "VOLTEST still-there" || echo "VOLTEST gone"
+"""
+)
+READER = (
+    "#!/bin/sh\n"
+    + WAIT_FOR_DISK
+    + """\
+echo "VOLTEST read $(dd if=/dev/vdb bs=512 count=1 2>/dev/null | tr -d '\\000' | head -n 1)"
+first=$(cat /sys/block/vdb/size)
+i=0
+while [ "$(cat /sys/block/vdb/size)" = "$first" ] && [ $i -lt 100 ]; do sleep 1; i=$((i+1)); done
+echo "VOLTEST grown size=$(cat /sys/block/vdb/size)"
+"""
+)
+
+
+@pytest.fixture
+def real_host(settings: Any) -> Any:
+    with onboarded_local_host(settings, HOST, "fr-e2e-vol") as host:
+        yield host
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_a_volume_moves_between_guests_keeps_its_data_and_grows_live(
+    real_host: Host, make_tenant: Any, make_caller: Any
+) -> None:
+    image = import_test_image_and_tiny_flavor()
+    factories.volume_type("standard", max_size_gb=10)
+    client = make_caller(make_tenant("acme"), "member").client()
+    token = secrets.token_hex(8)
+
+    def settled(answer: Any, timeout: float = 90) -> dict[str, Any]:
+        """The operation of a 202, once it ends: it must have succeeded."""
+        assert answer.status_code == 202, answer.content
+        operation = answer.json()["operation"]
+        done = wait_for(
+            lambda: (
+                (body := client.get(f"/api/v1/operations/{operation['id']}").json())["status"]
+                in ("succeeded", "failed")
+                and body
+            ),
+            timeout,
+            f"{operation['action']} to finish",
+        )
+        assert done["status"] == "succeeded", done
+        return dict(done)
+
+    def console(instance_id: str) -> str:
+        return str(client.get(f"/api/v1/instances/{instance_id}/console").json()["output"])
+
+    def says(instance_id: str, line: str, timeout: float = 60) -> str:
+        """Wait for a probe line starting with `line` on the guest's console; the line."""
+
+        def found() -> str | None:
+            for text in console(instance_id).splitlines():
+                if text.strip().startswith(line):
+                    return text.strip()
+            return None
+
+        try:
+            return str(wait_for(found, timeout, f"{line!r} on the console"))
+        except AssertionError:
+            raise AssertionError(
+                f"no {line!r} on the console of {instance_id}:\n{console(instance_id)[-3000:]}"
+            ) from None
+
+    def volume() -> dict[str, Any]:
+        return dict(client.get(f"/api/v1/volumes/{volume_id}").json())
+
+    with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
+        # Both guests boot at once (one wait), each with its probe; the volume meanwhile.
+        made = {}
+        for name, probe in (("writer", WRITER.replace("{token}", token)), ("reader", READER)):
+            answer = client.post(
+                "/api/v1/instances",
+                {"name": name, "flavor": "tiny", "image": str(image.pk), "user_data": probe},
+                format="json",
+            )
+            assert answer.status_code == 202, answer.content
+            made[name] = answer
+        created = client.post("/api/v1/volumes", {"name": "data", "size_gb": 1}, format="json")
+        volume_id = created.json()["volume"]["id"]
+        settled(created)
+        writer, reader = (made[n].json()["instance"]["id"] for n in ("writer", "reader"))
+        for name in ("writer", "reader"):
+            settled(made[name], timeout=180)
+            says(made[name].json()["instance"]["id"], "ANDROMEDE-PROBE-BEGIN", timeout=90)
+
+        # Attached to the running writer: the guest sees a 1 GiB disk and writes the marker.
+        attach = client.post(
+            f"/api/v1/instances/{writer}/volumes", {"volume": volume_id}, format="json"
+        )
+        assert attach.json()["volume"]["attachment"]["device"] == "vdb"
+        settled(attach)
+        assert (volume()["status"], volume()["attachment"]["instance"]) == ("in-use", writer)
+        assert says(writer, "VOLTEST seen") == f"VOLTEST seen size={GIB_SECTORS}"
+        says(writer, "VOLTEST written")
+
+        # Detached: the guest lets go of the disk; the volume is available.
+        settled(client.delete(f"/api/v1/instances/{writer}/volumes/{volume_id}"))
+        assert says(writer, "VOLTEST gone", timeout=30) == "VOLTEST gone"
+        assert (volume()["status"], volume()["attachment"]) == ("available", None)
+
+        # Attached to the reader: the marker is there.
+        settled(
+            client.post(f"/api/v1/instances/{reader}/volumes", {"volume": volume_id},
+                        format="json")
+        )  # fmt: skip
+        assert says(reader, "VOLTEST seen") == f"VOLTEST seen size={GIB_SECTORS}"
+        assert says(reader, "VOLTEST read") == f"VOLTEST read MARKER-{token}"
+
+        # Extended while in use: the running guest sees the new size, no reboot.
+        settled(client.post(f"/api/v1/volumes/{volume_id}/extend", {"size_gb": 2},
+                            format="json"))  # fmt: skip
+        assert (volume()["status"], volume()["size_gb"]) == ("in-use", 2)
+        assert says(reader, "VOLTEST grown") == f"VOLTEST grown size={2 * GIB_SECTORS}"
+        assert console(reader).count("ANDROMEDE-READY") == 1  # the same boot
+
+        # The instance goes; its volume stays, available, for the next one.
+        settled(client.delete(f"/api/v1/instances/{reader}"))
+        shown = volume()
+        assert (shown["status"], shown["attachment"], shown["size_gb"]) == ("available", None, 2)
+        settled(client.delete(f"/api/v1/instances/{writer}"))
+        settled(client.delete(f"/api/v1/volumes/{volume_id}"))
