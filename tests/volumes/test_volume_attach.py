@@ -238,3 +238,31 @@ def test_an_in_use_volume_extends_and_stays_in_use(vcloud, plugs):
     volume = volume_shown(vcloud.client, volume_id)
     assert (volume["status"], volume["size_gb"]) == ("in-use", 3)
     assert volume["attachment"]["device"] == "vdb"
+
+
+def test_an_attach_abandoned_past_its_deadline_leaves_the_volume_attached(vcloud):
+    """A worker that never finished the attach (it died, its host was lost): whether the
+    disk is plugged in is unknown, so the volume stays attached, `in-use` with the reason,
+    and a detach frees it (never `available` while a guest may hold it)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from operations.services.deadlines import fail_overdue_operations
+
+    instance_id = active_instance(vcloud)
+    volume_id = new_volume(vcloud)
+    answer = attach(vcloud.client, instance_id, volume_id).json()
+    Operation.objects.filter(pk=answer["operation"]["id"]).update(
+        created_at=timezone.now() - timedelta(hours=2)
+    )
+    assert fail_overdue_operations() == [answer["operation"]["id"]]
+    volume = volume_shown(vcloud.client, volume_id)
+    assert (volume["status"], volume["attachment"]["instance"]) == ("in-use", instance_id)
+    assert volume["fault"]
+    assert vcloud.client.get(f"/api/v1/instances/{instance_id}").json()["task_state"] is None
+
+    answer = detach(vcloud.client, instance_id, volume_id)
+    assert run_operation(answer.json()["operation"]["id"]) == "succeeded"
+    volume = volume_shown(vcloud.client, volume_id)
+    assert (volume["status"], volume["fault"], volume["attachment"]) == ("available", "", None)
