@@ -391,6 +391,15 @@ class _EventStream(Iterator[DomainEvent]):
             log.debug("deregistering the event callback failed: %s", exc)
 
 
+class _Zeros:
+    """A source of zeros for `_send` (the bytes an erase writes)."""
+
+    _chunk = bytes(STREAM_CHUNK)
+
+    def read(self, size: int) -> bytes:
+        return self._chunk[:size]
+
+
 class LibvirtHypervisor(Hypervisor):
     """A libvirt host at `uri` (``qemu:///system``, ``qemu+ssh://host/system``,
     ``test:///default``…). `call_timeout` bounds every libvirt call, in seconds.
@@ -639,21 +648,38 @@ class LibvirtHypervisor(Hypervisor):
 
     def upload_storage_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
         what = f"upload to volume {name!r}"
+        stream = self._run(
+            what,
+            lambda conn: self._open_upload(conn, storage.lookup_volume(conn, pool, name), length),
+        )
+        self._send(what, stream, source, length)
 
-        def start(conn: libvirt.virConnect) -> libvirt.virStream:
-            vol = storage.lookup_volume(conn, pool, name)
-            stream = conn.newStream(0)
-            try:
-                vol.upload(stream, 0, length, 0)
-            except libvirt.libvirtError:
-                self._abort_quietly(stream)
-                raise
-            return stream
+    def _open_upload(
+        self, conn: libvirt.virConnect, vol: libvirt.virStorageVol, length: int
+    ) -> libvirt.virStream:
+        stream = conn.newStream(0)
+        try:
+            vol.upload(stream, 0, length, 0)
+        except libvirt.libvirtError:
+            self._abort_quietly(stream)
+            raise
+        return stream
 
-        stream = self._run(what, start)
+    def _send(
+        self,
+        what: str,
+        stream: libvirt.virStream,
+        source: BinaryIO | _Zeros,
+        length: int,
+        deadline: float | None = None,
+    ) -> None:
+        """`length` bytes of `source` into an upload stream, each message bounded, the whole
+        by `deadline` if given (TransientError past it: the stream is aborted)."""
         sent = 0
         try:
             while sent < length:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TransientError(f"{what}: not done in time ({sent} of {length} bytes)")
                 chunk = source.read(min(STREAM_CHUNK, length - sent))
                 if not chunk:
                     raise DriverError(f"{what}: the source ended after {sent} of {length} bytes")
@@ -707,11 +733,31 @@ class LibvirtHypervisor(Hypervisor):
             stream.abort()
 
     def delete_storage_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
+        deadline = time.monotonic() + max(self.call_timeout, WIPE_TIMEOUT_SECONDS)
+        if wipe:
+            self._fill_holes(pool, name, deadline)
         self._run(
             f"delete volume {name!r}",
             lambda conn: storage.delete_storage_volume(conn, pool, name, wipe=wipe),
-            timeout=max(self.call_timeout, WIPE_TIMEOUT_SECONDS) if wipe else None,
+            timeout=max(1.0, deadline - time.monotonic()) if wipe else None,
         )
+
+    def _fill_holes(self, pool: str, name: str, deadline: float) -> None:
+        """Rewrite every byte of a sparse volume file with zeros (storage.py: libvirt's wipe
+        would truncate it, leaving the data on the freed blocks), within `deadline`."""
+        what = f"erase of volume {name!r}"
+
+        def start(conn: libvirt.virConnect) -> tuple[libvirt.virStream, int] | None:
+            vol = storage.lookup_to_erase(conn, pool, name)
+            length = None if vol is None else storage.sparse_length(vol)
+            if vol is None or length is None:
+                return None
+            return self._open_upload(conn, vol, length), length
+
+        started = self._run(what, start)
+        if started is not None:
+            stream, length = started
+            self._send(what, stream, _Zeros(), length, deadline)
 
     # --- NICs ---------------------------------------------------------------------------------
 
