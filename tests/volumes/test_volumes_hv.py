@@ -90,7 +90,9 @@ def test_volumes_are_made_grown_and_provably_erased_on_a_real_host(
 
     with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
         # An empty volume: a qcow2 file of the size asked for, alone.
-        empty = settled(client.post("/api/v1/volumes", {"name": "scratch", "size_gb": 1}))
+        empty = settled(
+            client.post("/api/v1/volumes", {"name": "scratch", "size_gb": 1}, format="json")
+        )
         empty_id = empty["volume"]["id"]
         assert shown(empty_id)["status"] == "available"
         empty_file = pool_dir / f"volume-{empty_id}"
@@ -101,7 +103,7 @@ def test_volumes_are_made_grown_and_provably_erased_on_a_real_host(
         # From the image: a standalone copy (no backing file: it outlives the image and its
         # cache) holding the image's content, grown to the 2 GiB asked for.
         body = {"name": "boot", "size_gb": 2, "image": str(image.pk)}
-        copied = settled(client.post("/api/v1/volumes", body))
+        copied = settled(client.post("/api/v1/volumes", body, format="json"))
         copied_id = copied["volume"]["id"]
         copy_file = pool_dir / f"volume-{copied_id}"
         info = qemu_img_info(copy_file)
@@ -115,7 +117,7 @@ def test_volumes_are_made_grown_and_provably_erased_on_a_real_host(
         assert same.returncode == 0, same.stdout + same.stderr  # the image's bytes, then zeros
 
         # Extend: the file's virtual size grows; the API says so.
-        extend = client.post(f"/api/v1/volumes/{empty_id}/extend", {"size_gb": 3})
+        extend = client.post(f"/api/v1/volumes/{empty_id}/extend", {"size_gb": 3}, format="json")
         settled(extend)
         assert (shown(empty_id)["status"], shown(empty_id)["size_gb"]) == ("available", 3)
         assert qemu_img_info(empty_file)["virtual-size"] == 3 * GIB
