@@ -42,13 +42,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _setup
+from bench.network import RunFailed, wait
 
 HOST = "bvol-local"
 ZONE = "bvol-local-fr"
@@ -76,10 +76,6 @@ _RESET = (
 )
 
 
-class RunFailed(Exception):
-    pass
-
-
 def reset_rows() -> None:
     """This bench's rows from a previous run (the database is the bench one)."""
     for statement in _RESET:
@@ -105,16 +101,6 @@ def cleanup_libvirt() -> list[str]:
     finally:
         conn.close()
     return removed
-
-
-def wait(check: Callable[[], Any], deadline: float, what: str, every: float = 0.005) -> Any:
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RunFailed(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 class Lab:
@@ -180,7 +166,7 @@ class Lab:
                 raise RunFailed(f"volume {volume_id} went to error: {body['fault']}")
             return bool(body["status"] == want)
 
-        wait(seen, time.monotonic() + self.deadline_s, f"volume {want} through the API")
+        wait(seen, time.monotonic() + self.deadline_s, f"volume {want} through the API", 0.005)
         t_seen = time.time()
         op = Operation.objects.get(pk=answer.json()["operation"]["id"])
         if op.status != "succeeded" or op.finished_at is None:
