@@ -71,7 +71,9 @@ def test_volumes_are_made_grown_and_provably_erased_on_a_real_host(
     image = Image.objects.get(name="andromede-test")
     assert image.status == "active"
     factories.volume_type("standard", max_size_gb=10)
-    client = make_caller(make_tenant("acme"), "member").client()
+    tenant = make_tenant("acme")
+    client = make_caller(tenant, "member").client()
+    auditor = make_caller(tenant, "admin").client()  # a tenant's audit log: its admins
     pool_dir = Path(real_host.storage_root) / "volumes"
 
     def settled(answer: Any, expected: str = "succeeded") -> dict[str, Any]:
@@ -134,7 +136,8 @@ def test_volumes_are_made_grown_and_provably_erased_on_a_real_host(
         assert not copy_file.exists()
         assert not erasure.holds_marker(link)
         assert held <= erasure.physical_blocks(link)  # overwritten in place, not freed
-        events = client.get("/api/v1/audit-events", {"action": "volume.erase"}).json()["results"]
+        erase = {"action": "volume.erase"}
+        events = auditor.get("/api/v1/audit-events", erase).json()["results"]
         assert [e["details"]["erased_by"] for e in events] == [ERASED_BY_WIPE]
 
         settled(client.delete(f"/api/v1/volumes/{empty_id}"))
