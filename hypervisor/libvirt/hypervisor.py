@@ -53,8 +53,10 @@ T = TypeVar("T")
 
 #: Bytes per stream message for uploads and downloads (libvirt's own limit is 256 KiB).
 STREAM_CHUNK = 256 * 1024
-#: Wiping writes up to the whole volume: bounded separately from ordinary calls.
+#: Erasing writes up to the whole volume, twice: bounded separately from ordinary calls, by
+#: the larger of a fixed bound and the time two passes take at a slow disk's rate.
 WIPE_TIMEOUT_SECONDS = 900.0
+WIPE_MIN_BYTES_PER_SECOND = 50 * 1024 * 1024
 #: A copy reads and writes the whole disk (a snapshot of a large root disk takes minutes).
 COPY_TIMEOUT_SECONDS = 1800.0
 #: While waiting for an ACPI shutdown: how often to look, and to press the button again (a
@@ -733,31 +735,36 @@ class LibvirtHypervisor(Hypervisor):
             stream.abort()
 
     def delete_storage_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
-        deadline = time.monotonic() + max(self.call_timeout, WIPE_TIMEOUT_SECONDS)
+        timeout = None
         if wipe:
-            self._fill_holes(pool, name, deadline)
+            timeout = max(1.0, self._fill_holes(pool, name) - time.monotonic())
         self._run(
             f"delete volume {name!r}",
             lambda conn: storage.delete_storage_volume(conn, pool, name, wipe=wipe),
-            timeout=max(1.0, deadline - time.monotonic()) if wipe else None,
+            timeout=timeout,
         )
 
-    def _fill_holes(self, pool: str, name: str, deadline: float) -> None:
-        """Rewrite every byte of a sparse volume file with zeros (storage.py: libvirt's wipe
-        would truncate it, leaving the data on the freed blocks), within `deadline`."""
+    def _fill_holes(self, pool: str, name: str) -> float:
+        """Rewrite every byte of a volume file that has holes with zeros (storage.py:
+        libvirt's wipe would truncate it, leaving the data on the freed blocks). Returns the
+        deadline of the whole erase, this fill and libvirt's wipe after it: two passes over
+        the file at WIPE_MIN_BYTES_PER_SECOND at least, never less than WIPE_TIMEOUT_SECONDS."""
         what = f"erase of volume {name!r}"
+        started = time.monotonic()
 
-        def start(conn: libvirt.virConnect) -> tuple[libvirt.virStream, int] | None:
+        def start(conn: libvirt.virConnect) -> tuple[libvirt.virStream | None, int]:
             vol = storage.lookup_to_erase(conn, pool, name)
-            length = None if vol is None else storage.sparse_length(vol)
-            if vol is None or length is None:
-                return None
-            return self._open_upload(conn, vol, length), length
+            extent = None if vol is None else storage.file_extent(vol)
+            if vol is None or extent is None:
+                return None, 0
+            length, holes = extent
+            return (self._open_upload(conn, vol, length) if holes else None), length
 
-        started = self._run(what, start)
-        if started is not None:
-            stream, length = started
-            self._send(what, stream, _Zeros(), length, deadline)
+        stream, length = self._run(what, start)
+        bound = max(self.call_timeout, WIPE_TIMEOUT_SECONDS, 2 * length / WIPE_MIN_BYTES_PER_SECOND)
+        if stream is not None:
+            self._send(what, stream, _Zeros(), length, started + bound)
+        return started + bound
 
     # --- NICs ---------------------------------------------------------------------------------
 

@@ -6,13 +6,14 @@ zero wipe (``virStorageVolWipe``) overwrites a directory volume's file only when
 no holes; a sparse file it truncates to nothing and back, which frees its blocks with the data
 still on them (measured on libvirt 9.0, ext4: a qcow2 file written with a 64 MiB marker has
 holes between its metadata and its clusters, and after the wipe it owned no block at all).
-So a sparse file is first filled: every byte of it, holes included, rewritten with zeros
-through a volume upload (`sparse_length`), after which libvirt's wipe takes its overwriting
-path and syncs the file (fdatasync) before the delete frees the space. The blocks that held
-the data are the ones overwritten (ext4 rewrites allocated blocks in place; a copy-on-write
-filesystem would not, and is not supported under a volumes pool). For a qcow2 overlay the
-tenant's data is the overlay's file; the base image it points to is shared and not the
-tenant's. libvirt's test driver cannot wipe and holds no data; there the wipe is skipped.
+So a file with holes (`file_extent`) is first filled: every byte of it, holes included,
+rewritten with zeros through a volume upload, after which libvirt's wipe takes its
+overwriting path and syncs the file (fdatasync) before the delete frees the space. The
+blocks that held the data are the ones overwritten (ext4 rewrites allocated blocks in place;
+a copy-on-write filesystem would not, and is not supported under a volumes pool). For a
+qcow2 overlay the tenant's data is the overlay's file; the base image it points to is shared
+and not the tenant's. libvirt's test driver cannot wipe and holds no data; there the wipe
+is skipped.
 """
 
 from __future__ import annotations
@@ -321,15 +322,15 @@ def lookup_to_erase(conn: libvirt.virConnect, pool: str, name: str) -> libvirt.v
         raise
 
 
-def sparse_length(vol: libvirt.virStorageVol) -> int | None:
-    """The length of the volume's file when it has holes (its allocation is less than its
-    length), which libvirt's zero wipe would truncate instead of overwriting; None for a file
-    without holes, or a volume that is not a file."""
+def file_extent(vol: libvirt.virStorageVol) -> tuple[int, bool] | None:
+    """(length, has holes) of the volume's file: one with holes (its allocation is less than
+    its length) libvirt's zero wipe would truncate instead of overwriting. None for a volume
+    that is not a file."""
     kind, _capacity, allocation = vol.info()
     if kind != libvirt.VIR_STORAGE_VOL_FILE:
         return None
     _kind, _capacity, length = vol.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)
-    return int(length) if int(allocation) < int(length) else None
+    return int(length), int(allocation) < int(length)
 
 
 def list_storage_volumes(conn: libvirt.virConnect, pool: str) -> list[StorageVolumeInfo]:
