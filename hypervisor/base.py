@@ -371,9 +371,13 @@ class Hypervisor(ABC):
 
     @abstractmethod
     def delete_storage_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
-        """Wipe (overwrite) then delete the volume so its data cannot leak to the next user of
-        the space; a file the pool did not list yet (a console log) is found too. Missing:
-        no-op. libvirt's test driver, which holds no data, deletes without wiping."""
+        """Wipe then delete the volume so its data cannot leak to the next user of the space:
+        every byte of a file is overwritten in place with zeros and synced to disk before the
+        file is removed (a sparse file's holes included: its blocks are never freed with data
+        on them). A file the pool did not list yet (a console log) is found too. Missing:
+        no-op. libvirt's test driver, which holds no data, deletes without wiping. Bounded
+        as a whole (the wipe writes up to the whole file); interrupted, it can be called
+        again."""
 
     # NICs ------------------------------------------------------------------------------------
 

@@ -509,6 +509,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compute.reconcile",
         "schedule": float(env_int("ANDROMEDE_RECONCILE_SECONDS", 60)),
     },
+    "reconcile-volumes": {
+        "task": "volumes.reconcile",
+        "schedule": float(env_int("ANDROMEDE_RECONCILE_SECONDS", 60)),
+    },
     "reconcile-networks": {
         "task": "network.reconcile",
         "schedule": float(env_int("ANDROMEDE_NETWORK_RECONCILE_SECONDS", 60)),

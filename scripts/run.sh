@@ -29,6 +29,7 @@ say "migrating the database"
 "$VENV/bin/python" manage.py migrate --no-input -v0
 "$VENV/bin/python" manage.py bootstrap_demo
 "$VENV/bin/python" manage.py bootstrap_local_host
+"$VENV/bin/python" manage.py bootstrap_volume_types
 "$VENV/bin/python" manage.py bootstrap_local_network
 # The demo's public image: the project's tiny test image (built once, then cached).
 test_image="$("$ROOT/scripts/build-test-image.sh")"

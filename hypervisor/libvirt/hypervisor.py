@@ -54,8 +54,10 @@ T = TypeVar("T")
 
 #: Bytes per stream message for uploads and downloads (libvirt's own limit is 256 KiB).
 STREAM_CHUNK = 256 * 1024
-#: Wiping writes up to the whole volume: bounded separately from ordinary calls.
+#: Erasing writes up to the whole volume, twice: bounded separately from ordinary calls, by
+#: the larger of a fixed bound and the time two passes take at a slow disk's rate.
 WIPE_TIMEOUT_SECONDS = 900.0
+WIPE_MIN_BYTES_PER_SECOND = 50 * 1024 * 1024
 #: A copy reads and writes the whole disk (a snapshot of a large root disk takes minutes).
 COPY_TIMEOUT_SECONDS = 1800.0
 #: While waiting for an ACPI shutdown: how often to look, and to press the button again (a
@@ -392,6 +394,15 @@ class _EventStream(Iterator[DomainEvent]):
             log.debug("deregistering the event callback failed: %s", exc)
 
 
+class _Zeros:
+    """A source of zeros for `_send` (the bytes an erase writes)."""
+
+    _chunk = bytes(STREAM_CHUNK)
+
+    def read(self, size: int) -> bytes:
+        return self._chunk[:size]
+
+
 class LibvirtHypervisor(Hypervisor):
     """A libvirt host at `uri` (``qemu:///system``, ``qemu+ssh://host/system``,
     ``test:///default``…). `call_timeout` bounds every libvirt call, in seconds.
@@ -640,21 +651,38 @@ class LibvirtHypervisor(Hypervisor):
 
     def upload_storage_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
         what = f"upload to volume {name!r}"
+        stream = self._run(
+            what,
+            lambda conn: self._open_upload(conn, storage.lookup_volume(conn, pool, name), length),
+        )
+        self._send(what, stream, source, length)
 
-        def start(conn: libvirt.virConnect) -> libvirt.virStream:
-            vol = storage.lookup_volume(conn, pool, name)
-            stream = conn.newStream(0)
-            try:
-                vol.upload(stream, 0, length, 0)
-            except libvirt.libvirtError:
-                self._abort_quietly(stream)
-                raise
-            return stream
+    def _open_upload(
+        self, conn: libvirt.virConnect, vol: libvirt.virStorageVol, length: int
+    ) -> libvirt.virStream:
+        stream = conn.newStream(0)
+        try:
+            vol.upload(stream, 0, length, 0)
+        except libvirt.libvirtError:
+            self._abort_quietly(stream)
+            raise
+        return stream
 
-        stream = self._run(what, start)
+    def _send(
+        self,
+        what: str,
+        stream: libvirt.virStream,
+        source: BinaryIO | _Zeros,
+        length: int,
+        deadline: float | None = None,
+    ) -> None:
+        """`length` bytes of `source` into an upload stream, each message bounded, the whole
+        by `deadline` if given (TransientError past it: the stream is aborted)."""
         sent = 0
         try:
             while sent < length:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TransientError(f"{what}: not done in time ({sent} of {length} bytes)")
                 chunk = source.read(min(STREAM_CHUNK, length - sent))
                 if not chunk:
                     raise DriverError(f"{what}: the source ended after {sent} of {length} bytes")
@@ -708,11 +736,36 @@ class LibvirtHypervisor(Hypervisor):
             stream.abort()
 
     def delete_storage_volume(self, pool: str, name: str, *, wipe: bool = True) -> None:
+        timeout = None
+        if wipe:
+            timeout = max(1.0, self._fill_holes(pool, name) - time.monotonic())
         self._run(
             f"delete volume {name!r}",
             lambda conn: storage.delete_storage_volume(conn, pool, name, wipe=wipe),
-            timeout=max(self.call_timeout, WIPE_TIMEOUT_SECONDS) if wipe else None,
+            timeout=timeout,
         )
+
+    def _fill_holes(self, pool: str, name: str) -> float:
+        """Rewrite every byte of a volume file that has holes with zeros (storage.py:
+        libvirt's wipe would truncate it, leaving the data on the freed blocks). Returns the
+        deadline of the whole erase, this fill and libvirt's wipe after it: two passes over
+        the file at WIPE_MIN_BYTES_PER_SECOND at least, never less than WIPE_TIMEOUT_SECONDS."""
+        what = f"erase of volume {name!r}"
+        started = time.monotonic()
+
+        def start(conn: libvirt.virConnect) -> tuple[libvirt.virStream | None, int]:
+            vol = storage.lookup_to_erase(conn, pool, name)
+            extent = None if vol is None else storage.file_extent(vol)
+            if vol is None or extent is None:
+                return None, 0
+            length, holes = extent
+            return (self._open_upload(conn, vol, length) if holes else None), length
+
+        stream, length = self._run(what, start)
+        bound = max(self.call_timeout, WIPE_TIMEOUT_SECONDS, 2 * length / WIPE_MIN_BYTES_PER_SECOND)
+        if stream is not None:
+            self._send(what, stream, _Zeros(), length, started + bound)
+        return started + bound
 
     # --- NICs ---------------------------------------------------------------------------------
 

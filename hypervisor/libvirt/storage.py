@@ -1,12 +1,19 @@
 """Storage pools and volumes. Functions here take a live ``virConnect`` and may raise
 ``libvirtError`` (the hypervisor maps it); the XML they send is built with lxml.
 
-Wiping: a volume is zero-wiped by libvirt (``virStorageVolWipe``) before it is deleted. In a
-directory pool libvirt overwrites the file's allocated bytes with zeros, or, for a sparse file,
-truncates it to nothing and back (its blocks return to the filesystem, which hands out only
-zeroed blocks to the next file). For a qcow2 overlay this is what matters: the tenant's data
-is in the overlay's allocated clusters, the base image it points to is shared and not the
-tenant's. libvirt's test driver cannot wipe and holds no data; there the wipe is skipped.
+Erasing: a volume is overwritten in place with zeros before it is deleted. libvirt's own
+zero wipe (``virStorageVolWipe``) overwrites a directory volume's file only when the file has
+no holes; a sparse file it truncates to nothing and back, which frees its blocks with the data
+still on them (measured on libvirt 9.0, ext4: a qcow2 file written with a 64 MiB marker has
+holes between its metadata and its clusters, and after the wipe it owned no block at all).
+So a file with holes (`file_extent`) is first filled: every byte of it, holes included,
+rewritten with zeros through a volume upload, after which libvirt's wipe takes its
+overwriting path and syncs the file (fdatasync) before the delete frees the space. The
+blocks that held the data are the ones overwritten (ext4 rewrites allocated blocks in place;
+a copy-on-write filesystem would not, and is not supported under a volumes pool). For a
+qcow2 overlay the tenant's data is the overlay's file; the base image it points to is shared
+and not the tenant's. libvirt's test driver cannot wipe and holds no data; there the wipe
+is skipped.
 """
 
 from __future__ import annotations
@@ -297,6 +304,33 @@ def _lookup_refreshed(conn: libvirt.virConnect, pool: str, name: str) -> libvirt
             raise
     refresh_pool(lookup_pool(conn, pool))
     return lookup_volume(conn, pool, name)
+
+
+def lookup_to_erase(conn: libvirt.virConnect, pool: str, name: str) -> libvirt.virStorageVol | None:
+    """The volume to erase, or None when there is nothing to erase: no such volume or pool,
+    or libvirt's test driver (which holds no data)."""
+    if is_test_driver(conn):
+        return None
+    try:
+        return _lookup_refreshed(conn, pool, name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (
+            libvirt.VIR_ERR_NO_STORAGE_VOL,
+            libvirt.VIR_ERR_NO_STORAGE_POOL,
+        ):
+            return None
+        raise
+
+
+def file_extent(vol: libvirt.virStorageVol) -> tuple[int, bool] | None:
+    """(length, has holes) of the volume's file: one with holes (its allocation is less than
+    its length) libvirt's zero wipe would truncate instead of overwriting. None for a volume
+    that is not a file."""
+    kind, _capacity, allocation = vol.info()
+    if kind != libvirt.VIR_STORAGE_VOL_FILE:
+        return None
+    _kind, _capacity, length = vol.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)
+    return int(length), int(allocation) < int(length)
 
 
 def list_storage_volumes(conn: libvirt.virConnect, pool: str) -> list[StorageVolumeInfo]:

@@ -39,6 +39,7 @@ from hypervisor.base import (
 )
 from hypervisor.libvirt import LibvirtHypervisor
 from hypervisor.libvirt.connection import is_dead_connection
+from tests.support import erasure
 from tests.support.hypervisor_lanes import Lane, Resources
 
 #: Markup in a title or an id (anything goes there).
@@ -486,6 +487,34 @@ def test_delete_volume_wipes_then_deletes(
     if lane.real:
         assert secret[:14] not in links[wiped].read_bytes()
         assert links[kept].read_bytes() == secret  # the control: without wipe, data stays
+
+
+def test_delete_overwrites_a_sparse_qcow2_in_place(
+    hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
+) -> None:
+    """A qcow2 file has holes (between its metadata and its clusters), and libvirt's own zero
+    wipe truncates such a file instead of overwriting it: the blocks that held the tenant's
+    data would be freed with the data on them. The erase overwrites them first."""
+    pool = res.pool()
+    name = res.volume(StorageVolumeSpec(pool, res.name("sparse"), 1 << 30, format="qcow2"))
+    if not lane.real:
+        hypervisor.delete_storage_volume(pool, name)  # the fake holds no data: deleted
+        with pytest.raises(NotFound):
+            hypervisor.storage_volume_info(pool, name)
+        return
+    path = Path(hypervisor.storage_volume_info(pool, name).path)
+    erasure.write_marker(path, mib=4)
+    link = path.with_name(f".{name}.link")
+    os.link(path, link)
+    held = erasure.marker_blocks(link)
+    assert len(held) == 4 * 256
+    assert os.stat(link).st_blocks * 512 < os.stat(link).st_size  # sparse, as measured
+    hypervisor.delete_storage_volume(pool, name)
+    with pytest.raises(NotFound):
+        hypervisor.storage_volume_info(pool, name)
+    assert not erasure.holds_marker(link)
+    # The very blocks that held the marker still belong to the inode, overwritten in place.
+    assert held <= erasure.physical_blocks(link)
 
 
 # --- Networks ---------------------------------------------------------------------------------

@@ -61,3 +61,21 @@ def volume_type_create(
             ) from exc
         raise
     return volume_type
+
+
+def volume_type_ensure(
+    *, actor: Actor, name: str, max_size_gb: int, description: str = ""
+) -> tuple[VolumeType, bool]:
+    """The public directory-backed type `name`, declared if missing (True then); one that
+    exists is returned as it is, whatever an operator changed in it. Two concurrent calls
+    declare it once (the name is unique)."""
+    existing = VolumeType.objects.filter(name=name).first()
+    if existing is not None:
+        return existing, False
+    try:
+        created = volume_type_create(
+            actor=actor, name=name, max_size_gb=max_size_gb, description=description
+        )
+    except ConflictError:
+        return VolumeType.objects.get(name=name), False
+    return created, True

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 GIB = 1024**3
 Steps = list[tuple[str, Callable[[], object]]]
 #: How a directory volume's storage is erased (DESIGN §8; hypervisor/libvirt/storage.py).
-ERASED_BY_WIPE = "overwritten with zeros (libvirt vol-wipe), then deleted"
+ERASED_BY_WIPE = "every byte of the file overwritten in place with zeros and synced, then deleted"
 ERASED_BY_NOTHING = "deleted; nothing to overwrite (libvirt's test driver keeps no data)"
 
 
