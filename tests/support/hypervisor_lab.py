@@ -34,7 +34,7 @@ IMAGE_SCRIPT = ROOT / "scripts" / "build-test-image.sh"
 URI = "qemu:///system"
 
 DOCUMENTATION_SUBNETS = (ipaddress.IPv4Network("198.51.100.0/24"),)
-READY_RE = re.compile(r"^ANDROMEDE-READY instance-id=(?P<id>\S+) ip=(?P<ip>\S+)[ \t\r]*$", re.M)
+READY_RE = re.compile(r"^ANDROMEDE-READY instance-id=(?P<id>\S+) ip=(?P<ip>\S+)[ \t\r]*\n", re.M)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
