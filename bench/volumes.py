@@ -25,8 +25,14 @@ this process; the API is DRF's in-process APIClient with a real bearer token. Ea
                   delete: docs/decisions.md, "Erasure").
    control plane  DELETE /api/v1/volumes/{id} → the worker's write of `deleted` (then GET
                   answers 404).
-4. attach / detach: not yet (the attach branch adds its pairs here: see PAIRS and
-   docs/benchmarks.md).
+4. attach → the guest has the disk, and detach → the guest let go of it, on one running
+   guest (an instance of the test image booted through the API, once, before anything is
+   timed; its domain's next free device is vdb on both paths).
+   raw            attach_disk of a 1 GiB volume at vdb (definition + hot-plug), then
+                  detach_disk (definition + unplug, waiting for the guest to release it).
+   control plane  POST /api/v1/instances/{id}/volumes → the worker's write of `in-use`;
+                  DELETE /api/v1/instances/{id}/volumes/{volume_id} → `available`.
+   A detach is mostly the guest's own ACPI unplug under TCG: the same on both paths.
 
 The base image is cached on the host before anything is timed, one untimed warm-up of each
 path runs first, then the paths alternate. The bench's rows (tenant bvol-acme, host
@@ -59,10 +65,18 @@ TENANT = "bvol-acme"
 VOLUME_TYPE = "bvol-standard"
 URI = "qemu:///system"
 GIB = 1024**3
-#: The pairs measured, in order; the attach branch appends "attach" and "detach" here.
-PAIRS = ("create_empty", "create_from_image", "delete")
+#: The pairs measured, in order.
+PAIRS = ("create_empty", "create_from_image", "delete", "attach", "detach")
+FLAVOR = "bvol-tiny"
 
+_TENANT = "SELECT id FROM tenants_tenant WHERE slug = %(tenant)s"
+_INSTANCES = f"(SELECT id FROM compute_instance WHERE tenant_id IN ({_TENANT}))"  # noqa: S608
 _RESET = (
+    "DELETE FROM volumes_volumeattachment WHERE volume_id IN (SELECT id FROM volumes_volume "
+    "WHERE tenant_id IN (SELECT id FROM tenants_tenant WHERE slug = %(tenant)s))",
+    *_setup.network_reset_sql(_TENANT),
+    "DELETE FROM compute_allocation WHERE instance_id IN " + _INSTANCES,  # noqa: S608
+    "DELETE FROM compute_instance WHERE id IN " + _INSTANCES,  # noqa: S608
     "DELETE FROM compute_operation WHERE host_name = %(host)s OR tenant_id IN "
     "(SELECT id FROM tenants_tenant WHERE slug = %(tenant)s)",
     "DELETE FROM volumes_volume WHERE tenant_id IN "
@@ -85,13 +99,26 @@ def reset_rows() -> None:
         _setup.execute(statement, {"tenant": TENANT, "host": HOST, "type": VOLUME_TYPE})
 
 
-def cleanup_libvirt() -> list[str]:
-    """Remove host bvol-local's pools and their files; what was removed."""
+def cleanup_libvirt(networks_before: set[str] | None = None) -> list[str]:
+    """Remove host bvol-local's domains, pools and their files, and the tenant networks made
+    since `networks_before` was read; what was removed."""
     import libvirt
 
     removed = []
     conn = libvirt.open(URI)
     try:
+        for domain in conn.listAllDomains():
+            if f"andromede-{HOST}-" in domain.XMLDesc():
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefine()
+                removed.append(f"domain {domain.name()}")
+        for net in conn.listAllNetworks() if networks_before is not None else ():
+            if net.name().startswith("andr-t-") and net.name() not in (networks_before or ()):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+                removed.append(f"network {net.name()}")
         for pool in conn.listAllStoragePools():
             if pool.name().startswith(f"andromede-{HOST}-"):
                 if pool.isActive():
@@ -120,6 +147,63 @@ class Lab:
         self.pools = {role: storage_pool(HOST, role) for role in ("images", "volumes")}
         self.parts: dict[str, dict[str, float]] = {}  # the last run's, by pair
         self._answered = 0.0
+        self.instance_id = ""  # the guest of the attach pairs (boot_guest)
+        self.raw_disk = ""
+
+    def boot_guest(self) -> float:
+        """Boot the guest of the attach pairs through the API, up to its ready line, and make
+        the raw path's volume; seconds the boot took (untimed in the figures)."""
+        from hosts.naming import domain
+        from hypervisor.base import StorageVolumeSpec
+
+        t0 = time.monotonic()
+        body = {"name": "guest", "flavor": FLAVOR, "image": str(self.image.pk)}
+        answer = self.client.post("/api/v1/instances", body, format="json")
+        if answer.status_code != 202:
+            raise RunFailed(f"POST /instances answered {answer.status_code}: {answer.content!r}")
+        self.instance_id = answer.json()["instance"]["id"]
+        url = f"/api/v1/instances/{self.instance_id}"
+        deadline = time.monotonic() + 240
+        wait(lambda: self.client.get(url).json()["status"] != "building", deadline,
+             "the guest to boot", 0.5)  # fmt: skip
+        if (status := self.client.get(url).json()["status"]) != "active":
+            raise RunFailed(f"the guest is {status}")
+        wait(lambda: "ANDROMEDE-READY" in self.client.get(f"{url}/console").json()["output"],
+             deadline, "the guest's ready line", 0.5)  # fmt: skip
+        self.domain = domain(self.instance_id)
+        self.raw_disk = f"raw-{uuid.uuid4().hex[:12]}-attach"
+        self.hv.create_storage_volume(
+            StorageVolumeSpec(self.pools["volumes"], self.raw_disk, GIB, format="qcow2")
+        )
+        self.cp_volume, _ = self._create("warm", {"name": "a", "size_gb": 1})
+        return time.monotonic() - t0
+
+    def raw_attach(self) -> dict[str, float]:
+        """attach_disk then detach_disk of the raw volume at vdb: seconds each."""
+        from hypervisor.base import DiskSpec
+
+        disk = DiskSpec(pool=self.pools["volumes"], volume=self.raw_disk, target="vdb")
+        t0 = time.perf_counter()
+        self.hv.attach_disk(self.domain, disk)
+        attached = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.hv.detach_disk(self.domain, "vdb", timeout_seconds=self.deadline_s)
+        return {"attach": attached, "detach": time.perf_counter() - t0}
+
+    def cp_attach(self) -> dict[str, float]:
+        """The same through the API: seconds to the worker's write of each outcome."""
+        url = f"/api/v1/instances/{self.instance_id}/volumes"
+        t0 = time.time()
+        answer = self.client.post(url, {"volume": self.cp_volume}, format="json")
+        self._answered = time.time()
+        attached = self._settled("attach", t0, answer, self.cp_volume, "in-use")
+        t0 = time.time()
+        answer = self.client.delete(f"{url}/{self.cp_volume}")
+        self._answered = time.time()
+        return {
+            "attach": attached,
+            "detach": self._settled("detach", t0, answer, self.cp_volume, "available"),
+        }
 
     # --- raw driver path ---------------------------------------------------------------------
 
@@ -214,6 +298,16 @@ class Lab:
         return t
 
 
+def _libvirt_networks() -> set[str]:
+    import libvirt
+
+    conn = libvirt.open(URI)
+    try:
+        return {net.name() for net in conn.listAllNetworks()}
+    finally:
+        conn.close()
+
+
 def print_stats(label: str, values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
     stats = {"p50": _setup.percentile(ms, 50), "p90": _setup.percentile(ms, 90), "max": max(ms)}
@@ -248,7 +342,8 @@ def main() -> int:
     started = time.monotonic()
     hypervisor_lab.ensure_libvirtd()
     image_path = hypervisor_lab.ensure_test_image()
-    leftovers = cleanup_libvirt()
+    networks_before = _libvirt_networks()
+    leftovers = cleanup_libvirt()  # networks: only those this run makes, at the end
     if leftovers:
         print(f"removed leftovers of a previous run: {', '.join(leftovers)}")
     root = Path(tempfile.mkdtemp(prefix="andromede-bench-vol-", dir="/var/tmp"))
@@ -256,6 +351,9 @@ def main() -> int:
     settings.IMAGE_STORE_DIR = root / "image-store"
     settings.IMAGE_STORE_ZONE = ZONE
     settings.VOLUME_DEFAULT_TYPE = VOLUME_TYPE
+    # The attach pairs' guest gets a legacy libvirt network: never the hypervisor lane's
+    # subnets (198.51.100.128/25) nor make run's (203.0.113.0/24 on OVN).
+    settings.TENANT_NETWORK_SUPERNETS = ["198.51.100.0/25"]
     # The worker's per-task INFO lines would bury the figures.
     logging.getLogger("celery").setLevel(logging.WARNING)
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
@@ -280,6 +378,7 @@ def main() -> int:
             "--public", verbosity=0,
         )  # fmt: skip
         image = Image.objects.get(name="andromede-test", status="active")
+        _setup.ensure_flavor(FLAVOR, 1, 128, 1)
         volume_type_ensure(actor=_setup.system_actor(), name=VOLUME_TYPE, max_size_gb=100)
         tenant = _setup.ensure_tenant(TENANT, ["FR"])
         client = APIClient()
@@ -292,12 +391,13 @@ def main() -> int:
               f"{args.size_gb} GiB")  # fmt: skip
 
         with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
+            print(f"the attach pairs' guest booted through the API in {lab.boot_guest():.0f} s")
             print("warm-up (untimed): one run of each path")
-            lab.raw()
-            lab.control_plane()
+            lab.raw(), lab.raw_attach()
+            lab.control_plane(), lab.cp_attach()
             for i in range(1, runs + 1):
-                raw_results.append(lab.raw())
-                cp_results.append(lab.control_plane())
+                raw_results.append({**lab.raw(), **lab.raw_attach()})
+                cp_results.append({**lab.control_plane(), **lab.cp_attach()})
                 parts.append(dict(lab.parts))
                 print(f"run {i}: " + ", ".join(
                     f"{pair} raw {raw_results[-1][pair] * 1000:.0f} ms / "
@@ -305,7 +405,7 @@ def main() -> int:
                 ))  # fmt: skip
     finally:
         close_all()
-        removed = cleanup_libvirt()
+        removed = cleanup_libvirt(networks_before)
         shutil.rmtree(root, ignore_errors=True)
         print(f"cleanup: {', '.join(removed) or 'nothing'} removed; {root} deleted")
         reset_rows()
