@@ -426,6 +426,22 @@ class Hypervisor(ABC):
         open: resize the storage volume instead). No disk at `target` or missing domain:
         NotFound. A hypervisor that cannot resize a running domain's disks: Unsupported."""
 
+    @abstractmethod
+    def backup_attached_disk(
+        self, name: str, target: str, pool: str, volume: str, timeout_seconds: float = 1800.0
+    ) -> bool:
+        """Copy the disk at `target` of the running domain, as it is at this instant, into a
+        new standalone qcow2 volume `volume` of the directory pool `pool` (libvirt's backup
+        API, push mode: the guest keeps running and writing; the copy is what a power cut at
+        the instant of the call would have left: crash-consistent). Waits up to
+        `timeout_seconds` for the copy, then aborts it and raises TransientError (what was
+        written of `volume` is the caller's to delete). Returns True once `volume` is
+        complete and listed in the pool. The domain not running: False, nothing done
+        (nothing writes to the storage: copy the storage volume instead). A backup left
+        running by an interrupted caller is aborted before the new one starts. No disk at
+        `target` or missing domain: NotFound. A hypervisor without the backup API
+        (libvirt's test driver): Unsupported."""
+
     # Networks --------------------------------------------------------------------------------
 
     @abstractmethod

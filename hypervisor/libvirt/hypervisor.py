@@ -70,6 +70,8 @@ SHUTDOWN_REPRESS_SECONDS = 2.0
 PROBE_DEADLINE_SECONDS = 2.0
 #: While waiting for a guest to release a hot-unplugged NIC or disk: how often to look.
 DETACH_POLL_SECONDS = 0.2
+#: How often a backup job (backup_attached_disk) is asked whether it is done.
+BACKUP_POLL_SECONDS = 0.2
 
 _POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
@@ -810,6 +812,31 @@ class LibvirtHypervisor(Hypervisor):
         return self._run(
             f"resize disk {target} of domain {name!r}", disks.resize, name, target, capacity_bytes
         )
+
+    def backup_attached_disk(
+        self,
+        name: str,
+        target: str,
+        pool: str,
+        volume: str,
+        timeout_seconds: float = COPY_TIMEOUT_SECONDS,
+    ) -> bool:
+        domain_xml.check_name("domain", name)
+        domain_xml.check_target(target)
+        domain_xml.check_name("volume", volume)
+        what = f"backup of disk {target} of domain {name!r} to {volume!r}"
+        if not self._run(what, disks.backup_begin, name, target, pool, volume):
+            return False
+        deadline = time.monotonic() + timeout_seconds
+        while (failure := self._run(what, disks.backup_outcome, name)) is None:
+            if time.monotonic() >= deadline:
+                self._run(what, disks.backup_abort, name)
+                raise TransientError(f"{what}: not done within {timeout_seconds:g} s; aborted")
+            time.sleep(BACKUP_POLL_SECONDS)
+        if failure:
+            raise DriverError(f"{what}: {failure}")
+        self._run(what, lambda conn: storage.refresh_pool(storage.lookup_pool(conn, pool)))
+        return True
 
     # --- networks -----------------------------------------------------------------------------
 
