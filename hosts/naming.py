@@ -9,7 +9,8 @@ and owner (tests/hosts/test_naming.py); a name that does not parse is not one of
 - in the instances pool: `instance-<id>-root`, `instance-<id>-seed`,
   `instance-<id>-console.log`, and `snapshot-<image id>` while a snapshot is copied;
 - in the images pool: `image-<image id>`, the cached base image;
-- in the volumes pool: `volume-<volume id>`, a tenant's block storage volume;
+- in the volumes pool: `volume-<volume id>`, a tenant's block storage volume, and
+  `volsnap-<snapshot id>`, a snapshot of a volume;
 - storage pools: `andromede-<host>-<role>` (a host name may contain dashes);
 - a tenant's network and its bridge carry the tenant id's first 8 hex digits (Linux allows
   15 characters in an interface name).
@@ -38,13 +39,14 @@ class VolumeKind(enum.StrEnum):
     CACHED_IMAGE = "cached_image"
     SNAPSHOT_COPY = "snapshot_copy"
     VOLUME = "volume"
+    VOLUME_SNAPSHOT = "volume_snapshot"
 
 
 @dataclass(frozen=True)
 class VolumeName:
     """A parsed volume name: its kind and the id of its owner (an instance for root disks,
     seeds and console logs; an image for cached images and snapshot copies; a volume for a
-    volume)."""
+    volume; a volume snapshot for a volume snapshot)."""
 
     kind: VolumeKind
     owner_id: uuid.UUID
@@ -66,6 +68,7 @@ _VOLUME_PATTERNS = {
     VolumeKind.CACHED_IMAGE: (re.compile(rf"^image-({_UUID})$"), "image-{}"),
     VolumeKind.SNAPSHOT_COPY: (re.compile(rf"^snapshot-({_UUID})$"), "snapshot-{}"),
     VolumeKind.VOLUME: (re.compile(rf"^volume-({_UUID})$"), "volume-{}"),
+    VolumeKind.VOLUME_SNAPSHOT: (re.compile(rf"^volsnap-({_UUID})$"), "volsnap-{}"),
 }
 
 
@@ -101,6 +104,11 @@ def snapshot_copy(image_id: uuid.UUID | str) -> str:
 def volume(volume_id: uuid.UUID | str) -> str:
     """A tenant's volume (volumes.Volume) in its host's volumes pool."""
     return volume_name(VolumeKind.VOLUME, volume_id)
+
+
+def volume_snapshot(snapshot_id: uuid.UUID | str) -> str:
+    """A snapshot of a volume (volumes.VolumeSnapshot), in its host's volumes pool."""
+    return volume_name(VolumeKind.VOLUME_SNAPSHOT, snapshot_id)
 
 
 def parse_volume(name: str) -> VolumeName | None:

@@ -302,7 +302,8 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "security_group_rules": 200,
     "floating_ips": 10,
     "volumes": 10,
-    "volume_gb": 1000,  # the sizes of a tenant's volumes, in GiB
+    "volume_gb": 1000,  # the sizes of a tenant's volumes and volume snapshots, in GiB
+    "volume_snapshots": 10,
     **env_json_dict("ANDROMEDE_DEFAULT_QUOTAS", {}),
 }
 

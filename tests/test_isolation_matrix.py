@@ -268,6 +268,7 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "volume": lambda w: (w.obj("public_volume_type", "x"), w.platform,
                          {"name": "new-vol", "size_gb": 1})[-1],
     "extend": lambda w: {"size_gb": 2},
+    "volume_snapshot": lambda w: {"volume": w.pk("available_volume", "a"), "name": "new-snap"},
     "volume_type": lambda w: {"name": "new-type", "max_size_gb": 100},
     "attach_volume": lambda w: {"volume": w.pk("available_volume", "a")},
     "detach_interface": lambda w: {"port": str(Port.objects.get(
@@ -405,6 +406,16 @@ TENANT_ENDPOINTS = [
     write("volumes.extend", "POST", "/volumes/{pk}/extend", M, "volume.extend", 202,
           body="extend", target="volume", ready="available_volume"),
     read("volumes.operations", "/volumes/{pk}/operations", target="volume"),
+    read("volume-snapshots.list", "/volume-snapshots"),
+    write("volume-snapshots.create", "POST", "/volume-snapshots", M, "volume_snapshot.create",
+          202, body="volume_snapshot"),
+    read("volume-snapshots.retrieve", "/volume-snapshots/{pk}", target="volume_snapshot"),
+    write("volume-snapshots.patch", "PATCH", "/volume-snapshots/{pk}", M,
+          "volume_snapshot.update", body="rename", target="volume_snapshot"),
+    write("volume-snapshots.delete", "DELETE", "/volume-snapshots/{pk}", M,
+          "volume_snapshot.delete", 202, target="volume_snapshot"),
+    read("volume-snapshots.operations", "/volume-snapshots/{pk}/operations",
+         target="volume_snapshot"),
     write("routers.add-interface", "POST", "/routers/{pk}/add-interface", M,
           "router.add_interface", body="add_interface", target="router"),
     write("routers.remove-interface", "POST", "/routers/{pk}/remove-interface", M,
@@ -626,6 +637,7 @@ OWN_MARKERS: dict[str, Callable[[World], str]] = {
     "floating-ips.list": lambda w: w.pk("floating_ip", "b"),
     "volume-types.list": lambda w: w.pk("volume_type", "b"),
     "volumes.list": lambda w: w.pk("volume", "b"),
+    "volume-snapshots.list": lambda w: w.pk("volume_snapshot", "b"),
 }
 HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "tokens.list": lambda w: w.token_of("a_admin"),
@@ -645,6 +657,7 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "floating-ips.list": lambda w: w.obj("floating_ip", "a"),
     "volume-types.list": lambda w: w.obj("volume_type", "a"),
     "volumes.list": lambda w: w.obj("volume", "a"),
+    "volume-snapshots.list": lambda w: w.obj("volume_snapshot", "a"),
 }
 
 
@@ -665,6 +678,11 @@ def test_other_tenants_admin_never_sees_our_objects_in_lists(api, world, endpoin
     assert '"limit":7' not in text  # tenant A's quota
 
 
+#: Creates whose body names one of tenant A's objects by id (no name is shared by both
+#: tenants' objects): the error code B's caller gets.
+NAMES_A_BY_ID = {"volume-snapshots.create": "unknown_volume"}
+
+
 @pytest.mark.parametrize("endpoint", CREATES, ids=_ids(CREATES))
 def test_create_naming_another_tenant_still_acts_in_the_tokens_own_tenant(api, world, endpoint):
     """A tenant token names its tenant: an X-Tenant header cannot redirect it elsewhere."""
@@ -674,6 +692,14 @@ def test_create_naming_another_tenant_still_acts_in_the_tokens_own_tenant(api, w
 
     response = request.send(api, HTTP_X_TENANT=world.a.slug, **bearer(intruder))
 
+    if endpoint.name in NAMES_A_BY_ID:
+        # The body names tenant A's object by id: looked up in B's tenant, it is not found.
+        assert_error(response, 400, NAMES_A_BY_ID[endpoint.name])
+        assert rows_of(world.a) == rows_of_a
+        event = AuditEvent.objects.filter(action=endpoint.action, outcome="refused").last()
+        assert event is not None
+        assert event.tenant_id == world.b.id
+        return
     assert response.status_code == endpoint.ok_status, response.content
     assert rows_of(world.a) == rows_of_a
     event = AuditEvent.objects.filter(action=endpoint.action, outcome="success").last()

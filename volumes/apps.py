@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class VolumesConfig(AppConfig):
     name = "volumes"
-    verbose_name = "Volumes (volume types, volumes, attachments)"
+    verbose_name = "Volumes (volume types, volumes, attachments, snapshots)"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
@@ -17,3 +17,4 @@ class VolumesConfig(AppConfig):
         worker.register()
         register_in_use_check(image_copy_in_progress)
         register_holdings("volumes", selectors.volume_holdings)
+        register_holdings("volume_snapshots", selectors.volume_snapshot_holdings)

@@ -10,8 +10,8 @@ from django.db.models import Prefetch, Q, QuerySet
 from hosts.residency import Holding
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
-from volumes.models import Volume, VolumeAttachment, VolumeType
-from volumes.states import VolumeStatus
+from volumes.models import Volume, VolumeAttachment, VolumeSnapshot, VolumeType
+from volumes.states import VolumeSnapshotStatus, VolumeStatus
 
 
 def volume_list(tenant: Tenant) -> QuerySet[Volume]:
@@ -54,6 +54,29 @@ def volume_find(tenant: Tenant, ref: str) -> Volume | None:
         return None
 
 
+def volume_snapshot_list(tenant: Tenant) -> QuerySet[VolumeSnapshot]:
+    """The tenant's volume snapshots (deleted ones are gone from the API)."""
+    return (
+        tenant_scoped(VolumeSnapshot.objects.all(), tenant)
+        .exclude(status=VolumeSnapshotStatus.DELETED)
+        .select_related("zone")
+    )
+
+
+def volume_snapshot_find(tenant: Tenant, ref: str) -> VolumeSnapshot | None:
+    try:
+        return volume_snapshot_list(tenant).filter(pk=uuid.UUID(str(ref))).first()
+    except ValueError:
+        return None
+
+
+def snapshot_in_progress(volume_id: uuid.UUID) -> bool:
+    """Whether a snapshot of the volume is being made (its worker reads the volume)."""
+    return VolumeSnapshot.objects.filter(
+        volume_id=volume_id, status=VolumeSnapshotStatus.CREATING
+    ).exists()
+
+
 def volume_type_list(tenant: Tenant) -> QuerySet[VolumeType]:
     """The types this tenant may create volumes of: the public ones and its private ones."""
     return VolumeType.objects.filter(Q(is_public=True) | Q(access=tenant)).distinct()
@@ -79,4 +102,12 @@ def volume_holdings(tenant: Tenant) -> list[Holding]:
     return [
         Holding(id=str(volume.pk), name=volume.name, status=volume.status, zone_id=volume.zone_id)
         for volume in volumes.order_by("name", "id")
+    ]
+
+
+def volume_snapshot_holdings(tenant: Tenant) -> list[Holding]:
+    """The tenant's volume snapshots with the zone their storage lies in."""
+    return [
+        Holding(id=str(s.pk), name=s.name, status=s.status, zone_id=s.zone_id)
+        for s in volume_snapshot_list(tenant).order_by("name", "id")
     ]

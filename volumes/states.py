@@ -49,8 +49,11 @@ class VolumeTransition:
 class VolumeLifecycle:
     """The one guard every volume verb goes through."""
 
-    def __init__(self, transitions: Mapping[str, VolumeTransition]) -> None:
+    def __init__(
+        self, transitions: Mapping[str, VolumeTransition], *, noun: str = "volume"
+    ) -> None:
         self.transitions = dict(transitions)
+        self.noun = noun
 
     def check(self, volume: Any, verb: str) -> None:
         """Refuse (409 `wrong_state`) a verb the volume's status, as read, does not allow:
@@ -75,7 +78,7 @@ class VolumeLifecycle:
     def wrong_state(self, volume: Any, verb: str) -> ConflictError:
         transition = self.transitions[verb]
         return ConflictError(
-            f"The volume is {volume.status}; it can {transition.phrase} only when it is "
+            f"The {self.noun} is {volume.status}; it can {transition.phrase} only when it is "
             f"{transition.needs}.",
             code="wrong_state",
             details={"status": volume.status},
@@ -104,3 +107,25 @@ VOLUME_LIFECYCLE = VolumeLifecycle(
 
 #: Statuses in which a volume holds storage on its host (quota counts every one but deleted).
 LIVE_STATUSES = frozenset(set(VolumeStatus.values) - {_S.DELETED})
+
+
+class VolumeSnapshotStatus(models.TextChoices):
+    """A volume snapshot's statuses: `creating` (the worker copies the volume) →
+    `available`; `deleting` (the worker erases the copy) → `deleted`; `error` with a fault."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    DELETING = "deleting"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+_SS = VolumeSnapshotStatus
+SNAPSHOT_LIFECYCLE = VolumeLifecycle(
+    {
+        "delete": VolumeTransition(
+            "be deleted", frozenset({_SS.AVAILABLE, _SS.ERROR}), _SS.DELETING
+        ),
+    },
+    noun="snapshot",
+)

@@ -27,6 +27,7 @@ def _holdings(name: str) -> serializers.Serializer:
             "instances": HoldingSerializer(many=True, read_only=True),
             "images": HoldingSerializer(many=True, read_only=True),
             "volumes": HoldingSerializer(many=True, read_only=True),
+            "volume_snapshots": HoldingSerializer(many=True, read_only=True),
         },
     )
 
@@ -40,6 +41,7 @@ class ZoneHoldingsSerializer(serializers.Serializer):
     instances = HoldingSerializer(many=True, read_only=True)
     images = HoldingSerializer(many=True, read_only=True)
     volumes = HoldingSerializer(many=True, read_only=True)
+    volume_snapshots = HoldingSerializer(many=True, read_only=True)
 
 
 class JurisdictionSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ BUILDERS = {
     naming.VolumeKind.CACHED_IMAGE: naming.cached_image,
     naming.VolumeKind.SNAPSHOT_COPY: naming.snapshot_copy,
     naming.VolumeKind.VOLUME: naming.volume,
+    naming.VolumeKind.VOLUME_SNAPSHOT: naming.volume_snapshot,
 }
 
 
@@ -39,6 +40,7 @@ def test_the_names_are_the_ones_hosts_already_hold() -> None:
     assert naming.cached_image(owner) == f"image-{owner}"
     assert naming.snapshot_copy(owner) == f"snapshot-{owner}"
     assert naming.volume(owner) == f"volume-{owner}"
+    assert naming.volume_snapshot(owner) == f"volsnap-{owner}"
     assert naming.domain(owner) == str(owner)
     assert naming.storage_pool("h-01", "images") == "andromede-h-01-images"
     assert naming.tenant_network(owner) == "andr-t-0f0e0d0c"
@@ -86,6 +88,7 @@ def test_only_instance_volumes_belong_to_an_instance() -> None:
         naming.VolumeKind.CACHED_IMAGE: False,
         naming.VolumeKind.SNAPSHOT_COPY: False,
         naming.VolumeKind.VOLUME: False,  # a volume outlives the instances it is attached to
+        naming.VolumeKind.VOLUME_SNAPSHOT: False,  # and its snapshots outlive it
     }
 
 

@@ -305,6 +305,18 @@ def _attached_volume(world: World, side: str) -> Any:
     return volume
 
 
+def _volume_snapshot(world: World, side: str) -> Any:
+    """A snapshot of the side's available volume, made by the worker (`available`)."""
+    from volumes.services.snapshots import volume_snapshot_create
+
+    snapshot, operation = volume_snapshot_create(
+        actor=factories.SYSTEM, volume=world.obj("available_volume", side), name=f"{side}-snap"
+    )
+    factories.run(operation)
+    snapshot.refresh_from_db()
+    return snapshot
+
+
 BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "associated_floating_ip": _associated_floating_ip,
     "network": _network,
@@ -331,6 +343,7 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "volume": _volume(available=False),
     "available_volume": _volume(available=True),
     "attached_volume": _attached_volume,
+    "volume_snapshot": _volume_snapshot,
     "volume_type": lambda w, s: factories.volume_type(
         f"{w.tenant(s).slug}-only", is_public=False, tenants=[w.tenant(s).slug]
     ),

@@ -45,13 +45,16 @@ class VolumeSerializer(serializers.ModelSerializer):
     volume_type = serializers.CharField(source="volume_type.name", read_only=True)
     zone = serializers.CharField(source="zone.name", read_only=True)
     source_image = serializers.UUIDField(source="source_image_id", read_only=True, allow_null=True)
+    source_snapshot = serializers.UUIDField(
+        source="source_snapshot_id", read_only=True, allow_null=True
+    )
     attachment = serializers.SerializerMethodField()
 
     class Meta:
         model = Volume
         fields = [
             "id", "name", "description", "size_gb", "volume_type", "status", "fault", "zone",
-            "source_image", "attachment", "created_at", "updated_at",
+            "source_image", "source_snapshot", "attachment", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -79,6 +82,16 @@ class VolumeCreateSerializer(StrictSerializer):
     image = serializers.UUIDField(
         required=False, help_text="An image to copy into the volume (one you may read)."
     )
+    snapshot = serializers.UUIDField(
+        required=False,
+        help_text="A volume snapshot of yours to copy into the volume (on the snapshot's host).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "image" in attrs and "snapshot" in attrs:
+            raise serializers.ValidationError("Give an image or a snapshot, not both.")
+        return attrs
+
     zone = serializers.SlugField(max_length=32, required=False)
 
 
@@ -149,6 +162,11 @@ class VolumeViewSet(
             image = image_selectors.image_find(tenant, data["image"])
             if image is None:
                 raise InvalidRequest("No such image.", code="unknown_image")
+        snapshot = None
+        if "snapshot" in data:
+            snapshot = selectors.volume_snapshot_find(tenant, str(data["snapshot"]))
+            if snapshot is None:
+                raise InvalidRequest("No such volume snapshot.", code="unknown_snapshot")
         volume, operation = volume_services.volume_create(
             actor=self.actor,
             tenant=tenant,
@@ -157,6 +175,7 @@ class VolumeViewSet(
             size_gb=data["size_gb"],
             volume_type=self._volume_type(data.get("volume_type")),
             image=image,
+            snapshot=snapshot,
             zone=data.get("zone"),
         )
         body = {

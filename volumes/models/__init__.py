@@ -1,8 +1,9 @@
 """The volume models (DESIGN §1, §8): volume types chosen by operators, the tenants'
-volumes, and their attachments to instances. Snapshots come with their slice of issue 11."""
+volumes, their attachments to instances, and their snapshots."""
 
 from volumes.models.attachments import VolumeAttachment
+from volumes.models.snapshots import VolumeSnapshot
 from volumes.models.volume_types import VolumeType
 from volumes.models.volumes import Volume
 
-__all__ = ["Volume", "VolumeAttachment", "VolumeType"]
+__all__ = ["Volume", "VolumeAttachment", "VolumeSnapshot", "VolumeType"]

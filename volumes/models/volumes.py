@@ -17,8 +17,9 @@ class Volume(models.Model):
     directory backend it is a qcow2 file in the volumes pool of `host` (null for shared
     backends, later). `source_image_id` is the image it was made from (null: empty); an
     image id rather than a key, as an instance's, since the image may be deleted while the
-    volume lives. `status` moves through volumes.states only; `fault` says what last went
-    wrong, `erased_by` how its storage was erased once deleted."""
+    volume lives; `source_snapshot` the volume snapshot it was copied from (null: none).
+    `status` moves through volumes.states only; `fault` says what last went wrong,
+    `erased_by` how its storage was erased once deleted."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="volumes")
@@ -35,6 +36,13 @@ class Volume(models.Model):
         Host, on_delete=models.PROTECT, null=True, blank=True, related_name="volumes"
     )
     source_image_id = models.UUIDField(null=True, blank=True)
+    source_snapshot = models.ForeignKey(
+        "volumes.VolumeSnapshot",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="volumes_made",
+    )
     erased_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

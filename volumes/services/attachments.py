@@ -20,6 +20,7 @@ from django.utils import timezone
 from hosts.models import Host
 from iaas.errors import ConflictError
 from volumes.models import Volume, VolumeAttachment, VolumeType
+from volumes.services.snapshots import refuse_while_snapshotting
 from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
 
 #: Backends whose volumes every host of their zone reaches (none yet: Ceph RBD will be).
@@ -57,6 +58,7 @@ def volume_attachment_begin(
             },
         )
     VOLUME_LIFECYCLE.check(volume, "attach")
+    refuse_while_snapshotting(volume, "be attached")
     shared = volume.volume_type.backend in SHARED_BACKENDS
     if not shared and volume.host_id != host.pk:
         raise ConflictError(
@@ -87,7 +89,8 @@ def volume_attachment_confirm(attachment: VolumeAttachment) -> None:
 def volume_detach_begin(*, volume: Volume, instance_id: uuid.UUID) -> VolumeAttachment:
     """Take the volume attached to `instance_id` for a detach: it goes `detaching`. 409
     `volume_not_attached` if it is not attached to that instance, `wrong_state` while it
-    is being attached, detached or extended."""
+    is being attached, detached or extended, `snapshot_in_progress` while it is being
+    snapshotted (the backup job reads the attached disk)."""
     volume = _locked(volume)
     attachment = active_attachment(volume.pk)
     if attachment is None or attachment.instance_id != instance_id:
@@ -96,6 +99,7 @@ def volume_detach_begin(*, volume: Volume, instance_id: uuid.UUID) -> VolumeAtta
             code="volume_not_attached",
             details={"status": volume.status},
         )
+    refuse_while_snapshotting(volume, "be detached")
     VOLUME_LIFECYCLE.begin(volume, "detach")
     return attachment
 

@@ -12,14 +12,16 @@ from hosts.models import Host
 from iaas.audit import Actor, audit_record
 from iaas.errors import ConflictError, InvalidRequest
 from images.models import Image
+from images.services.stores import ResidencyUnsatisfiable
 from network.services.names import check_description, check_name
 from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce_many
-from volumes.models import Volume, VolumeType
-from volumes.services.placement import volume_host_choose
-from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
+from volumes.models import Volume, VolumeSnapshot, VolumeType
+from volumes.services.placement import NoValidHost, volume_host_choose
+from volumes.services.snapshots import refuse_while_snapshotting
+from volumes.states import VOLUME_LIFECYCLE, VolumeSnapshotStatus, VolumeStatus
 
 GIB = 1024**3
 
@@ -68,6 +70,38 @@ def _check_image(image: Image, size_gb: int) -> None:
         )  # fmt: skip
 
 
+def _snapshot_host(tenant: Tenant, snapshot: VolumeSnapshot, size_gb: int) -> Host:
+    """Where a volume copied from `snapshot` goes: the snapshot's host (its file is there; a
+    directory pool is not shared). 409 `snapshot_not_available` unless the snapshot is
+    `available`; 400 `volume_smaller_than_snapshot` under its size; 409
+    `residency_unsatisfiable` if the tenant's policy no longer allows its zone; 409
+    `no_valid_host` if its host is not enabled."""
+    if snapshot.status != VolumeSnapshotStatus.AVAILABLE:
+        raise ConflictError(
+            f"The snapshot is {snapshot.status}; volumes are made only from available ones.",
+            code="snapshot_not_available",
+            details={"status": snapshot.status},
+        )
+    if size_gb < snapshot.size_gb:
+        raise InvalidRequest(
+            f"The snapshot holds {snapshot.size_gb} GiB; {size_gb} GiB was asked for.",
+            code="volume_smaller_than_snapshot",
+            details={"snapshot_size_gb": snapshot.size_gb, "size_gb": size_gb},
+        )
+    host = snapshot.host
+    if host is None or snapshot.zone.jurisdiction not in tuple(tenant.residency):
+        raise ResidencyUnsatisfiable(
+            "The snapshot lies in a zone your residency policy no longer allows.",
+            details={"residency": list(tenant.residency), "zone": snapshot.zone.name},
+        )
+    if host.state != Host.State.ENABLED:
+        raise NoValidHost(
+            "The snapshot's host takes no new volumes now; try again later.",
+            details={"size_gb": size_gb, "zone": snapshot.zone.name},
+        )
+    return host
+
+
 @transaction.atomic
 def volume_create(
     *,
@@ -78,19 +112,37 @@ def volume_create(
     volume_type: VolumeType,
     description: str = "",
     image: Image | None = None,
+    snapshot: VolumeSnapshot | None = None,
     zone: str | None = None,
 ) -> tuple[Volume, Operation]:
     """Accept a new volume (`creating`): empty, or a standalone copy of `image` (one the
-    tenant may read; the view selects it). Counted in the `volumes` and `volume_gb` quotas,
+    tenant may read; the view selects it) or of the tenant's volume `snapshot` (on the
+    snapshot's host, see `_snapshot_host`). Counted in the `volumes` and `volume_gb` quotas,
     placed on a host of an allowed zone (volumes.services.placement); a worker on that host
     makes its storage."""
     check_name("volume", name)
     check_description(description)
     _check_type(volume_type, size_gb)
+    if image is not None and snapshot is not None:
+        raise InvalidRequest("A volume is made from an image or a snapshot, not both.")
     if image is not None:
         _check_image(image, size_gb)
+    if snapshot is not None:
+        # Locked: a snapshot delete accepted now would erase the file the copy reads.
+        snapshot = (
+            VolumeSnapshot.objects.select_for_update(of=("self",))
+            .select_related("host", "zone")
+            .get(pk=snapshot.pk)
+        )
+        host = _snapshot_host(tenant, snapshot, size_gb)
+        if zone and zone != host.zone.name:
+            raise NoValidHost(
+                f"The snapshot lies in zone {host.zone.name}, not {zone}.",
+                details={"size_gb": size_gb, "zone": zone},
+            )
     quota_enforce_many(tenant, {"volumes": 1, "volume_gb": size_gb})
-    host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
+    if snapshot is None:
+        host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
     volume = Volume.objects.create(
         tenant=tenant,
         name=name,
@@ -101,14 +153,19 @@ def volume_create(
         zone=host.zone,
         host=host,
         source_image_id=image.pk if image is not None else None,
+        source_snapshot=snapshot,
     )
+    sources = {
+        "image": str(image.pk) if image is not None else None,
+        "snapshot": str(snapshot.pk) if snapshot is not None else None,
+    }
     operation = operation_create(
         actor=actor,
         tenant=tenant,
         action="volume.create",
         target_id=volume.pk,
         host_name=host.name,
-        params={"image": str(image.pk) if image is not None else None},
+        params=sources,
     )
     audit_record(
         actor=actor,
@@ -118,7 +175,7 @@ def volume_create(
         details={
             "size_gb": size_gb,
             "volume_type": volume_type.name,
-            "image": str(image.pk) if image is not None else None,
+            **sources,
             "zone": host.zone.name,
             "jurisdiction": host.zone.jurisdiction,
             "operation": str(operation.pk),
@@ -147,6 +204,12 @@ def volume_update(
     return volume
 
 
+def _locked(volume: Volume) -> Volume:
+    """The volume's row, locked until the transaction ends (a snapshot being accepted
+    takes the same lock)."""
+    return Volume.objects.select_for_update().get(pk=volume.pk)
+
+
 def _host_of(volume: Volume) -> Host:
     if volume.host is None:  # directory volumes always have one; shared backends come later
         raise ConflictError("This volume has no host to act on.", code="wrong_state")
@@ -171,6 +234,7 @@ def volume_extend(*, actor: Actor, volume: Volume, size_gb: int) -> Operation:
     _check_type(volume.volume_type, size_gb)
     host = _host_of(volume)
     quota_enforce_many(volume.tenant, {"volume_gb": size_gb - volume.size_gb})
+    refuse_while_snapshotting(_locked(volume), "be extended")
     previous = volume.size_gb
     VOLUME_LIFECYCLE.begin(volume, "extend", size_gb=size_gb)
     return operation_queue(
@@ -187,7 +251,10 @@ def volume_extend(*, actor: Actor, volume: Volume, size_gb: int) -> Operation:
 def volume_delete(*, actor: Actor, volume: Volume) -> Operation:
     """Accept deleting an `available` or `error` volume (409 `wrong_state` otherwise): it
     goes `deleting`, and the worker erases its storage (overwritten, then removed) before
-    the space is freed; the volume ends `deleted`, with how it was erased (`erased_by`)."""
+    the space is freed; the volume ends `deleted`, with how it was erased (`erased_by`).
+    Its snapshots are standalone copies: they stay (409 `snapshot_in_progress` only while
+    one is being made)."""
+    refuse_while_snapshotting(_locked(volume), "be deleted")
     VOLUME_LIFECYCLE.begin(volume, "delete")
     host = _host_of(volume)
     return operation_queue(

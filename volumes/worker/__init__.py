@@ -4,7 +4,7 @@ operation registry."""
 from __future__ import annotations
 
 from operations import registry
-from volumes.worker import handlers, targets
+from volumes.worker import handlers, snapshots, targets
 
 
 def register() -> None:
@@ -17,9 +17,19 @@ def register() -> None:
             abandon=targets.abandon_volume,
         )
     )
+    registry.register_target(
+        registry.TargetType(
+            name="volume_snapshot",
+            load=targets.load_volume_snapshot,
+            settle=targets.settle_volume_snapshot,
+            abandon=targets.abandon_volume_snapshot,
+        )
+    )
     for action in (
         registry.Action("volume.create", handlers.run_create),
         registry.Action("volume.extend", handlers.run_extend),
         registry.Action("volume.delete", handlers.run_delete),
+        registry.Action("volume_snapshot.create", snapshots.run_create),
+        registry.Action("volume_snapshot.delete", snapshots.run_delete),
     ):
         registry.register_action(action)

@@ -1,4 +1,5 @@
-"""Worker handlers of volume.create, volume.extend and volume.delete on a directory backend
+"""Worker handlers of volume.create (empty, from an image, from a volume snapshot),
+volume.extend and volume.delete on a directory backend
 (attaching is an instance operation: compute.worker.volumes):
 the volume is the qcow2 file `volume-<id>` (hosts.naming) in its host's volumes pool.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
@@ -56,7 +58,7 @@ def _run(operation: Operation, steps: Steps) -> None:
             call()
 
 
-def _ensure_pool(hv: Hypervisor, host: Host) -> None:
+def ensure_pool(hv: Hypervisor, host: Host) -> None:
     """The volumes pool onboarding made: ensured again (a no-op when it is there), so a host
     onboarded before volumes existed, or whose pool was lost, gets it back."""
     hv.ensure_pool(PoolSpec(name=volumes_pool(host), path=f"{host.storage_root}/volumes"))
@@ -102,9 +104,26 @@ def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
         hv.resize_storage_volume(spec.pool, spec.name, wanted)
 
 
+def _copy_from_snapshot(hv: Hypervisor, volume: Volume) -> None:
+    """A standalone copy of the snapshot's file, in the same pool (the snapshot stays)."""
+    spec = _spec(volume)
+    hv.delete_storage_volume(spec.pool, spec.name)  # an interrupted copy: erased, made anew
+    if stores_no_data(_host(volume)):
+        hv.create_storage_volume(spec)  # libvirt's fake keeps no data to copy
+        return
+    assert volume.source_snapshot_id is not None
+    hv.copy_storage_volume(spec.pool, naming.volume_snapshot(volume.source_snapshot_id), spec)
+
+
 def create_steps(hv: Hypervisor, volume: Volume) -> Steps:
     host = _host(volume)
-    steps: Steps = [("pool", lambda: _ensure_pool(hv, host))]
+    steps: Steps = [("pool", lambda: ensure_pool(hv, host))]
+    if volume.source_snapshot_id is not None:
+        return [
+            *steps,
+            ("copy", lambda: _copy_from_snapshot(hv, volume)),
+            ("grow", lambda: _grow(hv, volume, volume.size_gb)),
+        ]
     if volume.source_image_id is None:
         return [*steps, ("create", lambda: hv.create_storage_volume(_spec(volume)))]
     image = Image.objects.get(pk=volume.source_image_id)
@@ -180,11 +199,19 @@ def run_delete(operation: Operation, volume: Volume) -> None:
     except Exception as exc:
         fail(operation, volume, "delete", exc, status=VolumeStatus.ERROR)
         return
+    record_erasure(operation, volume, erased_by, status=VolumeStatus.DELETED)
+
+
+def record_erasure(operation: Operation, target: Any, erased_by: str, *, status: str) -> None:
+    """The storage of `target` (a volume or a volume snapshot) is erased: it ends in `status`
+    with `erased_by`, also recorded on the operation and in the audit chain as
+    `<target type>.erase` (the tenant's audit export shows it), in one transaction."""
     with transaction.atomic():
         operation.params = {**operation.params, "erased_by": erased_by}
         Operation.objects.filter(pk=operation.pk).update(params=operation.params)
-        succeed(operation, status=VolumeStatus.DELETED, erased_by=erased_by)
+        succeed(operation, status=status, erased_by=erased_by)
         audit_record(
-            actor=worker_actor(), action="volume.erase", tenant_id=volume.tenant_id,
-            target=volume, details={"erased_by": erased_by, "operation": str(operation.pk)},
+            actor=worker_actor(), action=f"{operation.target_type}.erase",
+            tenant_id=target.tenant_id, target=target,
+            details={"erased_by": erased_by, "operation": str(operation.pk)},
         )  # fmt: skip

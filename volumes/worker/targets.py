@@ -9,8 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from operations.models import Operation
-from volumes.models import Volume, VolumeAttachment
-from volumes.states import VolumeStatus
+from volumes.models import Volume, VolumeAttachment, VolumeSnapshot
+from volumes.states import VolumeSnapshotStatus, VolumeStatus
 
 
 def load_volume(volume_id: uuid.UUID) -> Volume:
@@ -41,3 +41,25 @@ def abandon_volume(operation: Operation, reason: str) -> None:
         changes["status"] = VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE
         changes["size_gb"] = int(operation.params.get("from_gb") or volume.size_gb)
     Volume.objects.filter(pk=volume.pk).update(**changes)
+
+
+def load_volume_snapshot(snapshot_id: uuid.UUID) -> VolumeSnapshot:
+    return VolumeSnapshot.objects.select_related("host__zone", "volume", "tenant").get(
+        pk=snapshot_id
+    )
+
+
+def settle_volume_snapshot(snapshot_id: uuid.UUID, fault: str, changes: Mapping[str, Any]) -> None:
+    VolumeSnapshot.objects.filter(pk=snapshot_id).update(
+        fault=fault, updated_at=timezone.now(), **changes
+    )
+
+
+def abandon_volume_snapshot(operation: Operation, reason: str) -> None:
+    """An abandoned snapshot operation: the snapshot goes to `error` (what its file holds is
+    unknown; deleting it erases whatever is there). A create's volume is free again at once:
+    nothing counts as `creating` any more."""
+    VolumeSnapshot.objects.filter(
+        pk=operation.target_id,
+        status__in=(VolumeSnapshotStatus.CREATING, VolumeSnapshotStatus.DELETING),
+    ).update(status=VolumeSnapshotStatus.ERROR, fault=reason, updated_at=timezone.now())
