@@ -1,10 +1,11 @@
 """The disk part of the `Hypervisor` contract (attach_disk, detach_disk,
-resize_attached_disk), on both lanes of test_hypervisor_contract.py. libvirt's test driver
-(9.0 here) cannot attach, detach or resize devices (virDomainAttachDeviceFlags and
-virDomainBlockResize: "not supported by the connection driver"): there the test checks that
-the driver says so (`Unsupported`) and that what needs no device change (a disk already
-there, a disk not there, a domain that is off) still keeps the contract. A guest that sees
-the disk, writes to it and sees it grow is in tests/e2e/test_volume_attach.py."""
+resize_attached_disk, backup_attached_disk), on both lanes of test_hypervisor_contract.py.
+libvirt's test driver (9.0 here) cannot attach, detach, resize or back up devices
+(virDomainAttachDeviceFlags, virDomainBlockResize, virDomainBackupBegin: "not supported by
+the connection driver"): there the test checks that the driver says so (`Unsupported`) and
+that what needs no device change (a disk already there, a disk not there, a domain that is
+off) still keeps the contract. A guest that sees the disk, writes to it and sees it grow is
+in tests/e2e/test_volume_attach.py."""
 
 from __future__ import annotations
 
@@ -139,6 +140,52 @@ def test_attach_detach_and_resize_keep_the_contract(
     hypervisor.detach_disk(spec.name, "vdc")
     hypervisor.detach_disk(spec.name, "vdc")
     assert _disks(lane, spec.name, live=False) == {"vdb": first}
+
+
+def _qemu_img_info(path: str) -> dict[str, object]:
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path],
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return dict(json.loads(out))
+
+
+def test_backup_of_an_attached_disk_is_a_standalone_copy_of_that_instant(
+    hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
+) -> None:
+    """backup_attached_disk (volume snapshots of in-use volumes): False while the domain is
+    off, NotFound for a missing domain or disk; on QEMU a standalone qcow2 holding what the
+    disk held, listed in the pool; libvirt's test driver has no backup jobs: Unsupported."""
+    pool = res.pool()
+    source = res.volume(StorageVolumeSpec(pool, res.name("vol"), 8 * MIB))
+    copy = res.name("copy")
+    spec = _guest(res, lane, (DiskSpec(pool=pool, volume=source, target="vdb"),))
+    hypervisor.define_domain(spec)
+    assert hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy) is False  # off
+    with pytest.raises(NotFound):
+        hypervisor.backup_attached_disk(res.name("missing"), "vdb", pool, copy)
+    with pytest.raises(DriverError):  # not a target: refused before libvirt is asked
+        hypervisor.backup_attached_disk(spec.name, "../vdb", pool, copy)
+    if lane.real:
+        path = hypervisor.storage_volume_info(pool, source).path
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k", path],
+                       check=True, capture_output=True)  # fmt: skip
+    hypervisor.start_domain(spec.name)
+    with pytest.raises(NotFound):
+        hypervisor.backup_attached_disk(spec.name, "vdx", pool, copy)
+    if not lane.real:
+        with pytest.raises(Unsupported):
+            hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy)
+        return
+
+    assert hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy, timeout_seconds=60)
+    made = hypervisor.storage_volume_info(pool, copy)  # listed in the pool
+    info = _qemu_img_info(made.path)
+    assert (info["format"], info["virtual-size"]) == ("qcow2", 8 * MIB)
+    assert "backing-filename" not in info  # standalone: it outlives the volume
+    # qemu-io exits 0 even when the pattern differs: its message says so.
+    check = subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-c", "read -P 0x5a 1M 64k",
+                            made.path], check=True, capture_output=True, text=True)  # fmt: skip
+    assert "Pattern verification failed" not in check.stdout + check.stderr
+    hypervisor.destroy_domain(spec.name)
 
 
 def test_a_disk_xml_is_a_virtio_volume_disk_without_boot_order() -> None:
