@@ -58,3 +58,9 @@ _STORED = {Image.Status.ACTIVE, Image.Status.SAVING}
 def image_store_list() -> QuerySet[ImageStore]:
     """Operators only: every image store, with its zone."""
     return ImageStore.objects.select_related("zone")
+
+
+def image_of_volume(image_id: uuid.UUID | None) -> Image | None:
+    """The image a volume was made from (its `source_image`), deleted or not: a volume is a
+    standalone copy, bootable after its image is gone; None for a volume made empty."""
+    return Image.objects.filter(pk=image_id).first() if image_id is not None else None

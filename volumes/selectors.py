@@ -47,6 +47,15 @@ def attachments_of(instance_id: uuid.UUID) -> list[VolumeAttachment]:
     )
 
 
+def boot_attachment(instance_id: uuid.UUID) -> VolumeAttachment | None:
+    """The instance's boot volume attachment (``vda``), if it boots from a volume."""
+    return (
+        VolumeAttachment.objects.select_related("volume", "host")
+        .filter(instance_id=instance_id, device="vda", detached_at__isnull=True)
+        .first()
+    )
+
+
 def volume_find(tenant: Tenant, ref: str) -> Volume | None:
     try:
         return volume_list(tenant).filter(pk=uuid.UUID(str(ref))).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -23,10 +24,16 @@ from compute.services import resize as resize_services
 from compute.services import volumes as volume_services
 from iaas.api.idempotency import IdempotentCreateMixin, idempotent
 from iaas.api.schema import IDEMPOTENCY_KEY
-from iaas.api.serializers import StrictCharField, StrictSerializer
+from iaas.api.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from iaas.errors import InvalidRequest, NotFoundError
 from images import selectors as image_selectors
 from images.api.images import ImageSerializer
+from images.models import Image
 from network import selectors as network_selectors
 from network.api.ports import PortSerializer
 from network.services.devices import NicRequest
@@ -64,10 +71,42 @@ class InstanceSerializer(serializers.ModelSerializer):
         return getattr(instance, "ip", None)
 
 
+class BootVolumeSerializer(StrictSerializer):
+    """The root disk as a volume: {"image", "size_gb"} makes one from an image (of
+    `volume_type`, default the operators' default type), {"volume"} boots an existing one of
+    yours (available, made from an image or from a snapshot of such a volume)."""
+
+    image = serializers.UUIDField(required=False, help_text="The image to copy into it.")
+    size_gb = StrictIntegerField(min_value=1, max_value=65536, required=False)
+    volume_type = StrictCharField(max_length=64, required=False)
+    volume = serializers.UUIDField(required=False, help_text="An existing volume to boot.")
+    delete_on_termination = StrictBooleanField(
+        required=False, default=False, help_text="Delete (erase) it with the instance."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "volume" in attrs:
+            extra = sorted({"image", "size_gb", "volume_type"} & set(attrs))
+            if extra:
+                raise serializers.ValidationError(
+                    {name: ["Not with an existing volume."] for name in extra}
+                )
+        elif not {"image", "size_gb"} <= set(attrs):
+            raise serializers.ValidationError(
+                'A boot volume is {"image", "size_gb"} (a new one) or {"volume"}.'
+            )
+        return attrs
+
+
 class InstanceCreateSerializer(StrictSerializer):
     name = StrictCharField(max_length=63)
     flavor = StrictCharField(max_length=64, help_text="Flavor name or id.")
-    image = serializers.UUIDField()
+    image = serializers.UUIDField(
+        required=False, help_text="Boot from this image (or give boot_volume)."
+    )
+    boot_volume = BootVolumeSerializer(
+        required=False, help_text="Boot from a volume instead of an image."
+    )
     keypair = StrictCharField(max_length=64, required=False, help_text="Keypair name.")
     user_data = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, default="", max_length=65536
@@ -94,6 +133,11 @@ class InstanceCreateSerializer(StrictSerializer):
         max_length=16,
         help_text="Security groups (name or id) of the new ports; default: yours.",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("image" in attrs) == ("boot_volume" in attrs):
+            raise serializers.ValidationError("Give an image or a boot_volume (one of them).")
+        return attrs
 
 
 class InstanceAcceptedSerializer(serializers.Serializer):
@@ -232,14 +276,50 @@ class InstanceViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
 
+    def _image(self, ref: Any) -> Image:
+        image = image_selectors.image_find(self.tenant_context.tenant, ref)
+        if image is None:
+            raise InvalidRequest("No such image.", code="unknown_image")
+        return image
+
+    def _boot_source(
+        self, data: dict[str, Any]
+    ) -> tuple[Image, instance_services.BootVolume | None]:
+        """The image the instance boots (that of its boot volume), and its boot volume."""
+        if "boot_volume" not in data:
+            return self._image(data["image"]), None
+        boot = data["boot_volume"]
+        tenant = self.tenant_context.tenant
+        if "volume" not in boot:
+            ref = boot.get("volume_type") or settings.VOLUME_DEFAULT_TYPE
+            volume_type = volume_selectors.volume_type_find(tenant, ref)
+            if volume_type is None:
+                raise InvalidRequest(
+                    f"No volume type {ref[:80]!r} is available to you.", code="unknown_volume_type"
+                )
+            return self._image(boot["image"]), instance_services.BootVolume(
+                volume_type=volume_type, size_gb=boot["size_gb"],
+                delete_on_termination=boot["delete_on_termination"],
+            )  # fmt: skip
+        volume = volume_selectors.volume_find(tenant, str(boot["volume"]))
+        if volume is None:
+            raise InvalidRequest("No such volume.", code="unknown_volume")
+        image = image_selectors.image_of_volume(volume.source_image_id)
+        if image is None:
+            raise InvalidRequest(
+                "This volume was not made from an image: it is not bootable.",
+                code="volume_not_bootable",
+            )
+        return image, instance_services.BootVolume(
+            volume=volume, delete_on_termination=boot["delete_on_termination"]
+        )
+
     def create_resource(self, request: Request) -> Response:
         serializer = InstanceCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         tenant = self.tenant_context.tenant
-        image = image_selectors.image_find(tenant, data["image"])
-        if image is None:
-            raise InvalidRequest("No such image.", code="unknown_image")
+        image, boot_volume = self._boot_source(data)
         keypair = None
         if data.get("keypair"):
             keypair = selectors.keypair_find(tenant, data["keypair"])
@@ -256,6 +336,7 @@ class InstanceViewSet(
             zone=data.get("zone"),
             server_group=self._server_group(data.get("server_group")),
             nics=self._nics(data),
+            boot_volume=boot_volume,
         )
         instance = self.get_queryset().get(pk=instance.pk)
         body = {

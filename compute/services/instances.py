@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -24,6 +25,10 @@ from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce_many
+from volumes.models import Volume, VolumeType
+from volumes.selectors import boot_attachment
+from volumes.services.attachments import volume_boot_attach
+from volumes.services.volumes import volume_create
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 MAX_USER_DATA_BYTES = 16 * 1024
@@ -61,8 +66,41 @@ def _check_bootable(image: Image, *, disk_gb: int, memory_mb: int, sized_by: str
         )
 
 
+@dataclass(frozen=True)
+class BootVolume:
+    """An instance's root disk as a volume (issue 11 item 4; Nova's block_device_mapping_v2
+    with boot_index 0, made simpler): a new volume of `size_gb` GiB of `volume_type` copied
+    from the instance's image, or the tenant's existing `volume` (available, made from an
+    image, on a host the instance can be placed on: it is placed there). Either way it is
+    attached as ``vda``; `delete_on_termination` says whether deleting the instance deletes
+    it (erased) or keeps it (`available`)."""
+
+    volume_type: VolumeType | None = None
+    size_gb: int = 0
+    volume: Volume | None = None
+    delete_on_termination: bool = False
+
+
+def refuse_boot_from_volume(instance: Instance, verb: str) -> None:
+    """409 `boot_from_volume` for a verb that replaces or copies the root disk in the
+    instances pool (rebuild, resize, snapshot to an image): a boot volume is snapshotted as
+    a volume (POST /volume-snapshots)."""
+    if boot_attachment(instance.pk) is not None:
+        raise ConflictError(
+            f"This instance boots from a volume; it cannot {verb} (snapshot its volume instead).",
+            code="boot_from_volume",
+        )
+
+
 def _check(
-    tenant: Tenant, name: str, flavor: Flavor, image: Image, keypair: KeyPair | None, user_data: str
+    tenant: Tenant,
+    name: str,
+    flavor: Flavor,
+    image: Image,
+    keypair: KeyPair | None,
+    user_data: str,
+    *,
+    root: BootVolume | None = None,
 ) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidRequest(
@@ -73,8 +111,12 @@ def _check(
         raise InvalidRequest(
             f"user_data is at most {MAX_USER_DATA_BYTES} bytes.", code="user_data_too_large"
         )
-    _check_bootable(image, disk_gb=flavor.disk_gb, memory_mb=flavor.memory_mb,
-                    sized_by=f"flavor {flavor.name}")  # fmt: skip
+    if root is None:
+        _check_bootable(image, disk_gb=flavor.disk_gb, memory_mb=flavor.memory_mb,
+                        sized_by=f"flavor {flavor.name}")  # fmt: skip
+    elif root.volume is None:  # a new volume from the image: its size is the disk
+        _check_bootable(image, disk_gb=root.size_gb, memory_mb=flavor.memory_mb,
+                        sized_by="the boot volume")  # fmt: skip
     if keypair is not None and keypair.tenant_id != tenant.pk:  # selectors already ensure it
         raise InvalidRequest("No such keypair.", code="unknown_keypair")
 
@@ -92,18 +134,22 @@ def instance_create(
     zone: str | None = None,
     server_group: ServerGroup | None = None,
     nics: NicRequest | None = None,
+    boot_volume: BootVolume | None = None,
 ) -> tuple[Instance, Operation]:
     """Accept a new instance: quota, placement and addresses are claimed here, under locks
     (its ports: `nics`, or one on the tenant's default network); the build itself is an
-    operation on the chosen host's queue."""
-    _check(tenant, name, flavor, image, keypair, user_data)
+    operation on the chosen host's queue. With `boot_volume` its root disk is a volume
+    (see BootVolume): no local disk is claimed (`disk_gb` 0), the volume counts in the
+    `volumes` and `volume_gb` quotas; `image` is the volume's (an existing volume's
+    `source_image`)."""
+    _check(tenant, name, flavor, image, keypair, user_data, root=boot_volume)
     if server_group is not None and server_group.tenant_id != tenant.pk:  # selectors ensure it
         raise InvalidRequest("No such server group.", code="unknown_server_group")
+    disk_gb = 0 if boot_volume is not None else flavor.disk_gb
     quota_enforce_many(
         tenant,
-        {"instances": 1, "vcpus": flavor.vcpus, "ram_mb": flavor.memory_mb,
-         "disk_gb": flavor.disk_gb},
-    )  # fmt: skip
+        {"instances": 1, "vcpus": flavor.vcpus, "ram_mb": flavor.memory_mb, "disk_gb": disk_gb},
+    )
     instance = Instance.objects.create(
         tenant=tenant,
         name=name,
@@ -114,22 +160,25 @@ def instance_create(
         user_data=user_data,
         vcpus=flavor.vcpus,
         memory_mb=flavor.memory_mb,
-        disk_gb=flavor.disk_gb,
+        disk_gb=disk_gb,
         status=Instance.Status.BUILDING,
         task_state="spawning",
         server_group=server_group,
     )
+    existing = boot_volume.volume if boot_volume is not None else None
     request = scheduler.PlacementRequest(
         vcpus=flavor.vcpus,
         memory_mb=flavor.memory_mb,
-        disk_gb=flavor.disk_gb,
+        disk_gb=disk_gb,
         jurisdictions=tuple(tenant.residency),
         zone=zone,
         server_group_id=server_group.pk if server_group else None,
+        host_id=existing.host_id if existing is not None else None,
     )
     host = scheduler.claim(instance, request)
     instance.host = host
     instance.save(update_fields=["host"])
+    root = _boot_volume(actor, instance, image, boot_volume) if boot_volume else None
     nics = nics or NicRequest()
     ports = devices.device_ports_create(
         actor=actor,
@@ -147,7 +196,7 @@ def instance_create(
         action="instance.create",
         target_id=instance.pk,
         host_name=host.name,
-        params={"image": str(image.pk)},
+        params={"image": str(image.pk), "boot_volume": str(root.pk) if root else None},
     )
     audit_record(
         actor=actor,
@@ -162,9 +211,30 @@ def instance_create(
             "ip": address.ip if address else None,
             "operation": str(operation.pk),
             "server_group": server_group.name if server_group else None,
+            "boot_volume": str(root.pk) if root else None,
         },
     )
     return instance, operation
+
+
+def _boot_volume(actor: Actor, instance: Instance, image: Image, boot: BootVolume) -> Volume:
+    """The instance's boot volume, attached as vda on its host: a new one copied from
+    `image` there (its create operation queued; it ends `in-use`), or the existing one
+    (`attaching`; 409 `volume_in_use`/`wrong_state` as for any attach)."""
+    assert instance.host is not None
+    volume = boot.volume
+    if volume is None:
+        assert boot.volume_type is not None
+        volume, _operation = volume_create(
+            actor=actor, tenant=instance.tenant, name=f"{instance.name}-root"[:64],
+            size_gb=boot.size_gb, volume_type=boot.volume_type, image=image,
+            host=instance.host,
+        )  # fmt: skip
+    volume_boot_attach(
+        volume=volume, instance_id=instance.pk, host=instance.host,
+        delete_on_termination=boot.delete_on_termination,
+    )  # fmt: skip
+    return volume
 
 
 @transaction.atomic
@@ -226,6 +296,7 @@ def instance_rebuild(*, actor: Actor, instance: Instance, image: Image) -> Opera
     """Accept a rebuild from `image` (one the tenant may boot; the view selects it): only
     from active or stopped. The worker replaces the root disk by a fresh overlay on the
     image; the instance keeps its id, name, flavor, address and MAC."""
+    refuse_boot_from_volume(instance, "be rebuilt")
     _check_bootable(image, disk_gb=instance.disk_gb, memory_mb=instance.memory_mb,
                     sized_by="this instance's flavor")  # fmt: skip
     return _take(actor=actor, instance=instance, verb="rebuild", params={"image": str(image.pk)})
@@ -238,6 +309,7 @@ def instance_snapshot(*, actor: Actor, instance: Instance, name: str) -> tuple[I
     active or stopped. A running guest is powered off cleanly for the copy (ACPI, forced
     after the stop deadline) and booted again, so the image holds a consistent file system;
     the instance keeps its id, address and disks."""
+    refuse_boot_from_volume(instance, "be snapshotted to an image")
     INSTANCE_LIFECYCLE.begin(instance, "snapshot")
     source = Image.objects.filter(pk=instance.image_id).only("min_ram_mb").first()
     image = image_create(

@@ -35,7 +35,11 @@ from django.db import transaction
 
 from compute.models import Flavor, Instance
 from compute.services import scheduler
-from compute.services.instances import queue_operation, refuse_image_larger_than
+from compute.services.instances import (
+    queue_operation,
+    refuse_boot_from_volume,
+    refuse_image_larger_than,
+)
 from compute.states import INSTANCE_LIFECYCLE
 from iaas.audit import Actor, audit_record
 from iaas.errors import InvalidRequest
@@ -54,6 +58,7 @@ def instance_resize(*, actor: Actor, instance: Instance, flavor: Flavor) -> Oper
     same host (409 `no_valid_host`), then the `instance.resize` operation."""
     instance = Instance.objects.select_related("flavor", "tenant", "host").get(pk=instance.pk)
     INSTANCE_LIFECYCLE.check(instance, "resize")
+    refuse_boot_from_volume(instance, "be resized (its disk is a volume: extend it)")
     if flavor.pk == instance.flavor_id:
         raise InvalidRequest("The instance already has this flavor.", code="same_flavor")
     if flavor.disk_gb < instance.disk_gb:

@@ -49,6 +49,7 @@ class PlacementRequest:
     arch: str = "x86_64"
     strategy: str = "spread"  # spread | pack
     server_group_id: uuid.UUID | None = None
+    host_id: uuid.UUID | None = None  # this host only (the instance boots from a volume there)
 
 
 def _free(capacity: str, reserved: str, ratio: str, allocated: str) -> object:
@@ -64,6 +65,8 @@ def candidates(request: PlacementRequest) -> QuerySet[Host]:
     )
     if request.zone:
         hosts = hosts.filter(zone__name=request.zone)
+    if request.host_id is not None:
+        hosts = hosts.filter(pk=request.host_id)
     hosts = hosts.annotate(
         free_vcpus=_free("cpus", "reserved_cpus", "cpu_allocation_ratio", "allocated_vcpus"),
         free_memory=_free(

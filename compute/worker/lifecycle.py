@@ -29,8 +29,11 @@ from images.models import Image
 from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
-from operations.services.runs import finish, step
-from volumes.services.attachments import volume_attachments_release
+from operations.services.runs import finish, step, worker_actor
+from volumes.models import Volume
+from volumes.selectors import attachments_of, boot_attachment
+from volumes.services.attachments import volume_attachment_confirm, volume_attachments_release
+from volumes.services.volumes import volume_delete
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,11 @@ def run_create(operation: Operation, instance: Instance) -> None:
                 status=Instance.Status.ERROR,
             )
         return
-    succeed(operation, status=Instance.Status.ACTIVE, power_state=PowerState.RUNNING)
+    with transaction.atomic():
+        boot = boot_attachment(instance.pk)
+        if boot is not None:
+            volume_attachment_confirm(boot)  # an existing boot volume: attaching → in-use
+        succeed(operation, status=Instance.Status.ACTIVE, power_state=PowerState.RUNNING)
 
 
 # --- instance.delete ----------------------------------------------------------------------
@@ -82,8 +89,12 @@ def run_delete(operation: Operation, instance: Instance) -> None:
         return
     with transaction.atomic():
         release_capacity(instance)
-        # Its domain is gone: the volumes attached to it are free again, data kept.
+        # Its domain is gone: the volumes attached to it are free again, data kept; a boot
+        # volume asked to go with it is deleted (erased by its own operation).
+        to_delete = [a.volume_id for a in attachments_of(instance.pk) if a.delete_on_termination]
         volume_attachments_release(instance.pk)
+        for volume in Volume.objects.filter(pk__in=to_delete):
+            volume_delete(actor=worker_actor(), volume=volume)
         Instance.objects.filter(pk=instance.pk).update(
             status=Instance.Status.DELETED,
             task_state=None,

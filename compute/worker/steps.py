@@ -40,8 +40,9 @@ from network.services.devices import device_ports_release
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
-from volumes.models import VolumeAttachment
-from volumes.selectors import attachments_of
+from volumes.models import Volume, VolumeAttachment
+from volumes.selectors import attachments_of, boot_attachment
+from volumes.states import VolumeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +103,45 @@ def _seed(hv: Hypervisor, instance: Instance, ports: list[Port], *, replace: boo
         hv.upload_storage_volume(pool, naming.seed(instance.pk), io.BytesIO(seed), len(seed))
 
 
+#: How long a build waits for its new boot volume (copied from the image by the volume's
+#: own operation, queued first on the same host) before it fails.
+BOOT_VOLUME_TIMEOUT_SECONDS = 1800.0
+
+
+def wait_boot_volume(instance: Instance, timeout: float = BOOT_VOLUME_TIMEOUT_SECONDS) -> None:
+    """The boot volume ready to boot from: made (`in-use`: its create ended with its
+    attachment) or an existing one being attached (`attaching`). One that failed, or still
+    not made after `timeout`: DriverError (the build fails with that fault)."""
+    attachment = boot_attachment(instance.pk)
+    if attachment is None:
+        raise DriverError("the instance's boot volume is gone")
+    deadline = time.monotonic() + timeout
+    while True:
+        volume = Volume.objects.only("status", "fault").get(pk=attachment.volume_id)
+        if volume.status in (VolumeStatus.IN_USE, VolumeStatus.ATTACHING):
+            return
+        if volume.status != VolumeStatus.CREATING:
+            raise DriverError(f"the boot volume is {volume.status}: {volume.fault}".rstrip(": "))
+        if time.monotonic() > deadline:
+            raise DriverError(f"the boot volume was not made within {timeout:g} s")
+        time.sleep(0.5)
+
+
 def boot_steps(hv: Hypervisor, instance: Instance, image: Image, *, replace: bool) -> Steps:
-    """From a cached image to a running guest: the steps of create and rebuild."""
+    """From a cached image to a running guest: the steps of create and rebuild. An instance
+    booting from a volume has no root disk in the instances pool: its volume is waited for."""
     ports = device_ports(instance.pk)
     host = instance.host
     assert host is not None
+    if boot_attachment(instance.pk) is not None:
+        root: Steps = [("boot_volume", lambda: wait_boot_volume(instance))]
+    else:
+        root = [
+            ("cache_image", lambda: cache_image(hv, host, image)),
+            ("root_disk", lambda: _root_disk(hv, instance, image, replace=replace)),
+        ]
     return [
-        ("cache_image", lambda: cache_image(hv, host, image)),
-        ("root_disk", lambda: _root_disk(hv, instance, image, replace=replace)),
+        *root,
         ("seed", lambda: _seed(hv, instance, ports, replace=replace)),
         ("network", lambda: ensure_network(hv, ports)),
         ("define", lambda: hv.define_domain(domain_spec(instance, ports))),
@@ -148,11 +180,19 @@ def ensure_network(hv: Hypervisor, ports: list[Port]) -> None:
 
 
 def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
-    """The instance's domain: its root disk, its seed, the volumes attached to it (so a
-    redefinition, by a rebuild or a resize, keeps them) and its NICs."""
+    """The instance's domain: its root disk (its boot volume at vda, first: it boots from
+    it), its seed, the volumes attached to it (so a redefinition, by a rebuild or a resize,
+    keeps them) and its NICs."""
     host = instance.host
     assert host is not None
     pools = pool_names(host)
+    attached = attachments_of(instance.pk)
+    boot = [a for a in attached if a.device == "vda"]
+    root = (
+        volume_disk(boot[0])
+        if boot
+        else DiskSpec(pool=pools["instances"], volume=naming.root_disk(instance.pk), target="vda")
+    )
     return DomainSpec(
         name=naming.domain(instance.pk),
         title=instance.name,
@@ -161,7 +201,7 @@ def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
         vcpus=instance.vcpus,
         memory_mb=instance.memory_mb,
         disks=(
-            DiskSpec(pool=pools["instances"], volume=naming.root_disk(instance.pk), target="vda"),
+            root,
             DiskSpec(
                 pool=pools["instances"],
                 volume=naming.seed(instance.pk),
@@ -171,7 +211,7 @@ def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
                 format="raw",
                 readonly=True,
             ),
-            *(volume_disk(attachment) for attachment in attachments_of(instance.pk)),
+            *(volume_disk(attachment) for attachment in attached if attachment.device != "vda"),
         ),
         nics=tuple(host_specs.nic_spec(port, host) for port in ports),
         domain_type=host.domain_type,

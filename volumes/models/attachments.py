@@ -13,8 +13,9 @@ from volumes.models.volumes import Volume
 
 class VolumeAttachment(models.Model):
     """`volume` plugged into the instance `instance_id` on `host`, as the disk `device`
-    (``vdb``…: the target in the domain, which the tenant is shown). Active while
-    `detached_at` is null; kept afterwards as the volume's history. At most one active
+    (``vdb``…: the target in the domain, which the tenant is shown; ``vda`` for the boot
+    volume of an instance booted from a volume, deleted with it if `delete_on_termination`).
+    Active while `detached_at` is null; kept afterwards as the volume's history. At most one active
     attachment per volume, and one per device of an instance (unique constraints: of two
     parallel attaches of one volume, exactly one gets its row)."""
 
@@ -23,6 +24,9 @@ class VolumeAttachment(models.Model):
     instance_id = models.UUIDField()
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="volume_attachments")
     device = models.CharField(max_length=8)
+    delete_on_termination = models.BooleanField(
+        default=False, help_text="A boot volume deleted with its instance (asked at create)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     detached_at = models.DateTimeField(null=True, blank=True)
 

@@ -81,6 +81,32 @@ def volume_attachment_begin(
         ) from None
 
 
+#: The device of an instance's boot volume: its root disk, which it boots from.
+BOOT_DEVICE = "vda"
+
+
+def volume_boot_attach(
+    *, volume: Volume, instance_id: uuid.UUID, host: Host, delete_on_termination: bool
+) -> VolumeAttachment:
+    """Take `volume` as the boot volume (``vda``) of the instance being created. A volume
+    created in this transaction for it (`creating`) gets its attachment at once: its create
+    ends `in-use`. An existing one must be `available` on `host` and goes `attaching`, as by
+    `volume_attachment_begin`, until the build confirms it."""
+    locked = _locked(volume)
+    if locked.status == VolumeStatus.CREATING:
+        return VolumeAttachment.objects.create(
+            volume=locked, instance_id=instance_id, host=host, device=BOOT_DEVICE,
+            delete_on_termination=delete_on_termination,
+        )  # fmt: skip
+    attachment = volume_attachment_begin(
+        volume=locked, instance_id=instance_id, host=host, device=BOOT_DEVICE
+    )
+    if delete_on_termination:
+        attachment.delete_on_termination = True
+        attachment.save(update_fields=["delete_on_termination"])
+    return attachment
+
+
 def volume_attachment_confirm(attachment: VolumeAttachment) -> None:
     """The disk is plugged in: the volume is `in-use`, its fault cleared."""
     _settle(attachment.volume_id, VolumeStatus.IN_USE, "")
@@ -98,6 +124,12 @@ def volume_detach_begin(*, volume: Volume, instance_id: uuid.UUID) -> VolumeAtta
             "This volume is not attached to this instance.",
             code="volume_not_attached",
             details={"status": volume.status},
+        )
+    if attachment.device == BOOT_DEVICE:
+        raise ConflictError(
+            "This volume is the instance's boot disk: it leaves with the instance (delete "
+            "the instance; the volume is kept unless it was to be deleted with it).",
+            code="boot_volume",
         )
     refuse_while_snapshotting(volume, "be detached")
     VOLUME_LIFECYCLE.begin(volume, "detach")

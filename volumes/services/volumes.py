@@ -114,12 +114,14 @@ def volume_create(
     image: Image | None = None,
     snapshot: VolumeSnapshot | None = None,
     zone: str | None = None,
+    host: Host | None = None,
 ) -> tuple[Volume, Operation]:
     """Accept a new volume (`creating`): empty, or a standalone copy of `image` (one the
     tenant may read; the view selects it) or of the tenant's volume `snapshot` (on the
     snapshot's host, see `_snapshot_host`). Counted in the `volumes` and `volume_gb` quotas,
     placed on a host of an allowed zone (volumes.services.placement); a worker on that host
-    makes its storage."""
+    makes its storage. `host` (an instance's boot volume, made where the instance was
+    placed) bypasses the choice."""
     check_name("volume", name)
     check_description(description)
     _check_type(volume_type, size_gb)
@@ -131,7 +133,7 @@ def volume_create(
         # Locked: a snapshot delete accepted now would erase the file the copy reads.
         snapshot = (
             VolumeSnapshot.objects.select_for_update(of=("self",))
-            .select_related("host", "zone")
+            .select_related("host", "zone", "volume")
             .get(pk=snapshot.pk)
         )
         host = _snapshot_host(tenant, snapshot, size_gb)
@@ -141,7 +143,7 @@ def volume_create(
                 details={"size_gb": size_gb, "zone": zone},
             )
     quota_enforce_many(tenant, {"volumes": 1, "volume_gb": size_gb})
-    if snapshot is None:
+    if host is None:
         host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
     volume = Volume.objects.create(
         tenant=tenant,
@@ -152,7 +154,10 @@ def volume_create(
         status=VolumeStatus.CREATING,
         zone=host.zone,
         host=host,
-        source_image_id=image.pk if image is not None else None,
+        # From a snapshot: the image its volume was made from, so it stays bootable.
+        source_image_id=image.pk
+        if image is not None
+        else (snapshot.volume.source_image_id if snapshot is not None else None),
         source_snapshot=snapshot,
     )
     sources = {

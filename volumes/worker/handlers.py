@@ -149,7 +149,7 @@ def run_create(operation: Operation, volume: Volume) -> None:
             cleanup = f" (cleanup incomplete, an operator is told: {cleanup_exc})"
         fail(operation, volume, "create", DriverError(f"{exc}{cleanup}"), status=VolumeStatus.ERROR)
         return
-    succeed(operation, status=VolumeStatus.AVAILABLE)
+    succeed(operation, status=_idle_status(volume))  # in-use: an instance's boot volume
 
 
 def run_extend(operation: Operation, volume: Volume) -> None:
