@@ -25,6 +25,7 @@ from compute.worker.steps import (
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, PowerState
+from iaas.errors import ConflictError
 from images.models import Image
 from operations.messages import tenant_text
 from operations.models import Operation
@@ -94,7 +95,7 @@ def run_delete(operation: Operation, instance: Instance) -> None:
         to_delete = [a.volume_id for a in attachments_of(instance.pk) if a.delete_on_termination]
         volume_attachments_release(instance.pk)
         for volume in Volume.objects.filter(pk__in=to_delete):
-            volume_delete(actor=worker_actor(), volume=volume)
+            _delete_boot_volume(volume)
         Instance.objects.filter(pk=instance.pk).update(
             status=Instance.Status.DELETED,
             task_state=None,
@@ -103,6 +104,19 @@ def run_delete(operation: Operation, instance: Instance) -> None:
             user_data="",  # often holds secrets: not kept past the instance (review L3)
         )
         finish(operation)
+
+
+def _delete_boot_volume(volume: Volume) -> None:
+    """Delete a boot volume asked to go with its instance (its own operation erases it).
+    Refused now (a snapshot of it is being made): it is kept, `available`, with a fault
+    saying so; the instance's delete goes on."""
+    try:
+        volume_delete(actor=worker_actor(), volume=volume)  # a savepoint: refused, undone
+    except ConflictError as exc:
+        logger.warning("boot volume %s kept: %s", volume.pk, exc)
+        Volume.objects.filter(pk=volume.pk).update(
+            fault=f"Not deleted with its instance ({exc}); delete it yourself."[:2000]
+        )
 
 
 # --- instance.start / instance.stop / instance.reboot -----------------------------------

@@ -151,3 +151,20 @@ def test_refused_boot_volumes_change_nothing(vcloud):
     tenant_services.quota_set(actor=SYSTEM, tenant=vcloud.tenant, resource="volume_gb", limit=1)
     assert_error(boot(vcloud.client, {"image": image, "size_gb": 2}), 403, "quota_exceeded")
     assert state() == before
+
+
+def test_a_boot_volume_being_snapshotted_is_kept_when_its_instance_goes(vcloud):
+    answer = boot(vcloud.client, {"image": str(vcloud.image.pk), "size_gb": 2,
+                                  "delete_on_termination": True})  # fmt: skip
+    root = Volume.objects.get(name="vm-1-root")
+    for operation in (str(operations_of(str(root.pk))[0].pk), answer.json()["operation"]["id"]):
+        assert run_operation(operation) == "succeeded"
+    pending = vcloud.client.post("/api/v1/volume-snapshots",
+                                 {"volume": str(root.pk), "name": "s"}, format="json")  # fmt: skip
+    assert pending.status_code == 202, pending.content
+    deleted = vcloud.client.delete(f"/api/v1/instances/{answer.json()['instance']['id']}")
+    assert run_operation(deleted.json()["operation"]["id"]) == "succeeded"
+    assert Instance.objects.get(pk=answer.json()["instance"]["id"]).status == "deleted"
+    kept = vcloud.client.get(f"/api/v1/volumes/{root.pk}").json()
+    assert (kept["status"], kept["attachment"]) == ("available", None)
+    assert "delete it yourself" in kept["fault"]
