@@ -16,8 +16,9 @@ from iaas.models import AuditEvent
 from operations.worker import run_operation
 from tests import factories
 from tests.factories import SYSTEM
-from volumes.models import Volume
+from volumes.models import Volume, VolumeSnapshot
 from volumes.services.reconciler import NOT_OURS, check_volume_pool, reconcile_volume_pools
+from volumes.services.snapshots import volume_snapshot_create, volume_snapshot_delete
 from volumes.services.volumes import volume_delete
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +64,29 @@ def test_files_no_live_volume_accounts_for_are_reported_once_and_kept(cloud):
     assert AuditEvent.objects.filter(action="host.orphan").count() == 3
     left = {info.name for info in hv.list_storage_volumes(POOL)}
     assert left == {naming.volume(live.pk), naming.volume(gone.pk), stranger, "backup.img"}
+
+
+def test_snapshot_files_are_accounted_for_like_volumes(cloud):
+    hv = hypervisor_for(cloud.host)
+    volume = made(cloud, "src")
+    kept, operation = volume_snapshot_create(actor=SYSTEM, volume=volume, name="kept")
+    assert run_operation(str(operation.pk)) == "succeeded"
+    gone, operation = volume_snapshot_create(actor=SYSTEM, volume=volume, name="gone")
+    assert run_operation(str(operation.pk)) == "succeeded"
+    gone = VolumeSnapshot.objects.get(pk=gone.pk)
+    assert run_operation(str(volume_snapshot_delete(actor=SYSTEM, snapshot=gone).pk)) == (
+        "succeeded"
+    )
+    stranger = naming.volume_snapshot(uuid.uuid4())
+    for name in (naming.volume_snapshot(gone.pk), stranger):
+        hv.create_storage_volume(StorageVolumeSpec(POOL, name, 1 << 20, format="raw"))
+
+    assert check_volume_pool(hv, cloud.host) == 2
+    assert reported() == {
+        naming.volume_snapshot(gone.pk): "its snapshot was deleted",
+        stranger: "no snapshot has this id",
+    }  # neither the live volume's file nor the live snapshot's
+    assert naming.volume_snapshot(kept.pk) in {i.name for i in hv.list_storage_volumes(POOL)}
 
 
 def test_a_host_without_a_volumes_pool_has_nothing_to_report(cloud):

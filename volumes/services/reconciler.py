@@ -1,15 +1,16 @@
 """The volumes pools' side of the reconciler (DESIGN §2, issue 11 item 6): storage nobody
-accounts for. Every file in a host's volumes pool is either the storage of a live volume of
-that host (`volume-<id>`, hosts.naming) or an orphan: the file of a deleted volume (its erase
-failed half-way, or someone restored it), of a volume the database does not know or places
-on another host, or a name Andromède never gives. Orphans are reported (OrphanReport of kind
-`volume`, named `<pool>/<file>`; a `host.orphan` audit event on first sight) and never
-deleted: they may be a tenant's data, and only an operator can tell (the policy for instance
-disks, compute.services.reconciler_storage)."""
+accounts for. Every file in a host's volumes pool is either the storage of a live volume or
+volume snapshot of that host (`volume-<id>`, `volsnap-<id>`, hosts.naming) or an orphan: the
+file of a deleted volume or snapshot (its erase failed half-way, or someone restored it), of
+one the database does not know or places on another host, or a name Andromède never gives.
+Orphans are reported (OrphanReport of kind `volume`, named `<pool>/<file>`; a `host.orphan`
+audit event on first sight) and never deleted: they may be a tenant's data, and only an
+operator can tell (the policy for instance disks, compute.services.reconciler_storage)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
@@ -17,36 +18,48 @@ from hosts.models import ONBOARDED_STATES, Host, OrphanReport
 from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, Hypervisor, NotFound
 from iaas.audit import Actor
-from volumes.models import Volume
-from volumes.states import VolumeStatus
+from volumes.models import Volume, VolumeSnapshot
 
 logger = logging.getLogger(__name__)
 RECONCILER = Actor.system("reconciler")
 NOT_OURS = "not a volume Andromède makes"
+#: What the volumes pool holds: volumes and volume snapshots (the noun a reason uses).
+_KINDS = {naming.VolumeKind.VOLUME: "volume", naming.VolumeKind.VOLUME_SNAPSHOT: "snapshot"}
 
 
 def _reasons(host: Host, names: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
-    """Why each name nobody accounts for is an orphan (names of live volumes are absent)."""
+    """Why each name nobody accounts for is an orphan (names of live volumes and volume
+    snapshots are absent)."""
     parsed = {name: naming.parse_volume(name) for name in names}
-    ids = {p.owner_id for p in parsed.values() if p and p.kind == naming.VolumeKind.VOLUME}
-    known = {
-        v.pk: v for v in Volume.objects.filter(pk__in=ids).only("pk", "host", "status", "tenant")
+    owners = {kind: {p.owner_id for p in parsed.values() if p and p.kind == kind}
+              for kind in _KINDS}  # fmt: skip
+    known: dict[naming.VolumeKind, dict[Any, Any]] = {
+        naming.VolumeKind.VOLUME: {
+            v.pk: v
+            for v in Volume.objects.filter(pk__in=owners[naming.VolumeKind.VOLUME]).only(
+                "pk", "host", "status", "tenant"
+            )
+        },
+        naming.VolumeKind.VOLUME_SNAPSHOT: {
+            s.pk: s
+            for s in VolumeSnapshot.objects.filter(
+                pk__in=owners[naming.VolumeKind.VOLUME_SNAPSHOT]
+            ).only("pk", "host", "status", "tenant")
+        },
     }
     reasons: dict[str, tuple[str, dict[str, str]]] = {}
     for name, owner in parsed.items():
-        if owner is None or owner.kind != naming.VolumeKind.VOLUME:
+        if owner is None or owner.kind not in _KINDS:
             reasons[name] = (NOT_OURS, {})
             continue
-        volume = known.get(owner.owner_id)
-        if volume is None:
-            reasons[name] = ("no volume has this id", {})
-        elif volume.host_id != host.pk:
-            reasons[name] = (
-                "its volume lies on another host",
-                {"tenant_id": str(volume.tenant_id)},
-            )
-        elif volume.status == VolumeStatus.DELETED:
-            reasons[name] = ("its volume was deleted", {"tenant_id": str(volume.tenant_id)})
+        noun = _KINDS[owner.kind]
+        held = known[owner.kind].get(owner.owner_id)
+        if held is None:
+            reasons[name] = (f"no {noun} has this id", {})
+        elif held.host_id != host.pk:
+            reasons[name] = (f"its {noun} lies on another host", {"tenant_id": str(held.tenant_id)})
+        elif held.status == "deleted":
+            reasons[name] = (f"its {noun} was deleted", {"tenant_id": str(held.tenant_id)})
     return reasons
 
 
