@@ -22,14 +22,14 @@ from django.db import transaction
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
-from hypervisor.base import DriverError, Hypervisor, PoolSpec, StorageVolumeSpec
+from hypervisor.base import DriverError, Hypervisor, NotFound, PoolSpec, StorageVolumeSpec
 from iaas.audit import audit_record
 from images.host_cache import cache_image, images_pool, stores_no_data
 from images.models import Image
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step, worker_actor
-from volumes.models import Volume
+from volumes.models import Volume, VolumeAttachment
 from volumes.services.attachments import active_attachment
 from volumes.states import VolumeStatus
 
@@ -87,6 +87,17 @@ def _copy_from(hv: Hypervisor, volume: Volume, image: Image) -> None:
     hv.copy_storage_volume(images_pool(host), naming.cached_image(image.pk), spec)
 
 
+def _grown_live(hv: Hypervisor, attachment: VolumeAttachment, wanted: int) -> bool:
+    """Grown through the running guest's hypervisor; False when no running domain holds it
+    (stopped, or not defined yet): the storage is resized instead."""
+    try:
+        return hv.resize_attached_disk(
+            naming.domain(attachment.instance_id), attachment.device, wanted
+        )
+    except NotFound:
+        return False
+
+
 def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
     """The volume's storage at `size_gb` GiB (a copy comes out at the image's size; an
     extend asks for more). Already that size: a no-op."""
@@ -95,10 +106,10 @@ def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
         return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
     spec = _spec(volume)
     wanted = size_gb * GIB
-    attachment = active_attachment(volume.pk)
-    if attachment is not None and hv.resize_attached_disk(
-        naming.domain(attachment.instance_id), attachment.device, wanted
-    ):
+    # A volume being created has no guest holding it yet, even attached (a boot volume: its
+    # instance's domain is defined once it is made).
+    attachment = active_attachment(volume.pk) if volume.status != VolumeStatus.CREATING else None
+    if attachment is not None and _grown_live(hv, attachment, wanted):
         return  # grown live by the guest's QEMU, which holds the file: the guest is told
     if hv.storage_volume_info(spec.pool, spec.name).capacity_bytes < wanted:
         hv.resize_storage_volume(spec.pool, spec.name, wanted)
