@@ -22,6 +22,7 @@ from compute.worker.steps import (
     shutdown_steps,
     wait_running,
 )
+from compute.worker.volumes import forget_volume_secrets
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, PowerState
@@ -71,6 +72,7 @@ def run_delete(operation: Operation, instance: Instance) -> None:
     try:
         with step(operation, "remove"):
             remove_artefacts(hypervisor_for(host), instance)
+            forget_volume_secrets(hypervisor_for(host), instance)
     except DriverError as exc:
         with transaction.atomic():
             Instance.objects.filter(pk=instance.pk).update(

@@ -40,6 +40,7 @@ from network.services.devices import device_ports_release
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
+from volumes.crypto import is_encrypted, secret_uuid
 from volumes.models import VolumeAttachment
 from volumes.selectors import attachments_of
 
@@ -180,11 +181,15 @@ def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
 
 
 def volume_disk(attachment: VolumeAttachment) -> DiskSpec:
-    """The disk of an attached volume: its qcow2 file in the volumes pool of its host."""
+    """The disk of an attached volume: its qcow2 file in the volumes pool of its host; an
+    encrypted one names its secret (defined on the host while it is attached)."""
     return DiskSpec(
         pool=pool_names(attachment.host)["volumes"],
         volume=naming.volume(attachment.volume_id),
         target=attachment.device,
+        encryption_secret=(
+            secret_uuid(attachment.volume_id) if is_encrypted(attachment.volume) else None
+        ),
     )
 
 

@@ -140,6 +140,7 @@ MODELS_ADDED_SINCE = {
     ("volumes", "volumetype"),
     ("volumes", "volume"),
     ("volumes", "volumeattachment"),
+    ("volumes", "tenantkey"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.

@@ -4,6 +4,7 @@ host carries it out (volumes.worker)."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 from django.db import transaction
@@ -17,23 +18,18 @@ from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce_many
+from volumes.crypto import VolumeKeyError, volume_key_assign
 from volumes.models import Volume, VolumeType
 from volumes.services.placement import volume_host_choose
 from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
 
 GIB = 1024**3
+logger = logging.getLogger(__name__)
 
 
 def _check_type(volume_type: VolumeType, size_gb: int) -> None:
-    """400 `not_supported_yet` for a type whose backend or encryption is not built yet; 400
+    """400 `not_supported_yet` for a type whose backend is not built yet; 400
     `volume_too_large` past the type's maximum."""
-    if volume_type.encrypted:
-        raise InvalidRequest(
-            f"Volume type {volume_type.name} is encrypted; encrypted volumes are not "
-            "supported yet.",
-            code="not_supported_yet",
-            details={"volume_type": volume_type.name},
-        )
     if volume_type.backend != VolumeType.Backend.DIR:
         raise InvalidRequest(
             f"Volume type {volume_type.name} is stored on {volume_type.backend}, which is not "
@@ -89,6 +85,13 @@ def volume_create(
     _check_type(volume_type, size_gb)
     if image is not None:
         _check_image(image, size_gb)
+        if volume_type.encrypted:
+            raise InvalidRequest(
+                f"Volume type {volume_type.name} is encrypted; an encrypted volume cannot be "
+                "made from an image yet: create it empty.",
+                code="not_supported_yet",
+                details={"volume_type": volume_type.name, "image": str(image.pk)},
+            )
     quota_enforce_many(tenant, {"volumes": 1, "volume_gb": size_gb})
     host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
     volume = Volume.objects.create(
@@ -102,6 +105,16 @@ def volume_create(
         host=host,
         source_image_id=image.pk if image is not None else None,
     )
+    if volume_type.encrypted:
+        try:
+            volume_key_assign(volume)  # its data key, wrapped by the tenant's key
+        except VolumeKeyError as exc:
+            logger.error("encrypted volume refused: %s", exc)  # names files, never keys
+            raise ConflictError(
+                "Encrypted volumes cannot be made now: the cloud's key configuration is "
+                "broken, and its operators are told.",
+                code="encryption_unavailable",
+            ) from None
     operation = operation_create(
         actor=actor,
         tenant=tenant,
@@ -121,6 +134,7 @@ def volume_create(
             "image": str(image.pk) if image is not None else None,
             "zone": host.zone.name,
             "jurisdiction": host.zone.jurisdiction,
+            "encrypted": volume_type.encrypted,
             "operation": str(operation.pk),
         },
     )
@@ -147,6 +161,18 @@ def volume_update(
     return volume
 
 
+def check_key_not_shredded(volume: Volume) -> None:
+    """409 `volume_key_shredded`: its tenant's key was destroyed, its data cannot be opened
+    (only deleting it remains)."""
+    if volume.key_shredded_at is not None:
+        raise ConflictError(
+            "This volume's encryption key was destroyed (its tenant's keys were shredded): "
+            "its data can never be read again. It can only be deleted.",
+            code="volume_key_shredded",
+            details={"key_shredded_at": volume.key_shredded_at.isoformat()},
+        )
+
+
 def _host_of(volume: Volume) -> Host:
     if volume.host is None:  # directory volumes always have one; shared backends come later
         raise ConflictError("This volume has no host to act on.", code="wrong_state")
@@ -162,6 +188,7 @@ def volume_extend(*, actor: Actor, volume: Volume, size_gb: int) -> Operation:
     extends and creates count it. The worker grows the storage; a failure gives the old
     size back."""
     VOLUME_LIFECYCLE.check(volume, "extend")
+    check_key_not_shredded(volume)
     if size_gb <= volume.size_gb:
         raise InvalidRequest(
             f"A volume only grows: it has {volume.size_gb} GiB, {size_gb} GiB was asked for.",
