@@ -12,7 +12,6 @@ extends it live, and deletes that instance: the volume is available again, data 
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
 import pytest
@@ -23,30 +22,10 @@ from iaas.celery import app, host_queue
 from tests import factories
 from tests.e2e.conftest import import_test_image_and_tiny_flavor
 from tests.support.local_host import onboarded_local_host
+from tests.support.volume_guests import GIB_SECTORS, WAIT_FOR_DISK, WRITER, TenantView
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
 HOST = "e2e-vol"
-GIB_SECTORS = 2 * 1024 * 1024  # 512-byte sectors in a GiB, as /sys/block/*/size counts
-
-# Wait (up to ~110 s) for /dev/vdb: the first disk hot-plugged after the root disk vda.
-WAIT_FOR_DISK = """\
-i=0
-while [ ! -b /dev/vdb ] && [ $i -lt 110 ]; do sleep 1; i=$((i+1)); done
-[ -b /dev/vdb ] || { echo "VOLTEST no-disk"; exit 1; }
-echo "VOLTEST seen size=$(cat /sys/block/vdb/size)"
-"""
-WRITER = (
-    "#!/bin/sh\n"
-    + WAIT_FOR_DISK
-    + """\
-printf 'MARKER-%s\\n' "{token}" | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null
-sync
-echo "VOLTEST written"
-i=0
-while [ -b /dev/vdb ] && [ $i -lt 100 ]; do sleep 1; i=$((i+1)); done
-[ -b /dev/vdb ] && echo "VOLTEST still-there" || echo "VOLTEST gone"
-"""
-)
 READER = (
     "#!/bin/sh\n"
     + WAIT_FOR_DISK
@@ -66,16 +45,6 @@ def real_host(settings: Any) -> Any:
         yield host
 
 
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_a_volume_moves_between_guests_keeps_its_data_and_grows_live(
     real_host: Host, make_tenant: Any, make_caller: Any
 ) -> None:
@@ -84,43 +53,11 @@ def test_a_volume_moves_between_guests_keeps_its_data_and_grows_live(
     client = make_caller(make_tenant("acme"), "member").client()
     token = secrets.token_hex(8)
 
-    def settled(answer: Any, timeout: float = 90) -> dict[str, Any]:
-        """The operation of a 202, once it ends: it must have succeeded."""
-        assert answer.status_code == 202, answer.content
-        operation = answer.json()["operation"]
-        done = wait_for(
-            lambda: (
-                (body := client.get(f"/api/v1/operations/{operation['id']}").json())["status"]
-                in ("succeeded", "failed")
-                and body
-            ),
-            timeout,
-            f"{operation['action']} to finish",
-        )
-        assert done["status"] == "succeeded", done
-        return dict(done)
-
-    def console(instance_id: str) -> str:
-        return str(client.get(f"/api/v1/instances/{instance_id}/console").json()["output"])
-
-    def says(instance_id: str, line: str, timeout: float = 60) -> str:
-        """Wait for a probe line starting with `line` on the guest's console; the line."""
-
-        def found() -> str | None:
-            for text in console(instance_id).splitlines():
-                if text.strip().startswith(line):
-                    return text.strip()
-            return None
-
-        try:
-            return str(wait_for(found, timeout, f"{line!r} on the console"))
-        except AssertionError:
-            raise AssertionError(
-                f"no {line!r} on the console of {instance_id}:\n{console(instance_id)[-3000:]}"
-            ) from None
+    view = TenantView(client)
+    settled, console, says = view.settled, view.console, view.says
 
     def volume() -> dict[str, Any]:
-        return dict(client.get(f"/api/v1/volumes/{volume_id}").json())
+        return view.volume(volume_id)
 
     with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
         # Both guests boot at once (one wait), each with its probe; the volume meanwhile.
