@@ -20,6 +20,8 @@ from compute.worker.steps import (
     run_steps,
     run_verb,
     shutdown_steps,
+    start_domain,
+    volume_secrets_ensure,
     wait_running,
 )
 from compute.worker.volumes import forget_volume_secrets
@@ -103,7 +105,7 @@ def run_start(operation: Operation, instance: Instance) -> None:
     assert instance.host is not None
     hv = hypervisor_for(instance.host)
     steps: Steps = [
-        ("start", lambda: hv.start_domain(naming.domain(instance.pk))),  # already running: a no-op
+        ("start", lambda: start_domain(hv, instance)),  # already running: a no-op
         ("wait_running", lambda: wait_running(hv, instance)),
     ]
     run_verb(operation, instance, "start", steps,
@@ -124,6 +126,7 @@ def run_reboot(operation: Operation, instance: Instance) -> None:
     hard = operation.params.get("type") == "hard"
 
     def reboot() -> None:
+        volume_secrets_ensure(hv, instance)  # a hard reboot starts QEMU anew
         if hv.domain_info(name).power_state != PowerState.RUNNING:
             # Off (e.g. a redelivery after the guest powered off, or drift): boot it.
             hv.start_domain(name)
