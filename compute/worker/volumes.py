@@ -16,6 +16,7 @@ from hypervisor.base import Hypervisor
 from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
+from volumes.crypto import is_encrypted
 from volumes.models import VolumeAttachment
 from volumes.selectors import attachments_of
 from volumes.services.attachments import (
@@ -57,11 +58,9 @@ def run_attach_volume(operation: Operation, instance: Instance) -> None:
         fail(operation, instance, "attach_volume", LookupError("the attachment is gone"))
         return
     volume = attachment.volume
-    steps: Steps = [
-        # An encrypted volume's passphrase: on the host while the volume is attached.
-        ("secret", lambda: define_volume_secret(hv, volume)),
-        ("attach", lambda: hv.attach_disk(domain, volume_disk(attachment))),
-    ]
+    steps: Steps = [("attach", lambda: hv.attach_disk(domain, volume_disk(attachment)))]
+    if is_encrypted(volume):  # its passphrase: on the host while the volume is attached
+        steps.insert(0, ("secret", lambda: define_volume_secret(hv, volume)))
     try:
         run_steps(operation, steps)
     except Exception as exc:
@@ -100,9 +99,10 @@ def run_detach_volume(operation: Operation, instance: Instance) -> None:
         return
     domain = naming.domain(instance.pk)
     steps: Steps = [
-        ("detach", lambda: hv.detach_disk(domain, attachment.device, DETACH_TIMEOUT_SECONDS)),
-        ("secret", lambda: forget_secret(hv, attachment.volume)),  # none left on the host
+        ("detach", lambda: hv.detach_disk(domain, attachment.device, DETACH_TIMEOUT_SECONDS))
     ]
+    if is_encrypted(attachment.volume):  # no passphrase left on the host
+        steps.append(("secret", lambda: forget_secret(hv, attachment.volume)))
     try:
         run_steps(operation, steps)
     except Exception as exc:

@@ -188,13 +188,10 @@ def run_delete(operation: Operation, volume: Volume) -> None:
     spec = _spec(volume)
     erased_by = ERASED_BY_NOTHING if stores_no_data(host) else ERASED_BY_WIPE
     try:
-        _run(
-            operation,
-            [
-                ("erase", lambda: hv.delete_storage_volume(spec.pool, spec.name)),
-                ("secret", lambda: forget_secret(hv, volume)),
-            ],
-        )
+        steps: Steps = [("erase", lambda: hv.delete_storage_volume(spec.pool, spec.name))]
+        if is_encrypted(volume):  # a secret left by an interrupted operation goes too
+            steps.append(("secret", lambda: forget_secret(hv, volume)))
+        _run(operation, steps)
     except Exception as exc:
         fail(operation, volume, "delete", exc, status=VolumeStatus.ERROR)
         return
