@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from hosts import naming
 from hypervisor.libvirt import LibvirtHypervisor, domain_xml
@@ -76,7 +77,10 @@ def test_an_encrypted_volume_gets_a_data_key_wrapped_by_its_tenants_key(vcloud):
     first, second = encrypted_volume(vcloud, "a"), encrypted_volume(vcloud, "b")
 
     shown = vcloud.client.get(f"/api/v1/volumes/{first.pk}").json()
-    assert (shown["status"], shown["volume_type"]) == ("available", "secure")
+    assert (shown["status"], shown["volume_type"], shown["encrypted"]) == (
+        "available", "secure", True,
+    )  # fmt: skip
+    assert shown["key_shredded_at"] is None
     key = TenantKey.objects.get(tenant=vcloud.tenant)  # one tenant key, shared
     assert (key.version, first.tenant_key_id, second.tenant_key_id) == (1, key.pk, key.pk)
     # Round trip: each volume's passphrase unwraps, is stable, and differs from the other's.
@@ -235,6 +239,7 @@ def test_after_a_shred_the_volume_cannot_be_attached_or_extended_only_deleted(vc
     # The tenant sees why; attach and extend are refused; nothing changed by them.
     shown = vcloud.client.get(f"/api/v1/volumes/{volume.pk}").json()
     assert "can never be read again" in shown["fault"]
+    assert parse_datetime(shown["key_shredded_at"]) == shredded.key_shredded_at
     attachments = VolumeAttachment.objects.count()
     assert_error(attach(vcloud, instance_id, shredded), 409, "volume_key_shredded")
     extend = vcloud.client.post(
