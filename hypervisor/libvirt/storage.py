@@ -247,7 +247,7 @@ def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> 
             try:  # created meanwhile (a concurrent run of the same step)?
                 vol = pool.storageVolLookupByName(spec.name)
             except libvirt.libvirtError:
-                raise exc from None
+                raise failed from None  # why the create failed, not "no such volume"
         else:
             return storage_volume_info(spec.pool, vol)
     _check_same_volume(vol, spec, backing)
