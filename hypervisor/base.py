@@ -107,6 +107,9 @@ class DiskSpec:
     bus: str = "virtio"  # virtio | scsi | ide | sata; a cdrom on virtio goes on virtio-scsi
     format: str = "qcow2"  # qcow2 | raw
     readonly: bool = False
+    #: An encrypted volume (QEMU's LUKS): the UUID of the libvirt secret holding its
+    #: passphrase, which must be defined on the host (`define_secret`) while QEMU opens it.
+    encryption_secret: str | None = None
 
 
 #: Taps of OVS-attached NICs are named "tap" + this many hex digits of the port's UUID, so
@@ -214,6 +217,9 @@ class StorageVolumeSpec:
     backing_pool: str | None = None  # a qcow2 overlay on this volume…
     backing_volume: str | None = None
     backing_format: str = "qcow2"
+    #: Created encrypted in QEMU's LUKS format (a qcow2 with LUKS encryption) with the
+    #: passphrase of this libvirt secret (UUID), which must be defined while it is created.
+    encryption_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -441,6 +447,23 @@ class Hypervisor(ABC):
         running by an interrupted caller is aborted before the new one starts. No disk at
         `target` or missing domain: NotFound. A hypervisor without the backup API
         (libvirt's test driver): Unsupported."""
+    # Secrets (passphrases of encrypted volumes) --------------------------------------------
+
+    @abstractmethod
+    def define_secret(self, uuid: str, value: bytes, *, description: str = "") -> None:
+        """Define the secret `uuid` with `value` on the host, ephemeral (never written to the
+        host's disk, gone when libvirtd restarts) and private (nobody reads its value back
+        through libvirt). Defined already: its value is set again (no-op in effect). A
+        hypervisor without secrets (libvirt's test driver): Unsupported."""
+
+    @abstractmethod
+    def undefine_secret(self, uuid: str) -> None:
+        """Remove the secret `uuid` from the host. Missing: no-op. Running guests that
+        opened a disk with it keep it open; a new open (attach, start) needs it again."""
+
+    @abstractmethod
+    def list_secrets(self) -> list[str]:
+        """The UUIDs of every secret defined on the host (ours and others')."""
 
     # Networks --------------------------------------------------------------------------------
 

@@ -436,6 +436,20 @@ AUDIT_CHECKPOINT_FILE = Path(
 )
 AUDIT_CHECKPOINT_SECONDS = env_int("ANDROMEDE_AUDIT_CHECKPOINT_SECONDS", 300)
 
+# --- Volume encryption (DESIGN §8, volumes.crypto) -----------------------------------------
+# The master key that wraps every tenant's volume key: 32 random bytes, base64. Given in the
+# environment (ANDROMEDE_VOLUME_MASTER_KEY), or read from a file (0600, base64); in the
+# embedded default (neither configured) the file is made on first use under var/. Never in
+# the database: a dump holds tenant keys only wrapped by it.
+VOLUME_MASTER_KEY = env_str("ANDROMEDE_VOLUME_MASTER_KEY", "") or None
+VOLUME_MASTER_KEY_FILE = Path(
+    env_str("ANDROMEDE_VOLUME_MASTER_KEY_FILE", str(VAR_DIR / "volume-master.key"))
+)
+VOLUME_MASTER_KEY_CREATE = not (
+    os.environ.get("ANDROMEDE_VOLUME_MASTER_KEY")
+    or os.environ.get("ANDROMEDE_VOLUME_MASTER_KEY_FILE")
+)
+
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis+socket://{PRIVATE_REDIS_SOCKET}")

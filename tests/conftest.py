@@ -171,6 +171,17 @@ def _audit_anchor_files(settings: Any, tmp_path_factory: pytest.TempPathFactory)
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _volume_master_key(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each test wraps volume keys with a master key of its own, made on first use in a
+    folder of its own (volumes.crypto), never the checkout's var/."""
+    folder = tmp_path_factory.mktemp("volume-master-key")
+    settings.VOLUME_MASTER_KEY = None
+    settings.VOLUME_MASTER_KEY_FILE = folder / "volume-master.key"
+    settings.VOLUME_MASTER_KEY_CREATE = True
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _fast_password_hasher(django_test_environment: None) -> Iterator[None]:
     """Every test hashes passwords with MD5: Django's PBKDF2 (1,000,000 iterations) costs

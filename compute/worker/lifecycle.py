@@ -20,8 +20,11 @@ from compute.worker.steps import (
     run_steps,
     run_verb,
     shutdown_steps,
+    start_domain,
+    volume_secrets_ensure,
     wait_running,
 )
+from compute.worker.volumes import forget_volume_secrets
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import DriverError, PowerState
@@ -79,6 +82,7 @@ def run_delete(operation: Operation, instance: Instance) -> None:
     try:
         with step(operation, "remove"):
             remove_artefacts(hypervisor_for(host), instance)
+            forget_volume_secrets(hypervisor_for(host), instance)
     except DriverError as exc:
         with transaction.atomic():
             Instance.objects.filter(pk=instance.pk).update(
@@ -126,7 +130,7 @@ def run_start(operation: Operation, instance: Instance) -> None:
     assert instance.host is not None
     hv = hypervisor_for(instance.host)
     steps: Steps = [
-        ("start", lambda: hv.start_domain(naming.domain(instance.pk))),  # already running: a no-op
+        ("start", lambda: start_domain(hv, instance)),  # already running: a no-op
         ("wait_running", lambda: wait_running(hv, instance)),
     ]
     run_verb(operation, instance, "start", steps,
@@ -147,6 +151,7 @@ def run_reboot(operation: Operation, instance: Instance) -> None:
     hard = operation.params.get("type") == "hard"
 
     def reboot() -> None:
+        volume_secrets_ensure(hv, instance)  # a hard reboot starts QEMU anew
         if hv.domain_info(name).power_state != PowerState.RUNNING:
             # Off (e.g. a redelivery after the guest powered off, or drift): boot it.
             hv.start_domain(name)

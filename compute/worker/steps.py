@@ -40,9 +40,11 @@ from network.services.devices import device_ports_release
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
+from volumes.crypto import is_encrypted, secret_uuid
 from volumes.models import Volume, VolumeAttachment
 from volumes.selectors import attachments_of, boot_attachment
 from volumes.states import VolumeStatus
+from volumes.worker.secrets import define_volume_secret
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +147,22 @@ def boot_steps(hv: Hypervisor, instance: Instance, image: Image, *, replace: boo
         ("seed", lambda: _seed(hv, instance, ports, replace=replace)),
         ("network", lambda: ensure_network(hv, ports)),
         ("define", lambda: hv.define_domain(domain_spec(instance, ports))),
-        ("start", lambda: hv.start_domain(naming.domain(instance.pk))),  # running already: a no-op
+        ("start", lambda: start_domain(hv, instance)),  # running already: a no-op
         ("wait_running", lambda: wait_running(hv, instance)),
     ]
+
+
+def volume_secrets_ensure(hv: Hypervisor, instance: Instance) -> None:
+    """The secrets of the instance's attached encrypted volumes, defined on its host (again):
+    they are ephemeral, so a libvirtd restart forgets them, and QEMU needs them to start."""
+    for attachment in attachments_of(instance.pk):
+        define_volume_secret(hv, attachment.volume)
+
+
+def start_domain(hv: Hypervisor, instance: Instance) -> None:
+    """Start the instance's domain (running already: a no-op), its volumes' secrets first."""
+    volume_secrets_ensure(hv, instance)
+    hv.start_domain(naming.domain(instance.pk))
 
 
 def run_steps(operation: Operation, steps: Steps) -> None:
@@ -220,11 +235,15 @@ def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
 
 
 def volume_disk(attachment: VolumeAttachment) -> DiskSpec:
-    """The disk of an attached volume: its qcow2 file in the volumes pool of its host."""
+    """The disk of an attached volume: its qcow2 file in the volumes pool of its host; an
+    encrypted one names its secret (defined on the host while it is attached)."""
     return DiskSpec(
         pool=pool_names(attachment.host)["volumes"],
         volume=naming.volume(attachment.volume_id),
         target=attachment.device,
+        encryption_secret=(
+            secret_uuid(attachment.volume_id) if is_encrypted(attachment.volume) else None
+        ),
     )
 
 

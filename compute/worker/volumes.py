@@ -12,15 +12,19 @@ from compute.models import Instance
 from compute.worker.steps import Steps, run_steps, volume_disk
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
+from hypervisor.base import Hypervisor
 from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
+from volumes.crypto import is_encrypted
 from volumes.models import VolumeAttachment
+from volumes.selectors import attachments_of
 from volumes.services.attachments import (
     volume_attachment_confirm,
     volume_attachment_end,
     volume_attachment_keep,
 )
+from volumes.worker.secrets import define_volume_secret, forget_secret
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +57,16 @@ def run_attach_volume(operation: Operation, instance: Instance) -> None:
     if attachment is None:
         fail(operation, instance, "attach_volume", LookupError("the attachment is gone"))
         return
+    volume = attachment.volume
     steps: Steps = [("attach", lambda: hv.attach_disk(domain, volume_disk(attachment)))]
+    if is_encrypted(volume):  # its passphrase: on the host while the volume is attached
+        steps.insert(0, ("secret", lambda: define_volume_secret(hv, volume)))
     try:
         run_steps(operation, steps)
     except Exception as exc:
         try:
             hv.detach_disk(domain, attachment.device, DETACH_TIMEOUT_SECONDS)
+            forget_secret(hv, volume)
         except Exception as undo_exc:
             logger.warning("attach of %s: undo failed: %s", attachment, undo_exc)
             with transaction.atomic():
@@ -93,6 +101,8 @@ def run_detach_volume(operation: Operation, instance: Instance) -> None:
     steps: Steps = [
         ("detach", lambda: hv.detach_disk(domain, attachment.device, DETACH_TIMEOUT_SECONDS))
     ]
+    if is_encrypted(attachment.volume):  # no passphrase left on the host
+        steps.append(("secret", lambda: forget_secret(hv, attachment.volume)))
     try:
         run_steps(operation, steps)
     except Exception as exc:
@@ -103,6 +113,13 @@ def run_detach_volume(operation: Operation, instance: Instance) -> None:
     with transaction.atomic():
         volume_attachment_end(attachment)
         succeed(operation)
+
+
+def forget_volume_secrets(hv: Hypervisor, instance: Instance) -> None:
+    """The instance's domain is gone: the secrets of its encrypted volumes leave the host
+    (instance delete, before its attachments end)."""
+    for attachment in attachments_of(instance.pk):
+        forget_secret(hv, attachment.volume)
 
 
 def abandon_volume_operation(operation: Operation, reason: str) -> None:

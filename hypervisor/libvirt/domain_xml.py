@@ -133,6 +133,11 @@ def check_disk(disk: DiskSpec) -> None:
     check_target(disk.target)
     check_name("pool", disk.pool)
     check_name("volume", disk.volume)
+    if disk.encryption_secret is not None:
+        try:
+            uuid.UUID(disk.encryption_secret)
+        except ValueError:
+            raise DriverError(f"disk {disk.target}: the encryption secret is not a UUID") from None
 
 
 def check_target(target: str) -> None:
@@ -169,7 +174,11 @@ def check_nic(nic: NicSpec) -> None:
 def _disk(devices: ET._Element, disk: DiskSpec, boot: bool) -> None:
     element = ET.SubElement(devices, "disk", type="volume", device=disk.device)
     ET.SubElement(element, "driver", name="qemu", type=disk.format)
-    ET.SubElement(element, "source", pool=disk.pool, volume=disk.volume)
+    source = ET.SubElement(element, "source", pool=disk.pool, volume=disk.volume)
+    if disk.encryption_secret is not None:
+        # QEMU opens the LUKS volume with the secret's value, handed over by libvirt.
+        encryption = ET.SubElement(source, "encryption", format="luks")
+        ET.SubElement(encryption, "secret", type="passphrase", uuid=disk.encryption_secret)
     bus = _cdrom_bus(disk) if disk.device == "cdrom" else disk.bus
     ET.SubElement(element, "target", dev=disk.target, bus=bus)
     if boot:

@@ -46,7 +46,16 @@ from hypervisor.base import (
     StorageVolumeSpec,
     TransientError,
 )
-from hypervisor.libvirt import connection, devices, disks, domain_xml, network, nics, storage
+from hypervisor.libvirt import (
+    connection,
+    devices,
+    disks,
+    domain_xml,
+    network,
+    nics,
+    secrets,
+    storage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -837,6 +846,21 @@ class LibvirtHypervisor(Hypervisor):
             raise DriverError(f"{what}: {failure}")
         self._run(what, lambda conn: storage.refresh_pool(storage.lookup_pool(conn, pool)))
         return True
+
+    # --- networks -----------------------------------------------------------------------------
+
+    # --- secrets ------------------------------------------------------------------------------
+
+    def define_secret(self, uuid: str, value: bytes, *, description: str = "") -> None:
+        secrets.check_uuid(uuid)
+        self._run(f"define secret {uuid}", secrets.define, uuid, value, description)
+
+    def undefine_secret(self, uuid: str) -> None:
+        secrets.check_uuid(uuid)
+        self._run(f"undefine secret {uuid}", secrets.undefine, uuid)
+
+    def list_secrets(self) -> list[str]:
+        return self._run("list secrets", secrets.list_all)
 
     # --- networks -----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from hypervisor.base import (
 )
 from hypervisor.libvirt.connection import is_dead_connection
 from hypervisor.libvirt.domain_xml import check_name
+from hypervisor.libvirt.secrets import check_uuid
 
 _FORMATS = ("qcow2", "raw")
 
@@ -170,6 +171,11 @@ def volume_xml(spec: StorageVolumeSpec, backing_path: str | None) -> str:
     ET.SubElement(root, "allocation", unit="bytes").text = "0"  # sparse
     target = ET.SubElement(root, "target")
     ET.SubElement(target, "format", type=spec.format)
+    if spec.encryption_secret is not None:
+        # QEMU's own LUKS inside the qcow2 (libvirt runs qemu-img with the secret's value,
+        # so the secret must be defined now); never dm-crypt.
+        encryption = ET.SubElement(target, "encryption", format="luks")
+        ET.SubElement(encryption, "secret", type="passphrase", uuid=spec.encryption_secret)
     if backing_path is not None:
         backing = ET.SubElement(root, "backingStore")
         ET.SubElement(backing, "path").text = backing_path
@@ -186,6 +192,10 @@ def _check_volume_spec(spec: StorageVolumeSpec) -> None:
         raise DriverError(f"volume {spec.name!r}: give both backing_pool and backing_volume")
     if spec.backing_volume is not None and spec.format != "qcow2":
         raise DriverError(f"volume {spec.name!r}: only a qcow2 volume can have a backing volume")
+    if spec.encryption_secret is not None:
+        if spec.format != "qcow2" or spec.backing_volume is not None:
+            raise DriverError(f"volume {spec.name!r}: an encrypted volume is a standalone qcow2")
+        check_uuid(spec.encryption_secret)
 
 
 def _backing_path(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> str | None:
@@ -212,6 +222,9 @@ def _check_same_volume(
         problems.append(f"backing {have_backing}")
     elif backing is not None and have_backing_fmt not in (None, spec.backing_format):
         problems.append(f"backing format {have_backing_fmt}")
+    encrypted = root.find("target/encryption") is not None
+    if encrypted != (spec.encryption_secret is not None):
+        problems.append("encryption" if encrypted else "no encryption")
     if problems:
         raise SpecConflict(f"volume {spec.name!r} exists with {', '.join(problems)}")
 
@@ -234,7 +247,7 @@ def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> 
             try:  # created meanwhile (a concurrent run of the same step)?
                 vol = pool.storageVolLookupByName(spec.name)
             except libvirt.libvirtError:
-                raise exc from None
+                raise failed from None  # why the create failed, not "no such volume"
         else:
             return storage_volume_info(spec.pool, vol)
     _check_same_volume(vol, spec, backing)
@@ -249,6 +262,8 @@ def copy_storage_volume(
     _check_volume_spec(spec)
     if spec.backing_volume is not None:
         raise DriverError(f"volume {spec.name!r}: a copy stands alone, it has no backing volume")
+    if spec.encryption_secret is not None:
+        raise DriverError(f"volume {spec.name!r}: encrypted copies are not supported")
     source = lookup_volume(conn, source_pool, source_name)
     source_capacity = storage_volume_info(source_pool, source).capacity_bytes
     if spec.capacity_bytes < source_capacity:

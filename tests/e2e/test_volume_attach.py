@@ -22,25 +22,10 @@ from iaas.celery import app, host_queue
 from tests import factories
 from tests.e2e.conftest import import_test_image_and_tiny_flavor
 from tests.support.local_host import onboarded_local_host
-from tests.support.tenant_e2e import WAIT_FOR_VDB, TenantApi
+from tests.support.volume_guests import GIB_SECTORS, WAIT_FOR_DISK, WRITER, TenantView
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
 HOST = "e2e-vol"
-GIB_SECTORS = 2 * 1024 * 1024  # 512-byte sectors in a GiB, as /sys/block/*/size counts
-
-WAIT_FOR_DISK = WAIT_FOR_VDB
-WRITER = (
-    "#!/bin/sh\n"
-    + WAIT_FOR_DISK
-    + """\
-printf 'MARKER-%s\\n' "{token}" | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null
-sync
-echo "VOLTEST written"
-i=0
-while [ -b /dev/vdb ] && [ $i -lt 100 ]; do sleep 1; i=$((i+1)); done
-[ -b /dev/vdb ] && echo "VOLTEST still-there" || echo "VOLTEST gone"
-"""
-)
 READER = (
     "#!/bin/sh\n"
     + WAIT_FOR_DISK
@@ -68,11 +53,11 @@ def test_a_volume_moves_between_guests_keeps_its_data_and_grows_live(
     client = make_caller(make_tenant("acme"), "member").client()
     token = secrets.token_hex(8)
 
-    api = TenantApi(client)
-    settled, console, says = api.settled, api.console, api.says
+    view = TenantView(client)
+    settled, console, says = view.settled, view.console, view.says
 
     def volume() -> dict[str, Any]:
-        return dict(client.get(f"/api/v1/volumes/{volume_id}").json())
+        return view.volume(volume_id)
 
     with start_worker(app, queues=[host_queue(HOST)], pool="solo", perform_ping_check=False):
         # Both guests boot at once (one wait), each with its probe; the volume meanwhile.

@@ -23,13 +23,13 @@ from iaas.celery import app, host_queue
 from tests import factories
 from tests.e2e.conftest import import_test_image_and_tiny_flavor
 from tests.support.local_host import onboarded_local_host
-from tests.support.tenant_e2e import WAIT_FOR_VDB, TenantApi
+from tests.support.volume_guests import WAIT_FOR_DISK, TenantView
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
 HOST = "e2e-snap"
 WRITER = (
     "#!/bin/sh\n"
-    + WAIT_FOR_VDB
+    + WAIT_FOR_DISK
     + """\
 printf 'MARKER-%s\\n' "{token}" | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null
 sync
@@ -61,7 +61,7 @@ def test_snapshot_of_an_in_use_volume_and_an_instance_booted_from_a_volume(
     image = import_test_image_and_tiny_flavor()
     factories.volume_type("standard", max_size_gb=10)
     client = make_caller(make_tenant("acme"), "member").client()
-    api = TenantApi(client)
+    api = TenantView(client)
     token = secrets.token_hex(8)
     volumes_dir = Path(real_host.storage_root) / "volumes"
 

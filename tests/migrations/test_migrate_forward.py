@@ -141,6 +141,7 @@ MODELS_ADDED_SINCE = {
     ("volumes", "volume"),
     ("volumes", "volumeattachment"),
     ("volumes", "volumesnapshot"),
+    ("volumes", "tenantkey"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.

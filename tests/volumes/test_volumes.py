@@ -170,15 +170,6 @@ def test_invalid_input_is_a_400_that_creates_nothing(vcloud, body, code):
     nothing_created()
 
 
-def test_an_encrypted_type_is_refused_until_encryption_lands(vcloud):
-    factories.volume_type("secret", encrypted=True)
-    answer = create(vcloud.client, volume_type="secret")
-    assert answer.status_code == 400
-    assert answer.json()["error"]["code"] == "not_supported_yet"
-    assert "encrypted" in answer.json()["error"]["message"]
-    nothing_created()
-
-
 def test_an_image_larger_than_the_volume_is_refused(vcloud, tmp_path):
     big = factories.image(vcloud.tenant, "big", file=factories.qcow2(tmp_path / "b.qcow2", "2G"))
     answer = create(vcloud.client, image=str(big.pk), size_gb=1)

@@ -48,13 +48,16 @@ class VolumeSerializer(serializers.ModelSerializer):
     source_snapshot = serializers.UUIDField(
         source="source_snapshot_id", read_only=True, allow_null=True
     )
+    encrypted = serializers.BooleanField(source="volume_type.encrypted", read_only=True)
+    key_shredded_at = serializers.DateTimeField(read_only=True, allow_null=True)
     attachment = serializers.SerializerMethodField()
 
     class Meta:
         model = Volume
         fields = [
-            "id", "name", "description", "size_gb", "volume_type", "status", "fault", "zone",
-            "source_image", "source_snapshot", "attachment", "created_at", "updated_at",
+            "id", "name", "description", "size_gb", "volume_type", "encrypted", "key_shredded_at",
+            "status", "fault", "zone", "source_image", "source_snapshot", "attachment",
+            "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -2,8 +2,9 @@
 volumes, their attachments to instances, and their snapshots."""
 
 from volumes.models.attachments import VolumeAttachment
+from volumes.models.keys import TenantKey
 from volumes.models.snapshots import VolumeSnapshot
 from volumes.models.volume_types import VolumeType
 from volumes.models.volumes import Volume
 
-__all__ = ["Volume", "VolumeAttachment", "VolumeSnapshot", "VolumeType"]
+__all__ = ["TenantKey", "Volume", "VolumeAttachment", "VolumeSnapshot", "VolumeType"]

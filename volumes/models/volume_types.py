@@ -11,8 +11,8 @@ from tenants.models import Tenant
 
 class VolumeType(models.Model):
     """What a volume is stored on and how. `backend` is `dir` (qcow2 files in a host's
-    volumes pool) now; `rbd` (Ceph) is designed for. `encrypted` types are refused at volume
-    create until the encryption slice lands. Public types are offered to every tenant,
+    volumes pool) now; `rbd` (Ceph) is designed for. `encrypted` types store their volumes
+    in QEMU's LUKS format (volumes.crypto). Public types are offered to every tenant,
     private ones only to the tenants in `access` (as flavors are)."""
 
     class Backend(models.TextChoices):

@@ -8,6 +8,7 @@ from django.db import models
 
 from hosts.models import Host, Zone
 from tenants.models import Tenant
+from volumes.models.keys import TenantKey
 from volumes.models.volume_types import VolumeType
 from volumes.states import VolumeStatus
 
@@ -19,7 +20,10 @@ class Volume(models.Model):
     image id rather than a key, as an instance's, since the image may be deleted while the
     volume lives; `source_snapshot` the volume snapshot it was copied from (null: none).
     `status` moves through volumes.states only; `fault` says what last went wrong,
-    `erased_by` how its storage was erased once deleted."""
+    `erased_by` how its storage was erased once deleted. An encrypted volume has its data key
+    (its LUKS passphrase) in `wrapped_key`, wrapped by `tenant_key` (volumes.crypto); once
+    that key is shredded, `key_shredded_at` is set and the volume can never be opened again
+    (attach and extend refuse it; delete still erases it)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="volumes")
@@ -44,6 +48,11 @@ class Volume(models.Model):
         related_name="volumes_made",
     )
     erased_by = models.CharField(max_length=200, blank=True)
+    tenant_key = models.ForeignKey(
+        TenantKey, on_delete=models.PROTECT, null=True, blank=True, related_name="volumes"
+    )
+    wrapped_key = models.BinaryField(null=True, blank=True, editable=False)
+    key_shredded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -21,6 +21,7 @@ from hosts.models import Host
 from iaas.errors import ConflictError
 from volumes.models import Volume, VolumeAttachment, VolumeType
 from volumes.services.snapshots import refuse_while_snapshotting
+from volumes.services.volumes import check_key_not_shredded
 from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
 
 #: Backends whose volumes every host of their zone reaches (none yet: Ceph RBD will be).
@@ -45,7 +46,7 @@ def volume_attachment_begin(
     it goes `attaching` and its attachment row is made. 409 `volume_in_use` when it is
     attached (or being attached or detached), 409 `wrong_state` in another status, 409
     `volume_on_other_host` when its storage is on another host than the instance and its
-    backend is not shared."""
+    backend is not shared, 409 `volume_key_shredded` when its encryption key was destroyed."""
     volume = _locked(volume)
     if volume.status in _BUSY:
         attached = active_attachment(volume.pk)
@@ -59,6 +60,7 @@ def volume_attachment_begin(
         )
     VOLUME_LIFECYCLE.check(volume, "attach")
     refuse_while_snapshotting(volume, "be attached")
+    check_key_not_shredded(volume)
     shared = volume.volume_type.backend in SHARED_BACKENDS
     if not shared and volume.host_id != host.pk:
         raise ConflictError(

@@ -4,6 +4,7 @@ host carries it out (volumes.worker)."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 from django.db import transaction
@@ -18,24 +19,19 @@ from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce_many
+from volumes.crypto import VolumeKeyError, volume_key_assign
 from volumes.models import Volume, VolumeSnapshot, VolumeType
 from volumes.services.placement import NoValidHost, volume_host_choose
 from volumes.services.snapshots import refuse_while_snapshotting
 from volumes.states import VOLUME_LIFECYCLE, VolumeSnapshotStatus, VolumeStatus
 
 GIB = 1024**3
+logger = logging.getLogger(__name__)
 
 
 def _check_type(volume_type: VolumeType, size_gb: int) -> None:
-    """400 `not_supported_yet` for a type whose backend or encryption is not built yet; 400
+    """400 `not_supported_yet` for a type whose backend is not built yet; 400
     `volume_too_large` past the type's maximum."""
-    if volume_type.encrypted:
-        raise InvalidRequest(
-            f"Volume type {volume_type.name} is encrypted; encrypted volumes are not "
-            "supported yet.",
-            code="not_supported_yet",
-            details={"volume_type": volume_type.name},
-        )
     if volume_type.backend != VolumeType.Backend.DIR:
         raise InvalidRequest(
             f"Volume type {volume_type.name} is stored on {volume_type.backend}, which is not "
@@ -129,7 +125,22 @@ def volume_create(
         raise InvalidRequest("A volume is made from an image or a snapshot, not both.")
     if image is not None:
         _check_image(image, size_gb)
+        if volume_type.encrypted:
+            raise InvalidRequest(
+                f"Volume type {volume_type.name} is encrypted; an encrypted volume cannot be "
+                "made from an image yet: create it empty.",
+                code="not_supported_yet",
+                details={"volume_type": volume_type.name, "image": str(image.pk)},
+            )
     if snapshot is not None:
+        if volume_type.encrypted or snapshot.volume.volume_type.encrypted:
+            # A snapshot is a copy of the file, sealed with its volume's data key: a volume
+            # made from it would need that key, and a new volume gets its own (not built).
+            raise InvalidRequest(
+                "Encrypted volumes and their snapshots cannot be copied into a volume yet.",
+                code="not_supported_yet",
+                details={"volume_type": volume_type.name, "snapshot": str(snapshot.pk)},
+            )
         # Locked: a snapshot delete accepted now would erase the file the copy reads.
         snapshot = (
             VolumeSnapshot.objects.select_for_update(of=("self",))
@@ -164,6 +175,16 @@ def volume_create(
         "image": str(image.pk) if image is not None else None,
         "snapshot": str(snapshot.pk) if snapshot is not None else None,
     }
+    if volume_type.encrypted:
+        try:
+            volume_key_assign(volume)  # its data key, wrapped by the tenant's key
+        except VolumeKeyError as exc:
+            logger.error("encrypted volume refused: %s", exc)  # names files, never keys
+            raise ConflictError(
+                "Encrypted volumes cannot be made now: the cloud's key configuration is "
+                "broken, and its operators are told.",
+                code="encryption_unavailable",
+            ) from None
     operation = operation_create(
         actor=actor,
         tenant=tenant,
@@ -183,6 +204,7 @@ def volume_create(
             **sources,
             "zone": host.zone.name,
             "jurisdiction": host.zone.jurisdiction,
+            "encrypted": volume_type.encrypted,
             "operation": str(operation.pk),
         },
     )
@@ -215,6 +237,18 @@ def _locked(volume: Volume) -> Volume:
     return Volume.objects.select_for_update().get(pk=volume.pk)
 
 
+def check_key_not_shredded(volume: Volume) -> None:
+    """409 `volume_key_shredded`: its tenant's key was destroyed, its data cannot be opened
+    (only deleting it remains)."""
+    if volume.key_shredded_at is not None:
+        raise ConflictError(
+            "This volume's encryption key was destroyed (its tenant's keys were shredded): "
+            "its data can never be read again. It can only be deleted.",
+            code="volume_key_shredded",
+            details={"key_shredded_at": volume.key_shredded_at.isoformat()},
+        )
+
+
 def _host_of(volume: Volume) -> Host:
     if volume.host is None:  # directory volumes always have one; shared backends come later
         raise ConflictError("This volume has no host to act on.", code="wrong_state")
@@ -230,6 +264,7 @@ def volume_extend(*, actor: Actor, volume: Volume, size_gb: int) -> Operation:
     extends and creates count it. The worker grows the storage; a failure gives the old
     size back."""
     VOLUME_LIFECYCLE.check(volume, "extend")
+    check_key_not_shredded(volume)
     if size_gb <= volume.size_gb:
         raise InvalidRequest(
             f"A volume only grows: it has {volume.size_gb} GiB, {size_gb} GiB was asked for.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import transaction
@@ -29,9 +30,11 @@ from images.models import Image
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step, worker_actor
+from volumes.crypto import is_encrypted, secret_uuid
 from volumes.models import Volume, VolumeAttachment
 from volumes.services.attachments import active_attachment
 from volumes.states import VolumeStatus
+from volumes.worker.secrets import forget_secret, volume_secret
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,13 @@ def _spec(volume: Volume) -> StorageVolumeSpec:
         name=naming.volume(volume.pk),
         capacity_bytes=volume.size_gb * GIB,
         format="qcow2",
+        encryption_secret=secret_uuid(volume.pk) if is_encrypted(volume) else None,
     )
+
+
+def _create_empty(hv: Hypervisor, volume: Volume) -> None:
+    with volume_secret(hv, volume):  # libvirt writes the LUKS header with the passphrase
+        hv.create_storage_volume(_spec(volume))
 
 
 def _copy_from(hv: Hypervisor, volume: Volume, image: Image) -> None:
@@ -112,7 +121,10 @@ def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
     if attachment is not None and _grown_live(hv, attachment, wanted):
         return  # grown live by the guest's QEMU, which holds the file: the guest is told
     if hv.storage_volume_info(spec.pool, spec.name).capacity_bytes < wanted:
-        hv.resize_storage_volume(spec.pool, spec.name, wanted)
+        # Attached (a stopped instance's), an encrypted volume's secret is defined already.
+        secret = nullcontext() if attachment is not None else volume_secret(hv, volume)
+        with secret:
+            hv.resize_storage_volume(spec.pool, spec.name, wanted)
 
 
 def _copy_from_snapshot(hv: Hypervisor, volume: Volume) -> None:
@@ -136,7 +148,7 @@ def create_steps(hv: Hypervisor, volume: Volume) -> Steps:
             ("grow", lambda: _grow(hv, volume, volume.size_gb)),
         ]
     if volume.source_image_id is None:
-        return [*steps, ("create", lambda: hv.create_storage_volume(_spec(volume)))]
+        return [*steps, ("create", lambda: _create_empty(hv, volume))]
     image = Image.objects.get(pk=volume.source_image_id)
     return [
         *steps,
@@ -206,7 +218,10 @@ def run_delete(operation: Operation, volume: Volume) -> None:
     spec = _spec(volume)
     erased_by = ERASED_BY_NOTHING if stores_no_data(host) else ERASED_BY_WIPE
     try:
-        _run(operation, [("erase", lambda: hv.delete_storage_volume(spec.pool, spec.name))])
+        steps: Steps = [("erase", lambda: hv.delete_storage_volume(spec.pool, spec.name))]
+        if is_encrypted(volume):  # a secret left by an interrupted operation goes too
+            steps.append(("secret", lambda: forget_secret(hv, volume)))
+        _run(operation, steps)
     except Exception as exc:
         fail(operation, volume, "delete", exc, status=VolumeStatus.ERROR)
         return
