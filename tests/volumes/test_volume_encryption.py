@@ -180,6 +180,17 @@ def test_an_encrypted_volume_from_an_image_is_refused_and_nothing_changes(vcloud
     assert [e.outcome for e in AuditEvent.objects.filter(id__gt=since)] == ["refused"]
 
 
+def test_a_snapshot_of_an_encrypted_volume_is_refused_and_nothing_changes(vcloud):
+    volume = encrypted_volume(vcloud)
+    before, since = business_rows(), last_event_id()
+    answer = vcloud.client.post(
+        "/api/v1/volume-snapshots", {"volume": str(volume.pk), "name": "s"}, format="json"
+    )
+    assert_error(answer, 400, "not_supported_yet")
+    assert business_rows() == before
+    assert [e.outcome for e in AuditEvent.objects.filter(id__gt=since)] == ["refused"]
+
+
 def test_an_attached_encrypted_volume_names_its_secret_in_the_domain(vcloud, plugs):
     instance_id = active_instance(vcloud)
     volume = encrypted_volume(vcloud)
