@@ -447,6 +447,7 @@ class Hypervisor(ABC):
         running by an interrupted caller is aborted before the new one starts. No disk at
         `target` or missing domain: NotFound. A hypervisor without the backup API
         (libvirt's test driver): Unsupported."""
+
     # Secrets (passphrases of encrypted volumes) --------------------------------------------
 
     @abstractmethod
