@@ -21,9 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from iaas.secret_files import SecretFileError, read_secret_file, write_new_secret_file
 from tenants.models import Tenant
 from volumes.models import TenantKey, Volume
 
@@ -64,13 +63,7 @@ def _decode(text: str, where: str) -> bytes:
 
 def _create(path: Path) -> None:
     """A new random key at `path` (0600, O_EXCL); another process made it first: theirs."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as handle:
-        handle.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n")
+    write_new_secret_file(path, base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n")
 
 
 def master_key() -> bytes:
@@ -83,15 +76,10 @@ def master_key() -> bytes:
     if not path.exists() and settings.VOLUME_MASTER_KEY_CREATE:
         _create(path)
     try:
-        mode = path.stat().st_mode
-        text = path.read_text()
-    except OSError as exc:
-        raise VolumeKeyError(f"cannot read the volume master key {path}: {exc.strerror}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise VolumeKeyError(
-            f"the volume master key {path} is readable by others (mode {mode & 0o777:o}); "
-            "make it 0600"
-        )
+        # Not ASCII: not base64 either, which _decode says (never quoting the bytes).
+        text = read_secret_file(path, "volume master key").decode("ascii", errors="replace")
+    except SecretFileError as exc:
+        raise VolumeKeyError(str(exc)) from None
     return _decode(text, str(path))
 
 

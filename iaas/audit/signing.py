@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
+
+from iaas.secret_files import SecretFileError, read_secret_file, write_new_secret_file
 
 
 class SigningKeyError(Exception):
@@ -44,17 +44,12 @@ def _public_pem(key: Ed25519PublicKey) -> bytes:
 def _create(path: Path) -> Ed25519PrivateKey | None:
     """Make a new key pair at `path` (0600, O_EXCL) and its public half at `path`.pub; None
     if another process made it first (then use theirs)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if not write_new_secret_file(path, pem):
         return None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
     public = Path(f"{path}.pub")
     public.write_bytes(_public_pem(key.public_key()))
     return key
@@ -68,15 +63,9 @@ def signing_key() -> Ed25519PrivateKey:
         if created is not None:
             return created
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SigningKeyError(f"cannot read the audit signing key {path}: {exc.strerror}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SigningKeyError(
-            f"the audit signing key {path} is readable by others (mode {mode & 0o777:o}); "
-            "make it 0600"
-        )
+        data = read_secret_file(path, "audit signing key")
+    except SecretFileError as exc:
+        raise SigningKeyError(str(exc)) from exc
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError as exc:
