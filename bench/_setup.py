@@ -319,3 +319,52 @@ def make_instances(
 
 def analyze() -> None:
     execute("ANALYZE")
+
+
+def libvirt_networks(uri: str = "qemu:///system") -> set[str]:
+    """The names of the libvirt networks on `uri` now (read before a run, so that its cleanup
+    removes only the tenant networks the run made)."""
+    import libvirt
+
+    conn = libvirt.open(uri)
+    try:
+        return {net.name() for net in conn.listAllNetworks()}
+    finally:
+        conn.close()
+
+
+def remove_host_objects(
+    host: str, networks_before: set[str] | None, uri: str = "qemu:///system"
+) -> list[str]:
+    """Remove what a bench's host `host` left on the libvirtd at `uri`: the domains whose
+    disks are in its pools, its pools and their files, and, when `networks_before` is given,
+    the tenant networks (andr-t-*) not in it. Returns what was removed."""
+    import libvirt
+
+    removed = []
+    conn = libvirt.open(uri)
+    try:
+        for domain in conn.listAllDomains():
+            if f"andromede-{host}-" in domain.XMLDesc():
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefine()
+                removed.append(f"domain {domain.name()}")
+        for net in conn.listAllNetworks() if networks_before is not None else ():
+            if net.name().startswith("andr-t-") and net.name() not in (networks_before or ()):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+                removed.append(f"network {net.name()}")
+        for pool in conn.listAllStoragePools():
+            if pool.name().startswith(f"andromede-{host}-"):
+                if pool.isActive():
+                    pool.refresh()
+                    for volume in pool.listAllVolumes():
+                        volume.delete()
+                    pool.destroy()
+                pool.undefine()
+                removed.append(f"pool {pool.name()}")
+    finally:
+        conn.close()
+    return removed

@@ -119,40 +119,6 @@ def free_subnets(conn: Any, count: int) -> list[str]:
     raise SystemExit("no free /27 in the documentation ranges on this libvirtd")
 
 
-def cleanup_libvirt(networks_before: set[str]) -> list[str]:
-    """Remove host bench-local's domains, volumes and pools, and the andr-t-* networks this
-    run created. Returns what was removed."""
-    import libvirt
-
-    removed = []
-    conn = libvirt.open(URI)
-    try:
-        for domain in conn.listAllDomains():
-            if f"andromede-{HOST}-" in domain.XMLDesc():
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-                removed.append(f"domain {domain.name()}")
-        for net in conn.listAllNetworks():
-            if net.name().startswith("andr-t-") and net.name() not in networks_before:
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
-                removed.append(f"network {net.name()}")
-        for pool in conn.listAllStoragePools():
-            if pool.name().startswith(f"andromede-{HOST}-"):
-                if pool.isActive():
-                    pool.refresh()
-                    for volume in pool.listAllVolumes():
-                        volume.delete()
-                    pool.destroy()
-                pool.undefine()
-                removed.append(f"pool {pool.name()}")
-    finally:
-        conn.close()
-    return removed
-
-
 def wait(check: Any, deadline: float, what: str, interval: float) -> Any:
     while True:
         value = check()
@@ -381,10 +347,9 @@ def main() -> int:
     started = time.monotonic()
     hypervisor_lab.ensure_libvirtd()
     image_path = hypervisor_lab.ensure_test_image()
-    conn = libvirt.open(URI)
-    networks_before = {net.name() for net in conn.listAllNetworks()}
-    conn.close()
-    leftovers = cleanup_libvirt(networks_before)  # a previous run's pools and domains
+    networks_before = _setup.libvirt_networks(URI)
+    # A previous run's pools and domains.
+    leftovers = _setup.remove_host_objects(HOST, networks_before, URI)
     if leftovers:
         print(f"removed leftovers of a previous run: {', '.join(leftovers)}")
     root = Path(tempfile.mkdtemp(prefix="andromede-bench-", dir="/var/tmp"))
@@ -445,7 +410,7 @@ def main() -> int:
 
         reset_ok = not Instance.objects.filter(host__name=HOST).exclude(status="deleted").exists()
         close_all()
-        removed = cleanup_libvirt(networks_before)
+        removed = _setup.remove_host_objects(HOST, networks_before, URI)
         shutil.rmtree(root, ignore_errors=True)
         print(f"cleanup: {len(removed)} libvirt objects removed ({', '.join(removed)}); "
               f"{root} deleted; all instances deleted through the API: {reset_ok}")  # fmt: skip

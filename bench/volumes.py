@@ -99,40 +99,6 @@ def reset_rows() -> None:
         _setup.execute(statement, {"tenant": TENANT, "host": HOST, "type": VOLUME_TYPE})
 
 
-def cleanup_libvirt(networks_before: set[str] | None = None) -> list[str]:
-    """Remove host bvol-local's domains, pools and their files, and the tenant networks made
-    since `networks_before` was read; what was removed."""
-    import libvirt
-
-    removed = []
-    conn = libvirt.open(URI)
-    try:
-        for domain in conn.listAllDomains():
-            if f"andromede-{HOST}-" in domain.XMLDesc():
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-                removed.append(f"domain {domain.name()}")
-        for net in conn.listAllNetworks() if networks_before is not None else ():
-            if net.name().startswith("andr-t-") and net.name() not in (networks_before or ()):
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
-                removed.append(f"network {net.name()}")
-        for pool in conn.listAllStoragePools():
-            if pool.name().startswith(f"andromede-{HOST}-"):
-                if pool.isActive():
-                    pool.refresh()
-                    for volume in pool.listAllVolumes():
-                        volume.delete()
-                    pool.destroy()
-                pool.undefine()
-                removed.append(f"pool {pool.name()}")
-    finally:
-        conn.close()
-    return removed
-
-
 class Lab:
     def __init__(self, host: Any, image: Any, client: Any, size_gb: int, deadline_s: float):
         from hosts.hypervisors import hypervisor_for
@@ -298,16 +264,6 @@ class Lab:
         return t
 
 
-def _libvirt_networks() -> set[str]:
-    import libvirt
-
-    conn = libvirt.open(URI)
-    try:
-        return {net.name() for net in conn.listAllNetworks()}
-    finally:
-        conn.close()
-
-
 def print_stats(label: str, values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
     stats = {"p50": _setup.percentile(ms, 50), "p90": _setup.percentile(ms, 90), "max": max(ms)}
@@ -342,8 +298,9 @@ def main() -> int:
     started = time.monotonic()
     hypervisor_lab.ensure_libvirtd()
     image_path = hypervisor_lab.ensure_test_image()
-    networks_before = _libvirt_networks()
-    leftovers = cleanup_libvirt()  # networks: only those this run makes, at the end
+    networks_before = _setup.libvirt_networks(URI)
+    # Networks: only those this run makes, at the end.
+    leftovers = _setup.remove_host_objects(HOST, None, URI)
     if leftovers:
         print(f"removed leftovers of a previous run: {', '.join(leftovers)}")
     root = Path(tempfile.mkdtemp(prefix="andromede-bench-vol-", dir="/var/tmp"))
@@ -405,7 +362,7 @@ def main() -> int:
                 ))  # fmt: skip
     finally:
         close_all()
-        removed = cleanup_libvirt(networks_before)
+        removed = _setup.remove_host_objects(HOST, networks_before, URI)
         shutil.rmtree(root, ignore_errors=True)
         print(f"cleanup: {', '.join(removed) or 'nothing'} removed; {root} deleted")
         reset_rows()
