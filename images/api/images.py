@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -13,12 +14,14 @@ from rest_framework.response import Response
 
 from iaas.api.idempotency import IdempotentCreateMixin
 from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
-from iaas.errors import PermissionDeniedError
+from iaas.errors import ConflictError, PermissionDeniedError
 from images import selectors
+from images.api.downloads import DOWNLOAD_RENDERERS, download_schema, file_download
 from images.api.filtersets import ImageFilterSet
 from images.api.uploads import StreamParser, upload_schema, upload_stream
 from images.models import Image
 from images.services import images as image_services
+from images.services.images import image_file_path
 from tenants.api.viewsets import TenantScopedViewSet
 
 MAX_MIN_DISK_GB = 64 * 1024
@@ -102,7 +105,13 @@ class ImageViewSet(
         image_services.image_delete(actor=self.actor, image=self._owned(instance))
 
     @upload_schema(ImageSerializer)
-    @action(detail=True, methods=["put"], url_path="file", parser_classes=[StreamParser])
+    @action(
+        detail=True,
+        methods=["put"],
+        url_path="file",
+        parser_classes=[StreamParser],
+        renderer_classes=DOWNLOAD_RENDERERS,
+    )
     def file(self, request: Request, pk: str | None = None) -> Response:
         image = self._owned(self.get_object())
         stream, length = upload_stream(request)
@@ -110,3 +119,21 @@ class ImageViewSet(
             actor=self.actor, image=image, stream=stream, length=length
         )
         return Response(ImageSerializer(image).data)
+
+    @download_schema("image")
+    @file.mapping.get
+    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+        """Stream an active image's file (409 `image_not_active` otherwise): the tenant's
+        own private images and the public ones; another tenant's is a 404."""
+        image = self.get_object()
+        if image.status != Image.Status.ACTIVE:
+            raise ConflictError(
+                f"The image is {image.status}; only an active image has a file to download.",
+                code="image_not_active",
+                details={"status": image.status},
+            )
+        return file_download(
+            image_file_path(image),
+            filename=f"{image.name}.{image.disk_format}",
+            sha256_hex=image.checksum_sha256,
+        )
