@@ -327,6 +327,11 @@ IMAGE_STORE_ZONE = env_str("ANDROMEDE_IMAGE_STORE_ZONE", "fr-demo-1")
 IMAGE_UPLOAD_LEASE = timedelta(seconds=env_int("ANDROMEDE_IMAGE_UPLOAD_LEASE_SECONDS", 300))
 # The largest image file accepted, in bytes.
 IMAGE_MAX_BYTES = env_int("ANDROMEDE_IMAGE_MAX_BYTES", 20 * 1024**3)
+# Exports (a tenant's volumes copied out for download, issue 11 item 9): kept in `exports/` of
+# an image store in the data's zone for this many hours, then erased (images.expire_exports);
+# at most this many live ones (being made or available) per tenant.
+EXPORT_TTL_HOURS = env_int("ANDROMEDE_EXPORT_TTL_HOURS", 24)
+EXPORTS_PER_TENANT = env_int("ANDROMEDE_EXPORTS_PER_TENANT", 5)
 # Uploaded files are inspected by qemu-img confined (images/sandbox.py, review M5): as this
 # unprivileged user (a dedicated one is better than `nobody`), with no network, under these
 # limits. Inspection needs the service to run as root to build that confinement. Point
@@ -547,6 +552,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-stuck-uploads": {
         "task": "images.expire_uploads",
         "schedule": 60.0,
+    },
+    "expire-exports": {
+        "task": "images.expire_exports",
+        "schedule": 300.0,
     },
     "purge-old-signin-attempts": {
         "task": "tenants.purge_signin_attempts",

@@ -14,3 +14,4 @@ class ImagesConfig(AppConfig):
         register_resource("images", quota_usage.images_in_use)
         register_resource("image_gb", quota_usage.image_gb_in_use)
         register_holdings("images", selectors.image_holdings)
+        register_holdings("exports", selectors.export_holdings)

@@ -248,3 +248,29 @@ def empty_qcow2(capacity_bytes: int) -> bytes:
             command, capture_output=True, timeout=QEMU_IMG_TIMEOUT_SECONDS, check=True
         )
         return path.read_bytes()
+
+
+#: How an export's file is erased (images.services.exports; DESIGN §8, like a volume's).
+ERASED_BY_OVERWRITE = (
+    "every byte of the file overwritten in place with zeros and synced, then unlinked"
+)
+
+
+def erase_file(path: Path) -> bool:
+    """Overwrite every byte of the file with zeros, sync it to disk, then unlink it, so its
+    space never reaches its next user with the data (the way volumes are erased). Missing:
+    False (nothing to erase); erased: True. Interrupted, it can be called again."""
+    try:
+        out = open(path, "r+b")  # noqa: SIM115 - closed below, after the sync
+    except FileNotFoundError:
+        return False
+    with out:
+        size = os.fstat(out.fileno()).st_size
+        zeros = bytes(CHUNK_BYTES)
+        written = 0
+        while written < size:
+            written += out.write(zeros[: min(CHUNK_BYTES, size - written)])
+        out.flush()
+        os.fsync(out.fileno())
+    path.unlink(missing_ok=True)
+    return True

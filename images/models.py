@@ -133,3 +133,55 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Export(models.Model):
+    """A copy of a tenant's data made for it to download (issue 11 item 9: leaving with its
+    data). A volume (and later a volume snapshot) cannot be read by the API process, so a
+    worker on its host streams it into `exports/` of an image store in the data's own zone,
+    hashing it on the way; the tenant downloads it from there until `expires_at`, when it
+    is erased (overwritten, then unlinked). Images need no export: their store file is read
+    directly (GET /images/{id}/file).
+
+    The source is named by kind and id (no key: the source may be deleted while its export
+    lives, and new kinds plug in without a migration of this table's keys)."""
+
+    class SourceKind(models.TextChoices):
+        VOLUME = "volume"
+        VOLUME_SNAPSHOT = "volume_snapshot"  # reserved for volume snapshots (issue 11 item 3)
+
+    class Status(models.TextChoices):
+        CREATING = "creating"  # a worker is streaming the data in
+        AVAILABLE = "available"  # its file may be downloaded
+        ERROR = "error"  # the copy failed; see fault (no file is kept)
+        DELETED = "deleted"  # erased (by its owner or on expiry); see erased_by
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="exports")
+    source_kind = models.CharField(max_length=32, choices=SourceKind.choices)
+    source_id = models.UUIDField()
+    name = models.CharField(max_length=200, help_text="The download's file name.")
+    store = models.ForeignKey(ImageStore, on_delete=models.PROTECT, related_name="exports")
+    disk_format = models.CharField(max_length=16, default="qcow2")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATING)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    checksum_sha256 = models.CharField(max_length=64, blank=True)
+    fault = models.TextField(blank=True)
+    erased_by = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["tenant", "status"], name="export_tenant_status"),
+            models.Index(
+                fields=["expires_at"],
+                name="export_expiry",
+                condition=~Q(status="deleted"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -7,7 +7,7 @@ import uuid
 from django.db.models import QuerySet
 
 from hosts.residency import Holding
-from images.models import Image, ImageStore
+from images.models import Export, Image, ImageStore
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 
@@ -64,3 +64,27 @@ def image_of_volume(image_id: uuid.UUID | None) -> Image | None:
     """The image a volume was made from (its `source_image`), deleted or not: a volume is a
     standalone copy, bootable after its image is gone; None for a volume made empty."""
     return Image.objects.filter(pk=image_id).first() if image_id is not None else None
+
+
+def export_list(tenant: Tenant) -> QuerySet[Export]:
+    """The tenant's exports, not deleted (erased ones are gone from the API)."""
+    return (
+        tenant_scoped(Export.objects.all(), tenant)
+        .exclude(status=Export.Status.DELETED)
+        .select_related("store__zone")
+    )
+
+
+def export_holdings(tenant: Tenant) -> list[Holding]:
+    """The tenant's exports that hold (or are about to hold) a file, with their store's zone
+    ("where is my data": an export is a copy of the tenant's data)."""
+    exports = export_list(tenant).order_by("name", "id")
+    return [
+        Holding(
+            id=str(export.pk),
+            name=export.name,
+            status=export.status,
+            zone_id=export.store.zone_id if export.status != Export.Status.ERROR else None,
+        )
+        for export in exports
+    ]

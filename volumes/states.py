@@ -1,8 +1,8 @@
 """A volume's lifecycle (DESIGN §3): its statuses, and which verb may start from which.
 
 A volume has no separate task state: its transitional statuses (`creating`, `extending`,
-`deleting`, `attaching`, `detaching`) name the verb in progress. Attached, a volume is
-`in-use`: attaching → in-use → detaching → available. Every verb goes
+`exporting`, `deleting`, `attaching`, `detaching`) name the verb in progress. Attached, a
+volume is `in-use`: attaching → in-use → detaching → available. Every verb goes
 through `VOLUME_LIFECYCLE.begin`: a conditional update on the allowed statuses, so two
 concurrent verbs can never both win, and a refusal is the project's one 409 `wrong_state`
 (the same code and message shape as iaas.states)."""
@@ -26,6 +26,7 @@ class VolumeStatus(models.TextChoices):
     IN_USE = "in-use"
     DETACHING = "detaching"
     EXTENDING = "extending"
+    EXPORTING = "exporting"
     DELETING = "deleting"
     ERROR = "error"
     DELETED = "deleted"
@@ -96,6 +97,9 @@ VOLUME_LIFECYCLE = VolumeLifecycle(
         ),
         "attach": VolumeTransition("be attached", frozenset({_S.AVAILABLE}), _S.ATTACHING),
         "detach": VolumeTransition("be detached", frozenset({_S.IN_USE}), _S.DETACHING),
+        # Only detached: nothing writes to it while its copy is read, so the copy is
+        # consistent (an attached volume's would be a torn read of a disk in use).
+        "export": VolumeTransition("be exported", frozenset({_S.AVAILABLE}), _S.EXPORTING),
         "delete": VolumeTransition(
             # In error: the tenant removes what is left (its storage is wiped all the same).
             "be deleted",

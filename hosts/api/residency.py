@@ -28,6 +28,7 @@ def _holdings(name: str) -> serializers.Serializer:
             "images": HoldingSerializer(many=True, read_only=True),
             "volumes": HoldingSerializer(many=True, read_only=True),
             "volume_snapshots": HoldingSerializer(many=True, read_only=True),
+            "exports": HoldingSerializer(many=True, read_only=True),
         },
     )
 
@@ -42,6 +43,11 @@ class ZoneHoldingsSerializer(serializers.Serializer):
     images = HoldingSerializer(many=True, read_only=True)
     volumes = HoldingSerializer(many=True, read_only=True)
     volume_snapshots = HoldingSerializer(many=True, read_only=True)
+    exports = HoldingSerializer(
+        many=True,
+        read_only=True,
+        help_text="Copies of the tenant's volumes made for download (/api/v1/exports).",
+    )
 
 
 class JurisdictionSerializer(serializers.Serializer):
@@ -63,9 +69,10 @@ class ResidencySerializer(serializers.Serializer):
 
 class ResidencyView(APIView):
     """Where is my data: the tenant's residency policy and, for every jurisdiction the policy
-    allows or that holds its data, each zone holding its instances (their disks), volumes
-    and private images (their files), with the zone's city, country and certifications. `unplaced`:
-    what has no data in any zone yet (an image with no file in a store)."""
+    allows or that holds its data, each zone holding its instances (their disks), volumes,
+    private images (their files) and exports (copies made for download), with the zone's city,
+    country and certifications. `unplaced`: what has no data in any zone yet (an image with
+    no file in a store, an export whose copy failed)."""
 
     permission_classes = [TenantRolePermission]
 

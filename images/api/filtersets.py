@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from images.models import Image
+from images.models import Export, Image
 
 
 class ImageFilterSet(django_filters.FilterSet):
@@ -23,3 +23,13 @@ class OperatorImageFilterSet(ImageFilterSet):
 
     class Meta(ImageFilterSet.Meta):
         fields = [*ImageFilterSet.Meta.fields, "tenant"]
+
+
+class ExportFilterSet(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Export.Status.choices)
+    source_kind = django_filters.ChoiceFilter(choices=Export.SourceKind.choices)
+    source_id = django_filters.UUIDFilter()
+
+    class Meta:
+        model = Export
+        fields = ["status", "source_kind", "source_id"]

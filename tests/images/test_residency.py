@@ -297,7 +297,13 @@ def test_residency_of_a_tenant_with_no_data_lists_its_policy_only(
             {"jurisdiction": "BE", "allowed": True, "zones": []},
             {"jurisdiction": "FR", "allowed": True, "zones": []},
         ],
-        "unplaced": {"images": [], "instances": [], "volume_snapshots": [], "volumes": []},
+        "unplaced": {
+            "exports": [],
+            "images": [],
+            "instances": [],
+            "volume_snapshots": [],
+            "volumes": [],
+        },
     }
 
 

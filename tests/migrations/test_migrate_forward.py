@@ -142,6 +142,7 @@ MODELS_ADDED_SINCE = {
     ("volumes", "volumeattachment"),
     ("volumes", "volumesnapshot"),
     ("volumes", "tenantkey"),
+    ("images", "export"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.

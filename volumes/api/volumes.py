@@ -16,6 +16,7 @@ from iaas.api.idempotency import IdempotentCreateMixin
 from iaas.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from iaas.errors import InvalidRequest
 from images import selectors as image_selectors
+from images.api.exports import ExportSerializer
 from operations import selectors as operation_selectors
 from operations.api.operations import OperationSerializer
 from operations.models import Operation
@@ -23,6 +24,7 @@ from tenants.api.viewsets import TenantScopedViewSet
 from volumes import selectors
 from volumes.api.filtersets import VolumeFilterSet
 from volumes.models import Volume, VolumeAttachment, VolumeType
+from volumes.services import exports as export_services
 from volumes.services import volumes as volume_services
 
 MAX_SIZE_GB = 65536
@@ -119,6 +121,14 @@ class VolumeAcceptedSerializer(serializers.Serializer):
 class VolumeOperationSerializer(serializers.Serializer):
     """The answer to a verb: the operation that carries it out."""
 
+    operation = OperationSerializer(read_only=True)
+
+
+class VolumeExportAcceptedSerializer(serializers.Serializer):
+    """202 to an export: the export (`creating`; GET /exports/{id} until `available`) and the
+    operation that makes it."""
+
+    export = ExportSerializer(read_only=True)
     operation = OperationSerializer(read_only=True)
 
 
@@ -222,6 +232,22 @@ class VolumeViewSet(
                 actor=self.actor, volume=volume, size_gb=serializer.validated_data["size_gb"]
             )
         )
+
+    @extend_schema(request=None, responses={202: VolumeExportAcceptedSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None, pagination_class=None)
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        """Copy an available volume (409 `wrong_state` otherwise: an attached volume is in
+        use, its copy would not be consistent; detach it first) into an export in its own
+        zone, to download from GET /exports/{id}/file with its SHA-256 once `available`.
+        At most EXPORTS_PER_TENANT (5) live exports (403 `quota_exceeded`)."""
+        export, operation = export_services.volume_export(
+            actor=self.actor, volume=self.get_object()
+        )
+        body = {
+            "export": ExportSerializer(export).data,
+            "operation": OperationSerializer(operation).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=OperationSerializer(many=True))
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)

@@ -4,7 +4,7 @@ operation registry."""
 from __future__ import annotations
 
 from operations import registry
-from volumes.worker import handlers, snapshots, targets
+from volumes.worker import export, handlers, snapshots, targets
 
 
 def register() -> None:
@@ -31,5 +31,6 @@ def register() -> None:
         registry.Action("volume.delete", handlers.run_delete),
         registry.Action("volume_snapshot.create", snapshots.run_create),
         registry.Action("volume_snapshot.delete", snapshots.run_delete),
+        registry.Action("volume.export", export.run_export, abandon=export.abandon_export),
     ):
         registry.register_action(action)

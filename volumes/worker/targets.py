@@ -27,13 +27,15 @@ def abandon_volume(operation: Operation, reason: str) -> None:
     created or deleted goes to `error` (what is on the host is unknown; deleting it again
     erases whatever is there); one being extended is `available` (`in-use` if attached) at
     its old size (a qcow2 grows by rewriting its header, all or nothing; the next extend
-    asks again)."""
+    asks again); one being exported is `available` (its export goes to `error`)."""
     volume = Volume.objects.filter(pk=operation.target_id).first()
     if volume is None:
         return
     changes: dict[str, Any] = {"fault": reason, "updated_at": timezone.now()}
     if volume.status in (VolumeStatus.CREATING, VolumeStatus.DELETING):
         changes["status"] = VolumeStatus.ERROR
+    elif volume.status == VolumeStatus.EXPORTING:
+        changes["status"] = VolumeStatus.AVAILABLE
     elif volume.status == VolumeStatus.EXTENDING:
         attached = VolumeAttachment.objects.filter(
             volume_id=volume.pk, detached_at__isnull=True
