@@ -327,6 +327,8 @@ TENANT_ENDPOINTS = [
     write("images.delete", "DELETE", "/images/{pk}", M, "image.delete", 204, target="image"),
     write("images.upload", "PUT", "/images/{pk}/file", M, "image.upload", body="file",
           target="image"),
+    dataclasses.replace(read("images.download", "/images/{pk}/file", target="image"),
+                        ready="active_image"),
     read("keypairs.list", "/keypairs"),
     write("keypairs.create", "POST", "/keypairs", M, "keypair.create", 201, body="keypair"),
     read("keypairs.retrieve", "/keypairs/{pk}", target="keypair"),
@@ -416,6 +418,12 @@ TENANT_ENDPOINTS = [
           "volume_snapshot.delete", 202, target="volume_snapshot"),
     read("volume-snapshots.operations", "/volume-snapshots/{pk}/operations",
          target="volume_snapshot"),
+    write("volumes.export", "POST", "/volumes/{pk}/export", M, "volume.export", 202,
+          target="volume", ready="exportable_volume"),
+    read("exports.list", "/exports"),
+    read("exports.retrieve", "/exports/{pk}", target="export"),
+    read("exports.file", "/exports/{pk}/file", target="export"),
+    write("exports.delete", "DELETE", "/exports/{pk}", M, "export.delete", 200, target="export"),
     write("routers.add-interface", "POST", "/routers/{pk}/add-interface", M,
           "router.add_interface", body="add_interface", target="router"),
     write("routers.remove-interface", "POST", "/routers/{pk}/remove-interface", M,
@@ -638,6 +646,7 @@ OWN_MARKERS: dict[str, Callable[[World], str]] = {
     "volume-types.list": lambda w: w.pk("volume_type", "b"),
     "volumes.list": lambda w: w.pk("volume", "b"),
     "volume-snapshots.list": lambda w: w.pk("volume_snapshot", "b"),
+    "exports.list": lambda w: w.pk("export", "b"),
 }
 HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "tokens.list": lambda w: w.token_of("a_admin"),
@@ -647,7 +656,12 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "server-groups.list": lambda w: w.obj("server_group", "a"),
     "flavors.list": lambda w: w.obj("flavor", "a"),
     "instances.list": lambda w: w.obj("instance", "a"),
-    "residency.get": lambda w: (w.obj("instance", "a"), w.obj("image", "a"), w.obj("volume", "a")),
+    "residency.get": lambda w: (
+        w.obj("instance", "a"),
+        w.obj("image", "a"),
+        w.obj("volume", "a"),
+        w.obj("export", "a"),
+    ),
     "networks.list": lambda w: w.obj("network", "a"),
     "subnets.list": lambda w: w.obj("subnet", "a"),
     "ports.list": lambda w: w.obj("port", "a"),
@@ -658,6 +672,7 @@ HELD_BY_A: dict[str, Callable[[World], Any]] = {
     "volume-types.list": lambda w: w.obj("volume_type", "a"),
     "volumes.list": lambda w: w.obj("volume", "a"),
     "volume-snapshots.list": lambda w: w.obj("volume_snapshot", "a"),
+    "exports.list": lambda w: w.obj("export", "a"),
 }
 
 

@@ -317,6 +317,32 @@ def _volume_snapshot(world: World, side: str) -> Any:
     return snapshot
 
 
+def _export_store(world: World, side: str) -> Any:
+    """An image store in the platform's zone: where that zone's volumes are exported to."""
+    directory = world.qcow2.parent / f"exports-store-{uuid.uuid4().hex[:8]}"
+    directory.mkdir()
+    return image_stores.image_store_create(
+        actor=SYSTEM, name=f"exports-{side}", zone=world.platform.zone, path=str(directory)
+    )
+
+
+def _exportable_volume(world: World, side: str) -> Any:
+    """The side's available volume, its zone with an image store to keep its exports."""
+    world.obj("export_store", "x")
+    return world.obj("available_volume", side)
+
+
+def _export(world: World, side: str) -> Any:
+    """An available export of the side's available volume (made by the worker)."""
+    from volumes.services.exports import volume_export
+
+    volume = world.obj("exportable_volume", side)
+    export, operation = volume_export(actor=SYSTEM, volume=volume)
+    factories.run(operation)
+    export.refresh_from_db()
+    return export
+
+
 BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "associated_floating_ip": _associated_floating_ip,
     "network": _network,
@@ -332,6 +358,12 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "keypair": lambda w, s: factories.keypair(w.tenant(s), w.keys["ed25519"], f"{s}-laptop"),
     "server_group": lambda w, s: factories.server_group(w.tenant(s), f"{s}-group"),
     "image": lambda w, s: factories.image(w.tenant(s), f"{w.tenant(s).slug}-image"),
+    "active_image": lambda w, s: factories.image(
+        w.tenant(s), f"{w.tenant(s).slug}-disk-image", file=w.qcow2
+    ),
+    "export_store": _export_store,
+    "export": _export,
+    "exportable_volume": _exportable_volume,
     "flavor": lambda w, s: factories.flavor(
         f"{w.tenant(s).slug}-only", is_public=False, tenants=[w.tenant(s).slug]
     ),
