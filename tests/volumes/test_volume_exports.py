@@ -8,7 +8,7 @@ What the export holds: libvirt's fake keeps no volume data and cannot download
 (download_storage_volume raises Unsupported there: tests/hypervisor/test_hypervisor_contract.py),
 so on it the worker writes what the fake holds, an empty qcow2 of the volume's size, and the
 tests below check that file. That a real volume's bytes come out is the hypervisor lane's
-(tests/volumes/test_volume_export_hv.py: the download equals the image the volume was made
+(tests/volumes/test_volumes_hv.py: the download equals the image the volume was made
 from, by `qemu-img compare`)."""
 
 from __future__ import annotations
