@@ -214,6 +214,19 @@ def test_only_an_available_volume_is_exported(ecloud):
     assert Operation.objects.count() == operations
 
 
+def test_an_encrypted_volume_is_not_exported_yet_and_nothing_changes(ecloud):
+    """Its file is LUKS ciphertext under a key the tenant never holds: refused (400), rather
+    than a download nobody can read."""
+    secure = factories.volume_type("secure", max_size_gb=100, encrypted=True)
+    volume = factories.available_volume(ecloud.tenant, volume_type=secure, name="vault")
+    operations, since = Operation.objects.count(), AuditEvent.objects.count()
+    answer = export(ecloud.client, volume)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "not_supported_yet")
+    assert answer.json()["error"]["details"] == {"volume_type": "secure"}
+    nothing_exported(volume, operations)
+    assert [e.outcome for e in AuditEvent.objects.order_by("id")[since:]] == ["refused"]
+
+
 def test_live_exports_are_bounded_by_exports_per_tenant(ecloud, settings):
     settings.EXPORTS_PER_TENANT = 2
     first_volume, second_volume = available_volume(ecloud, "one"), available_volume(ecloud, "two")
