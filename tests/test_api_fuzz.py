@@ -111,7 +111,7 @@ REAL_IDS: dict[tuple[str, str], Callable[[World], Iterable[str]]] = {
     ("/api/v1/instances", "volume_id"): lambda w: [w.pk("attached_volume"), w.pk("volume")],
     ("/api/v1/operations", "id"): lambda w: [w.pk("operation")],
     ("/api/v1/volumes", "id"): lambda w: [w.pk("volume"), w.pk("exportable_volume")],
-    ("/api/v1/volume-snapshots", "id"): lambda w: [w.pk("volume_snapshot")],
+    ("/api/v1/volume-snapshots", "id"): lambda w: [w.pk("exportable_snapshot")],
     ("/api/v1/exports", "id"): lambda w: [w.pk("export")],
     ("/api/v1/volume-types", "id"): lambda w: [w.pk("volume_type"), w.pk("public_volume_type")],
     ("/api/v1/members", "id"): lambda w: [w.pk("member")],

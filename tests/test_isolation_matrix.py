@@ -418,6 +418,8 @@ TENANT_ENDPOINTS = [
           "volume_snapshot.delete", 202, target="volume_snapshot"),
     read("volume-snapshots.operations", "/volume-snapshots/{pk}/operations",
          target="volume_snapshot"),
+    write("volume-snapshots.export", "POST", "/volume-snapshots/{pk}/export", M,
+          "volume_snapshot.export", 202, target="volume_snapshot", ready="exportable_snapshot"),
     write("volumes.export", "POST", "/volumes/{pk}/export", M, "volume.export", 202,
           target="volume", ready="exportable_volume"),
     read("exports.list", "/exports"),

@@ -8,6 +8,7 @@ import uuid
 from django.db.models import Prefetch, Q, QuerySet
 
 from hosts.residency import Holding
+from images.models import Export
 from tenants.models import Tenant
 from tenants.selectors import tenant_scoped
 from volumes.models import Volume, VolumeAttachment, VolumeSnapshot, VolumeType
@@ -83,6 +84,15 @@ def snapshot_in_progress(volume_id: uuid.UUID) -> bool:
     """Whether a snapshot of the volume is being made (its worker reads the volume)."""
     return VolumeSnapshot.objects.filter(
         volume_id=volume_id, status=VolumeSnapshotStatus.CREATING
+    ).exists()
+
+
+def snapshot_export_in_progress(snapshot_id: uuid.UUID) -> bool:
+    """Whether an export of the snapshot is being made (its worker reads the snapshot)."""
+    return Export.objects.filter(
+        source_kind=Export.SourceKind.VOLUME_SNAPSHOT,
+        source_id=snapshot_id,
+        status=Export.Status.CREATING,
     ).exists()
 
 

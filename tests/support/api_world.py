@@ -332,6 +332,12 @@ def _exportable_volume(world: World, side: str) -> Any:
     return world.obj("available_volume", side)
 
 
+def _exportable_snapshot(world: World, side: str) -> Any:
+    """The side's available snapshot, its zone with an image store to keep its exports."""
+    world.obj("export_store", "x")
+    return world.obj("volume_snapshot", side)
+
+
 def _export(world: World, side: str) -> Any:
     """An available export of the side's available volume (made by the worker)."""
     from volumes.services.exports import volume_export
@@ -364,6 +370,7 @@ BUILDERS: dict[str, Callable[[World, str], Any]] = {
     "export_store": _export_store,
     "export": _export,
     "exportable_volume": _exportable_volume,
+    "exportable_snapshot": _exportable_snapshot,
     "flavor": lambda w, s: factories.flavor(
         f"{w.tenant(s).slug}-only", is_public=False, tenants=[w.tenant(s).slug]
     ),

@@ -15,11 +15,14 @@ from rest_framework.response import Response
 from iaas.api.idempotency import IdempotentCreateMixin
 from iaas.api.serializers import StrictCharField, StrictSerializer
 from iaas.errors import InvalidRequest
+from images.api.exports import ExportSerializer
 from operations import selectors as operation_selectors
 from operations.api.operations import OperationSerializer
 from tenants.api.viewsets import TenantScopedViewSet
 from volumes import selectors
+from volumes.api.volumes import VolumeExportAcceptedSerializer
 from volumes.models import VolumeSnapshot
+from volumes.services import exports as export_services
 from volumes.services import snapshots as snapshot_services
 
 
@@ -119,6 +122,22 @@ class VolumeSnapshotViewSet(
         return Response(
             {"operation": OperationSerializer(operation).data}, status=status.HTTP_202_ACCEPTED
         )
+
+    @extend_schema(request=None, responses={202: VolumeExportAcceptedSerializer})
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        """Copy an available snapshot into an export in its own zone, to download from
+        GET /exports/{id}/file with its SHA-256 once `available` (409 `wrong_state` for a
+        snapshot not available). At most EXPORTS_PER_TENANT (5) live exports (403
+        `quota_exceeded`). The snapshot cannot be deleted while its export is made."""
+        export, operation = export_services.volume_snapshot_export(
+            actor=self.actor, snapshot=self.get_object()
+        )
+        body = {
+            "export": ExportSerializer(export).data,
+            "operation": OperationSerializer(operation).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=OperationSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)

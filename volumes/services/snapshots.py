@@ -14,7 +14,7 @@ from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.quotas import quota_enforce_many
 from volumes.models import Volume, VolumeSnapshot
-from volumes.selectors import snapshot_in_progress
+from volumes.selectors import snapshot_export_in_progress, snapshot_in_progress
 from volumes.states import SNAPSHOT_LIFECYCLE, VolumeSnapshotStatus, VolumeStatus
 
 #: The volume statuses a snapshot may be taken in: nothing else is changing the volume (an
@@ -128,8 +128,9 @@ def volume_snapshot_update(
 @transaction.atomic
 def volume_snapshot_delete(*, actor: Actor, snapshot: VolumeSnapshot) -> Operation:
     """Accept deleting an `available` or `error` snapshot (409 `wrong_state` otherwise;
-    409 `snapshot_in_use` while a volume is being made from it): it goes `deleting`, and the
-    worker erases its storage as a volume's is (overwritten, then removed); it ends
+    409 `snapshot_in_use` while a volume or an export is being made from it): it goes
+    `deleting`, and the worker erases its storage as a volume's is (overwritten, then
+    removed); it ends
     `deleted` with `erased_by`. Its volume, deleted or not, is not touched."""
     snapshot = (
         VolumeSnapshot.objects.select_for_update(of=("self",))
@@ -140,6 +141,11 @@ def volume_snapshot_delete(*, actor: Actor, snapshot: VolumeSnapshot) -> Operati
     if Volume.objects.filter(source_snapshot_id=snapshot.pk, status=VolumeStatus.CREATING).exists():
         raise ConflictError(
             "A volume is being created from this snapshot; delete it once that ends.",
+            code="snapshot_in_use",
+        )
+    if snapshot_export_in_progress(snapshot.pk):
+        raise ConflictError(
+            "An export of this snapshot is being made; delete it once that ends.",
             code="snapshot_in_use",
         )
     if snapshot.host is None:

@@ -32,5 +32,8 @@ def register() -> None:
         registry.Action("volume_snapshot.create", snapshots.run_create),
         registry.Action("volume_snapshot.delete", snapshots.run_delete),
         registry.Action("volume.export", export.run_export, abandon=export.abandon_export),
+        registry.Action(
+            "volume_snapshot.export", export.run_snapshot_export, abandon=export.abandon_export
+        ),
     ):
         registry.register_action(action)

@@ -1,11 +1,12 @@
-"""Worker handler of volume.export: the volume's qcow2 file streamed from its host into the
-export's image store (images.services.exports), hashed on the way.
+"""Worker handlers of volume.export and volume_snapshot.export: the volume's (or the
+snapshot's) qcow2 file streamed from its host into the export's image store
+(images.services.exports), hashed on the way.
 
 The volume is `exporting` meanwhile (detached: nothing writes to it), so the copy is the
-volume as it stood. The file is downloaded as it is: a directory volume is a standalone qcow2
-(made empty, or copied from an image through its backing chain), so the download stands
-alone too. Idempotent: an export already available is left alone; a partial file of an
-interrupted run is erased and the download made anew.
+volume as it stood; a snapshot never changes once made. The file is downloaded as it is: a
+directory volume is a standalone qcow2 (made empty, or copied from an image through its
+backing chain), so the download stands alone too. Idempotent: an export already available is
+left alone; a partial file of an interrupted run is erased and the download made anew.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
 from hypervisor.base import DriverError, Hypervisor
 from images import files as image_files
 from images.host_cache import stores_no_data
@@ -24,8 +26,8 @@ from operations.models import Operation
 from operations.services import deadlines
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step, worker_actor
-from volumes.models import Volume
-from volumes.states import VolumeStatus
+from volumes.models import Volume, VolumeSnapshot
+from volumes.states import VolumeSnapshotStatus, VolumeStatus
 from volumes.worker.handlers import GIB, volumes_pool
 
 logger = logging.getLogger(__name__)
@@ -40,20 +42,32 @@ def _export(operation: Operation) -> Export:
 
 def store_copy(hv: Hypervisor, volume: Volume, export: Export) -> None:
     """Stream the volume's file into the export's store and make the export available."""
+    assert volume.host is not None
+    _copy_file(hv, volume.host, naming.volume(volume.pk), volume.size_gb, export)
+
+
+def snapshot_store_copy(hv: Hypervisor, snapshot: VolumeSnapshot, export: Export) -> None:
+    """Stream the snapshot's file into the export's store and make the export available."""
+    assert snapshot.host is not None
+    _copy_file(hv, snapshot.host, naming.volume_snapshot(snapshot.pk), snapshot.size_gb, export)
+
+
+def _copy_file(hv: Hypervisor, host: Host, name: str, size_gb: int, export: Export) -> None:
+    """Stream `name` of `host`'s volumes pool (a disk of `size_gb` GiB) into the export's
+    store; the export becomes available. Idempotent (see the module's docstring)."""
     export.refresh_from_db(fields=["status"])
     if export.status == Export.Status.AVAILABLE:
         return
     # Before a byte leaves the host: the policy may have narrowed since the request.
     export_services.export_zone_check(export.tenant, export.store.zone)
-    assert volume.host is not None
-    pool, name = volumes_pool(volume.host), naming.volume(volume.pk)
+    pool = volumes_pool(host)
     export_services.export_partials_erase(export)
-    limit = volume.size_gb * GIB + QCOW2_OVERHEAD_BYTES
+    limit = size_gb * GIB + QCOW2_OVERHEAD_BYTES
     directory = export_services.export_directory(export.store)
     prefix = export_services.part_prefix(export)
     try:
         with image_files.Receiver(directory=directory, prefix=prefix, max_bytes=limit) as rx:
-            if stores_no_data(volume.host):
+            if stores_no_data(host):
                 # libvirt's fake keeps no volume data and cannot download (Unsupported): what
                 # it holds is an empty disk of the volume's size, and that is the export.
                 rx.write(image_files.empty_qcow2(hv.storage_volume_info(pool, name).capacity_bytes))
@@ -61,7 +75,7 @@ def store_copy(hv: Hypervisor, volume: Volume, export: Export) -> None:
                 hv.download_storage_volume(pool, name, rx.write)
             received = rx.finish()
     except image_files.TooLarge as exc:
-        raise DriverError(f"the volume's file is larger than expected ({limit} bytes)") from exc
+        raise DriverError(f"the file is larger than expected ({limit} bytes)") from exc
     export_services.export_save(actor=worker_actor(), export_id=export.pk, received=received)
 
 
@@ -85,6 +99,28 @@ def run_export(operation: Operation, volume: Volume) -> None:
         fail(operation, volume, "export", exc, status=VolumeStatus.AVAILABLE)
         return
     succeed(operation, status=VolumeStatus.AVAILABLE)
+
+
+def run_snapshot_export(operation: Operation, snapshot: VolumeSnapshot) -> None:
+    """Copy the snapshot out; it stays `available` either way. A failure erases any partial
+    file and puts the export in `error` with the reason."""
+    hv = hypervisor_for(snapshot.host) if snapshot.host is not None else None
+    export = _export(operation)
+    try:
+        if hv is None:
+            raise DriverError("the snapshot has no host")
+        with step(operation, "store_copy"):
+            snapshot_store_copy(hv, snapshot, export)
+    except Exception as exc:
+        refused = isinstance(exc, ResidencyUnsatisfiable)
+        export_services.export_failed(
+            actor=worker_actor(),
+            export_id=export.pk,
+            message=f"The export {'was refused' if refused else 'failed'}: {exc}",
+        )
+        fail(operation, snapshot, "export", exc, status=VolumeSnapshotStatus.AVAILABLE)
+        return
+    succeed(operation, status=VolumeSnapshotStatus.AVAILABLE)
 
 
 def abandon_export(operation: Operation, reason: str) -> None:
