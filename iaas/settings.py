@@ -412,6 +412,9 @@ OPERATION_LEASE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_LEASE_SECONDS",
 OPERATION_RESEND_AFTER = timedelta(seconds=env_int("ANDROMEDE_OPERATION_RESEND_SECONDS", 60))
 # An operation unfinished this long after its creation is failed by the operations sweeper.
 OPERATION_DEADLINE = timedelta(seconds=env_int("ANDROMEDE_OPERATION_DEADLINE_SECONDS", 1800))
+# Operations that copy data (exports) get this much longer per GiB: 10 s/GiB is ~100 MiB/s,
+# a floor on what a host's storage and the image store are expected to sustain.
+COPY_SECONDS_PER_GIB = env_int("ANDROMEDE_COPY_SECONDS_PER_GIB", 10)
 # A new instance must be running within this long, or its build fails (and is cleaned up).
 INSTANCE_BOOT_TIMEOUT_SECONDS = float(env_int("ANDROMEDE_INSTANCE_BOOT_TIMEOUT", 120))
 # A stop asks the guest to power off (ACPI) and forces it off if it is still running after

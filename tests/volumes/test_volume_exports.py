@@ -297,13 +297,37 @@ def test_a_copy_that_fails_leaves_the_export_in_error_and_the_volume_available(e
     assert deleted.json()["status"] == "deleted"
 
 
+def test_a_large_export_gets_a_deadline_that_grows_with_its_size(ecloud, settings):
+    """Past the default deadline plus 10 s per GiB (COPY_SECONDS_PER_GIB), a 2 GiB export is
+    stuck (after 1820 s) while a 90 GiB one is left alone until 2700 s."""
+    from operations.services.deadlines import fail_overdue_operations
+
+    small, large = (
+        available_volume(ecloud, name="small"),
+        available_volume(ecloud, name="large", size_gb=90),
+    )
+    ids = {v.pk: export(ecloud.client, v).json()["operation"]["id"] for v in (small, large)}
+    default = settings.OPERATION_DEADLINE
+    Operation.objects.filter(status="queued").update(
+        created_at=timezone.now() - default - timedelta(seconds=2 * 10 + 1)
+    )
+    assert fail_overdue_operations() == [ids[small.pk]]
+    assert Volume.objects.get(pk=large.pk).status == "exporting"
+    Operation.objects.filter(pk=ids[large.pk]).update(
+        created_at=timezone.now() - default - timedelta(seconds=90 * 10 + 1)
+    )
+    assert fail_overdue_operations() == [ids[large.pk]]
+    assert Volume.objects.get(pk=large.pk).status == "available"
+    assert "Not finished within 2700 s" in Operation.objects.get(pk=ids[large.pk]).error
+
+
 def test_an_abandoned_export_releases_its_volume(ecloud, settings):
     from operations.services.deadlines import fail_overdue_operations
 
     volume = available_volume(ecloud)
     answer = export(ecloud.client, volume)
-    Operation.objects.filter(status="queued").update(
-        created_at=timezone.now() - settings.OPERATION_DEADLINE - timedelta(seconds=1)
+    Operation.objects.filter(status="queued").update(  # its deadline: 1800 s + 10 s a GiB
+        created_at=timezone.now() - settings.OPERATION_DEADLINE - timedelta(seconds=21)
     )
     assert fail_overdue_operations() == [answer.json()["operation"]["id"]]
     assert Volume.objects.get(pk=volume.pk).status == "available"

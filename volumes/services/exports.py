@@ -16,6 +16,7 @@ from iaas.errors import ConflictError, InvalidRequest
 from images.models import Export
 from images.services.exports import export_begin
 from operations.models import Operation
+from operations.services.deadlines import copy_deadline_params
 from operations.services.outbox import operation_queue
 from volumes.models import Volume, VolumeSnapshot
 from volumes.states import VOLUME_LIFECYCLE, VolumeSnapshotStatus
@@ -53,7 +54,7 @@ def volume_export(*, actor: Actor, volume: Volume) -> tuple[Export, Operation]:
         target=volume,
         action="volume.export",
         host_name=volume.host.name,
-        params={"export": str(export.pk)},
+        params={"export": str(export.pk), **copy_deadline_params(volume.size_gb)},
     )
     return export, operation
 
@@ -88,6 +89,6 @@ def volume_snapshot_export(*, actor: Actor, snapshot: VolumeSnapshot) -> tuple[E
         target=snapshot,
         action="volume_snapshot.export",
         host_name=snapshot.host.name,
-        params={"export": str(export.pk)},
+        params={"export": str(export.pk), **copy_deadline_params(snapshot.size_gb)},
     )
     return export, operation
