@@ -186,6 +186,11 @@ def test_a_volume_exported_from_a_real_host_holds_its_image(
         started = time.monotonic()
         accepted = settled(client.post(f"/api/v1/volumes/{volume['id']}/export"))
         export_seconds = time.monotonic() - started
+        # A snapshot of it goes out the same way, with its own file.
+        snap_body = {"volume": volume["id"], "name": "boot-snap"}
+        snapshot = settled(client.post("/api/v1/volume-snapshots", snap_body, format="json"))
+        snapshot_id = snapshot["volume_snapshot"]["id"]
+        snapshot_export = settled(client.post(f"/api/v1/volume-snapshots/{snapshot_id}/export"))
 
     export = client.get(f"/api/v1/exports/{accepted['export']['id']}").json()
     assert (export["status"], export["zone"]) == ("available", "fr-vol-1")
@@ -206,8 +211,29 @@ def test_a_volume_exported_from_a_real_host_holds_its_image(
     )  # fmt: skip
     assert same.returncode == 0, same.stdout + same.stderr  # the image's content, then zeros
     assert export_seconds < 120  # streamed, not stuck: a few seconds for the test image
+    snapshot_file = download_export(
+        client, snapshot_export["export"]["id"], tmp_path / "snap.qcow2"
+    )
+    same = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(image_path), str(snapshot_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
 
     stored = Path(settings.IMAGE_STORE_DIR) / "exports" / export["id"]
     assert stored.exists()
     assert client.delete(f"/api/v1/exports/{export['id']}").status_code == 200
     assert not stored.exists()
+
+
+def download_export(client: Any, export_id: str, path: Path) -> Path:
+    """Download an available export to `path`, checking the announced SHA-256; `path`."""
+    answer = client.get(f"/api/v1/exports/{export_id}/file")
+    assert answer.status_code == 200, answer.content
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for chunk in answer.streaming_content:
+            digest.update(chunk)
+            out.write(chunk)
+    assert answer["X-Content-SHA256"] == digest.hexdigest()
+    return path
