@@ -46,7 +46,7 @@ class ZoneHoldingsSerializer(serializers.Serializer):
     exports = HoldingSerializer(
         many=True,
         read_only=True,
-        help_text="Copies of the tenant's volumes made for download (/api/v1/exports).",
+        help_text="Copies of the tenant's volumes and snapshots to download (/api/v1/exports).",
     )
 
 
