@@ -159,6 +159,38 @@ def _tenant_key_bytes(tenant_key: TenantKey) -> bytes:
     return unwrap(master, bytes(tenant_key.wrapped_key), _tenant_context(tenant_key))
 
 
+def new_master_key_file(path: Path) -> bytes:
+    """The key in `path`, made there (random, 0600, O_EXCL) if absent: the next master key of
+    a rotation (kept across a rotation that was interrupted, so a second run finishes it)."""
+    if not path.exists():
+        _create(path)
+    try:
+        text = read_secret_file(path, "new volume master key").decode("ascii", errors="replace")
+    except SecretFileError as exc:
+        raise VolumeKeyError(str(exc)) from None
+    return _decode(text, str(path))
+
+
+def tenant_key_rewrap(tenant_key: TenantKey, old: bytes, new: bytes) -> bool:
+    """Wrap the live `tenant_key` by the master key `new` instead of `old` (the row is
+    changed, not saved). False when it is wrapped by `new` already; VolumeKeyError when by
+    neither, or when it does not unwrap. The tenant key itself does not change, so no
+    volume's wrapped data key does either."""
+    if tenant_key.master_key_id == key_id(new):
+        return False
+    if tenant_key.master_key_id != key_id(old):
+        raise VolumeKeyError(
+            f"tenant key v{tenant_key.version} of {tenant_key.tenant_id} is wrapped by master "
+            f"key {tenant_key.master_key_id}: neither the configured one ({key_id(old)}) nor "
+            f"the new one ({key_id(new)})"
+        )
+    context = _tenant_context(tenant_key)
+    plain = unwrap(old, bytes(tenant_key.wrapped_key), context)
+    tenant_key.wrapped_key = wrap(new, plain, context)
+    tenant_key.master_key_id = key_id(new)
+    return True
+
+
 def volume_key_assign(volume: Volume) -> None:
     """Give the new encrypted `volume` a random data key, wrapped by its tenant's live key
     (made if needed); saved with the volume, in the caller's transaction."""
