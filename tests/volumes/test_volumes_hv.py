@@ -195,16 +195,7 @@ def test_a_volume_exported_from_a_real_host_holds_its_image(
     export = client.get(f"/api/v1/exports/{accepted['export']['id']}").json()
     assert (export["status"], export["zone"]) == ("available", "fr-vol-1")
     assert client.get(f"/api/v1/volumes/{volume['id']}").json()["status"] == "available"
-    answer = client.get(f"/api/v1/exports/{export['id']}/file")
-    assert answer.status_code == 200
-    downloaded = tmp_path / "boot.qcow2"
-    digest = hashlib.sha256()
-    with downloaded.open("wb") as out:
-        for chunk in answer.streaming_content:
-            digest.update(chunk)
-            out.write(chunk)
-    assert answer["X-Content-SHA256"] == digest.hexdigest() == export["checksum_sha256"]
-    assert downloaded.stat().st_size == export["size_bytes"] == int(answer["Content-Length"])
+    downloaded = download_export(client, export["id"], tmp_path / "boot.qcow2")
     same = subprocess.run(
         ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(image_path), str(downloaded)],
         capture_output=True, text=True, timeout=60,
@@ -227,7 +218,9 @@ def test_a_volume_exported_from_a_real_host_holds_its_image(
 
 
 def download_export(client: Any, export_id: str, path: Path) -> Path:
-    """Download an available export to `path`, checking the announced SHA-256; `path`."""
+    """Download an available export to `path`, checking that the announced SHA-256 and size
+    are the downloaded file's and the export's; `path`."""
+    export = client.get(f"/api/v1/exports/{export_id}").json()
     answer = client.get(f"/api/v1/exports/{export_id}/file")
     assert answer.status_code == 200, answer.content
     digest = hashlib.sha256()
@@ -235,5 +228,6 @@ def download_export(client: Any, export_id: str, path: Path) -> Path:
         for chunk in answer.streaming_content:
             digest.update(chunk)
             out.write(chunk)
-    assert answer["X-Content-SHA256"] == digest.hexdigest()
+    assert answer["X-Content-SHA256"] == digest.hexdigest() == export["checksum_sha256"]
+    assert path.stat().st_size == export["size_bytes"] == int(answer["Content-Length"])
     return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from hosts.models import Host
 from iaas.audit import Actor
 from iaas.errors import ConflictError, InvalidRequest
 from images.models import Export
@@ -40,22 +41,14 @@ def volume_export(*, actor: Actor, volume: Volume) -> tuple[Export, Operation]:
     VOLUME_LIFECYCLE.check(volume, "export")
     if volume.host is None:
         raise ConflictError("This volume has no host to act on.", code="wrong_state")
-    export = export_begin(
-        tenant=volume.tenant,
-        source_kind=Export.SourceKind.VOLUME,
-        source_id=volume.pk,
-        name=f"{volume.name}.qcow2",
-        zone=volume.zone,
-    )
-    VOLUME_LIFECYCLE.begin(volume, "export")
-    operation = operation_queue(
+    export, operation = _export_accept(
         actor=actor,
-        tenant=volume.tenant,
-        target=volume,
+        source=volume,
+        kind=Export.SourceKind.VOLUME,
         action="volume.export",
-        host_name=volume.host.name,
-        params={"export": str(export.pk), **copy_deadline_params(volume.size_gb)},
+        host=volume.host,
     )
+    VOLUME_LIFECYCLE.begin(volume, "export")  # a verb that won meanwhile: all rolled back
     return export, operation
 
 
@@ -76,19 +69,33 @@ def volume_snapshot_export(*, actor: Actor, snapshot: VolumeSnapshot) -> tuple[E
             code="wrong_state",
             details={"status": snapshot.status},
         )
+    return _export_accept(
+        actor=actor,
+        source=snapshot,
+        kind=Export.SourceKind.VOLUME_SNAPSHOT,
+        action="volume_snapshot.export",
+        host=snapshot.host,
+    )
+
+
+def _export_accept(
+    *, actor: Actor, source: Volume | VolumeSnapshot, kind: str, action: str, host: Host
+) -> tuple[Export, Operation]:
+    """Record the export of `source` (in its zone, named after it) and queue the operation
+    that fills it on `host`, with a deadline that grows with its size."""
     export = export_begin(
-        tenant=snapshot.tenant,
-        source_kind=Export.SourceKind.VOLUME_SNAPSHOT,
-        source_id=snapshot.pk,
-        name=f"{snapshot.name}.qcow2",
-        zone=snapshot.zone,
+        tenant=source.tenant,
+        source_kind=kind,
+        source_id=source.pk,
+        name=f"{source.name}.qcow2",
+        zone=source.zone,
     )
     operation = operation_queue(
         actor=actor,
-        tenant=snapshot.tenant,
-        target=snapshot,
-        action="volume_snapshot.export",
-        host_name=snapshot.host.name,
-        params={"export": str(export.pk), **copy_deadline_params(snapshot.size_gb)},
+        tenant=source.tenant,
+        target=source,
+        action=action,
+        host_name=host.name,
+        params={"export": str(export.pk), **copy_deadline_params(source.size_gb)},
     )
     return export, operation

@@ -12,6 +12,8 @@ left alone; a partial file of an interrupted run is erased and the download made
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
@@ -82,35 +84,30 @@ def _copy_file(hv: Hypervisor, host: Host, name: str, size_gb: int, export: Expo
 def run_export(operation: Operation, volume: Volume) -> None:
     """Copy the volume out; it is `available` again either way. A failure erases any partial
     file and puts the export in `error` with the reason (its owner deletes it)."""
-    hv = hypervisor_for(volume.host) if volume.host is not None else None
-    export = _export(operation)
-    try:
-        if hv is None:
-            raise DriverError("the volume has no host")
-        with step(operation, "store_copy"):
-            store_copy(hv, volume, export)
-    except Exception as exc:
-        refused = isinstance(exc, ResidencyUnsatisfiable)
-        export_services.export_failed(
-            actor=worker_actor(),
-            export_id=export.pk,
-            message=f"The export {'was refused' if refused else 'failed'}: {exc}",
-        )
-        fail(operation, volume, "export", exc, status=VolumeStatus.AVAILABLE)
-        return
-    succeed(operation, status=VolumeStatus.AVAILABLE)
+    _run(operation, volume, volume.host, store_copy, VolumeStatus.AVAILABLE)
 
 
 def run_snapshot_export(operation: Operation, snapshot: VolumeSnapshot) -> None:
-    """Copy the snapshot out; it stays `available` either way. A failure erases any partial
-    file and puts the export in `error` with the reason."""
-    hv = hypervisor_for(snapshot.host) if snapshot.host is not None else None
+    """Copy the snapshot out; it stays `available` either way (failures as a volume's)."""
+    _run(operation, snapshot, snapshot.host, snapshot_store_copy, VolumeSnapshotStatus.AVAILABLE)
+
+
+def _run(
+    operation: Operation,
+    source: Any,
+    host: Host | None,
+    copy: Callable[[Hypervisor, Any, Export], None],
+    status: str,
+) -> None:
+    """Run `copy` of `source` (a volume or a snapshot, on `host`) into the operation's
+    export as its one step; `source` ends in `status` either way."""
     export = _export(operation)
     try:
-        if hv is None:
-            raise DriverError("the snapshot has no host")
+        if host is None:
+            raise DriverError(f"the {operation.target_type.replace('_', ' ')} has no host")
+        hv = hypervisor_for(host)
         with step(operation, "store_copy"):
-            snapshot_store_copy(hv, snapshot, export)
+            copy(hv, source, export)
     except Exception as exc:
         refused = isinstance(exc, ResidencyUnsatisfiable)
         export_services.export_failed(
@@ -118,9 +115,9 @@ def run_snapshot_export(operation: Operation, snapshot: VolumeSnapshot) -> None:
             export_id=export.pk,
             message=f"The export {'was refused' if refused else 'failed'}: {exc}",
         )
-        fail(operation, snapshot, "export", exc, status=VolumeSnapshotStatus.AVAILABLE)
+        fail(operation, source, "export", exc, status=status)
         return
-    succeed(operation, status=VolumeSnapshotStatus.AVAILABLE)
+    succeed(operation, status=status)
 
 
 def abandon_export(operation: Operation, reason: str) -> None:
