@@ -143,15 +143,42 @@ if ! pid_alive "$LIBVIRTD_PIDFILE" libvirtd; then
 fi
 
 # --- wait until it answers -----------------------------------------------------------------
-deadline=$((SECONDS + TIMEOUT))
-while :; do
-    if timeout 5 virsh -c "$URI" version >/dev/null 2>&1; then
-        exit 0
-    fi
-    if ((SECONDS >= deadline)); then
-        printf '\n--- last lines of %s ---\n' "$LIBVIRTD_LOG" >&2
-        tail -n 20 "$LIBVIRTD_LOG" >&2 2>/dev/null || true
-        die "libvirtd did not answer at $URI within ${TIMEOUT} s (see $LIBVIRTD_LOG)"
-    fi
-    sleep 0.2
-done
+# wait_answers: return once libvirtd answers at $URI, or die after TIMEOUT seconds.
+wait_answers() {
+    local deadline=$((SECONDS + TIMEOUT))
+    while :; do
+        if timeout 5 virsh -c "$URI" version >/dev/null 2>&1; then
+            return 0
+        fi
+        if ((SECONDS >= deadline)); then
+            printf '\n--- last lines of %s ---\n' "$LIBVIRTD_LOG" >&2
+            tail -n 20 "$LIBVIRTD_LOG" >&2 2>/dev/null || true
+            die "libvirtd did not answer at $URI within ${TIMEOUT} s (see $LIBVIRTD_LOG)"
+        fi
+        sleep 0.2
+    done
+}
+wait_answers
+
+# --- the rbd storage backend ---------------------------------------------------------------
+# libvirtd loads its storage backends at start only: one started before
+# libvirt-daemon-driver-storage-rbd was installed (setup.sh test installs it) reports
+# <pool type='rbd' supported='no'> until it restarts (shared/notes/ceph-lab.md). Restart it
+# then, only if it is ours (started from our pid file): running guests are not affected, a
+# client's connection is dropped and reopened (the driver reconnects).
+rbd_backend_installed() {
+    dpkg-query -W -f='${Status}' libvirt-daemon-driver-storage-rbd 2>/dev/null \
+        | grep -q "install ok installed"
+}
+rbd_supported() {
+    timeout 10 virsh -c "$URI" pool-capabilities 2>/dev/null \
+        | grep -Eq "<pool type='rbd' supported='yes'>"
+}
+if rbd_backend_installed && ! rbd_supported && pid_alive "$LIBVIRTD_PIDFILE" libvirtd; then
+    say "libvirtd was started before its rbd storage backend was installed"
+    stop_daemon "$LIBVIRTD_PIDFILE" libvirtd
+    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d -p "$LIBVIRTD_PIDFILE"
+    wait_answers
+    rbd_supported || die "libvirtd still does not support rbd pools after a restart"
+fi
+exit 0

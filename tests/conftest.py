@@ -22,6 +22,7 @@ from hypervisor.ssh import SshEndpoint, SshSession, open_session
 from tenants.models import Tenant
 from tests import factories
 from tests.support.callers import Caller, caller_maker
+from tests.support.ceph_lab import ceph_lab  # noqa: F401 - the session's Ceph lab, a fixture
 from tests.support.mfa import sign_in_verified
 from tests.support.ovn_lab import ovn_lab  # noqa: F401 - the session's OVN lab, a fixture
 from tests.support.sshd import LocalSshd, ssh_endpoint_for
