@@ -98,7 +98,10 @@ class DomainEvent:
 
 @dataclass(frozen=True)
 class DiskSpec:
-    """A disk attached to a domain: a volume in a storage pool."""
+    """A disk attached to a domain: a volume in a storage pool. A volume of an rbd pool is
+    attached as a network disk naming the pool's cluster (libvirt refuses volume disks on
+    rbd pools): the pool must be defined on the host, with its secret, when the domain is
+    defined or the disk attached; its `format` is raw."""
 
     pool: str
     volume: str
@@ -191,12 +194,32 @@ class DomainSpec:
 
 
 @dataclass(frozen=True)
+class RbdSource:
+    """Where an rbd pool's images live: a Ceph cluster's `monitors` (host, port: msgr v1,
+    what libvirt and QEMU are given), its RADOS `pool`, and the cephx `user` (without
+    ``client.``) whose key is the libvirt secret `secret_uuid` (`define_secret` with
+    ``ceph=True``; never in this spec, so it never reaches a log or an XML)."""
+
+    monitors: tuple[tuple[str, int], ...]
+    pool: str
+    user: str
+    secret_uuid: str
+
+
+@dataclass(frozen=True)
 class PoolSpec:
-    """A storage pool; `backend` is dir now (lvm and rbd are designed for, not built)."""
+    """A storage pool: `backend` ``dir`` (a directory at `path`, qcow2 files) or ``rbd``
+    (a Ceph RBD pool, `rbd` says which; `path` is unused, empty). No lvm: these kernels have
+    no device-mapper, and no backend ships untested (DESIGN §8)."""
 
     name: str
     path: str
     backend: str = "dir"
+    rbd: RbdSource | None = None
+
+    @classmethod
+    def on_rbd(cls, name: str, rbd: RbdSource) -> PoolSpec:
+        return cls(name=name, path="", backend="rbd", rbd=rbd)
 
 
 @dataclass(frozen=True)
@@ -325,7 +348,12 @@ class Hypervisor(ABC):
     @abstractmethod
     def ensure_pool(self, spec: PoolSpec) -> None:
         """Create (if missing), build, start and autostart the pool. Existing with the same
-        path: no-op. Existing with another path: SpecConflict."""
+        path: no-op. Existing with another path: SpecConflict. An rbd pool holds nothing
+        itself (its images are in Ceph; running guests' disks name the cluster, not the
+        pool): one existing with another source (monitors, RADOS pool, user, secret) is
+        defined again with this one. Its secret must be defined first (`define_secret` with
+        ``ceph=True``), the cluster reachable: DriverError otherwise (TransientError if the
+        call timed out)."""
 
     @abstractmethod
     def pool_info(self, name: str) -> PoolInfo:
@@ -337,7 +365,8 @@ class Hypervisor(ABC):
         name and the same spec exists: no-op returning it. With another spec: SpecConflict.
         "The same" compares format and backing exactly and the capacity as "at least": a
         volume grown since its creation still satisfies the step that created it. Missing
-        pool or backing volume: NotFound."""
+        pool or backing volume: NotFound. In an rbd pool a volume is a raw RBD image,
+        without backing or encryption (DriverError otherwise)."""
 
     @abstractmethod
     def storage_volume_info(self, pool: str, name: str) -> StorageVolumeInfo:
@@ -355,14 +384,25 @@ class Hypervisor(ABC):
 
     @abstractmethod
     def copy_storage_volume(
-        self, source_pool: str, source_name: str, spec: StorageVolumeSpec
+        self,
+        source_pool: str,
+        source_name: str,
+        spec: StorageVolumeSpec,
+        *,
+        ceph_key: bytes | None = None,
     ) -> StorageVolumeInfo:
         """Create the volume `spec` as a standalone copy of the source volume's content, read
         through its backing chain: a qcow2 overlay comes out flattened, with no backing.
         `spec` has no backing and at least the source's capacity (DriverError otherwise). A
         volume named `spec.name` exists already: SpecConflict (a copy cannot be known to be
         complete: delete it and copy again). Missing source or pool: NotFound. Bounded by a
-        long timeout: the whole disk is read and written."""
+        long timeout: the whole disk is read and written.
+
+        Into an rbd pool (libvirt copies only within one: ``qemu-img convert -n`` writes
+        the raw image instead) from a directory pool: the host must be this machine (a local
+        URI; Unsupported otherwise) and `ceph_key` the pool user's cephx key, raw bytes
+        (DriverError without it), handed to qemu-img in a private file, never on a command
+        line. A failed copy deletes the image it made."""
 
     @abstractmethod
     def upload_storage_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:
@@ -380,10 +420,11 @@ class Hypervisor(ABC):
         """Wipe then delete the volume so its data cannot leak to the next user of the space:
         every byte of a file is overwritten in place with zeros and synced to disk before the
         file is removed (a sparse file's holes included: its blocks are never freed with data
-        on them). A file the pool did not list yet (a console log) is found too. Missing:
-        no-op. libvirt's test driver, which holds no data, deletes without wiping. Bounded
-        as a whole (the wipe writes up to the whole file); interrupted, it can be called
-        again."""
+        on them). A file the pool did not list yet (a console log) is found too. An RBD image
+        is discarded whole (its RADOS objects removed) then removed: none of its objects is
+        left in the pool; one with snapshots is refused (DriverError). Missing: no-op.
+        libvirt's test driver, which holds no data, deletes without wiping. Bounded as a
+        whole (the wipe writes up to the whole file); interrupted, it can be called again."""
 
     # NICs ------------------------------------------------------------------------------------
 
@@ -451,11 +492,15 @@ class Hypervisor(ABC):
     # Secrets (passphrases of encrypted volumes) --------------------------------------------
 
     @abstractmethod
-    def define_secret(self, uuid: str, value: bytes, *, description: str = "") -> None:
+    def define_secret(
+        self, uuid: str, value: bytes, *, description: str = "", ceph: bool = False
+    ) -> None:
         """Define the secret `uuid` with `value` on the host, ephemeral (never written to the
         host's disk, gone when libvirtd restarts) and private (nobody reads its value back
         through libvirt). Defined already: its value is set again (no-op in effect). A
-        hypervisor without secrets (libvirt's test driver): Unsupported."""
+        hypervisor without secrets (libvirt's test driver): Unsupported. `ceph`: a cephx
+        key (raw bytes) for an rbd pool and its disks (libvirt's usage type ``ceph``);
+        otherwise a volume's passphrase. A secret defined as the other kind: SpecConflict."""
 
     @abstractmethod
     def undefine_secret(self, uuid: str) -> None:

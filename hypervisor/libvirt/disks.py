@@ -15,15 +15,20 @@ from hypervisor.libvirt import domain_xml, storage
 from hypervisor.libvirt.devices import Finder, definitions
 
 
-def attach(conn: libvirt.virConnect, name: str, disk: DiskSpec, device_xml: str) -> None:
+def attach(conn: libvirt.virConnect, name: str, disk: DiskSpec) -> None:
+    """A volume of an rbd pool goes in as a network disk naming the pool's cluster
+    (domain_xml), read from the pool's definition on this host."""
     dom = conn.lookupByName(name)
+    rbd = storage.rbd_sources(conn, {disk.pool}).get(disk.pool)
+    device_xml = domain_xml.disk_xml(disk, rbd)
+    wanted = (disk.pool if rbd is None else rbd.pool, disk.volume)
     for flag, xml in definitions(dom):
         existing = domain_xml.find_disk(xml, disk.target)
         if existing is None:
             dom.attachDeviceFlags(device_xml, flag)
             continue
         held = domain_xml.disk_source(existing)
-        if held[:2] != (disk.pool, disk.volume):
+        if held[:2] != wanted:
             raise SpecConflict(
                 f"domain {name!r} has another disk at {disk.target}: "
                 f"{held[1] or held[2]!r}, not {disk.volume!r}"

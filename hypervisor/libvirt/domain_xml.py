@@ -7,6 +7,12 @@ Choices made here:
 - Disks are ``<disk type='volume'>`` with ``<source pool=… volume=…/>``: libvirt resolves the
   path when the domain starts, the XML names what the control plane knows (pool and volume),
   and it is the same for a local or a remote host.
+- Except on rbd pools, whose volumes libvirt refuses as volume disks ("using 'rbd' pools for
+  backing 'volume' disks isn't yet supported", shared/notes/ceph-lab.md): those are
+  ``<disk type='network'>`` with ``<source protocol='rbd' name='<rados pool>/<image>'>``,
+  the cluster's monitors as ``<host>`` and ``<auth>`` naming the pool's cephx user and
+  secret, taken from the pool's own definition (`RbdSource`; the caller reads it from the
+  host). So a running guest does not depend on the libvirt pool, only on the secret.
 - The paravirtual bus of a CD-ROM is virtio-scsi: a ``DiskSpec(device='cdrom')`` on bus
   ``virtio`` or ``scsi`` goes on a virtio-scsi controller (there is no virtio-blk CD-ROM).
   ``ide`` is accepted too (the machine type is i440fx ``pc``, which has IDE); ``sata`` needs
@@ -31,11 +37,16 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxml import etree as ET
 
-from hypervisor.base import DiskSpec, DomainSpec, DriverError, NicSpec
+from hypervisor.base import DiskSpec, DomainSpec, DriverError, NicSpec, RbdSource
+
+#: What `build_domain_xml` and `disk_xml` are told of the disks' pools: the source of each
+#: rbd pool a disk is in, by pool name (a pool not in it is a directory pool).
+RbdSources = Mapping[str, RbdSource]
 
 NAMESPACE = "urn:andromede:domain:1"
 PREFIX = "andromede"
@@ -92,14 +103,18 @@ def domain_uuid(name: str) -> str:
         return str(uuid.uuid5(UUID_NAMESPACE, name))
 
 
-def spec_digest(spec: DomainSpec) -> str:
-    """A stable digest of everything in the spec (and of the builder's version)."""
+def spec_digest(spec: DomainSpec, rbd: RbdSources | None = None) -> str:
+    """A stable digest of everything in the spec (and of the builder's version), and of
+    the sources of its rbd disks (so a cluster's new monitors or user redefine it)."""
     raw = dataclasses.asdict(spec)
     for nic in raw["nics"]:
         for key, default in _NIC_FIELD_DEFAULTS.items():
             if nic.get(key) == default:
                 del nic[key]
-    data = {"builder": BUILDER_VERSION, "spec": raw}
+    data: dict[str, object] = {"builder": BUILDER_VERSION, "spec": raw}
+    used = _used_rbd(spec.disks, rbd)
+    if used:  # absent without rbd disks: the digests of older domains stay the same
+        data["rbd"] = {name: dataclasses.asdict(source) for name, source in used.items()}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -171,7 +186,42 @@ def check_nic(nic: NicSpec) -> None:
         raise DriverError(f"NIC {nic.mac}: MTU {nic.mtu} out of range")
 
 
-def _disk(devices: ET._Element, disk: DiskSpec, boot: bool) -> None:
+def _used_rbd(disks: tuple[DiskSpec, ...], rbd: RbdSources | None) -> dict[str, RbdSource]:
+    return {d.pool: rbd[d.pool] for d in disks if rbd and d.pool in rbd}
+
+
+def _check_rbd_disk(disk: DiskSpec, source: RbdSource) -> None:
+    if disk.format != "raw" or disk.encryption_secret is not None or disk.device != "disk":
+        raise DriverError(
+            f"disk {disk.target}: a volume of rbd pool {disk.pool!r} is a raw, unencrypted disk"
+        )
+    check_name("volume", source.pool)
+    uuid.UUID(source.secret_uuid)
+    if not source.monitors or not source.user:
+        raise DriverError(f"disk {disk.target}: rbd pool {disk.pool!r} has no monitor or user")
+
+
+def _network_disk(devices: ET._Element, disk: DiskSpec, source: RbdSource, boot: bool) -> None:
+    _check_rbd_disk(disk, source)
+    element = ET.SubElement(devices, "disk", type="network", device="disk")
+    # discard='unmap': the guest's TRIM frees RADOS objects (thin images stay thin).
+    ET.SubElement(element, "driver", name="qemu", type="raw", cache="none", discard="unmap")
+    auth = ET.SubElement(element, "auth", username=source.user)
+    ET.SubElement(auth, "secret", type="ceph", uuid=source.secret_uuid)
+    held = ET.SubElement(element, "source", protocol="rbd", name=f"{source.pool}/{disk.volume}")
+    for host, port in source.monitors:
+        ET.SubElement(held, "host", name=host, port=str(int(port)))
+    ET.SubElement(element, "target", dev=disk.target, bus=disk.bus)
+    if boot:
+        ET.SubElement(element, "boot", order="1")
+    if disk.readonly:
+        ET.SubElement(element, "readonly")
+
+
+def _disk(devices: ET._Element, disk: DiskSpec, boot: bool, rbd: RbdSources | None = None) -> None:
+    if rbd and disk.pool in rbd:
+        _network_disk(devices, disk, rbd[disk.pool], boot)
+        return
     element = ET.SubElement(devices, "disk", type="volume", device=disk.device)
     ET.SubElement(element, "driver", name="qemu", type=disk.format)
     source = ET.SubElement(element, "source", pool=disk.pool, volume=disk.volume)
@@ -187,13 +237,13 @@ def _disk(devices: ET._Element, disk: DiskSpec, boot: bool) -> None:
         ET.SubElement(element, "readonly")
 
 
-def _metadata(root: ET._Element, spec: DomainSpec) -> None:
+def _metadata(root: ET._Element, spec: DomainSpec, rbd: RbdSources | None) -> None:
     metadata = ET.SubElement(root, "metadata")
     ours = ET.SubElement(metadata, _q("instance"), nsmap={PREFIX: NAMESPACE})
     ET.SubElement(ours, _q("tenant-id")).text = spec.tenant_id
     ET.SubElement(ours, _q("instance-id")).text = spec.instance_id
     ET.SubElement(ours, _q("title")).text = spec.title
-    ET.SubElement(ours, _q("spec-digest")).text = spec_digest(spec)
+    ET.SubElement(ours, _q("spec-digest")).text = spec_digest(spec, rbd)
 
 
 def _console(devices: ET._Element, log_path: str | None) -> None:
@@ -208,8 +258,9 @@ def _console(devices: ET._Element, log_path: str | None) -> None:
     ET.SubElement(console, "target", type="serial", port="0")
 
 
-def build_domain_xml(spec: DomainSpec) -> str:
-    """The libvirt domain XML of `spec` (see the module docstring)."""
+def build_domain_xml(spec: DomainSpec, rbd: RbdSources | None = None) -> str:
+    """The libvirt domain XML of `spec` (see the module docstring); `rbd`: the sources of
+    the rbd pools its disks are in."""
     _check_spec(spec)
     try:
         root = ET.Element("domain", type=spec.domain_type)
@@ -217,7 +268,7 @@ def build_domain_xml(spec: DomainSpec) -> str:
         ET.SubElement(root, "uuid").text = domain_uuid(spec.name)
         # libvirt refuses line breaks in <title>; the exact title is in our metadata.
         ET.SubElement(root, "title").text = " ".join(spec.title.splitlines())
-        _metadata(root, spec)
+        _metadata(root, spec, rbd)
         ET.SubElement(root, "memory", unit="MiB").text = str(spec.memory_mb)
         ET.SubElement(root, "vcpu").text = str(spec.vcpus)
         os_ = ET.SubElement(root, "os")
@@ -234,7 +285,7 @@ def build_domain_xml(spec: DomainSpec) -> str:
         devices = ET.SubElement(root, "devices")
         boot_disk = next((d for d in spec.disks if d.device == "disk"), None)
         for disk in spec.disks:
-            _disk(devices, disk, boot=disk is boot_disk)
+            _disk(devices, disk, boot=disk is boot_disk, rbd=rbd)
         if any(d.bus == "scsi" or (d.device == "cdrom" and d.bus == "virtio") for d in spec.disks):
             ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
         for nic in spec.nics:
@@ -280,16 +331,17 @@ def interface_xml(nic: NicSpec) -> str:
         raise DriverError(f"NIC {nic.mac}: {exc}") from exc
 
 
-def disk_xml(disk: DiskSpec) -> str:
+def disk_xml(disk: DiskSpec, rbd: RbdSource | None = None) -> str:
     """The ``<disk>`` device XML of one disk (for hot-plug), as in a domain's XML (never
-    the boot disk: a hot-plugged disk has no boot order)."""
+    the boot disk: a hot-plugged disk has no boot order); `rbd`: the source of its pool if
+    that is an rbd pool."""
     check_disk(disk)
     if disk.device != "disk" or disk.bus != "virtio":
         # IDE and SATA have no hot-plug; SCSI would need a controller the domain may lack.
         raise DriverError(f"disk {disk.target}: only virtio disks are attached to a domain")
     holder = ET.Element("devices")
     try:
-        _disk(holder, disk, boot=False)
+        _disk(holder, disk, boot=False, rbd={disk.pool: rbd} if rbd else None)
         return ET.tostring(holder[0], encoding="unicode")
     except ValueError as exc:
         raise DriverError(f"disk {disk.target}: {exc}") from exc
@@ -307,10 +359,14 @@ def find_disk(xml: str | bytes, target: str) -> ET._Element | None:
 def disk_source(disk: ET._Element) -> tuple[str | None, str | None, str | None]:
     """What a disk element holds, to compare it with a spec: (pool, volume, file); a
     ``type='volume'`` disk names its pool and volume (libvirt keeps them in the live XML
-    too), a ``type='file'`` one its file."""
+    too), a ``type='file'`` one its file, an rbd network disk its RADOS pool (not the
+    libvirt pool's name: compare with `RbdSource.pool`) and its image (the volume)."""
     source = disk.find("source")
     if source is None:
         return (None, None, None)
+    if disk.get("type") == "network" and source.get("protocol") == "rbd":
+        rados_pool, _, image = (source.get("name") or "").partition("/")
+        return (rados_pool, image, None)
     return (source.get("pool"), source.get("volume"), source.get("file"))
 
 

@@ -45,6 +45,7 @@ from hypervisor.base import (
     StorageVolumeInfo,
     StorageVolumeSpec,
     TransientError,
+    Unsupported,
 )
 from hypervisor.libvirt import (
     connection,
@@ -53,6 +54,7 @@ from hypervisor.libvirt import (
     domain_xml,
     network,
     nics,
+    rbd,
     secrets,
     storage,
 )
@@ -210,11 +212,13 @@ def _host_facts(conn: libvirt.virConnect) -> HostFacts:
     )
 
 
-def _define(conn: libvirt.virConnect, spec: DomainSpec, xml: str) -> None:
+def _define(
+    conn: libvirt.virConnect, spec: DomainSpec, rbd: domain_xml.RbdSources, xml: str
+) -> None:
     dom = _lookup_or_none(conn, spec.name)
     if dom is not None:
         meta = _metadata(dom) if dom.isPersistent() else None
-        if meta is not None and meta.spec_digest == domain_xml.spec_digest(spec):
+        if meta is not None and meta.spec_digest == domain_xml.spec_digest(spec, rbd):
             return  # the same spec: nothing to do (no redefinition, no event)
     try:
         conn.defineXML(xml)
@@ -544,8 +548,13 @@ class LibvirtHypervisor(Hypervisor):
     # --- domains ------------------------------------------------------------------------------
 
     def define_domain(self, spec: DomainSpec) -> None:
-        xml = domain_xml.build_domain_xml(spec)
-        self._run(f"define domain {spec.name!r}", _define, spec, xml)
+        domain_xml.build_domain_xml(spec)  # a bad spec is refused before libvirt is asked
+
+        def define(conn: libvirt.virConnect) -> None:
+            rbd = storage.rbd_sources(conn, {disk.pool for disk in spec.disks})
+            _define(conn, spec, rbd, domain_xml.build_domain_xml(spec, rbd))
+
+        self._run(f"define domain {spec.name!r}", define)
 
     def start_domain(self, name: str) -> None:
         self._run(f"start domain {name!r}", _start, name)
@@ -641,16 +650,37 @@ class LibvirtHypervisor(Hypervisor):
         )
 
     def copy_storage_volume(
-        self, source_pool: str, source_name: str, spec: StorageVolumeSpec
+        self,
+        source_pool: str,
+        source_name: str,
+        spec: StorageVolumeSpec,
+        *,
+        ceph_key: bytes | None = None,
     ) -> StorageVolumeInfo:
-        return self._run(
-            f"copy of volume {source_name!r} to {spec.name!r}",
-            storage.copy_storage_volume,
-            source_pool,
-            source_name,
-            spec,
-            timeout=max(self.call_timeout, COPY_TIMEOUT_SECONDS),
+        what = f"copy of volume {source_name!r} to {spec.name!r}"
+        timeout = max(self.call_timeout, COPY_TIMEOUT_SECONDS)
+        into_rbd = self._run(
+            what, lambda conn: storage.is_rbd_pool(storage.lookup_pool(conn, spec.pool))
         )
+        if not into_rbd:
+            return self._run(
+                what, storage.copy_storage_volume, source_pool, source_name, spec, timeout=timeout
+            )
+        if urlsplit(self.uri).hostname:
+            raise Unsupported(
+                f"{what}: into an rbd pool, only on a local host (qemu-img runs here)"
+            )
+        if ceph_key is None:
+            raise DriverError(f"{what}: a copy into an rbd pool needs the pool user's key")
+        plan = self._run(what, storage.plan_rbd_copy, source_pool, source_name, spec)
+        if plan is not None:
+            try:
+                rbd.write_image(plan, ceph_key, timeout)
+            except BaseException:
+                with contextlib.suppress(DriverError):
+                    self.delete_storage_volume(spec.pool, spec.name, wipe=False)
+                raise
+        return self.storage_volume_info(spec.pool, spec.name)
 
     def list_storage_volumes(self, pool: str) -> list[StorageVolumeInfo]:
         return self._run(f"volumes of pool {pool!r}", storage.list_storage_volumes, pool)
@@ -805,9 +835,9 @@ class LibvirtHypervisor(Hypervisor):
     # --- disks --------------------------------------------------------------------------------
 
     def attach_disk(self, name: str, disk: DiskSpec) -> None:
-        device = domain_xml.disk_xml(disk)
+        domain_xml.disk_xml(disk)  # a bad spec is refused before libvirt is asked
         domain_xml.check_name("domain", name)
-        self._run(f"attach disk {disk.target} to domain {name!r}", disks.attach, name, disk, device)
+        self._run(f"attach disk {disk.target} to domain {name!r}", disks.attach, name, disk)
 
     def detach_disk(self, name: str, target: str, timeout_seconds: float = 20.0) -> None:
         domain_xml.check_name("domain", name)
@@ -851,9 +881,11 @@ class LibvirtHypervisor(Hypervisor):
 
     # --- secrets ------------------------------------------------------------------------------
 
-    def define_secret(self, uuid: str, value: bytes, *, description: str = "") -> None:
+    def define_secret(
+        self, uuid: str, value: bytes, *, description: str = "", ceph: bool = False
+    ) -> None:
         secrets.check_uuid(uuid)
-        self._run(f"define secret {uuid}", secrets.define, uuid, value, description)
+        self._run(f"define secret {uuid}", secrets.define, uuid, value, description, ceph)
 
     def undefine_secret(self, uuid: str) -> None:
         secrets.check_uuid(uuid)

@@ -10,7 +10,11 @@ import uuid as uuid_module
 import libvirt
 from lxml import etree as ET
 
-from hypervisor.base import DriverError
+from hypervisor.base import DriverError, SpecConflict
+
+#: A cephx key's secret has libvirt's usage type ceph (an rbd pool's or a network disk's
+#: auth is refused with a secret of another type), under a name unique per secret.
+CEPH_USAGE_PREFIX = "andromede-ceph-"
 
 
 def check_uuid(value: str) -> str:
@@ -20,18 +24,29 @@ def check_uuid(value: str) -> str:
         raise DriverError(f"secret {value!r}: not a UUID") from None
 
 
-def secret_xml(uuid: str, description: str) -> str:
+def secret_xml(uuid: str, description: str, ceph: bool = False) -> str:
     """Ephemeral (libvirtd keeps it in memory only) and private (its value cannot be read
-    back through the API)."""
+    back through the API); `ceph`: a cephx key (usage type ceph)."""
     root = ET.Element("secret", ephemeral="yes", private="yes")
     ET.SubElement(root, "uuid").text = check_uuid(uuid)
     if description:
         ET.SubElement(root, "description").text = description
+    if ceph:
+        usage = ET.SubElement(root, "usage", type="ceph")
+        ET.SubElement(usage, "name").text = CEPH_USAGE_PREFIX + check_uuid(uuid)
     return ET.tostring(root, encoding="unicode")
 
 
-def define(conn: libvirt.virConnect, uuid: str, value: bytes, description: str) -> None:
-    secret = conn.secretDefineXML(secret_xml(uuid, description), 0)
+def define(
+    conn: libvirt.virConnect, uuid: str, value: bytes, description: str, ceph: bool = False
+) -> None:
+    try:
+        secret = conn.secretDefineXML(secret_xml(uuid, description, ceph), 0)
+    except libvirt.libvirtError as exc:
+        # "a secret with UUID … already defined for use with …": the other kind.
+        if exc.get_error_code() == libvirt.VIR_ERR_INTERNAL_ERROR and "already defined" in str(exc):
+            raise SpecConflict(f"secret {uuid} exists for another use") from None
+        raise
     secret.setValue(value, 0)
 
 

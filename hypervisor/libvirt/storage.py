@@ -14,6 +14,13 @@ a copy-on-write filesystem would not, and is not supported under a volumes pool)
 qcow2 overlay the tenant's data is the overlay's file; the base image it points to is shared
 and not the tenant's. libvirt's test driver cannot wipe and holds no data; there the wipe
 is skipped.
+
+rbd pools (Ceph): the pool's definition names the cluster (monitors, RADOS pool, cephx user
+and the libvirt secret holding its key); a volume is a raw RBD image. Erasing one is removing
+it: ``rbd_remove`` deletes every RADOS object of the image (what a discard would do first,
+object by object; a zero wipe would instead write, and allocate, every byte of a thin image),
+and refuses while the image has snapshots (nothing is lost then). What the OSDs do with
+the freed space is Ceph's (docs/operations.md: encrypted OSDs).
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ from hypervisor.base import (
     DriverError,
     PoolInfo,
     PoolSpec,
+    RbdSource,
     SpecConflict,
     StorageVolumeInfo,
     StorageVolumeSpec,
 )
 from hypervisor.libvirt.connection import is_dead_connection
 from hypervisor.libvirt.domain_xml import check_name
+from hypervisor.libvirt.rbd import RbdCopy
 from hypervisor.libvirt.secrets import check_uuid
 
 _FORMATS = ("qcow2", "raw")
@@ -69,9 +78,66 @@ def pool_xml(spec: PoolSpec) -> str:
     check_name("pool", spec.name)
     root = ET.Element("pool", type=spec.backend)
     ET.SubElement(root, "name").text = spec.name
+    if spec.rbd is not None:
+        source = ET.SubElement(root, "source")
+        ET.SubElement(source, "name").text = spec.rbd.pool
+        for host, port in spec.rbd.monitors:
+            ET.SubElement(source, "host", name=host, port=str(int(port)))
+        auth = ET.SubElement(source, "auth", username=spec.rbd.user, type="ceph")
+        ET.SubElement(auth, "secret", uuid=spec.rbd.secret_uuid)
+        return _xml(root)
     target = ET.SubElement(root, "target")
     ET.SubElement(target, "path").text = spec.path
     return _xml(root)
+
+
+def rbd_source(xml: str) -> RbdSource | None:
+    """The cluster an rbd pool's definition names; None for another kind of pool."""
+    root = _parse(xml)
+    if root.get("type") != "rbd":
+        return None
+    auth = root.find("source/auth")
+    secret = root.find("source/auth/secret")
+    return RbdSource(
+        monitors=tuple(
+            (host.get("name") or "", int(host.get("port") or 6789))
+            for host in root.iterfind("source/host")
+        ),
+        pool=root.findtext("source/name") or "",
+        user="" if auth is None else auth.get("username", ""),
+        secret_uuid="" if secret is None else secret.get("uuid", ""),
+    )
+
+
+def rbd_sources(conn: libvirt.virConnect, pools: set[str]) -> dict[str, RbdSource]:
+    """The source of each of these pools that is an rbd pool (how its volumes are attached:
+    domain_xml). A pool that does not exist is left out: attaching its volume fails later,
+    with libvirt's own error."""
+    found = {}
+    for name in sorted(pools):
+        try:
+            xml = lookup_pool(conn, name).XMLDesc(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                continue
+            raise
+        source = rbd_source(xml)
+        if source is not None:
+            found[name] = source
+    return found
+
+
+def _check_pool_spec(spec: PoolSpec) -> None:
+    if spec.backend == "dir":
+        if spec.rbd is not None or not os.path.isabs(spec.path):
+            raise DriverError(f"pool {spec.name!r}: a directory pool has an absolute path")
+        return
+    if spec.backend != "rbd" or spec.rbd is None:
+        raise DriverError(f"pool {spec.name!r}: only directory and rbd pools are supported")
+    check_uuid(spec.rbd.secret_uuid)
+    check_name("pool", spec.rbd.pool)
+    if not spec.rbd.monitors or not spec.rbd.user:
+        raise DriverError(f"pool {spec.name!r}: an rbd pool has monitors and a user")
 
 
 def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
@@ -80,7 +146,17 @@ def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 
 def _check_same_pool(pool: libvirt.virStoragePool, spec: PoolSpec) -> None:
-    have = _parse(pool.XMLDesc(0))
+    xml = pool.XMLDesc(0)
+    have = _parse(xml)
+    if spec.backend == "rbd" and have.get("type") == "rbd":
+        if rbd_source(xml) != spec.rbd:
+            # Nothing lives in the libvirt pool itself: define it again with the new
+            # source (the operator moved monitors, or gave another user or key).
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+            raise _Redefine
+        return
     path = have.findtext("target/path") or ""
     if have.get("type") != spec.backend or os.path.normpath(path) != os.path.normpath(spec.path):
         raise SpecConflict(
@@ -89,11 +165,19 @@ def _check_same_pool(pool: libvirt.virStoragePool, spec: PoolSpec) -> None:
         )
 
 
+class _Redefine(Exception):
+    """An rbd pool was undefined to be defined again with a new source."""
+
+
 def ensure_pool(conn: libvirt.virConnect, spec: PoolSpec) -> None:
-    if spec.backend != "dir":
-        raise DriverError(f"pool {spec.name!r}: only directory pools are supported yet")
-    if not os.path.isabs(spec.path):
-        raise DriverError(f"pool {spec.name!r}: the path must be absolute")
+    _check_pool_spec(spec)
+    try:
+        _ensure_pool(conn, spec)
+    except _Redefine:
+        _ensure_pool(conn, spec)
+
+
+def _ensure_pool(conn: libvirt.virConnect, spec: PoolSpec) -> None:
     xml = pool_xml(spec)
     try:
         pool = conn.storagePoolLookupByName(spec.name)
@@ -112,7 +196,8 @@ def ensure_pool(conn: libvirt.virConnect, spec: PoolSpec) -> None:
                 raise exc from None
     _check_same_pool(pool, spec)
     if not pool.isActive():
-        pool.build(0)  # a directory pool: mkdir -p, never destroys anything
+        if spec.backend == "dir":
+            pool.build(0)  # a directory pool: mkdir -p, never destroys anything
         try:
             pool.create(0)
         except libvirt.libvirtError as exc:
@@ -229,9 +314,23 @@ def _check_same_volume(
         raise SpecConflict(f"volume {spec.name!r} exists with {', '.join(problems)}")
 
 
+def is_rbd_pool(pool: libvirt.virStoragePool) -> bool:
+    return _parse(pool.XMLDesc(0)).get("type") == "rbd"
+
+
+def _check_rbd_volume(spec: StorageVolumeSpec) -> None:
+    if spec.format != "raw" or spec.backing_volume is not None or spec.encryption_secret:
+        raise DriverError(
+            f"volume {spec.name!r}: a volume of rbd pool {spec.pool!r} is a raw RBD image, "
+            "without backing or encryption"
+        )
+
+
 def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> StorageVolumeInfo:
     _check_volume_spec(spec)
     pool = lookup_pool(conn, spec.pool)
+    if is_rbd_pool(pool):
+        _check_rbd_volume(spec)
     backing = _backing_path(conn, spec)
     check_name("volume", spec.name)
     try:
@@ -283,6 +382,45 @@ def copy_storage_volume(
             f"volume {spec.name!r} exists: a copy cannot be known complete; delete it first"
         )
     return storage_volume_info(spec.pool, pool.createXMLFrom(volume_xml(spec, None), source, 0))
+
+
+def plan_rbd_copy(
+    conn: libvirt.virConnect, source_pool: str, source_name: str, spec: StorageVolumeSpec
+) -> RbdCopy | None:
+    """For a copy into an rbd pool (rbd.py): check it as `copy_storage_volume` does, create
+    the empty image and say what to write into it; None when `spec.pool` is not an rbd
+    pool (libvirt copies). libvirt's test driver holds no data: the image is made, and
+    there is nothing to write (None too)."""
+    pool = lookup_pool(conn, spec.pool)
+    rbd = rbd_source(pool.XMLDesc(0))
+    if rbd is None:
+        return None
+    _check_volume_spec(spec)
+    _check_rbd_volume(spec)
+    source = lookup_volume(conn, source_pool, source_name)
+    info = storage_volume_info(source_pool, source)
+    if spec.capacity_bytes < info.capacity_bytes:
+        raise DriverError(
+            f"volume {spec.name!r}: {spec.capacity_bytes} bytes cannot hold a copy of "
+            f"{source_name!r} ({info.capacity_bytes} bytes)"
+        )
+    if source.info()[0] == libvirt.VIR_STORAGE_VOL_NETWORK:
+        raise DriverError(f"volume {spec.name!r}: copies from an rbd pool are not supported")
+    try:
+        pool.storageVolLookupByName(spec.name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+    else:
+        raise SpecConflict(
+            f"volume {spec.name!r} exists: a copy cannot be known complete; delete it first"
+        )
+    pool.createXML(volume_xml(spec, None), 0)
+    if is_test_driver(conn):
+        return None
+    return RbdCopy(
+        source_path=info.path, source_format=info.format or "raw", rbd=rbd, image=spec.name
+    )
 
 
 def resize_storage_volume(
@@ -364,7 +502,8 @@ def delete_storage_volume(conn: libvirt.virConnect, pool: str, name: str, *, wip
         ):
             return
         raise
-    if wipe and not is_test_driver(conn):
+    # An RBD image's removal deletes its objects (module docstring): no wipe before.
+    if wipe and not is_test_driver(conn) and vol.info()[0] != libvirt.VIR_STORAGE_VOL_NETWORK:
         vol.wipe(0)  # VIR_STORAGE_VOL_WIPE_ALG_ZERO
     try:
         vol.delete(0)

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hypervisor.base import PoolSpec, RbdSource
 from hypervisor.libvirt import LibvirtHypervisor
 from tests.support import hypervisor_lab as lab
+from tests.support.ceph_lab import CLIENT, POOL, CephLab
 from tests.support.hypervisor_lanes import Lane, RealHost, Resources, run_token, sweep
 
 TEST_URI = "test:///default"
@@ -103,3 +106,27 @@ def real_res(real_hypervisor: LibvirtHypervisor, real_lane: Lane) -> Iterator[Re
         yield resources
     finally:
         resources.cleanup()
+
+
+# --- rbd pools (the Ceph backend) -------------------------------------------------------------
+
+
+@pytest.fixture
+def rbd_pool(
+    hypervisor: LibvirtHypervisor, res: Resources, lane: Lane, request: pytest.FixtureRequest
+) -> str:
+    """An rbd pool on the lane's host: on the real lane, on the session's Ceph lab (its
+    cephx user's key in an ephemeral secret of kind ceph); on libvirt's fake, which has no
+    secrets and connects to nothing, a pool naming a cluster that does not exist. `res`
+    removes it, its volumes, then its secret."""
+    secret = str(uuid.uuid4())
+    monitors: tuple[tuple[str, int], ...] = (("127.0.0.1", 9),)
+    if lane.real:
+        ceph: CephLab = request.getfixturevalue("ceph_lab")
+        res.secrets.append(secret)
+        hypervisor.define_secret(secret, ceph.client_key_bytes(), ceph=True)
+        monitors = ceph.monitors
+    name = res.name("rbd")
+    res.pools.append(name)
+    hypervisor.ensure_pool(PoolSpec.on_rbd(name, RbdSource(monitors, POOL, CLIENT, secret)))
+    return name

@@ -84,6 +84,7 @@ class Resources:
     volumes: list[tuple[str, str]] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     pools: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)  # undefined last (rbd pools need them)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def name(self, kind: str) -> str:
@@ -131,6 +132,9 @@ class Resources:
                         remove_pool(conn.storagePoolLookupByName(name))
             finally:
                 conn.close()
+        for uuid in self.secrets:
+            with contextlib.suppress(Exception):
+                self.hv.undefine_secret(uuid)
         if self.lane.real:
             for name in self.pools:
                 shutil.rmtree(self.lane.root / name, ignore_errors=True)
