@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import subprocess
+import time
 import uuid
 
 import libvirt
@@ -23,6 +24,7 @@ from hypervisor.base import (
     DriverError,
     NotFound,
     PoolSpec,
+    PowerState,
     RbdSource,
     SpecConflict,
     StorageVolumeSpec,
@@ -315,3 +317,47 @@ def test_rbd_disks_attach_detach_and_grow_live(
     hypervisor.detach_disk(spec.name, "vdc")
     assert _disks(lane, spec.name, live=False) == {"vdb": first}
     hypervisor.undefine_domain(spec.name)
+
+
+@pytest.mark.hypervisor
+def test_an_attach_while_the_osd_is_dead_ends_within_its_bound(
+    real_res: Resources, real_lane: Lane
+) -> None:
+    """Issue 11's fault: the OSD killed (SIGKILL) before an attach. QEMU's open of the image
+    then waits on the OSD for as long as it takes; the driver's call ends at its bound with
+    TransientError (the attach fails cleanly: the caller's operation ends), the domain keeps
+    answering, neither of its definitions holds the disk (no half-attached state), and it
+    can still be destroyed. A lab of its own: memstore loses the cluster with its OSD."""
+    lab = CephLab()
+    hv = real_res.hv
+    bounded = LibvirtHypervisor(real_lane.uri, call_timeout=6)
+    try:
+        lab.start()
+        secret = str(uuid.uuid4())
+        real_res.secrets.append(secret)
+        hv.define_secret(secret, lab.client_key_bytes(), ceph=True)
+        pool = real_res.name("rbd")
+        real_res.pools.append(pool)
+        hv.ensure_pool(PoolSpec.on_rbd(pool, RbdSource(lab.monitors, POOL, CLIENT, secret)))
+        volume = real_res.name("vol")
+        hv.create_storage_volume(StorageVolumeSpec(pool, volume, 8 * MIB, format="raw"))
+        spec = _guest(real_res, real_lane, ())
+        hv.define_domain(spec)
+        hv.start_domain(spec.name)
+
+        lab.kill_osd()
+        started = time.monotonic()
+        with pytest.raises(TransientError, match="no answer"):
+            bounded.attach_disk(spec.name, DiskSpec(pool=pool, volume=volume, target="vdb",
+                                               format="raw"))  # fmt: skip
+        assert time.monotonic() - started < 6 + 2
+        assert hv.domain_info(spec.name).power_state == PowerState.RUNNING
+        assert "vdb" not in _disks(real_lane, spec.name, live=False)
+        assert "vdb" not in _disks(real_lane, spec.name, live=True)
+        # QEMU, stuck in librados, ignores SIGTERM: libvirt kills it after its 10 s grace
+        # and the abandoned attach's job (17 s measured).
+        hv.destroy_domain(spec.name)
+        assert hv.domain_info(spec.name).power_state == PowerState.SHUTOFF
+    finally:
+        bounded.close()
+        lab.stop()
