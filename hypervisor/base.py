@@ -402,7 +402,8 @@ class Hypervisor(ABC):
         the raw image instead) from a directory pool: the host must be this machine (a local
         URI; Unsupported otherwise) and `ceph_key` the pool user's cephx key, raw bytes
         (DriverError without it), handed to qemu-img in a private file, never on a command
-        line. A failed copy deletes the image it made."""
+        line. A failed copy deletes the image it made. Copies out of an rbd pool (RBD
+        snapshots and clones are the way there, not built yet): DriverError."""
 
     @abstractmethod
     def upload_storage_volume(self, pool: str, name: str, source: BinaryIO, length: int) -> None:

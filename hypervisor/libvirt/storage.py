@@ -364,6 +364,9 @@ def copy_storage_volume(
     if spec.encryption_secret is not None:
         raise DriverError(f"volume {spec.name!r}: encrypted copies are not supported")
     source = lookup_volume(conn, source_pool, source_name)
+    if source.info()[0] == libvirt.VIR_STORAGE_VOL_NETWORK:
+        # libvirt's directory backend would hand qemu-img "pool/image" as a file name.
+        raise DriverError(f"volume {spec.name!r}: copies out of an rbd pool are not supported")
     source_capacity = storage_volume_info(source_pool, source).capacity_bytes
     if spec.capacity_bytes < source_capacity:
         raise DriverError(
@@ -398,14 +401,14 @@ def plan_rbd_copy(
     _check_volume_spec(spec)
     _check_rbd_volume(spec)
     source = lookup_volume(conn, source_pool, source_name)
+    if source.info()[0] == libvirt.VIR_STORAGE_VOL_NETWORK:
+        raise DriverError(f"volume {spec.name!r}: copies out of an rbd pool are not supported")
     info = storage_volume_info(source_pool, source)
     if spec.capacity_bytes < info.capacity_bytes:
         raise DriverError(
             f"volume {spec.name!r}: {spec.capacity_bytes} bytes cannot hold a copy of "
             f"{source_name!r} ({info.capacity_bytes} bytes)"
         )
-    if source.info()[0] == libvirt.VIR_STORAGE_VOL_NETWORK:
-        raise DriverError(f"volume {spec.name!r}: copies from an rbd pool are not supported")
     try:
         pool.storageVolLookupByName(spec.name)
     except libvirt.libvirtError as exc:

@@ -175,6 +175,15 @@ def test_a_copy_into_rbd_is_the_flattened_source_and_a_delete_leaves_no_object(
         check = ceph.run("qemu-io", "-f", "raw", "-r", "-c",
                          f"read -P {pattern} {offset} 64k", f"rbd:{copy.path}")  # fmt: skip
         assert "Pattern verification failed" not in check
+    # Out of an rbd pool, into either kind: refused (RBD snapshots and clones, later).
+    with pytest.raises(DriverError, match="out of an rbd pool"):
+        hypervisor.copy_storage_volume(
+            rbd_pool, spec.name, dataclasses.replace(spec, name=res.name("again")), ceph_key=key
+        )
+    with pytest.raises(DriverError, match="out of an rbd pool"):
+        hypervisor.copy_storage_volume(
+            rbd_pool, spec.name, StorageVolumeSpec(dir_pool, res.name("back"), 8 * MIB)
+        )
     # A failed copy (a wrong key) leaves no image behind.
     wrong = StorageVolumeSpec(rbd_pool, res.name("wrong"), 8 * MIB, format="raw")
     with pytest.raises(DriverError, match="qemu-img"):
