@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import libvirt
 import pytest
@@ -32,9 +34,10 @@ from hypervisor.base import (
     Unsupported,
 )
 from hypervisor.libvirt import LibvirtHypervisor, domain_xml
+from hypervisor.libvirt.rbd import RbdCopy, target_opts
 from hypervisor.libvirt.storage import rbd_source
 from tests.hypervisor.test_hypervisor_disks import _disks, _guest
-from tests.support.ceph_lab import CLIENT, POOL, CephLab
+from tests.support.ceph_lab import CLIENT, POOL, CephLab, stop_directory
 from tests.support.hypervisor_lanes import Lane, Resources
 
 MIB = 1 << 20
@@ -65,6 +68,9 @@ def test_an_rbd_pool_is_idempotent_and_follows_its_cluster(
 ) -> None:
     source = _source(lane, rbd_pool)
     assert (source.pool, source.user) == (POOL, CLIENT)
+    if ceph is not None:  # its own ports: never Ceph's defaults, which another cluster uses
+        assert ceph.monitors == source.monitors
+        assert not {ceph.mon_port, ceph.mon_v2_port} & {3300, 6789}
     spec = PoolSpec.on_rbd(rbd_pool, source)
     hypervisor.ensure_pool(spec)  # the same: no-op
     info = hypervisor.pool_info(rbd_pool)
@@ -370,3 +376,55 @@ def test_an_attach_while_the_osd_is_dead_ends_within_its_bound(
     finally:
         bounded.close()
         lab.stop()
+
+
+def _qemu_options(text: str) -> dict[str, str]:
+    """QEMU's reading of ``key=value,key=value`` (a doubled comma is a comma)."""
+    options, current = [], ""
+    index = 0
+    while index < len(text):
+        if text.startswith(",,", index):
+            current, index = current + ",", index + 2
+        elif text[index] == ",":
+            options.append(current)
+            current, index = "", index + 1
+        else:
+            current, index = current + text[index], index + 1
+    options.append(current)
+    return dict(option.split("=", 1) for option in options)
+
+
+def test_names_cannot_add_options_to_qemu_img() -> None:
+    """A name with commas (a volume name is the control plane's, but a pool or user name is
+    an operator's text) stays one value of qemu-img's target options."""
+    copy = RbdCopy(
+        source_path="/var/lib/x.qcow2",
+        source_format="qcow2",
+        rbd=RbdSource(
+            (("mon,file.filename=/etc/shadow", 6789),),
+            "volumes,driver=file",
+            "user,key-secret=other",
+            str(uuid.uuid4()),
+        ),
+        image="image,file.filename=/etc/passwd",
+    )
+    options = _qemu_options(target_opts(copy, "/run/private,file.x=y/ceph.conf"))
+    assert set(options) == {
+        "driver", "file.driver", "file.pool", "file.image", "file.user", "file.key-secret",
+        "file.conf", "file.server.0.host", "file.server.0.port",
+    }  # fmt: skip
+    assert options["file.image"] == copy.image
+    assert options["file.pool"] == copy.rbd.pool
+    assert options["file.key-secret"] == "andromede-key"
+    assert options["file.conf"] == "/run/private,file.x=y/ceph.conf"
+
+
+def test_the_lab_removes_only_its_own_directory_and_daemons(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a Ceph lab"):
+        stop_directory(tmp_path)
+    assert tmp_path.exists()
+    directory = tmp_path / "andr-ceph-test"
+    (directory / "run").mkdir(parents=True)
+    (directory / "run" / "osd.pid").write_text(str(os.getpid()))  # not a ceph-osd: spared
+    stop_directory(directory)  # no daemon of its own: only the directory goes
+    assert not directory.exists()
