@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from hosts.models import Host, OrphanReport, StoragePool, Zone
+from hosts.models import CephCluster, Host, OrphanReport, StoragePool, Zone
 from hosts.services.hosts import host_set_state
 from iaas.errors import DomainError
 from tenants.admin import operator_actor
@@ -95,6 +95,23 @@ class OrphanReportAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: OrphanReport | None = None
     ) -> list[str]:
         return [field.name for field in OrphanReport._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(CephCluster)
+class CephClusterAdmin(admin.ModelAdmin):
+    """Ceph clusters, read only: `manage.py ceph_cluster_add` declares one (it checks the
+    key file). The key itself is never here, only its file's path."""
+
+    list_display = ["name", "zone", "rados_pool", "user", "key_file", "created_at"]
+    list_filter = ["zone"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: CephCluster | None = None
+    ) -> list[str]:
+        return [field.name for field in CephCluster._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -217,6 +217,36 @@ class StoragePool(models.Model):
         return f"{self.host}:{self.name}"
 
 
+class CephCluster(models.Model):
+    """A Ceph cluster serving RBD volumes to every host of its `zone` that reaches it (a
+    shared backend: a volume on it has no host of its own). Operators declare it with
+    `manage.py ceph_cluster_add`. Hosts reach it at `monitors` (``[[host, port], …]``,
+    msgr v1), as the cephx user `user` (without ``client.``), which should have ``profile
+    rbd`` on the RADOS pool `rados_pool` only.
+
+    Its key is never in the database: `key_file` is the path, on every machine that runs a
+    worker, of a file readable by its owner only (0600) holding the key (as ``ceph auth
+    get-key`` prints it, or a keyring). Workers read it when they define it on a host, as
+    the libvirt secret `secret_uuid` (ephemeral, private: hosts.ceph); it is never logged,
+    audited or returned by the API."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=32, unique=True)
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="ceph_clusters")
+    monitors = models.JSONField(help_text='[["10.0.0.1", 6789], …]: host and msgr v1 port.')
+    rados_pool = models.CharField(max_length=64)
+    user = models.CharField(max_length=64, help_text="The cephx user, without client.")
+    key_file = models.CharField(max_length=255, help_text="Its key, 0600, on every worker.")
+    secret_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class OrphanReport(models.Model):
     """Something found on a host that the database does not know (DESIGN §2: the reconciler
     reports orphans and never deletes tenant data silently). Operators review and clear."""

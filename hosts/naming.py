@@ -11,7 +11,9 @@ and owner (tests/hosts/test_naming.py); a name that does not parse is not one of
 - in the images pool: `image-<image id>`, the cached base image;
 - in the volumes pool: `volume-<volume id>`, a tenant's block storage volume, and
   `volsnap-<snapshot id>`, a snapshot of a volume;
-- storage pools: `andromede-<host>-<role>` (a host name may contain dashes);
+- storage pools: `andromede-<host>-<role>` (a host name may contain dashes), and
+  `andromede-ceph-<cluster id>`, a Ceph cluster's rbd pool (the same name on every host;
+  its last part is never a role, so it never parses as a host's pool);
 - a tenant's network and its bridge carry the tenant id's first 8 hex digits (Linux allows
   15 characters in an interface name).
 """
@@ -134,6 +136,11 @@ def storage_pool(host_name: str, role: str) -> str:
     """Pool names carry the host's name: unique even where several registered hosts share
     one libvirtd (tests, a lab)."""
     return f"{POOL_PREFIX}{host_name}-{role}"
+
+
+def ceph_pool(cluster_id: uuid.UUID | str) -> str:
+    """The rbd pool of a Ceph cluster (hosts.CephCluster) on any host of its zone."""
+    return f"{POOL_PREFIX}ceph-{uuid.UUID(str(cluster_id))}"
 
 
 def parse_storage_pool(name: str, roles: tuple[str, ...]) -> tuple[str, str] | None:

@@ -143,6 +143,7 @@ MODELS_ADDED_SINCE = {
     ("volumes", "volumesnapshot"),
     ("volumes", "tenantkey"),
     ("images", "export"),
+    ("hosts", "cephcluster"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.
