@@ -22,6 +22,7 @@ from compute import cloudinit
 from compute.models import Instance
 from compute.services import scheduler
 from hosts import naming
+from hosts.ceph import ensure_ceph_pool
 from hosts.models import Host, StoragePool
 from hypervisor.base import (
     DiskSpec,
@@ -153,10 +154,14 @@ def boot_steps(hv: Hypervisor, instance: Instance, image: Image, *, replace: boo
 
 
 def volume_secrets_ensure(hv: Hypervisor, instance: Instance) -> None:
-    """The secrets of the instance's attached encrypted volumes, defined on its host (again):
-    they are ephemeral, so a libvirtd restart forgets them, and QEMU needs them to start."""
+    """The secrets of the instance's attached encrypted volumes, and the Ceph clusters of its
+    rbd volumes (key and pool), defined on its host (again): secrets are ephemeral, so a
+    libvirtd restart forgets them, and QEMU needs them to start."""
+    assert instance.host is not None
     for attachment in attachments_of(instance.pk):
         define_volume_secret(hv, attachment.volume)
+        if attachment.volume.ceph_cluster is not None:
+            ensure_ceph_pool(hv, instance.host, attachment.volume.ceph_cluster)
 
 
 def start_domain(hv: Hypervisor, instance: Instance) -> None:
@@ -236,7 +241,15 @@ def domain_spec(instance: Instance, ports: list[Port]) -> DomainSpec:
 
 def volume_disk(attachment: VolumeAttachment) -> DiskSpec:
     """The disk of an attached volume: its qcow2 file in the volumes pool of its host; an
-    encrypted one names its secret (defined on the host while it is attached)."""
+    encrypted one names its secret (defined on the host while it is attached); an rbd one
+    is its raw RBD image in its cluster's pool on the host (a network disk: the driver)."""
+    if attachment.volume.ceph_cluster_id is not None:
+        return DiskSpec(
+            pool=naming.ceph_pool(attachment.volume.ceph_cluster_id),
+            volume=naming.volume(attachment.volume_id),
+            target=attachment.device,
+            format="raw",
+        )
     return DiskSpec(
         pool=pool_names(attachment.host)["volumes"],
         volume=naming.volume(attachment.volume_id),

@@ -11,6 +11,7 @@ from django.db import transaction
 from compute.models import Instance
 from compute.worker.steps import Steps, run_steps, volume_disk
 from hosts import naming
+from hosts.ceph import ensure_ceph_pool
 from hosts.hypervisors import hypervisor_for
 from hypervisor.base import Hypervisor
 from operations.messages import tenant_text
@@ -61,6 +62,9 @@ def run_attach_volume(operation: Operation, instance: Instance) -> None:
     steps: Steps = [("attach", lambda: hv.attach_disk(domain, volume_disk(attachment)))]
     if is_encrypted(volume):  # its passphrase: on the host while the volume is attached
         steps.insert(0, ("secret", lambda: define_volume_secret(hv, volume)))
+    if volume.ceph_cluster is not None:  # its cluster's key and pool on this host
+        cluster, host = volume.ceph_cluster, instance.host
+        steps.insert(0, ("ceph", lambda: ensure_ceph_pool(hv, host, cluster)))
     try:
         run_steps(operation, steps)
     except Exception as exc:

@@ -19,7 +19,7 @@ from operations.worker import run_operation
 from tenants import services as tenant_services
 from tests import factories
 from tests.factories import SYSTEM
-from volumes.models import Volume
+from volumes.models import Volume, VolumeType
 from volumes.worker.handlers import ERASED_BY_NOTHING, create_steps
 
 GIB = 1024**3
@@ -469,3 +469,15 @@ def test_an_abandoned_operation_releases_its_volume(vcloud, settings):
     grown = vcloud.client.get(f"/api/v1/volumes/{extended['id']}").json()
     assert (grown["status"], grown["size_gb"]) == ("available", 2)
     assert usage(vcloud.client)["volume_gb"] == 4
+
+
+def test_an_encrypted_rbd_type_is_refused_a_plain_one_declared(vcloud, make_caller):
+    """LUKS on RBD is not built: refused at the type's creation, clearly, nothing made."""
+    operator = make_caller(None, operator=True).client()
+    body = {"name": "ceph-sealed", "max_size_gb": 10, "backend": "rbd", "encrypted": True}
+    answer = operator.post("/api/v1/admin/volume-types", body, format="json")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "not_supported_yet")
+    assert "rbd" in answer.json()["error"]["message"]
+    assert not VolumeType.objects.filter(name="ceph-sealed").exists()
+    body = {**body, "name": "ceph", "encrypted": False}
+    assert operator.post("/api/v1/admin/volume-types", body, format="json").status_code == 201

@@ -49,8 +49,8 @@ class VolumeTypeCreateSerializer(StrictSerializer):
 
 class OperatorVolumeTypeViewSet(IdempotentCreateMixin, mixins.ListModelMixin, OperatorViewSet):
     """Operators declare volume types; a private one lists the tenants (slugs) that may use
-    it. An encrypted or `rbd` type may be declared ahead of its support: tenants see it,
-    and their volumes of it are refused until then."""
+    it. A type on `rbd` stores its volumes in a zone's Ceph cluster (`manage.py
+    ceph_cluster_add`); an encrypted `rbd` type is refused (400 `not_supported_yet`)."""
 
     audit_resource = "volume_type"
     queryset = VolumeType.objects.none()

@@ -22,8 +22,8 @@ class VolumeTypeSerializer(serializers.ModelSerializer):
 
 class VolumeTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """The volume types this tenant may use: the public ones and those an operator made
-    private to it. Encrypted and `rbd` types are listed once declared, but volumes of them
-    are refused (400 `not_supported_yet`) until their support lands."""
+    private to it. A type's `backend` says where its volumes are stored: `dir` (a file on
+    one host) or `rbd` (Ceph, shared by the hosts of a zone)."""
 
     queryset = VolumeType.objects.none()
     serializer_class = VolumeTypeSerializer

@@ -11,13 +11,14 @@ from tenants.models import Tenant
 
 class VolumeType(models.Model):
     """What a volume is stored on and how. `backend` is `dir` (qcow2 files in a host's
-    volumes pool) now; `rbd` (Ceph) is designed for. `encrypted` types store their volumes
-    in QEMU's LUKS format (volumes.crypto). Public types are offered to every tenant,
-    private ones only to the tenants in `access` (as flavors are)."""
+    volumes pool) or `rbd` (RBD images in a zone's Ceph cluster, hosts.CephCluster).
+    `encrypted` types store their volumes in QEMU's LUKS format (volumes.crypto; dir
+    only). Public types are offered to every tenant, private ones only to the tenants in
+    `access` (as flavors are)."""
 
     class Backend(models.TextChoices):
         DIR = "dir", "dir (qcow2 files in a host's volumes pool)"
-        RBD = "rbd", "rbd (Ceph; not available yet)"
+        RBD = "rbd", "rbd (Ceph RBD, shared by the hosts of a zone)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=64, unique=True)

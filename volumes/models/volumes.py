@@ -6,7 +6,7 @@ import uuid
 
 from django.db import models
 
-from hosts.models import Host, Zone
+from hosts.models import CephCluster, Host, Zone
 from tenants.models import Tenant
 from volumes.models.keys import TenantKey
 from volumes.models.volume_types import VolumeType
@@ -15,12 +15,13 @@ from volumes.states import VolumeStatus
 
 class Volume(models.Model):
     """A block device of `size_gb` GiB of type `volume_type`, placed in `zone`; on a
-    directory backend it is a qcow2 file in the volumes pool of `host` (null for shared
-    backends, later). `source_image_id` is the image it was made from (null: empty); an
-    image id rather than a key, as an instance's, since the image may be deleted while the
-    volume lives; `source_snapshot` the volume snapshot it was copied from (null: none).
-    `status` moves through volumes.states only; `fault` says what last went wrong,
-    `erased_by` how its storage was erased once deleted. An encrypted volume has its data key
+    directory backend it is a qcow2 file in the volumes pool of `host`; on rbd, an RBD image
+    in `ceph_cluster` (the zone's, shared by its hosts: `host` is null). `source_image_id`
+    is the image it was made from (null: empty); an image id rather than a key, as an
+    instance's, since the image may be deleted while the volume lives; `source_snapshot`
+    the volume snapshot it was copied from (null: none). `status` moves through
+    volumes.states only; `fault` says what last went wrong, `erased_by` how its storage was
+    erased once deleted. An encrypted volume has its data key
     (its LUKS passphrase) in `wrapped_key`, wrapped by `tenant_key` (volumes.crypto); once
     that key is shredded, `key_shredded_at` is set and the volume can never be opened again
     (attach and extend refuse it; delete still erases it)."""
@@ -38,6 +39,9 @@ class Volume(models.Model):
     zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="volumes")
     host = models.ForeignKey(
         Host, on_delete=models.PROTECT, null=True, blank=True, related_name="volumes"
+    )
+    ceph_cluster = models.ForeignKey(
+        CephCluster, on_delete=models.PROTECT, null=True, blank=True, related_name="volumes"
     )
     source_image_id = models.UUIDField(null=True, blank=True)
     source_snapshot = models.ForeignKey(

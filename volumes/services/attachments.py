@@ -24,8 +24,8 @@ from volumes.services.snapshots import refuse_while_snapshotting
 from volumes.services.volumes import check_key_not_shredded
 from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
 
-#: Backends whose volumes every host of their zone reaches (none yet: Ceph RBD will be).
-SHARED_BACKENDS: frozenset[str] = frozenset()
+#: Backends whose volumes every host of their zone reaches: Ceph RBD.
+SHARED_BACKENDS: frozenset[str] = frozenset({VolumeType.Backend.RBD})
 _BUSY = (VolumeStatus.ATTACHING, VolumeStatus.IN_USE, VolumeStatus.DETACHING)
 
 
@@ -46,7 +46,8 @@ def volume_attachment_begin(
     it goes `attaching` and its attachment row is made. 409 `volume_in_use` when it is
     attached (or being attached or detached), 409 `wrong_state` in another status, 409
     `volume_on_other_host` when its storage is on another host than the instance and its
-    backend is not shared, 409 `volume_key_shredded` when its encryption key was destroyed."""
+    backend is not shared (a shared one: in another zone), 409 `volume_key_shredded` when
+    its encryption key was destroyed."""
     volume = _locked(volume)
     if volume.status in _BUSY:
         attached = active_attachment(volume.pk)
@@ -62,6 +63,13 @@ def volume_attachment_begin(
     refuse_while_snapshotting(volume, "be attached")
     check_key_not_shredded(volume)
     shared = volume.volume_type.backend in SHARED_BACKENDS
+    if shared and volume.zone_id != host.zone_id:
+        raise ConflictError(
+            f"This volume is stored in zone {volume.zone.name}, and the instance runs in "
+            f"another one: its hosts do not reach this volume's storage.",
+            code="volume_on_other_host",
+            details={"zone": volume.zone.name},
+        )
     if not shared and volume.host_id != host.pk:
         raise ConflictError(
             "This volume is stored on another host than the instance, and its volume type "

@@ -1,6 +1,8 @@
 """Where a volume goes (DESIGN §6, §8): a directory-backed volume lives in the volumes pool
 of one host, an enabled host of a zone whose jurisdiction the tenant's residency allows
-(and the zone asked for, if any), with room for it as the host last reported.
+(and the zone asked for, if any), with room for it as the host last reported. An rbd volume
+lives in the Ceph cluster of such a zone (hosts.CephCluster), shared by the zone's hosts;
+its operations run on one of them (`ceph_worker_host`).
 
 Free space is the pool's `available_bytes` that onboarding and heartbeats record: a filter,
 not a claim (volumes are thin qcow2 files that grow as the tenant writes; no allocation
@@ -10,7 +12,7 @@ with the most free space first.
 
 from __future__ import annotations
 
-from hosts.models import Host, StoragePool
+from hosts.models import CephCluster, Host, StoragePool
 from iaas.errors import ConflictError
 from images.services.stores import ResidencyUnsatisfiable
 from tenants.models import Tenant
@@ -55,3 +57,58 @@ def volume_host_choose(tenant: Tenant, *, size_gb: int, zone: str | None = None)
             details={"size_gb": size_gb, "zone": zone},
         )
     return pool.host
+
+
+def _residency_refusal(tenant: Tenant, zone: str | None) -> ResidencyUnsatisfiable:
+    allowed = tuple(tenant.residency)
+    return ResidencyUnsatisfiable(
+        f"No available zone is allowed by your residency policy ({', '.join(allowed)})"
+        + (f" in zone {zone}" if zone else "")
+        + ". Ask an operator, or change the policy.",
+        details={"residency": list(allowed), "zone": zone},
+    )
+
+
+def ceph_cluster_choose(tenant: Tenant, *, zone: str | None = None) -> CephCluster:
+    """The Ceph cluster a new rbd volume goes to: one of a zone the tenant's residency
+    allows (and `zone`, if asked) that has an enabled host to run its operations.
+    ResidencyUnsatisfiable (409) when no enabled host lies in an allowed jurisdiction (and
+    zone); NoValidHost (409) when none of those zones has a Ceph cluster. Ceph's free space
+    is not recorded: a full cluster fails the create, which says so."""
+    allowed = tuple(tenant.residency)
+    hosts = Host.objects.filter(state=Host.State.ENABLED, zone__jurisdiction__in=allowed)
+    if zone:
+        hosts = hosts.filter(zone__name=zone)
+    if not hosts.exists():
+        raise _residency_refusal(tenant, zone)
+    cluster = (
+        CephCluster.objects.filter(zone__in=hosts.values("zone"))
+        .select_related("zone")
+        .order_by("name")
+        .first()
+    )
+    if cluster is None:
+        raise NoValidHost(
+            "No valid host was found: no allowed zone with an enabled host has a Ceph "
+            "cluster for this volume type.",
+            details={"zone": zone, "backend": "rbd"},
+        )
+    return cluster
+
+
+def ceph_worker_host(cluster: CephCluster) -> Host:
+    """The host whose worker runs operations on `cluster`'s volumes that no instance holds
+    (create, delete, an extend while detached): an enabled host of its zone (the first by
+    name: any reaches the cluster). NoValidHost (409) when the zone has none now."""
+    host = (
+        Host.objects.filter(zone_id=cluster.zone_id, state=Host.State.ENABLED)
+        .order_by("name")
+        .first()
+    )
+    if host is None:
+        raise NoValidHost(
+            f"No enabled host in zone {cluster.zone.name} can reach Ceph cluster "
+            f"{cluster.name} now; try again later.",
+            details={"zone": cluster.zone.name},
+        )
+    return host

@@ -20,8 +20,13 @@ from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce_many
 from volumes.crypto import VolumeKeyError, volume_key_assign
-from volumes.models import Volume, VolumeSnapshot, VolumeType
-from volumes.services.placement import NoValidHost, volume_host_choose
+from volumes.models import Volume, VolumeAttachment, VolumeSnapshot, VolumeType
+from volumes.services.placement import (
+    NoValidHost,
+    ceph_cluster_choose,
+    ceph_worker_host,
+    volume_host_choose,
+)
 from volumes.services.snapshots import refuse_while_snapshotting
 from volumes.states import VOLUME_LIFECYCLE, VolumeSnapshotStatus, VolumeStatus
 
@@ -32,7 +37,7 @@ logger = logging.getLogger(__name__)
 def _check_type(volume_type: VolumeType, size_gb: int) -> None:
     """400 `not_supported_yet` for a type whose backend is not built yet; 400
     `volume_too_large` past the type's maximum."""
-    if volume_type.backend != VolumeType.Backend.DIR:
+    if volume_type.backend not in VolumeType.Backend.values:
         raise InvalidRequest(
             f"Volume type {volume_type.name} is stored on {volume_type.backend}, which is not "
             "supported yet.",
@@ -132,6 +137,15 @@ def volume_create(
                 code="not_supported_yet",
                 details={"volume_type": volume_type.name, "image": str(image.pk)},
             )
+    rbd = volume_type.backend == VolumeType.Backend.RBD
+    if rbd and (snapshot is not None or host is not None):
+        # RBD snapshots and clones, and a domain booting from a network disk, are not built.
+        raise InvalidRequest(
+            f"Volume type {volume_type.name} is stored on Ceph (rbd): volumes of it are made "
+            "empty or from an image, and are not boot volumes yet.",
+            code="not_supported_yet",
+            details={"volume_type": volume_type.name, "backend": volume_type.backend},
+        )
     if snapshot is not None:
         if volume_type.encrypted or snapshot.volume.volume_type.encrypted:
             # A snapshot is a copy of the file, sealed with its volume's data key: a volume
@@ -154,8 +168,14 @@ def volume_create(
                 details={"size_gb": size_gb, "zone": zone},
             )
     quota_enforce_many(tenant, {"volumes": 1, "volume_gb": size_gb})
-    if host is None:
-        host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
+    cluster = None
+    if rbd:  # a shared backend: the volume has no host, a host of its zone makes it
+        cluster = ceph_cluster_choose(tenant, zone=zone)
+        worker = ceph_worker_host(cluster)
+    else:
+        if host is None:
+            host = volume_host_choose(tenant, size_gb=size_gb, zone=zone)
+        worker = host
     volume = Volume.objects.create(
         tenant=tenant,
         name=name,
@@ -163,8 +183,9 @@ def volume_create(
         size_gb=size_gb,
         volume_type=volume_type,
         status=VolumeStatus.CREATING,
-        zone=host.zone,
+        zone=worker.zone,
         host=host,
+        ceph_cluster=cluster,
         # From a snapshot: the image its volume was made from, so it stays bootable.
         source_image_id=image.pk
         if image is not None
@@ -190,7 +211,7 @@ def volume_create(
         tenant=tenant,
         action="volume.create",
         target_id=volume.pk,
-        host_name=host.name,
+        host_name=worker.name,
         params=sources,
     )
     audit_record(
@@ -202,9 +223,10 @@ def volume_create(
             "size_gb": size_gb,
             "volume_type": volume_type.name,
             **sources,
-            "zone": host.zone.name,
-            "jurisdiction": host.zone.jurisdiction,
+            "zone": worker.zone.name,
+            "jurisdiction": worker.zone.jurisdiction,
             "encrypted": volume_type.encrypted,
+            **({"ceph_cluster": cluster.name} if cluster is not None else {}),
             "operation": str(operation.pk),
         },
     )
@@ -250,9 +272,21 @@ def check_key_not_shredded(volume: Volume) -> None:
 
 
 def _host_of(volume: Volume) -> Host:
-    if volume.host is None:  # directory volumes always have one; shared backends come later
+    """The host whose worker acts on the volume's storage: a directory volume's own; for an
+    rbd volume, the host of the instance it is attached to (which grows it live), else an
+    enabled host of its cluster's zone (409 `no_valid_host` when there is none now)."""
+    if volume.host is not None:
+        return volume.host
+    if volume.ceph_cluster is None:
         raise ConflictError("This volume has no host to act on.", code="wrong_state")
-    return volume.host
+    attachment = (
+        VolumeAttachment.objects.select_related("host")
+        .filter(volume_id=volume.pk, detached_at__isnull=True)
+        .first()
+    )
+    if attachment is not None:
+        return attachment.host
+    return ceph_worker_host(volume.ceph_cluster)
 
 
 @transaction.atomic

@@ -1,7 +1,10 @@
 """Worker handlers of volume.create (empty, from an image, from a volume snapshot),
-volume.extend and volume.delete on a directory backend
-(attaching is an instance operation: compute.worker.volumes):
-the volume is the qcow2 file `volume-<id>` (hosts.naming) in its host's volumes pool.
+volume.extend and volume.delete (attaching is an instance operation: compute.worker.volumes).
+On a directory backend the volume is the qcow2 file `volume-<id>` (hosts.naming) in its
+host's volumes pool; on rbd, the raw RBD image `volume-<id>` in its Ceph cluster, reached
+from the host whose queue runs the operation (any enabled host of the zone, or the host of
+the instance it is attached to: volumes.services.volumes), through the cluster's rbd pool
+there (hosts.ceph; its key defined again each time, the secret being ephemeral).
 
 Every step is idempotent, so an operation whose worker died can simply be run again: the
 pool is ensured, an empty volume is created "at least this size" (an existing one is kept),
@@ -21,6 +24,7 @@ from typing import Any
 from django.db import transaction
 
 from hosts import naming
+from hosts.ceph import cluster_key, ensure_ceph_pool
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
 from hypervisor.base import DriverError, Hypervisor, NotFound, PoolSpec, StorageVolumeSpec
@@ -43,16 +47,25 @@ Steps = list[tuple[str, Callable[[], object]]]
 #: How a directory volume's storage is erased (DESIGN §8; hypervisor/libvirt/storage.py).
 ERASED_BY_WIPE = "every byte of the file overwritten in place with zeros and synced, then deleted"
 ERASED_BY_NOTHING = "deleted; nothing to overwrite (libvirt's test driver keeps no data)"
+#: How an RBD image's storage is erased (hypervisor/libvirt/storage.py: removing an image
+#: deletes every RADOS object of it).
+ERASED_BY_RBD_REMOVE = "RBD image removed: Ceph deleted every RADOS object holding its data"
 
 
 def volumes_pool(host: Host) -> str:
     return naming.storage_pool(host.name, "volumes")
 
 
-def _host(volume: Volume) -> Host:
-    if volume.host is None:
-        raise DriverError("the volume has no host (only directory volumes are supported yet)")
-    return volume.host
+def acting_host(operation: Operation, volume: Volume) -> Host:
+    """The host this operation's worker acts from: a directory volume's own; for an rbd
+    volume, the operation's (whose queue runs it)."""
+    if volume.host is not None:
+        return volume.host
+    return Host.objects.select_related("zone").get(name=operation.host_name)
+
+
+def is_rbd(volume: Volume) -> bool:
+    return volume.ceph_cluster_id is not None
 
 
 def _run(operation: Operation, steps: Steps) -> None:
@@ -61,15 +74,26 @@ def _run(operation: Operation, steps: Steps) -> None:
             call()
 
 
-def ensure_pool(hv: Hypervisor, host: Host) -> None:
+def ensure_pool(hv: Hypervisor, host: Host, volume: Volume | None = None) -> None:
     """The volumes pool onboarding made: ensured again (a no-op when it is there), so a host
-    onboarded before volumes existed, or whose pool was lost, gets it back."""
+    onboarded before volumes existed, or whose pool was lost, gets it back. For an rbd
+    volume, its cluster's rbd pool on `host` instead, its key defined first."""
+    if volume is not None and volume.ceph_cluster is not None:
+        ensure_ceph_pool(hv, host, volume.ceph_cluster)
+        return
     hv.ensure_pool(PoolSpec(name=volumes_pool(host), path=f"{host.storage_root}/volumes"))
 
 
-def _spec(volume: Volume) -> StorageVolumeSpec:
+def _spec(volume: Volume, host: Host) -> StorageVolumeSpec:
+    if volume.ceph_cluster_id is not None:
+        return StorageVolumeSpec(
+            pool=naming.ceph_pool(volume.ceph_cluster_id),
+            name=naming.volume(volume.pk),
+            capacity_bytes=volume.size_gb * GIB,
+            format="raw",  # an RBD image is raw (thin: Ceph allocates what is written)
+        )
     return StorageVolumeSpec(
-        pool=volumes_pool(_host(volume)),
+        pool=volumes_pool(host),
         name=naming.volume(volume.pk),
         capacity_bytes=volume.size_gb * GIB,
         format="qcow2",
@@ -77,23 +101,24 @@ def _spec(volume: Volume) -> StorageVolumeSpec:
     )
 
 
-def _create_empty(hv: Hypervisor, volume: Volume) -> None:
+def _create_empty(hv: Hypervisor, host: Host, volume: Volume) -> None:
     with volume_secret(hv, volume):  # libvirt writes the LUKS header with the passphrase
-        hv.create_storage_volume(_spec(volume))
+        hv.create_storage_volume(_spec(volume, host))
 
 
-def _copy_from(hv: Hypervisor, volume: Volume, image: Image) -> None:
+def _copy_from(hv: Hypervisor, host: Host, volume: Volume, image: Image) -> None:
     """A standalone copy of the cached image (not an overlay: the volume outlives the image
-    and its cache), read through qemu-img convert."""
-    host = _host(volume)
-    spec = _spec(volume)
+    and its cache), read through qemu-img convert (into RBD: by the driver, with the
+    cluster's key)."""
+    spec = _spec(volume, host)
     hv.delete_storage_volume(spec.pool, spec.name)  # an interrupted copy: erased, made anew
     if stores_no_data(host):
         # libvirt's fake keeps no data to copy, and its createXMLFrom finds a source only in
         # the target pool: the copy is an empty volume of the same spec there.
         hv.create_storage_volume(spec)
         return
-    hv.copy_storage_volume(images_pool(host), naming.cached_image(image.pk), spec)
+    key = cluster_key(volume.ceph_cluster) if volume.ceph_cluster is not None else None
+    hv.copy_storage_volume(images_pool(host), naming.cached_image(image.pk), spec, ceph_key=key)
 
 
 def _grown_live(hv: Hypervisor, attachment: VolumeAttachment, wanted: int) -> bool:
@@ -107,13 +132,12 @@ def _grown_live(hv: Hypervisor, attachment: VolumeAttachment, wanted: int) -> bo
         return False
 
 
-def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
+def _grow(hv: Hypervisor, host: Host, volume: Volume, size_gb: int) -> None:
     """The volume's storage at `size_gb` GiB (a copy comes out at the image's size; an
     extend asks for more). Already that size: a no-op."""
-    host = _host(volume)
     if stores_no_data(host):
         return  # libvirt's fake hypervisor cannot resize volumes (virStorageVolResize)
-    spec = _spec(volume)
+    spec = _spec(volume, host)
     wanted = size_gb * GIB
     # A volume being created has no guest holding it yet, even attached (a boot volume: its
     # instance's domain is defined once it is made).
@@ -127,46 +151,52 @@ def _grow(hv: Hypervisor, volume: Volume, size_gb: int) -> None:
             hv.resize_storage_volume(spec.pool, spec.name, wanted)
 
 
-def _copy_from_snapshot(hv: Hypervisor, volume: Volume) -> None:
+def _copy_from_snapshot(hv: Hypervisor, host: Host, volume: Volume) -> None:
     """A standalone copy of the snapshot's file, in the same pool (the snapshot stays)."""
-    spec = _spec(volume)
+    spec = _spec(volume, host)
     hv.delete_storage_volume(spec.pool, spec.name)  # an interrupted copy: erased, made anew
-    if stores_no_data(_host(volume)):
+    if stores_no_data(host):
         hv.create_storage_volume(spec)  # libvirt's fake keeps no data to copy
         return
     assert volume.source_snapshot_id is not None
     hv.copy_storage_volume(spec.pool, naming.volume_snapshot(volume.source_snapshot_id), spec)
 
 
-def create_steps(hv: Hypervisor, volume: Volume) -> Steps:
-    host = _host(volume)
-    steps: Steps = [("pool", lambda: ensure_pool(hv, host))]
+def create_steps(hv: Hypervisor, volume: Volume, host: Host | None = None) -> Steps:
+    """The steps of a create, on `host` (a directory volume's own by default)."""
+    if host is None:
+        assert volume.host is not None, "an rbd volume's create names the host it runs on"
+        host = volume.host
+    on: Host = host
+    steps: Steps = [("pool", lambda: ensure_pool(hv, on, volume))]
     if volume.source_snapshot_id is not None:
         return [
             *steps,
-            ("copy", lambda: _copy_from_snapshot(hv, volume)),
-            ("grow", lambda: _grow(hv, volume, volume.size_gb)),
+            ("copy", lambda: _copy_from_snapshot(hv, on, volume)),
+            ("grow", lambda: _grow(hv, on, volume, volume.size_gb)),
         ]
     if volume.source_image_id is None:
-        return [*steps, ("create", lambda: _create_empty(hv, volume))]
+        return [*steps, ("create", lambda: _create_empty(hv, on, volume))]
     image = Image.objects.get(pk=volume.source_image_id)
     return [
         *steps,
-        ("cache_image", lambda: cache_image(hv, host, image)),
-        ("copy", lambda: _copy_from(hv, volume, image)),
-        ("grow", lambda: _grow(hv, volume, volume.size_gb)),
+        ("cache_image", lambda: cache_image(hv, on, image)),
+        ("copy", lambda: _copy_from(hv, on, volume, image)),
+        ("grow", lambda: _grow(hv, on, volume, volume.size_gb)),
     ]
 
 
 def run_create(operation: Operation, volume: Volume) -> None:
-    hv = hypervisor_for(_host(volume))
+    host = acting_host(operation, volume)
+    hv = hypervisor_for(host)
     try:
-        _run(operation, create_steps(hv, volume))
+        _run(operation, create_steps(hv, volume, host))
     except Exception as exc:
         # Nothing half-made stays behind: the partial volume is erased and removed.
         cleanup = ""
         try:
-            hv.delete_storage_volume(volumes_pool(_host(volume)), naming.volume(volume.pk))
+            spec = _spec(volume, host)
+            hv.delete_storage_volume(spec.pool, spec.name)
         except DriverError as cleanup_exc:
             logger.warning("volume %s: partial storage not removed: %s", volume.pk, cleanup_exc)
             cleanup = f" (cleanup incomplete, an operator is told: {cleanup_exc})"
@@ -180,14 +210,18 @@ def run_extend(operation: Operation, volume: Volume) -> None:
     the volume is attached to a running instance); on failure the volume is back at the size
     its storage really has (the old one, unless the grow got through). Either way it ends
     `in-use` if it is attached then, else `available`."""
-    hv = hypervisor_for(_host(volume))
+    host = acting_host(operation, volume)
+    hv = hypervisor_for(host)
     to_gb = int(operation.params["to_gb"])
+    steps: Steps = [("grow", lambda: _grow(hv, host, volume, to_gb))]
+    if is_rbd(volume):
+        steps.insert(0, ("pool", lambda: ensure_pool(hv, host, volume)))
     try:
-        _run(operation, [("grow", lambda: _grow(hv, volume, to_gb))])
+        _run(operation, steps)
     except Exception as exc:
         fail(
             operation, volume, "extend", exc, status=_idle_status(volume),
-            size_gb=_size_after_failed_grow(hv, volume, operation),
+            size_gb=_size_after_failed_grow(hv, host, volume, operation),
         )  # fmt: skip
         return
     succeed(operation, status=_idle_status(volume))
@@ -198,9 +232,11 @@ def _idle_status(volume: Volume) -> str:
     return VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE
 
 
-def _size_after_failed_grow(hv: Hypervisor, volume: Volume, operation: Operation) -> int:
+def _size_after_failed_grow(
+    hv: Hypervisor, host: Host, volume: Volume, operation: Operation
+) -> int:
     from_gb, to_gb = int(operation.params["from_gb"]), int(operation.params["to_gb"])
-    spec = _spec(volume)
+    spec = _spec(volume, host)
     try:
         grown = hv.storage_volume_info(spec.pool, spec.name).capacity_bytes >= to_gb * GIB
     except DriverError:
@@ -213,12 +249,16 @@ def run_delete(operation: Operation, volume: Volume) -> None:
     never reaches its next user with the data); the volume ends `deleted` with how it was
     erased, also recorded on the operation and in the audit chain (`volume.erase`, which
     the tenant's audit export shows)."""
-    host = _host(volume)
+    host = acting_host(operation, volume)
     hv = hypervisor_for(host)
-    spec = _spec(volume)
+    spec = _spec(volume, host)
     erased_by = ERASED_BY_NOTHING if stores_no_data(host) else ERASED_BY_WIPE
+    if is_rbd(volume) and not stores_no_data(host):
+        erased_by = ERASED_BY_RBD_REMOVE
     try:
         steps: Steps = [("erase", lambda: hv.delete_storage_volume(spec.pool, spec.name))]
+        if is_rbd(volume):  # the pool and its key on this host first
+            steps.insert(0, ("pool", lambda: ensure_pool(hv, host, volume)))
         if is_encrypted(volume):  # a secret left by an interrupted operation goes too
             steps.append(("secret", lambda: forget_secret(hv, volume)))
         _run(operation, steps)
