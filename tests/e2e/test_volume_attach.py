@@ -7,22 +7,32 @@ data, a `#!/bin/sh` script the image's init runs for 120 s, output on the consol
 - the second waits for the disk, reads the marker back, then waits for the disk to grow.
 
 The test attaches the volume to the first guest, detaches it, attaches it to the second,
-extends it live, and deletes that instance: the volume is available again, data kept."""
+extends it live, and deletes that instance: the volume is available again, data kept. It
+runs on both backends (issue 11): a qcow2 file in the host's volumes pool, and an RBD image
+in the session's Ceph lab (tests/support/ceph_lab.py), declared as the zone's cluster; there,
+once the volume is deleted, `rados ls` finds none of the image's objects."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import libvirt
 import pytest
 from celery.contrib.testing.worker import start_worker
 
-from hosts.models import Host
+from hosts import naming
+from hosts.models import CephCluster, Host
 from iaas.celery import app, host_queue
 from tests import factories
 from tests.e2e.conftest import import_test_image_and_tiny_flavor
-from tests.support.local_host import onboarded_local_host
+from tests.support.ceph_lab import CLIENT, POOL, CephLab
+from tests.support.local_host import URI, onboarded_local_host
 from tests.support.volume_guests import GIB_SECTORS, WAIT_FOR_DISK, WRITER, TenantView
+from volumes.models import Volume
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
 HOST = "e2e-vol"
@@ -45,11 +55,45 @@ def real_host(settings: Any) -> Any:
         yield host
 
 
+@pytest.fixture(params=["dir", "rbd"])
+def backend(
+    request: pytest.FixtureRequest, real_host: Host, tmp_path: Path
+) -> Iterator[CephLab | None]:
+    """The default volume type `standard` on the directory backend, or on rbd: the session's
+    Ceph lab as the zone's cluster (its key in a 0600 file, as an operator gives it); its pool
+    and secret are taken off this machine's libvirtd afterwards."""
+    if request.param == "dir":
+        factories.volume_type("standard", max_size_gb=10)
+        yield None
+        return
+    lab: CephLab = request.getfixturevalue("ceph_lab")
+    key = tmp_path / "ceph.key"
+    key.write_text(lab.client_key())
+    key.chmod(0o600)
+    cluster = CephCluster.objects.create(
+        name="lab", zone=real_host.zone, monitors=[list(m) for m in lab.monitors],
+        rados_pool=POOL, user=CLIENT, key_file=str(key),
+    )  # fmt: skip
+    factories.volume_type("standard", max_size_gb=10, backend="rbd")
+    try:
+        yield lab
+    finally:
+        conn = libvirt.open(URI)
+        try:
+            with contextlib.suppress(libvirt.libvirtError):
+                pool = conn.storagePoolLookupByName(naming.ceph_pool(cluster.pk))
+                pool.destroy()
+                pool.undefine()
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.secretLookupByUUIDString(str(cluster.secret_uuid)).undefine()
+        finally:
+            conn.close()
+
+
 def test_a_volume_moves_between_guests_keeps_its_data_and_grows_live(
-    real_host: Host, make_tenant: Any, make_caller: Any
+    real_host: Host, backend: CephLab | None, make_tenant: Any, make_caller: Any
 ) -> None:
     image = import_test_image_and_tiny_flavor()
-    factories.volume_type("standard", max_size_gb=10)
     client = make_caller(make_tenant("acme"), "member").client()
     token = secrets.token_hex(8)
 
@@ -113,4 +157,15 @@ def test_a_volume_moves_between_guests_keeps_its_data_and_grows_live(
         shown = volume()
         assert (shown["status"], shown["attachment"], shown["size_gb"]) == ("available", None, 2)
         settled(client.delete(f"/api/v1/instances/{writer}"))
+        image_objects = None
+        if backend is not None:  # rbd: the image's RADOS objects, listed before the delete
+            image_objects = backend.image_prefix(naming.volume(volume_id))
+            assert any(o.startswith(image_objects) for o in backend.rados_objects())
         settled(client.delete(f"/api/v1/volumes/{volume_id}"))
+        if backend is not None:  # erased: none of them is left in the pool
+            assert image_objects is not None
+            left = [o for o in backend.rados_objects()
+                    if image_objects in o or naming.volume(volume_id) in o]  # fmt: skip
+            assert left == []
+            erased_by = Volume.objects.get(pk=volume_id).erased_by
+            assert erased_by.startswith("RBD image removed")
