@@ -363,17 +363,30 @@ def copy_storage_volume(
         raise DriverError(f"volume {spec.name!r}: a copy stands alone, it has no backing volume")
     if spec.encryption_secret is not None:
         raise DriverError(f"volume {spec.name!r}: encrypted copies are not supported")
+    pool = lookup_pool(conn, spec.pool)
+    source, _info = _copy_source(conn, source_pool, source_name, pool, spec)
+    return storage_volume_info(spec.pool, pool.createXMLFrom(volume_xml(spec, None), source, 0))
+
+
+def _copy_source(
+    conn: libvirt.virConnect,
+    source_pool: str,
+    source_name: str,
+    pool: libvirt.virStoragePool,
+    spec: StorageVolumeSpec,
+) -> tuple[libvirt.virStorageVol, StorageVolumeInfo]:
+    """The source of a copy into `pool`, checked: not an RBD image (libvirt's directory
+    backend would hand qemu-img "pool/image" as a file name), no bigger than `spec`, and
+    `spec.name` not taken (an existing copy cannot be known complete)."""
     source = lookup_volume(conn, source_pool, source_name)
     if source.info()[0] == libvirt.VIR_STORAGE_VOL_NETWORK:
-        # libvirt's directory backend would hand qemu-img "pool/image" as a file name.
         raise DriverError(f"volume {spec.name!r}: copies out of an rbd pool are not supported")
-    source_capacity = storage_volume_info(source_pool, source).capacity_bytes
-    if spec.capacity_bytes < source_capacity:
+    info = storage_volume_info(source_pool, source)
+    if spec.capacity_bytes < info.capacity_bytes:
         raise DriverError(
             f"volume {spec.name!r}: {spec.capacity_bytes} bytes cannot hold a copy of "
-            f"{source_name!r} ({source_capacity} bytes)"
+            f"{source_name!r} ({info.capacity_bytes} bytes)"
         )
-    pool = lookup_pool(conn, spec.pool)
     check_name("volume", spec.name)
     try:
         pool.storageVolLookupByName(spec.name)
@@ -384,7 +397,7 @@ def copy_storage_volume(
         raise SpecConflict(
             f"volume {spec.name!r} exists: a copy cannot be known complete; delete it first"
         )
-    return storage_volume_info(spec.pool, pool.createXMLFrom(volume_xml(spec, None), source, 0))
+    return source, info
 
 
 def plan_rbd_copy(
@@ -400,24 +413,7 @@ def plan_rbd_copy(
         return None
     _check_volume_spec(spec)
     _check_rbd_volume(spec)
-    source = lookup_volume(conn, source_pool, source_name)
-    if source.info()[0] == libvirt.VIR_STORAGE_VOL_NETWORK:
-        raise DriverError(f"volume {spec.name!r}: copies out of an rbd pool are not supported")
-    info = storage_volume_info(source_pool, source)
-    if spec.capacity_bytes < info.capacity_bytes:
-        raise DriverError(
-            f"volume {spec.name!r}: {spec.capacity_bytes} bytes cannot hold a copy of "
-            f"{source_name!r} ({info.capacity_bytes} bytes)"
-        )
-    try:
-        pool.storageVolLookupByName(spec.name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise
-    else:
-        raise SpecConflict(
-            f"volume {spec.name!r} exists: a copy cannot be known complete; delete it first"
-        )
+    _source, info = _copy_source(conn, source_pool, source_name, pool, spec)
     pool.createXML(volume_xml(spec, None), 0)
     if is_test_driver(conn):
         return None
