@@ -103,7 +103,8 @@ class OrphanReportAdmin(admin.ModelAdmin):
 @admin.register(CephCluster)
 class CephClusterAdmin(admin.ModelAdmin):
     """Ceph clusters, read only: `manage.py ceph_cluster_add` declares one (it checks the
-    key file). The key itself is never here, only its file's path."""
+    key file), and removing one is not designed yet (its volumes hold it: PROTECT). The key
+    itself is never here, only its file's path."""
 
     list_display = ["name", "zone", "rados_pool", "user", "key_file", "created_at"]
     list_filter = ["zone"]
@@ -114,4 +115,7 @@ class CephClusterAdmin(admin.ModelAdmin):
         return [field.name for field in CephCluster._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: CephCluster | None = None) -> bool:
         return False
