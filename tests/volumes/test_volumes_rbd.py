@@ -113,6 +113,9 @@ def test_what_rbd_volumes_cannot_do_yet_is_refused_clearly(rcloud):
         "/api/v1/volume-snapshots", {"volume": volume["id"], "name": "s"}, format="json"
     )
     assert_error(snapshot, 400, "not_supported_yet")
+    exported = rcloud.client.post(f"/api/v1/volumes/{volume['id']}/export")
+    assert_error(exported, 400, "not_supported_yet")
+    assert Volume.objects.get(pk=volume["id"]).status == "available"
     boot = rcloud.client.post(
         "/api/v1/instances",
         {"name": "vm-1", "flavor": "small", "keypair": "laptop",

@@ -28,13 +28,21 @@ def volume_export(*, actor: Actor, volume: Volume) -> tuple[Export, Operation]:
     """Accept exporting an `available` volume (409 `wrong_state` otherwise, attached ones
     included: their copy would not be consistent): 403 `quota_exceeded` past
     EXPORTS_PER_TENANT live exports, 409 `residency_unsatisfiable` / `no_export_store`
-    when its zone cannot keep the copy, 400 `not_supported_yet` for an encrypted volume;
-    nothing changes on a refusal."""
+    when its zone cannot keep the copy, 400 `not_supported_yet` for an encrypted volume or
+    one on Ceph; nothing changes on a refusal."""
     if volume.volume_type.encrypted:
         # Its file is LUKS ciphertext under a key the tenant never holds: a useful copy must
         # be decrypted on the host with the volume's secret (not built yet); refused.
         raise InvalidRequest(
             "Exports of encrypted volumes are not supported yet.",
+            code="not_supported_yet",
+            details={"volume_type": volume.volume_type.name},
+        )
+    if volume.ceph_cluster_id is not None:
+        # libvirt cannot stream a volume out of an rbd pool (no vol-download there); an
+        # `rbd export` from a host is the way, not built yet: refused, nothing made.
+        raise InvalidRequest(
+            "Exports of volumes stored on Ceph (rbd) are not supported yet.",
             code="not_supported_yet",
             details={"volume_type": volume.volume_type.name},
         )
