@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,8 +21,8 @@ from compute.models import Instance
 from compute.worker.steps import domain_spec
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
-from hosts.models import CephCluster
-from hypervisor.base import NotFound
+from hosts.models import CephCluster, OrphanReport
+from hypervisor.base import NotFound, StorageVolumeSpec
 from hypervisor.libvirt import LibvirtHypervisor
 from network.selectors import device_ports
 from operations.worker import run_operation
@@ -29,6 +30,7 @@ from tests import factories
 from tests.support.api_checks import assert_error
 from tests.support.instance_api import active_instance
 from volumes.models import Volume
+from volumes.services.reconciler import NOT_OURS, reconcile_volume_pools
 from volumes.worker.handlers import ERASED_BY_NOTHING
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +166,32 @@ def test_an_rbd_volume_does_not_attach_in_another_zone(rcloud):
         f"/api/v1/instances/{instance_id}/volumes", {"volume": volume["id"]}, format="json"
     )
     assert_error(answer, 409, "volume_on_other_host")
+
+
+def test_images_in_the_cluster_no_live_rbd_volume_accounts_for_are_reported_once(rcloud):
+    live, gone = made(rcloud), made(rcloud, name="gone")
+    deleted = rcloud.client.delete(f"/api/v1/volumes/{gone['id']}")
+    assert run_operation(deleted.json()["operation"]["id"]) == "succeeded"
+    on_dir = made(rcloud, name="local", volume_type="standard")
+    stranger = naming.volume(uuid.uuid4())
+    # Behind the control plane's back: the deleted volume's image back, an image nobody
+    # knows, a dir volume's name in the cluster, an image Andromède never names.
+    hv = hypervisor_for(rcloud.host)
+    for name in (naming.volume(gone["id"]), stranger, naming.volume(on_dir["id"]), "backup"):
+        hv.create_storage_volume(StorageVolumeSpec(rcloud.pool, name, 1 << 20, format="raw"))
+
+    assert reconcile_volume_pools() == {"h01": 0, "ceph:ceph-1": 4}
+    reports = {r.details["volume"]: r for r in OrphanReport.objects.all()}
+    assert {name: r.details["reason"] for name, r in reports.items()} == {
+        naming.volume(gone["id"]): "its volume was deleted",
+        stranger: "no volume has this id",
+        naming.volume(on_dir["id"]): "its volume is not stored on this cluster",
+        "backup": NOT_OURS,
+    }  # the live volume's image is not among them
+    assert naming.volume(live["id"]) not in reports
+    for report in reports.values():
+        assert (report.host, report.details["ceph_cluster"]) == (rcloud.host, "ceph-1")
+        assert report.name == f"{rcloud.pool}/{report.details['volume']}"
+    assert reconcile_volume_pools() == {"h01": 0, "ceph:ceph-1": 0}  # seen: not twice
+    # Reported, never removed: they may be a tenant's data.
+    assert {i.name for i in hv.list_storage_volumes(rcloud.pool)} >= set(reports)
