@@ -13,13 +13,14 @@ from django.db import transaction
 
 from hosts.models import Host
 from iaas.audit import Actor
-from iaas.errors import ConflictError, InvalidRequest
+from iaas.errors import ConflictError
 from images.models import Export
 from images.services.exports import export_begin
 from operations.models import Operation
 from operations.services.deadlines import copy_deadline_params
 from operations.services.outbox import operation_queue
 from volumes.models import Volume, VolumeSnapshot
+from volumes.services.refusals import refuse_unbuilt
 from volumes.states import VOLUME_LIFECYCLE, VolumeSnapshotStatus
 
 
@@ -30,22 +31,7 @@ def volume_export(*, actor: Actor, volume: Volume) -> tuple[Export, Operation]:
     EXPORTS_PER_TENANT live exports, 409 `residency_unsatisfiable` / `no_export_store`
     when its zone cannot keep the copy, 400 `not_supported_yet` for an encrypted volume or
     one on Ceph; nothing changes on a refusal."""
-    if volume.volume_type.encrypted:
-        # Its file is LUKS ciphertext under a key the tenant never holds: a useful copy must
-        # be decrypted on the host with the volume's secret (not built yet); refused.
-        raise InvalidRequest(
-            "Exports of encrypted volumes are not supported yet.",
-            code="not_supported_yet",
-            details={"volume_type": volume.volume_type.name},
-        )
-    if volume.ceph_cluster_id is not None:
-        # libvirt cannot stream a volume out of an rbd pool (no vol-download there); an
-        # `rbd export` from a host is the way, not built yet: refused, nothing made.
-        raise InvalidRequest(
-            "Exports of volumes stored on Ceph (rbd) are not supported yet.",
-            code="not_supported_yet",
-            details={"volume_type": volume.volume_type.name},
-        )
+    refuse_unbuilt(volume, "Exports")
     VOLUME_LIFECYCLE.check(volume, "export")
     if volume.host is None:
         raise ConflictError("This volume has no host to act on.", code="wrong_state")

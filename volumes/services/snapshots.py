@@ -8,13 +8,14 @@ from __future__ import annotations
 from django.db import transaction
 
 from iaas.audit import Actor, audit_record
-from iaas.errors import ConflictError, InvalidRequest
+from iaas.errors import ConflictError
 from network.services.names import check_description, check_name
 from operations.models import Operation
 from operations.services.outbox import operation_create, operation_queue
 from tenants.quotas import quota_enforce_many
 from volumes.models import Volume, VolumeSnapshot
 from volumes.selectors import snapshot_export_in_progress, snapshot_in_progress
+from volumes.services.refusals import refuse_unbuilt
 from volumes.states import SNAPSHOT_LIFECYCLE, VolumeSnapshotStatus, VolumeStatus
 
 #: The volume statuses a snapshot may be taken in: nothing else is changing the volume (an
@@ -49,22 +50,7 @@ def volume_snapshot_create(
         .select_related("zone", "host", "volume_type")
         .get(pk=volume.pk)
     )
-    if volume.volume_type.encrypted:
-        # The copy would need the volume's secret on the host and a key of its own for what
-        # is made from it (issue 11: not built yet); refused, nothing made.
-        raise InvalidRequest(
-            "Snapshots of encrypted volumes are not supported yet.",
-            code="not_supported_yet",
-            details={"volume_type": volume.volume_type.name},
-        )
-    if volume.ceph_cluster_id is not None:
-        # RBD snapshots are the way there (with a flatten for volumes made from them): not
-        # built yet; refused, nothing made.
-        raise InvalidRequest(
-            "Snapshots of volumes stored on Ceph (rbd) are not supported yet.",
-            code="not_supported_yet",
-            details={"volume_type": volume.volume_type.name},
-        )
+    refuse_unbuilt(volume, "Snapshots")
     if volume.status not in SNAPSHOTTABLE:
         raise ConflictError(
             f"The volume is {volume.status}; it can be snapshotted only when it is available "
