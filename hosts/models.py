@@ -238,6 +238,11 @@ class CephCluster(models.Model):
     user = models.CharField(max_length=64, help_text="The cephx user, without client.")
     key_file = models.CharField(max_length=255, help_text="Its key, 0600, on every worker.")
     secret_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Its RADOS pool's size and free space as the reconciler last read them (null: never
+    # yet): a placement filter, not a claim (RBD images are thin, like qcow2 files).
+    capacity_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
+    available_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
+    space_measured_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

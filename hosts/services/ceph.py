@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from hosts.ceph import CephKeyError, parse_key
 from hosts.models import CephCluster, Zone
@@ -84,3 +85,10 @@ def ceph_cluster_create(
         },
     )  # fmt: skip
     return cluster
+
+
+def ceph_cluster_space_record(cluster: CephCluster, *, capacity: int, available: int) -> None:
+    """Record the size and free space of `cluster`'s pool as a host just read them."""
+    CephCluster.objects.filter(pk=cluster.pk).update(
+        capacity_bytes=capacity, available_bytes=available, space_measured_at=timezone.now()
+    )

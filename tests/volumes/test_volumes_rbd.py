@@ -27,7 +27,7 @@ from hypervisor.libvirt import LibvirtHypervisor
 from network.selectors import device_ports
 from operations.worker import run_operation
 from tests import factories
-from tests.support.api_checks import assert_error
+from tests.support.api_checks import assert_error, business_rows
 from tests.support.instance_api import active_instance
 from volumes.models import Volume
 from volumes.services.reconciler import NOT_OURS, reconcile_volume_pools
@@ -109,6 +109,18 @@ def test_without_a_cluster_in_an_allowed_zone_there_is_no_valid_host(rcloud):
     assert create(rcloud.client, volume_type="standard").status_code == 202  # dir still
 
 
+def test_a_cluster_measured_without_room_takes_no_volume_and_nothing_changes(rcloud):
+    CephCluster.objects.update(capacity_bytes=10 << 30, available_bytes=1 << 30)
+    before = business_rows()
+    refused = create(rcloud.client)  # 2 GiB
+    assert_error(refused, 409, "no_valid_host")
+    assert refused.json()["error"]["details"]["size_gb"] == 2
+    assert business_rows() == before
+    assert create(rcloud.client, size_gb=1).status_code == 202  # what fits is placed
+    CephCluster.objects.update(available_bytes=None)  # never measured: not a filter
+    assert create(rcloud.client, name="big").status_code == 202
+
+
 def test_what_rbd_volumes_cannot_do_yet_is_refused_clearly(rcloud):
     volume = made(rcloud)
     snapshot = rcloud.client.post(
@@ -181,6 +193,12 @@ def test_images_in_the_cluster_no_live_rbd_volume_accounts_for_are_reported_once
         hv.create_storage_volume(StorageVolumeSpec(rcloud.pool, name, 1 << 20, format="raw"))
 
     assert reconcile_volume_pools() == {"h01": 0, "ceph:ceph-1": 4}
+    measured = CephCluster.objects.get()  # its pool's space, as the host read it
+    info = hv.pool_info(rcloud.pool)
+    assert (measured.capacity_bytes, measured.available_bytes) == (
+        info.capacity_bytes, info.available_bytes,
+    )  # fmt: skip
+    assert measured.space_measured_at is not None
     reports = {r.details["volume"]: r for r in OrphanReport.objects.all()}
     assert {name: r.details["reason"] for name, r in reports.items()} == {
         naming.volume(gone["id"]): "its volume was deleted",

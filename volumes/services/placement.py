@@ -12,6 +12,8 @@ with the most free space first.
 
 from __future__ import annotations
 
+from django.db.models import F, Q
+
 from hosts.models import CephCluster, Host, StoragePool
 from iaas.errors import ConflictError
 from images.services.stores import ResidencyUnsatisfiable
@@ -69,12 +71,13 @@ def _residency_refusal(tenant: Tenant, zone: str | None) -> ResidencyUnsatisfiab
     )
 
 
-def ceph_cluster_choose(tenant: Tenant, *, zone: str | None = None) -> CephCluster:
-    """The Ceph cluster a new rbd volume goes to: one of a zone the tenant's residency
-    allows (and `zone`, if asked) that has an enabled host to run its operations.
-    ResidencyUnsatisfiable (409) when no enabled host lies in an allowed jurisdiction (and
-    zone); NoValidHost (409) when none of those zones has a Ceph cluster. Ceph's free space
-    is not recorded: a full cluster fails the create, which says so."""
+def ceph_cluster_choose(tenant: Tenant, *, size_gb: int, zone: str | None = None) -> CephCluster:
+    """The Ceph cluster a new rbd volume of `size_gb` GiB goes to: one of a zone the
+    tenant's residency allows (and `zone`, if asked) that has an enabled host to run its
+    operations and room for it as the reconciler last measured (a cluster never measured
+    yet passes); the most free space first. ResidencyUnsatisfiable (409) when no enabled
+    host lies in an allowed jurisdiction (and zone); NoValidHost (409) when none of those
+    zones has a Ceph cluster with room."""
     allowed = tuple(tenant.residency)
     hosts = Host.objects.filter(state=Host.State.ENABLED, zone__jurisdiction__in=allowed)
     if zone:
@@ -83,15 +86,16 @@ def ceph_cluster_choose(tenant: Tenant, *, zone: str | None = None) -> CephClust
         raise _residency_refusal(tenant, zone)
     cluster = (
         CephCluster.objects.filter(zone__in=hosts.values("zone"))
+        .filter(Q(available_bytes__isnull=True) | Q(available_bytes__gte=size_gb * GIB))
         .select_related("zone")
-        .order_by("name")
+        .order_by(F("available_bytes").desc(nulls_last=True), "name")
         .first()
     )
     if cluster is None:
         raise NoValidHost(
             "No valid host was found: no allowed zone with an enabled host has a Ceph "
-            "cluster for this volume type.",
-            details={"zone": zone, "backend": "rbd"},
+            f"cluster with room for a {size_gb} GiB volume of this type.",
+            details={"size_gb": size_gb, "zone": zone, "backend": "rbd"},
         )
     return cluster
 

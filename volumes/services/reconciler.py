@@ -22,6 +22,7 @@ from hosts import naming
 from hosts.ceph import ensure_ceph_pool
 from hosts.hypervisors import hypervisor_for
 from hosts.models import ONBOARDED_STATES, CephCluster, Host, OrphanReport
+from hosts.services.ceph import ceph_cluster_space_record
 from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, Hypervisor, NotFound
 from iaas.audit import Actor
@@ -90,8 +91,9 @@ def check_volume_pool(hv: Hypervisor, host: Host, actor: Actor = RECONCILER) -> 
 
 
 def check_ceph_cluster(cluster: CephCluster, actor: Actor = RECONCILER) -> int:
-    """Report what in `cluster`'s RADOS pool no live volume of the cluster accounts for;
-    the number of orphans seen for the first time. A zone without an enabled host, or a
+    """Record the size and free space of `cluster`'s RADOS pool (placement reads them) and
+    report what in it no live volume of the cluster accounts for; the number of orphans
+    seen for the first time. A zone without an enabled host, or a
     cluster that cannot be listed from it, is skipped (the next round tries again)."""
     host = Host.objects.filter(zone=cluster.zone_id, state=Host.State.ENABLED).order_by("name")
     acting = host.first()
@@ -100,10 +102,14 @@ def check_ceph_cluster(cluster: CephCluster, actor: Actor = RECONCILER) -> int:
     hv = hypervisor_for(acting)
     try:
         pool = ensure_ceph_pool(hv, acting, cluster)
+        space = hv.pool_info(pool)
         names = [info.name for info in hv.list_storage_volumes(pool)]
     except DriverError as exc:
         logger.warning("Ceph cluster %s: not checked from %s: %s", cluster.name, acting.name, exc)
         return 0
+    ceph_cluster_space_record(
+        cluster, capacity=space.capacity_bytes, available=space.available_bytes
+    )
     reasons = _reasons(
         names,
         lambda held: getattr(held, "ceph_cluster_id", None) == cluster.pk,

@@ -170,7 +170,7 @@ def volume_create(
     quota_enforce_many(tenant, {"volumes": 1, "volume_gb": size_gb})
     cluster = None
     if rbd:  # a shared backend: the volume has no host, a host of its zone makes it
-        cluster = ceph_cluster_choose(tenant, zone=zone)
+        cluster = ceph_cluster_choose(tenant, size_gb=size_gb, zone=zone)
         worker = ceph_worker_host(cluster)
     else:
         if host is None:
