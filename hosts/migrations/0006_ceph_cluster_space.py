@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hosts', '0005_ceph_cluster'),
+        ("hosts", "0005_ceph_cluster"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cephcluster',
-            name='available_bytes',
+            model_name="cephcluster",
+            name="available_bytes",
             field=models.BigIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='cephcluster',
-            name='capacity_bytes',
+            model_name="cephcluster",
+            name="capacity_bytes",
             field=models.BigIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='cephcluster',
-            name='space_measured_at',
+            model_name="cephcluster",
+            name="space_measured_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
     ]
