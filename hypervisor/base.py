@@ -222,6 +222,11 @@ class PoolSpec:
         return cls(name=name, path="", backend="rbd", rbd=rbd)
 
 
+#: How a live copy of a disk (Hypervisor.backup_attached_disk) holds its instant.
+FROZEN = "frozen"  # the guest agent froze the file systems: they were flushed and still
+CRASH_CONSISTENT = "crash-consistent"  # no agent answered: as after a power cut
+
+
 @dataclass(frozen=True)
 class PoolInfo:
     name: str
@@ -477,14 +482,17 @@ class Hypervisor(ABC):
     @abstractmethod
     def backup_attached_disk(
         self, name: str, target: str, pool: str, volume: str, timeout_seconds: float = 1800.0
-    ) -> bool:
+    ) -> str | None:
         """Copy the disk at `target` of the running domain, as it is at this instant, into a
         new standalone qcow2 volume `volume` of the directory pool `pool` (libvirt's backup
-        API, push mode: the guest keeps running and writing; the copy is what a power cut at
-        the instant of the call would have left: crash-consistent). Waits up to
+        API, push mode: the guest keeps running and writing). Where a guest agent answers,
+        the guest's file systems are frozen for the instant the copy starts, then thawed:
+        the copy is FROZEN (what the file systems had flushed); otherwise it is what a power
+        cut at that instant would have left: CRASH_CONSISTENT. Waits up to
         `timeout_seconds` for the copy, then aborts it and raises TransientError (what was
-        written of `volume` is the caller's to delete). Returns True once `volume` is
-        complete and listed in the pool. The domain not running: False, nothing done
+        written of `volume` is the caller's to delete). Returns FROZEN or CRASH_CONSISTENT
+        once `volume` is complete and listed in the pool. The domain not running: None,
+        nothing done
         (nothing writes to the storage: copy the storage volume instead). A backup left
         running by an interrupted caller is aborted before the new one starts. No disk at
         `target` or missing domain: NotFound. A hypervisor without the backup API

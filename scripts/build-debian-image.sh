@@ -130,9 +130,11 @@ mounted_under_rootfs() {
 }
 mounted_under_rootfs && die "debootstrap left file systems mounted under $rootfs"
 
+# qemu-guest-agent: what a tenant installs so that volume snapshots freeze its file systems
+# (udev starts it when the domain's guest-agent port appears).
 packages=(
     linux-image-cloud-amd64 initramfs-tools cloud-init openssh-server sudo
-    netplan.io systemd-resolved iproute2 isc-dhcp-client
+    netplan.io systemd-resolved iproute2 isc-dhcp-client qemu-guest-agent
 )
 # cloud-init's Recommends are left out (no growpart: the root file system keeps the image's
 # size, which the tests do not need to grow). proc and sys only: debootstrap made /dev's nodes,

@@ -7,6 +7,8 @@ definition of the domain is changed on its own (devices.py). A disk is known by 
 
 from __future__ import annotations
 
+import contextlib
+
 import libvirt
 from lxml import etree as ET
 
@@ -93,6 +95,42 @@ def _backup_running(dom: libvirt.virDomain) -> bool:
             return False
         raise
     return True
+
+
+#: libvirt's answers when no guest agent can freeze: none configured (no channel), none
+#: connected or answering in time, or a hypervisor without the call.
+_NO_AGENT = frozenset(
+    {
+        libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+        libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+        libvirt.VIR_ERR_AGENT_UNSYNCED,
+        libvirt.VIR_ERR_NO_SUPPORT,
+        libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+    }
+)
+
+
+def freeze_filesystems(conn: libvirt.virConnect, name: str, agent_timeout: int) -> bool:
+    """Ask the running domain's guest agent to freeze its file systems (waiting at most
+    `agent_timeout` seconds for it): True when at least one is frozen; False when no agent
+    answers or the domain is not running (nothing frozen)."""
+    dom = conn.lookupByName(name)
+    if not dom.isActive():
+        return False
+    with contextlib.suppress(libvirt.libvirtError):  # older hypervisors: their own default
+        dom.agentSetResponseTimeout(agent_timeout, 0)
+    try:
+        return bool(dom.fsFreeze(None, 0) > 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in _NO_AGENT:
+            return False
+        raise
+
+
+def thaw_filesystems(conn: libvirt.virConnect, name: str) -> None:
+    """Thaw what `freeze_filesystems` froze; nothing frozen, no agent or domain: a no-op."""
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.lookupByName(name).fsThaw(None, 0)
 
 
 def backup_begin(conn: libvirt.virConnect, name: str, target: str, pool: str, volume: str) -> bool:

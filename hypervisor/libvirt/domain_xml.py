@@ -258,6 +258,14 @@ def _console(devices: ET._Element, log_path: str | None) -> None:
     ET.SubElement(console, "target", type="serial", port="0")
 
 
+def _guest_agent_channel(devices: ET._Element) -> None:
+    """The virtio-serial port a QEMU guest agent in the guest answers on (if the tenant runs
+    one): libvirt picks the host-side socket. Through it a volume snapshot freezes the
+    guest's file systems (Hypervisor.backup_attached_disk); without an agent, nothing."""
+    channel = ET.SubElement(devices, "channel", type="unix")
+    ET.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+
+
 def build_domain_xml(spec: DomainSpec, rbd: RbdSources | None = None) -> str:
     """The libvirt domain XML of `spec` (see the module docstring); `rbd`: the sources of
     the rbd pools its disks are in."""
@@ -291,6 +299,7 @@ def build_domain_xml(spec: DomainSpec, rbd: RbdSources | None = None) -> str:
         for nic in spec.nics:
             devices.append(_interface(nic))
         _console(devices, spec.console_log)
+        _guest_agent_channel(devices)
         ET.SubElement(devices, "memballoon", model="none")
     except ValueError as exc:  # lxml: a value that XML cannot carry (NUL, control chars)
         raise DriverError(f"domain {spec.name!r}: {exc}") from exc

@@ -29,6 +29,8 @@ import libvirt
 from lxml import etree as ET
 
 from hypervisor.base import (
+    CRASH_CONSISTENT,
+    FROZEN,
     DiskSpec,
     DomainEvent,
     DomainInfo,
@@ -81,6 +83,9 @@ SHUTDOWN_REPRESS_SECONDS = 2.0
 PROBE_DEADLINE_SECONDS = 2.0
 #: While waiting for a guest to release a hot-unplugged NIC or disk: how often to look.
 DETACH_POLL_SECONDS = 0.2
+#: How long a guest agent may take to freeze its file systems before a snapshot goes on
+#: without (crash-consistent).
+AGENT_TIMEOUT_SECONDS = 10
 #: How often a backup job (backup_attached_disk) is asked whether it is done.
 BACKUP_POLL_SECONDS = 0.2
 
@@ -859,13 +864,28 @@ class LibvirtHypervisor(Hypervisor):
         pool: str,
         volume: str,
         timeout_seconds: float = COPY_TIMEOUT_SECONDS,
-    ) -> bool:
+    ) -> str | None:
         domain_xml.check_name("domain", name)
         domain_xml.check_target(target)
         domain_xml.check_name("volume", volume)
         what = f"backup of disk {target} of domain {name!r} to {volume!r}"
-        if not self._run(what, disks.backup_begin, name, target, pool, volume):
-            return False
+        frozen = False
+        try:
+            frozen = self._run(
+                f"freeze of domain {name!r}",
+                disks.freeze_filesystems,
+                name,
+                AGENT_TIMEOUT_SECONDS,
+                timeout=AGENT_TIMEOUT_SECONDS + 5,
+            )
+            # The push backup's point in time is its start: the guest is thawed right after.
+            started = self._run(what, disks.backup_begin, name, target, pool, volume)
+        finally:
+            # Always asked (a no-op without an agent): a freeze cut off by our bound may
+            # still have happened in the guest, whose writes would then hang.
+            self._run(f"thaw of domain {name!r}", disks.thaw_filesystems, name)
+        if not started:
+            return None
         deadline = time.monotonic() + timeout_seconds
         while (failure := self._run(what, disks.backup_outcome, name)) is None:
             if time.monotonic() >= deadline:
@@ -875,7 +895,7 @@ class LibvirtHypervisor(Hypervisor):
         if failure:
             raise DriverError(f"{what}: {failure}")
         self._run(what, lambda conn: storage.refresh_pool(storage.lookup_pool(conn, pool)))
-        return True
+        return FROZEN if frozen else CRASH_CONSISTENT
 
     # --- networks -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from django.core.management import call_command
 
 from compute.models import Flavor
 from images.models import Image
+from tests import factories
 from tests.support import ssh_guest
 from tests.support.ovn_cloud import open_ssh, outside_ssh, ovn_cloud, wait_for
 from tests.support.sshd import keygen
@@ -146,5 +147,34 @@ def test_real_cloud_init_reads_our_seed(cloud, make_tenant, make_caller, tmp_pat
         f"first SSH login through the floating IP {login_seconds:.1f} s"
     )
 
+    # A snapshot of a volume in use freezes the guest's file systems through its agent
+    # (qemu-guest-agent, as a tenant installs it), then thaws them: filesystem-consistent.
+    assert run("systemctl is-active qemu-guest-agent") == "active\n"
+    factories.volume_type("standard", max_size_gb=10)
+    volume = client.post("/api/v1/volumes", {"name": "data", "size_gb": 1}, format="json")
+    settled(client, volume)
+    volume_id = volume.json()["volume"]["id"]
+    settled(client, client.post(f"{url}/volumes", {"volume": volume_id}, format="json"))
+    body = {"volume": volume_id, "name": "frozen"}
+    snapshot = client.post("/api/v1/volume-snapshots", body, format="json")
+    settled(client, snapshot)
+    shown = client.get(f"/api/v1/volume-snapshots/{snapshot.json()['volume_snapshot']['id']}")
+    assert shown.json()["consistency"] == "filesystem-consistent", shown.json()
+    # Thawed: the guest writes to its disk again at once.
+    written = run("sudo -n sh -c 'echo thawed > /var/tmp/after-snapshot && sync' && "
+                  "cat /var/tmp/after-snapshot", timeout=30)  # fmt: skip
+    assert written == "thawed\n"
+
     assert client.delete(url).status_code == 202
     wait_for(lambda: client.get(url).status_code == 404, 120, "the instance to be deleted")
+
+
+def settled(client, answer) -> None:
+    """Wait for the operation `answer` (a 202) started; it must succeed."""
+    assert answer.status_code == 202, answer.content
+    url = f"/api/v1/operations/{answer.json()['operation']['id']}"
+    done = wait_for(
+        lambda: (body := client.get(url).json())["status"] in ("succeeded", "failed") and body,
+        180, "the operation to finish", every=1,
+    )  # fmt: skip
+    assert done["status"] == "succeeded", done

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import time
 
 import libvirt
 import pytest
 
 from hypervisor.base import (
+    CRASH_CONSISTENT,
     DiskSpec,
     DomainSpec,
     DriverError,
@@ -151,7 +153,7 @@ def _qemu_img_info(path: str) -> dict[str, object]:
 def test_backup_of_an_attached_disk_is_a_standalone_copy_of_that_instant(
     hypervisor: LibvirtHypervisor, res: Resources, lane: Lane
 ) -> None:
-    """backup_attached_disk (volume snapshots of in-use volumes): False while the domain is
+    """backup_attached_disk (volume snapshots of in-use volumes): None while the domain is
     off, NotFound for a missing domain or disk; on QEMU a standalone qcow2 holding what the
     disk held, listed in the pool; libvirt's test driver has no backup jobs: Unsupported."""
     pool = res.pool()
@@ -159,7 +161,7 @@ def test_backup_of_an_attached_disk_is_a_standalone_copy_of_that_instant(
     copy = res.name("copy")
     spec = _guest(res, lane, (DiskSpec(pool=pool, volume=source, target="vdb"),))
     hypervisor.define_domain(spec)
-    assert hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy) is False  # off
+    assert hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy) is None  # off
     with pytest.raises(NotFound):
         hypervisor.backup_attached_disk(res.name("missing"), "vdb", pool, copy)
     with pytest.raises(DriverError):  # not a target: refused before libvirt is asked
@@ -176,7 +178,11 @@ def test_backup_of_an_attached_disk_is_a_standalone_copy_of_that_instant(
             hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy)
         return
 
-    assert hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy, timeout_seconds=60)
+    started = time.monotonic()
+    live = hypervisor.backup_attached_disk(spec.name, "vdb", pool, copy, timeout_seconds=60)
+    # The test image runs no guest agent: nothing frozen, and no wait for one.
+    assert live == CRASH_CONSISTENT
+    assert time.monotonic() - started < 30
     made = hypervisor.storage_volume_info(pool, copy)  # listed in the pool
     info = _qemu_img_info(made.path)
     assert (info["format"], info["virtual-size"]) == ("qcow2", 8 * MIB)

@@ -21,8 +21,9 @@ class VolumeSnapshot(models.Model):
     attached to a running guest). `erased_by` says how its storage was erased once deleted."""
 
     class Consistency(models.TextChoices):
-        CONSISTENT = "consistent"
-        CRASH_CONSISTENT = "crash-consistent"
+        CONSISTENT = "consistent"  # nothing wrote to the volume while it was copied
+        FILESYSTEM_CONSISTENT = "filesystem-consistent"  # live, the guest agent froze the fs
+        CRASH_CONSISTENT = "crash-consistent"  # live, no agent answered: as after a power cut
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="volume_snapshots")
@@ -34,7 +35,7 @@ class VolumeSnapshot(models.Model):
         max_length=12, choices=VolumeSnapshotStatus.choices, default=VolumeSnapshotStatus.CREATING
     )
     fault = models.TextField(blank=True)
-    consistency = models.CharField(max_length=16, choices=Consistency.choices, blank=True)
+    consistency = models.CharField(max_length=24, choices=Consistency.choices, blank=True)
     zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="volume_snapshots")
     host = models.ForeignKey(
         Host, on_delete=models.PROTECT, null=True, blank=True, related_name="volume_snapshots"

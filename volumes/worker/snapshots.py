@@ -2,8 +2,9 @@
 backend: the snapshot is the standalone qcow2 file `volsnap-<id>` (hosts.naming) in the
 volumes pool of its volume's host.
 
-A volume attached to a running guest is copied live through the hypervisor's backup job
-(crash-consistent: our guests answer no guest agent, so no file system is frozen); any other
+A volume attached to a running guest is copied live through the hypervisor's backup job:
+filesystem-consistent where the guest's agent froze its file systems for that instant,
+crash-consistent where no agent answers (our test image runs none); any other
 is copied from its file, which nothing writes to then (consistent). Each run starts by
 erasing what an interrupted one left (a copy cannot be known complete); a failed create
 erases what it made and leaves the snapshot in `error` with a fault. Deleting erases the
@@ -16,7 +17,7 @@ import logging
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host
-from hypervisor.base import DriverError, Hypervisor, StorageVolumeSpec
+from hypervisor.base import FROZEN, DriverError, Hypervisor, StorageVolumeSpec
 from images.host_cache import stores_no_data
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
@@ -62,10 +63,14 @@ def copy_volume(hv: Hypervisor, snapshot: VolumeSnapshot) -> str:
         hv.create_storage_volume(spec)
         return Consistency.CONSISTENT
     attachment = active_attachment(volume.pk)
-    if attachment is not None and hv.backup_attached_disk(
-        naming.domain(attachment.instance_id), attachment.device, spec.pool, spec.name
-    ):
-        return Consistency.CRASH_CONSISTENT
+    if attachment is not None:
+        live = hv.backup_attached_disk(
+            naming.domain(attachment.instance_id), attachment.device, spec.pool, spec.name
+        )
+        if live == FROZEN:
+            return Consistency.FILESYSTEM_CONSISTENT
+        if live is not None:
+            return Consistency.CRASH_CONSISTENT
     hv.copy_storage_volume(spec.pool, naming.volume(volume.pk), spec)
     return Consistency.CONSISTENT
 
