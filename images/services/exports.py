@@ -156,18 +156,17 @@ def export_save(*, actor: Actor, export_id: uuid.UUID, received: image_files.Rec
 
 def _erase_files(export: Export) -> bool:
     """Erase the export's file and any partial one a worker left; True if one was there."""
-    directory = export_directory(export.store)
-    erased = image_files.erase_file(export_file_path(export))
-    for part in directory.glob(f"{part_prefix(export)}*.part"):
+    whole = image_files.erase_file(export_file_path(export))
+    return export_partials_erase(export) or whole
+
+
+def export_partials_erase(export: Export) -> bool:
+    """Erase what an interrupted earlier run left half-written (a step run again starts
+    from nothing: a partial copy cannot be known complete); True if there was any."""
+    erased = False
+    for part in export_directory(export.store).glob(f"{part_prefix(export)}*.part"):
         erased = image_files.erase_file(part) or erased
     return erased
-
-
-def export_partials_erase(export: Export) -> None:
-    """Erase what an interrupted earlier run left half-written (a step run again starts
-    from nothing: a partial copy cannot be known complete)."""
-    for part in export_directory(export.store).glob(f"{part_prefix(export)}*.part"):
-        image_files.erase_file(part)
 
 
 def export_failed(*, actor: Actor, export_id: uuid.UUID | str, message: str) -> None:
