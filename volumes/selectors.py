@@ -80,6 +80,11 @@ def volume_snapshot_find(tenant: Tenant, ref: str) -> VolumeSnapshot | None:
         return None
 
 
+def active_attachment(volume_id: uuid.UUID) -> VolumeAttachment | None:
+    """The volume's attachment now (one at most: a unique constraint), or None."""
+    return VolumeAttachment.objects.filter(volume_id=volume_id, detached_at__isnull=True).first()
+
+
 def snapshot_in_progress(volume_id: uuid.UUID) -> bool:
     """Whether a snapshot of the volume is being made (its worker reads the volume)."""
     return VolumeSnapshot.objects.filter(

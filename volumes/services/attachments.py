@@ -20,6 +20,7 @@ from django.utils import timezone
 from hosts.models import Host
 from iaas.errors import ConflictError
 from volumes.models import Volume, VolumeAttachment, VolumeType
+from volumes.selectors import active_attachment
 from volumes.services.snapshots import refuse_while_snapshotting
 from volumes.services.volumes import check_key_not_shredded
 from volumes.states import VOLUME_LIFECYCLE, VolumeStatus
@@ -33,10 +34,6 @@ def _locked(volume: Volume) -> Volume:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("volume attachments change inside the caller's transaction")
     return Volume.objects.select_for_update().select_related("volume_type").get(pk=volume.pk)
-
-
-def active_attachment(volume_id: uuid.UUID) -> VolumeAttachment | None:
-    return VolumeAttachment.objects.filter(volume_id=volume_id, detached_at__isnull=True).first()
 
 
 def volume_attachment_begin(

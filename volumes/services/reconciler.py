@@ -27,6 +27,7 @@ from hosts.services.orphans import orphan_report
 from hypervisor.base import DriverError, Hypervisor, NotFound
 from iaas.audit import Actor
 from volumes.models import Volume, VolumeSnapshot
+from volumes.services.placement import NoValidHost, ceph_worker_host
 
 logger = logging.getLogger(__name__)
 RECONCILER = Actor.system("reconciler")
@@ -95,9 +96,9 @@ def check_ceph_cluster(cluster: CephCluster, actor: Actor = RECONCILER) -> int:
     report what in it no live volume of the cluster accounts for; the number of orphans
     seen for the first time. A zone without an enabled host, or a
     cluster that cannot be listed from it, is skipped (the next round tries again)."""
-    host = Host.objects.filter(zone=cluster.zone_id, state=Host.State.ENABLED).order_by("name")
-    acting = host.first()
-    if acting is None:
+    try:
+        acting = ceph_worker_host(cluster)  # the host its volumes' operations run from
+    except NoValidHost:
         return 0
     hv = hypervisor_for(acting)
     try:

@@ -20,7 +20,8 @@ from operations.services.outbox import operation_create, operation_queue
 from tenants.models import Tenant
 from tenants.quotas import quota_enforce_many
 from volumes.crypto import VolumeKeyError, volume_key_assign
-from volumes.models import Volume, VolumeAttachment, VolumeSnapshot, VolumeType
+from volumes.models import Volume, VolumeSnapshot, VolumeType
+from volumes.selectors import active_attachment
 from volumes.services.placement import (
     NoValidHost,
     ceph_cluster_choose,
@@ -279,11 +280,7 @@ def _host_of(volume: Volume) -> Host:
         return volume.host
     if volume.ceph_cluster is None:
         raise ConflictError("This volume has no host to act on.", code="wrong_state")
-    attachment = (
-        VolumeAttachment.objects.select_related("host")
-        .filter(volume_id=volume.pk, detached_at__isnull=True)
-        .first()
-    )
+    attachment = active_attachment(volume.pk)
     if attachment is not None:
         return attachment.host
     return ceph_worker_host(volume.ceph_cluster)

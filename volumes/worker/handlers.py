@@ -36,7 +36,7 @@ from operations.services.outcomes import fail, succeed
 from operations.services.runs import step, worker_actor
 from volumes.crypto import is_encrypted, secret_uuid
 from volumes.models import Volume, VolumeAttachment
-from volumes.services.attachments import active_attachment
+from volumes.selectors import active_attachment
 from volumes.states import VolumeStatus
 from volumes.worker.secrets import forget_secret, volume_secret
 

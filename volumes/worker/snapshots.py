@@ -23,7 +23,7 @@ from operations.models import Operation
 from operations.services.outcomes import fail, succeed
 from operations.services.runs import step
 from volumes.models import Volume, VolumeSnapshot
-from volumes.services.attachments import active_attachment
+from volumes.selectors import active_attachment
 from volumes.states import VolumeSnapshotStatus
 from volumes.worker.handlers import (
     ERASED_BY_NOTHING,
