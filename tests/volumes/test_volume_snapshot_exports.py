@@ -11,12 +11,16 @@ volumes (tests/volumes/test_volumes_hv.py); a snapshot goes through the same cop
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
 from iaas.models import AuditEvent
 from images.models import Export
 from images.services.stores import image_store_create
@@ -38,6 +42,7 @@ def scloud(cloud: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
     directory = tmp_path / "par1-store"
     directory.mkdir()
     image_store_create(actor=SYSTEM, name="par1", zone=cloud.zone, path=str(directory))
+    cloud.store_dir = directory
     volume_type = factories.volume_type("standard", max_size_gb=100)
     volume = factories.available_volume(cloud.tenant, volume_type=volume_type, size_gb=2)
     snapshot, operation = volume_snapshot_create(actor=SYSTEM, volume=volume, name="nightly")
@@ -123,3 +128,36 @@ def test_a_reader_cannot_export_a_snapshot(scloud, make_caller):
     before = business_rows()
     assert export(reader, scloud.snapshot).status_code == 403
     assert business_rows() == before
+
+
+def test_a_failed_snapshot_export_leaves_the_snapshot_available_and_deletable(scloud):
+    snapshot = scloud.snapshot
+    answer = export(scloud.client, snapshot)
+    # The snapshot's file vanished behind the control plane's back (no mock: it is gone).
+    pool = naming.storage_pool(scloud.host.name, "volumes")
+    hypervisor_for(scloud.host).delete_storage_volume(pool, naming.volume_snapshot(snapshot.pk))
+
+    assert run_operation(answer.json()["operation"]["id"]) == "failed"
+
+    made = scloud.client.get(f"/api/v1/exports/{answer.json()['export']['id']}").json()
+    assert (made["status"], made["fault"].startswith("The export failed:")) == ("error", True)
+    shown = scloud.client.get(f"/api/v1/volume-snapshots/{snapshot.pk}").json()
+    assert (shown["status"], shown["fault"].startswith("The export failed:")) == (
+        "available", True,
+    )  # fmt: skip
+    assert list((scloud.store_dir / "exports").iterdir()) == []  # no partial file left
+    # No export is being made any more: the snapshot may be deleted.
+    assert scloud.client.delete(f"/api/v1/volume-snapshots/{snapshot.pk}").status_code == 202
+
+
+def test_an_abandoned_snapshot_export_fails_its_export_and_frees_the_snapshot(scloud, settings):
+    from operations.services.deadlines import fail_overdue_operations
+
+    answer = export(scloud.client, scloud.snapshot)
+    Operation.objects.filter(pk=answer.json()["operation"]["id"]).update(
+        created_at=timezone.now() - settings.OPERATION_DEADLINE - timedelta(hours=1)
+    )
+    assert fail_overdue_operations() == [answer.json()["operation"]["id"]]
+    assert Export.objects.get().status == "error"
+    assert VolumeSnapshot.objects.get(pk=scloud.snapshot.pk).status == "available"
+    assert scloud.client.delete(f"/api/v1/volume-snapshots/{scloud.snapshot.pk}").status_code == 202
