@@ -170,15 +170,31 @@ rbd_backend_installed() {
     dpkg-query -W -f='${Status}' libvirt-daemon-driver-storage-rbd 2>/dev/null \
         | grep -q "install ok installed"
 }
-rbd_supported() {
-    timeout 10 virsh -c "$URI" pool-capabilities 2>/dev/null \
-        | grep -Eq "<pool type='rbd' supported='yes'>"
+# rbd_answer: "yes" or "no", what libvirtd says of rbd pools; retried until it says one or
+# the other (on a loaded machine virsh may time out: no answer is not a "no", and restarting
+# a libvirtd that other clients use for a "no" it never said breaks them).
+rbd_answer() {
+    local deadline=$((SECONDS + TIMEOUT)) said
+    while :; do
+        said=$(timeout 20 virsh -c "$URI" pool-capabilities 2>/dev/null \
+            | sed -n "s/.*<pool type='rbd' supported='\(yes\|no\)'>.*/\1/p")
+        if [[ -n $said ]]; then
+            echo "$said"
+            return 0
+        fi
+        ((SECONDS >= deadline)) && die "libvirtd did not say whether it supports rbd pools"
+        sleep 1
+    done
 }
-if rbd_backend_installed && ! rbd_supported && pid_alive "$LIBVIRTD_PIDFILE" libvirtd; then
-    say "libvirtd was started before its rbd storage backend was installed"
-    stop_daemon "$LIBVIRTD_PIDFILE" libvirtd
-    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d -p "$LIBVIRTD_PIDFILE"
-    wait_answers
-    rbd_supported || die "libvirtd still does not support rbd pools after a restart"
+if rbd_backend_installed; then
+    answer=$(rbd_answer) || exit 1
+    if [[ $answer == no ]] && pid_alive "$LIBVIRTD_PIDFILE" libvirtd; then
+        say "libvirtd was started before its rbd storage backend was installed"
+        stop_daemon "$LIBVIRTD_PIDFILE" libvirtd
+        LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d -p "$LIBVIRTD_PIDFILE"
+        wait_answers
+        answer=$(rbd_answer) || exit 1
+        [[ $answer == yes ]] || die "libvirtd still does not support rbd pools after a restart"
+    fi
 fi
 exit 0
