@@ -26,6 +26,7 @@ the freed space is Ceph's (docs/operations.md: encrypted OSDs).
 from __future__ import annotations
 
 import os
+import time
 
 import libvirt
 from lxml import etree as ET
@@ -326,6 +327,24 @@ def _check_rbd_volume(spec: StorageVolumeSpec) -> None:
         )
 
 
+#: qemu-img times the key derivation of a new LUKS header in CPU time; on a loaded host that
+#: measure can come out empty and it gives up with this message (libvirt then removes what it
+#: began): the same create, asked again, goes through.
+_LUKS_TIMING_FLAKE = "Unable to get accurate CPU usage"
+_LUKS_ATTEMPTS = 3
+
+
+def _create_xml(pool: libvirt.virStoragePool, xml: str) -> libvirt.virStorageVol:
+    for attempt in range(1, _LUKS_ATTEMPTS + 1):
+        try:
+            return pool.createXML(xml, 0)
+        except libvirt.libvirtError as exc:
+            if attempt == _LUKS_ATTEMPTS or _LUKS_TIMING_FLAKE not in str(exc):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
 def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> StorageVolumeInfo:
     _check_volume_spec(spec)
     pool = lookup_pool(conn, spec.pool)
@@ -339,7 +358,7 @@ def create_storage_volume(conn: libvirt.virConnect, spec: StorageVolumeSpec) -> 
         if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
             raise
         try:
-            vol = pool.createXML(volume_xml(spec, backing), 0)
+            vol = _create_xml(pool, volume_xml(spec, backing))
         except libvirt.libvirtError as failed:
             if is_dead_connection(failed):
                 raise  # not "no such volume": the driver reconnects and runs the call again
