@@ -91,8 +91,14 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # The portal's language (French by default, the user's choice once signed in); the API
+    # keeps English codes and messages (issue 12).
+    "portal.middleware.PortalLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # No inline script, no asset from elsewhere, on every portal and console page.
+    "portal.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "iaas.urls"
@@ -109,6 +115,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.navigation.tenant_nav",
             ],
         },
     },
@@ -215,7 +222,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # --- Internationalisation -------------------------------------------------------------------
-LANGUAGE_CODE = "en"
+LANGUAGE_CODE = "en"  # the API's; the portal's default is PORTAL_DEFAULT_LANGUAGE
+PORTAL_DEFAULT_LANGUAGE = "fr"
+# The portal's translations: one catalogue for every app (scripts/messages.sh updates it;
+# setup.sh compiles it).
+LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LANGUAGE_COOKIE_NAME = "andromede_language"
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True

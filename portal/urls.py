@@ -1,19 +1,20 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
+"""The portal's URL map: sign-in and account pages, every tenant page under /t/<tenant>/,
+and the operator console under /ops/. Each area's module lists its own patterns; the
+browser tests visit every pattern listed here (tests/browser), so a new page is checked
+for accessibility and isolation as soon as it is mounted."""
 
-from portal import views
-from tenants.forms import SignInForm
+from django.urls import include, path
+
+from portal.views import account, auth, dashboard
 
 app_name = "portal"
 
+tenant_patterns = [
+    *dashboard.urlpatterns,
+]
+
 urlpatterns = [
-    path("", views.home, name="home"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="portal/login.html", authentication_form=SignInForm
-        ),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    *auth.urlpatterns,
+    *account.urlpatterns,
+    path("t/<slug:tenant>/", include(tenant_patterns)),
 ]

@@ -23,6 +23,7 @@ class SignInForm(AuthenticationForm):
     """Django's AuthenticationForm with a one-time code, checked by the auth backend."""
 
     realm = Realm.TENANT
+    refusal_messages: dict[str, Any] = MESSAGES  # the portal's form says them in French too
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Wrong username or password.",
@@ -48,8 +49,8 @@ class SignInForm(AuthenticationForm):
             )
             if self.user_cache is None:
                 reason = refusal_reason(self.request)
-                if reason in MESSAGES:
-                    raise ValidationError(MESSAGES[reason], code=reason)
+                if reason in self.refusal_messages:
+                    raise ValidationError(self.refusal_messages[reason], code=reason)
                 raise self.get_invalid_login_error()
             self.confirm_login_allowed(self.user_cache)
         return self.cleaned_data

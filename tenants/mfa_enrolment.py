@@ -73,6 +73,15 @@ def totp_begin(*, actor: Actor, user: Any) -> TotpEnrolment:
     return TotpEnrolment(secret=_base32_secret(device), uri=_uri(device, user.get_username()))
 
 
+def totp_pending(user: Any) -> TotpEnrolment | None:
+    """The enrolment begun and not confirmed yet, to show again to the account's own session
+    (the portal re-shows its QR code after a mistyped code); None when there is none."""
+    device = TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).first()
+    if device is None:
+        return None
+    return TotpEnrolment(secret=_base32_secret(device), uri=_uri(device, user.get_username()))
+
+
 def _new_recovery_codes(user: Any) -> list[str]:
     StaticDevice.objects.filter(user_id=user.pk).delete()
     device = StaticDevice.objects.create(user_id=user.pk, name=RECOVERY_DEVICE_NAME)

@@ -14,7 +14,7 @@ PACKAGES = [
     "iaas", "tenants", "hosts", "operations", "images", "network", "compute", "portal",
     "hypervisor",
 ]  # fmt: skip
-DATA_DIRS = ("migrations", "templates", "static")
+DATA_DIRS = ("migrations", "templates", "static", "locale")
 
 
 def _source_files(package: str) -> set[str]:

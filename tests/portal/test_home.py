@@ -1,33 +1,36 @@
-"""The portal's landing page lists the caller's tenants and their keypairs."""
+"""The portal's landing and tenant pages show only the caller's active tenants."""
 
 from __future__ import annotations
 
 from django.test import Client
 
-from compute.services.keypairs import keypair_import
-from iaas.audit import Actor
 from tenants.models import Membership, Role, Tenant
 
-SYSTEM = Actor.system("test")
 
-
-def test_a_suspended_tenants_keypairs_are_not_shown(make_tenant, make_caller, ssh_public_keys):
+def test_a_suspended_tenant_is_neither_listed_nor_reachable(make_tenant, make_caller):
     """Review L8: the portal listed the keypairs of suspended tenants, which the API refuses."""
     active, suspended = make_tenant("acme"), make_tenant("frozen")
     reader = make_caller(active, Role.READER)
     Membership.objects.create(user=reader.user, tenant=suspended, role=Role.READER)
-    keypair_import(
-        actor=SYSTEM, tenant=active, name="shown-key", public_key=ssh_public_keys["rsa2048"]
-    )
-    keypair_import(
-        actor=SYSTEM, tenant=suspended, name="hidden-key", public_key=ssh_public_keys["ed25519"]
-    )
     Tenant.objects.filter(pk=suspended.pk).update(status=Tenant.Status.SUSPENDED)
     client = Client()
     client.force_login(reader.user)
 
-    page = client.get("/").content.decode()
+    landing = client.get("/")
+    page = client.get(landing["Location"])
 
-    assert "shown-key" in page
-    assert "hidden-key" not in page
-    assert "frozen" not in page
+    assert landing.status_code == 302
+    assert landing["Location"] == "/t/acme/"
+    assert page.status_code == 200
+    assert "frozen" not in page.content.decode()
+    assert client.get("/t/frozen/").status_code == 404
+
+
+def test_another_tenants_dashboard_is_a_404(make_tenant, make_caller):
+    make_tenant("other")
+    member = make_caller(make_tenant("acme"), Role.MEMBER)
+    client = Client()
+    client.force_login(member.user)
+
+    assert client.get("/t/other/").status_code == 404
+    assert client.get("/t/acme/").status_code == 200

@@ -186,6 +186,7 @@ def test_a_recovery_code_signs_in_once(admin):
 def test_the_portal_asks_for_the_code(admin):
     device = enrol_totp(admin.user)
     client = Client()
+    client.cookies["andromede_language"] = "en"
     alone = client.post("/login/", {"username": admin.user.username, "password": PASSWORD})
     assert alone.status_code == 200
     assert b"authenticator app" in alone.content
@@ -195,7 +196,7 @@ def test_the_portal_asks_for_the_code(admin):
         {"username": admin.user.username, "password": PASSWORD, "otp_token": current_code(device)},
     )
     assert with_code.status_code == 302
-    assert client.get("/").status_code == 200
+    assert client.get("/", follow=True).status_code == 200
 
 
 def test_the_portal_lets_an_unenrolled_admin_in_nowhere(admin):
@@ -204,9 +205,12 @@ def test_the_portal_lets_an_unenrolled_admin_in_nowhere(admin):
         client.post("/login/", {"username": admin.user.username, "password": PASSWORD}).status_code
         == 302
     )
+    client.cookies["andromede_language"] = "en"
     response = client.get("/")
-    assert response.status_code == 403
-    assert b"Second factor required" in response.content
+    assert (response.status_code, response["Location"]) == (302, "/account/mfa/")
+    tenant = admin.user.memberships.get().tenant
+    assert client.get(f"/t/{tenant.slug}/")["Location"] == "/account/mfa/"
+    assert b"must use a second factor" in client.get("/account/mfa/").content
 
 
 # ---- the operator admin ----------------------------------------------------------------------

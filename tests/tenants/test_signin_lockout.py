@@ -169,6 +169,7 @@ def test_login_input_is_validated(db):
 
 
 def portal_login(client: Client, username: str, password: str):
+    client.cookies["andromede_language"] = "en"  # the portal speaks French by default
     return client.post("/login/", {"username": username, "password": password})
 
 
@@ -199,7 +200,7 @@ def test_portal_login_locks_out(username):
     response = portal_login(client, username, PASSWORD)
     assert response.status_code == 302
     assert signed_in(client)
-    assert client.get("/").status_code == 200
+    assert client.get("/", follow=True).status_code == 200
 
 
 def test_admin_login_locks_out(operator):

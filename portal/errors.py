@@ -1,0 +1,99 @@
+"""A refusal from a service (`iaas.errors.DomainError`), said in the user's language with
+what to do next. The API answers the same refusal with its English message and code; the
+portal keeps the code beside its own words, so support can match the two."""
+
+from __future__ import annotations
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from iaas.errors import DomainError
+
+_MESSAGES: dict[str, Promise] = {
+    "quota_exceeded": gettext_lazy(
+        "This would take your tenant past its quota. Free some resources, or ask your "
+        "administrator to raise the quota."
+    ),
+    "wrong_state": gettext_lazy(
+        "This cannot be done in the resource's current state. Wait for the operation in "
+        "progress to finish, then try again."
+    ),
+    "already_exists": gettext_lazy("That name is already taken in this tenant: choose another."),
+    "not_supported_yet": gettext_lazy(
+        "This combination is not supported yet. Choose another volume type or source."
+    ),
+    "no_valid_host": gettext_lazy(
+        "No host can take this now. Try a smaller flavor or another zone, or try again later."
+    ),
+    "unknown_image": gettext_lazy("That image does not exist or is not available to you."),
+    "image_not_active": gettext_lazy("That image is not ready yet: wait until it is active."),
+    "unknown_flavor": gettext_lazy("That flavor does not exist or is not available to you."),
+    "unknown_keypair": gettext_lazy("That keypair does not exist in this tenant."),
+    "unknown_network": gettext_lazy("That network does not exist in this tenant."),
+    "unknown_security_group": gettext_lazy("That security group does not exist in this tenant."),
+    "unknown_volume": gettext_lazy("That volume does not exist in this tenant."),
+    "unknown_volume_type": gettext_lazy("That volume type is not available to you."),
+    "unknown_zone": gettext_lazy("That zone does not exist or is not allowed for your tenant."),
+    "flavor_too_small": gettext_lazy(
+        "This flavor's disk is smaller than the image needs: choose a larger flavor."
+    ),
+    "flavor_disk_smaller_than_image": gettext_lazy(
+        "This flavor's disk is smaller than the image needs: choose a larger flavor."
+    ),
+    "user_data_too_large": gettext_lazy("The user data is too large: keep it under 64 KiB."),
+    "invalid_public_key": gettext_lazy(
+        "That is not a public key we accept. Paste one line such as 'ssh-ed25519 AAAA… name'."
+    ),
+    "image_in_use": gettext_lazy("Instances still use this image: delete them first."),
+    "image_protected": gettext_lazy("This image is protected: unprotect it before deleting it."),
+    "volume_in_use": gettext_lazy("This volume is attached: detach it first."),
+    "snapshot_in_use": gettext_lazy("This snapshot is being used: wait for that to finish."),
+    "network_in_use": gettext_lazy("Ports still use this network: remove them first."),
+    "subnet_in_use": gettext_lazy("Addresses of this subnet are still used: free them first."),
+    "router_in_use": gettext_lazy("This router still has interfaces: remove them first."),
+    "security_group_in_use": gettext_lazy(
+        "Ports still use this security group: change them first."
+    ),
+    "default_security_group": gettext_lazy("The default security group cannot be deleted."),
+    "rule_exists": gettext_lazy("This rule already exists in the group."),
+    "no_address_available": gettext_lazy(
+        "The subnet has no free address left: enlarge it or free an address."
+    ),
+    "ip_in_use": gettext_lazy("That address is already in use: choose another one."),
+    "last_admin": gettext_lazy("A tenant keeps at least one administrator: name another first."),
+    "already_member": gettext_lazy("This person is already a member of the tenant."),
+    "role_too_high": gettext_lazy("You cannot give a role higher than your own."),
+    "too_many_tokens": gettext_lazy("You have too many tokens: revoke one you no longer use."),
+    "expiry_too_far": gettext_lazy("That expiry is too far away: choose an earlier date."),
+    "mfa_required": gettext_lazy(
+        "Sign in again with your second factor (your authenticator app's code) first."
+    ),
+    "invalid_mfa_token": gettext_lazy(
+        "That code is not valid. Enter the current code from your authenticator app."
+    ),
+    "mfa_already_enrolled": gettext_lazy(
+        "A second factor is already enrolled: reset it before enrolling a new one."
+    ),
+    "mfa_not_pending": gettext_lazy("No enrolment is in progress: start again."),
+    "mfa_not_enrolled": gettext_lazy("No second factor is enrolled: enrol one first."),
+    "image_too_large": gettext_lazy("The file is larger than this cloud accepts for an image."),
+    "image_refused": gettext_lazy(
+        "The file is not an image we can boot: upload a qcow2 or raw disk image."
+    ),
+    "empty_upload": gettext_lazy("The file is empty: choose the image file again."),
+    "tenant_suspended": gettext_lazy("This tenant is suspended: contact your provider."),
+}
+
+
+def message_for(error: DomainError) -> str:
+    """The user's words for `error`: a sentence in their language for a known code, else
+    the service's own (English) message, which always says what went wrong."""
+    known = _MESSAGES.get(error.code)
+    if known is not None:
+        return str(known)
+    return _("The request was refused: %(message)s") % {"message": error.message}
+
+
+def known_codes() -> set[str]:
+    return set(_MESSAGES)
