@@ -70,3 +70,25 @@ def keypair_delete(*, actor: Actor, keypair: KeyPair) -> None:
         details={"fingerprint": keypair.fingerprint},
     )
     KeyPair.objects.filter(pk=keypair.pk).delete()
+
+
+def keypair_generate(*, actor: Actor, tenant: Tenant, name: str) -> tuple[KeyPair, str]:
+    """Make a new ed25519 key, import its public half as `keypair_import` does (same name
+    rules, quota and audit), and return the private half in OpenSSH format. The private key
+    is never stored nor logged: the caller shows it once to the user who asked."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    keypair = keypair_import(
+        actor=actor, tenant=tenant, name=name, public_key=f"{public.decode()} {name}"
+    )
+    private_text = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    return keypair, private_text

@@ -1,0 +1,310 @@
+"""Instances: the list (live status, without reloading), the create form, the detail page
+(addresses, volumes, operation history with step timings), the console, and every verb —
+each through compute.services, as the API does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from compute import selectors
+from compute.models import Instance
+from compute.services import console as console_services
+from compute.services import instances as instance_services
+from compute.services import resize as resize_services
+from iaas.errors import DomainError
+from network import selectors as network_selectors
+from network.services.devices import NicRequest
+from operations import selectors as operation_selectors
+from portal.errors import message_for
+from portal.forms.compute import (
+    InstanceCreateForm,
+    RebootForm,
+    RebuildForm,
+    ResizeForm,
+    SnapshotForm,
+)
+from portal.steps import with_step_timings
+from portal.tenancy import TenantPage, tenant_page
+from volumes import selectors as volume_selectors
+
+# Statuses and task states during which a page keeps asking for news (htmx polling).
+SETTLED = {"active", "stopped", "error", "verify_resize", "deleted"}
+
+
+def _busy(instance: Instance) -> bool:
+    return instance.status not in SETTLED or instance.task_state is not None
+
+
+def _instance(page: TenantPage, instance_id: UUID) -> Instance:
+    return get_object_or_404(selectors.instance_list(page.tenant), pk=instance_id)
+
+
+@require_GET
+@tenant_page
+def instance_list(request: HttpRequest, page: TenantPage) -> HttpResponse:
+    instances = list(selectors.instance_list(page.tenant).order_by("name", "created_at"))
+    return render(
+        request,
+        "portal/instances/list.html",
+        {"instances": instances, "busy": any(_busy(i) for i in instances)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_page
+def instance_create(request: HttpRequest, page: TenantPage) -> HttpResponse:
+    form = InstanceCreateForm(page.tenant, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        groups = list(data["security_groups"])
+        try:
+            instance, _operation = instance_services.instance_create(
+                actor=page.actor,
+                tenant=page.tenant,
+                name=data["name"],
+                flavor=data["flavor"],
+                image=data["image"],
+                keypair=data["keypair"],
+                user_data=data["user_data"],
+                nics=NicRequest(
+                    networks=list(data["networks"]),
+                    security_groups=tuple(groups) if groups else None,
+                ),
+            )
+        except DomainError as error:
+            form.add_error(None, message_for(error))
+        else:
+            messages.success(request, _("The instance %(name)s is being built.") % data)
+            return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "portal/instances/create.html", {"form": form}, status=status)
+
+
+@require_GET
+@tenant_page
+def instance_detail(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    instance = _instance(page, instance_id)
+    ports = network_selectors.port_list(page.tenant).filter(
+        device_id=instance.pk, device_owner="compute:instance"
+    )
+    history = operation_selectors.operation_history(page.tenant, instance.pk)
+    context = {
+        "instance": instance,
+        "busy": _busy(instance),
+        "ports": list(ports.order_by("device_index")),
+        "volumes": list(volume_selectors.instance_volumes(page.tenant, instance.pk)),
+        "operations": with_step_timings(list(history.order_by("-created_at")[:20])),
+        "reboot_form": RebootForm(),
+        "snapshot_form": SnapshotForm(),
+        "resize_form": ResizeForm(page.tenant),
+        "rebuild_form": RebuildForm(page.tenant),
+    }
+    return render(request, "portal/instances/detail.html", context)
+
+
+@require_GET
+@tenant_page
+def instance_console(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    """The serial console's tail as the host's worker last captured it; an old capture asks
+    for a new one, which the page (polling) shows a few seconds later."""
+    instance = _instance(page, instance_id)
+    capture = selectors.instance_console(instance)
+    console_services.console_request_refresh(instance, capture)
+    return render(
+        request,
+        "portal/instances/console.html",
+        {"instance": instance, "capture": capture, "age": capture.age_seconds()},
+    )
+
+
+def _verb(
+    request: HttpRequest,
+    page: TenantPage,
+    instance_id: UUID,
+    act: Callable[[Instance], Any],
+    done: str,
+) -> HttpResponse:
+    instance = _instance(page, instance_id)
+    try:
+        act(instance)
+    except DomainError as error:
+        messages.error(request, message_for(error))
+    else:
+        messages.success(request, done)
+    return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance.pk)
+
+
+@require_POST
+@tenant_page
+def instance_start(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: instance_services.instance_start(actor=page.actor, instance=i),
+        _("Starting the instance."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_stop(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: instance_services.instance_stop(actor=page.actor, instance=i),
+        _("Stopping the instance."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_reboot(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    form = RebootForm(request.POST)
+    reboot_type = form.cleaned_data["type"] if form.is_valid() else "soft"
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: instance_services.instance_reboot(
+            actor=page.actor, instance=i, reboot_type=reboot_type
+        ),
+        _("Rebooting the instance."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_snapshot(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    _instance(page, instance_id)  # a foreign instance is a 404 before any form error
+    form = SnapshotForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give the snapshot a name."))
+        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: instance_services.instance_snapshot(
+            actor=page.actor, instance=i, name=form.cleaned_data["name"]
+        ),
+        _("Saving a snapshot as a new private image."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_resize(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    _instance(page, instance_id)
+    form = ResizeForm(page.tenant, request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a flavor from the list."))
+        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: resize_services.instance_resize(
+            actor=page.actor, instance=i, flavor=form.cleaned_data["flavor"]
+        ),
+        _("Resizing the instance; confirm or revert when it is done."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_confirm_resize(
+    request: HttpRequest, page: TenantPage, instance_id: UUID
+) -> HttpResponse:
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: resize_services.instance_confirm_resize(actor=page.actor, instance=i),
+        _("The new flavor is kept."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_revert_resize(
+    request: HttpRequest, page: TenantPage, instance_id: UUID
+) -> HttpResponse:
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: resize_services.instance_revert_resize(actor=page.actor, instance=i),
+        _("Going back to the previous flavor."),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_page
+def instance_rebuild(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    """Rebuild wipes the root disk: GET asks for confirmation (and the image), POST does it."""
+    instance = _instance(page, instance_id)
+    form = RebuildForm(page.tenant, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _verb(
+            request,
+            page,
+            instance_id,
+            lambda i: instance_services.instance_rebuild(
+                actor=page.actor, instance=i, image=form.cleaned_data["image"]
+            ),
+            _("Rebuilding the instance from the image."),
+        )
+    return render(request, "portal/instances/rebuild.html", {"instance": instance, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_page
+def instance_delete(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+    """GET asks for confirmation; POST deletes (the root disk is erased)."""
+    instance = _instance(page, instance_id)
+    if request.method == "GET":
+        return render(request, "portal/instances/delete.html", {"instance": instance})
+    try:
+        instance_services.instance_delete(actor=page.actor, instance=instance)
+    except DomainError as error:
+        messages.error(request, message_for(error))
+        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance.pk)
+    messages.success(
+        request, _("The instance %(name)s is being deleted.") % {"name": instance.name}
+    )
+    return redirect("portal:instances", tenant=page.tenant.slug)
+
+
+_VERBS = [
+    ("start", instance_start),
+    ("stop", instance_stop),
+    ("reboot", instance_reboot),
+    ("snapshot", instance_snapshot),
+    ("resize", instance_resize),
+    ("confirm-resize", instance_confirm_resize),
+    ("revert-resize", instance_revert_resize),
+    ("rebuild", instance_rebuild),
+    ("delete", instance_delete),
+]
+
+urlpatterns = [
+    path("instances/", instance_list, name="instances"),
+    path("instances/new/", instance_create, name="instance-create"),
+    path("instances/<uuid:instance_id>/", instance_detail, name="instance"),
+    path("instances/<uuid:instance_id>/console/", instance_console, name="instance-console"),
+    *[
+        path(f"instances/<uuid:instance_id>/{verb}/", view, name=f"instance-{verb}")
+        for verb, view in _VERBS
+    ],
+]
