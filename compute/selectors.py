@@ -134,3 +134,15 @@ def instance_holdings(tenant: Tenant) -> list[Holding]:
         )
         for instance in instances
     ]
+
+
+def instance_count_by_tenant() -> dict[Any, int]:
+    """Operators' read: how many live instances each tenant has (tenant id → count)."""
+    from django.db.models import Count
+
+    rows = (
+        Instance.objects.exclude(status=Instance.Status.DELETED)
+        .values("tenant_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["tenant_id"]: row["n"] for row in rows}

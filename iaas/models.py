@@ -90,6 +90,24 @@ class AuditChainHead(models.Model):
         return f"audit chain head at event {self.last_event_id}"
 
 
+class AuditVerification(models.Model):
+    """One run of the audit chain's verification (`manage.py audit_verify`, by cron or from
+    the operator console), kept so operators see when the chain was last checked and what
+    that found. Not part of the chain: it records a reading of it."""
+
+    verified_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ok = models.BooleanField()
+    events_checked = models.BigIntegerField(default=0)
+    summary = models.CharField(max_length=500)
+    by = models.CharField(max_length=150, blank=True, help_text="Who asked: a command or user.")
+
+    class Meta:
+        ordering = ["-verified_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.verified_at:%Y-%m-%d %H:%M} {'OK' if self.ok else 'BROKEN'}"
+
+
 class RefusedRead(models.Model):
     """Refused reads (GET, HEAD, OPTIONS) by known callers, counted instead of audited one
     event each (review L5): probing another tenant's ids or reading above one's role is worth

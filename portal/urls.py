@@ -5,7 +5,7 @@ for accessibility and isolation as soon as it is mounted."""
 
 from django.urls import include, path
 
-from portal.views import account, auth, dashboard, instances, keypairs
+from portal.views import account, auth, console, dashboard, instances, keypairs
 
 app_name = "portal"
 
@@ -18,5 +18,6 @@ tenant_patterns = [
 urlpatterns = [
     *auth.urlpatterns,
     *account.urlpatterns,
+    *console.urlpatterns,
     path("t/<slug:tenant>/", include(tenant_patterns)),
 ]

@@ -6,7 +6,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from iaas.models import AuditEvent
+from iaas.models import AuditEvent, AuditVerification
 
 
 def audit_events_for_tenant(tenant_id: uuid.UUID) -> QuerySet[AuditEvent]:
@@ -17,3 +17,8 @@ def audit_events_for_tenant(tenant_id: uuid.UUID) -> QuerySet[AuditEvent]:
 def audit_events_all() -> QuerySet[AuditEvent]:
     """Every event (operators only)."""
     return AuditEvent.objects.all()
+
+
+def last_verification() -> AuditVerification | None:
+    """The newest run of `audit_verify` (by cron, a person or the operator console)."""
+    return AuditVerification.objects.order_by("-verified_at", "-id").first()

@@ -58,3 +58,8 @@ def percent(used: float | int | None, limit: float | int | None) -> int:
 @register.filter
 def action(code: str) -> str:
     return labels.action_label(code)
+
+
+@register.filter
+def quota(resource: str) -> str:
+    return labels.quota_label(resource)

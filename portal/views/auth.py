@@ -32,7 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     if is_operator(request.user):
-        return redirect("portal:account")  # the operator console comes next
+        return redirect("portal:ops")
     memberships = active_memberships(request.user)
     if not memberships:
         return redirect("portal:account")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from iaas.audit.checkpoints import checkpoint_file, checkpoints_check
 from iaas.audit.verify import verify_chain
-from iaas.models import AuditEvent
+from iaas.models import AuditEvent, AuditVerification
 
 
 class Command(BaseCommand):
@@ -39,8 +39,27 @@ class Command(BaseCommand):
             help="The checkpoint file to verify against (default: AUDIT_CHECKPOINT_FILE), "
             "e.g. the copy kept on the log host.",
         )
+        parser.add_argument(
+            "--by",
+            default="audit_verify",
+            help="Who asked, as the operator console shows it (default: audit_verify).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        """Verify, and keep the outcome (AuditVerification) for the operator console."""
+        self._checked = 0
+        try:
+            summary = self._verify(options)
+        except CommandError as error:
+            AuditVerification.objects.create(
+                ok=False, events_checked=self._checked, summary=str(error)[:500], by=options["by"]
+            )
+            raise
+        AuditVerification.objects.create(
+            ok=True, events_checked=self._checked, summary=summary[:500], by=options["by"]
+        )
+
+    def _verify(self, options: dict[str, Any]) -> str:
         path = options["checkpoints"] or checkpoint_file()
         found = checkpoints_check(path)
         if found.problem:
@@ -51,6 +70,7 @@ class Command(BaseCommand):
                 "(run manage.py audit_checkpoint, or check ANDROMEDE_AUDIT_CHECKPOINT_FILE)"
             )
         report = verify_chain(found.anchors)
+        self._checked = report.checked
         if not report.ok:
             raise CommandError(
                 f"audit chain BROKEN at event {report.broken_event_id}: {report.reason} "
@@ -59,16 +79,18 @@ class Command(BaseCommand):
         newest = found.newest
         anchored_up_to = newest.event_id if newest is not None else None
         self._check_unanchored_age(anchored_up_to, options["max_unanchored_age"])
-        self.stdout.write(f"audit chain OK: {report.checked} events verified")
+        ok = f"audit chain OK: {report.checked} events verified"
+        self.stdout.write(ok)
         if newest is None:
             self.stdout.write(f"no checkpoint in {path}: the chain is not anchored")
-            return
+            return f"{ok}; not anchored (no checkpoint)"
         after = report.checked - newest.events
         self.stdout.write(
             f"anchored: {report.anchors_checked} checkpoints verified, the newest #{newest.seq} "
             f"({newest.created_at}, key {newest.key_id}) covers {newest.events} events up to "
             f"event {newest.event_id}; {after} newer events are not anchored yet"
         )
+        return f"{ok}; anchored up to event {newest.event_id} ({after} newer not anchored yet)"
 
     def _check_unanchored_age(self, anchored_up_to: int | None, limit: int | None) -> None:
         if limit is None:
