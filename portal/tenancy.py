@@ -28,6 +28,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
 from iaas.audit import Actor
+from portal.labels import role_label
 from tenants.context import actor_from_request
 from tenants.mfa import mfa_bound, session_verified
 from tenants.models import Membership, Role, Tenant
@@ -100,7 +101,7 @@ def tenant_page(view: View | None = None, *, write_role: str = Role.MEMBER) -> A
             if request.method not in ("GET", "HEAD") and not page.allows(write_role):
                 raise PermissionDenied(
                     _("This needs the %(required)s role; you are %(role)s in this tenant.")
-                    % {"required": Role(write_role).label, "role": page.role.label}
+                    % {"required": role_label(write_role), "role": role_label(page.role)}
                 )
             request.portal_page = page  # type: ignore[attr-defined]
             return inner(request, page, **kwargs)

@@ -34,3 +34,21 @@ def test_another_tenants_dashboard_is_a_404(make_tenant, make_caller):
 
     assert client.get("/t/other/").status_code == 404
     assert client.get("/t/acme/").status_code == 200
+
+
+def test_portal_pages_and_refusals_are_html_in_french_with_the_csp(make_tenant, make_caller):
+    reader = make_caller(make_tenant("acme"), Role.READER)
+    client = Client()
+    client.force_login(reader.user)
+
+    missing = client.get("/t/other/")
+    refused = client.post("/t/acme/keypairs/generate/", {"name": "x"})
+
+    assert missing.status_code == 404
+    assert '<html lang="fr">' in missing.content.decode()
+    assert "Introuvable" in missing.content.decode()
+    assert refused.status_code == 403
+    assert "Il faut le rôle membre" in refused.content.decode()
+    for answer in (missing, refused, client.get("/t/acme/")):
+        assert "script-src 'self'" in answer["Content-Security-Policy"]
+    assert "Content-Security-Policy" not in client.get("/api/v1/").headers
