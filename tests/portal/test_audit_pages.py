@@ -113,8 +113,8 @@ def test_pages_go_back_in_time(acme, monkeypatch):
     older = client.get(f"/t/acme/audit/?{newest.context['older_query']}")
 
     first, second = newest.content.decode(), older.content.decode()
-    assert "thing-4" in first and "thing-3" in first and "thing-2" not in first
-    assert "thing-2" in second and "thing-1" in second and "thing-4" not in second
+    assert ("thing-4" in first, "thing-3" in first, "thing-2" in first) == (True, True, False)
+    assert ("thing-2" in second, "thing-1" in second, "thing-4" in second) == (True, True, False)
     assert "action=thing.poke" in newest.context["older_query"]
 
 

@@ -233,3 +233,18 @@ def test_the_settings_show_residency_and_the_mfa_rule_to_every_role(make_tenant,
     assert "Required for every member" in body
     assert '<form method="post"' not in body.split('id="content"')[1]
     assert client.get("/t/other/settings/").status_code == 404
+
+
+def test_the_pages_speak_french_by_default(acme):
+    _, admin, _ = acme
+    client = Client()
+    sign_in_verified(client, admin.user)
+
+    members = client.get("/t/acme/members/").content.decode()
+    tokens = client.get("/t/acme/tokens/").content.decode()
+    audit = client.get("/t/acme/audit/").content.decode()
+
+    assert "Changer le rôle" in members
+    assert "Invitations en attente" in members
+    assert "Vos jetons d\u2019API" in tokens
+    assert "Journal d\u2019audit" in audit
