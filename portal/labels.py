@@ -39,6 +39,9 @@ STATUS: dict[str, Promise] = {
     "revoked": _("revoked"),
     "expired": _("expired"),
     "suspended": _("suspended"),
+    "declined": _("declined"),
+    "success": _("success"),
+    "refused": _("refused"),
 }
 
 TASK_STATE: dict[str, Promise] = {
@@ -70,6 +73,7 @@ TONE = {
     "enabled": "good", "up": "good", "accepted": "good",
     "error": "bad", "failed": "bad", "down": "bad", "revoked": "idle", "expired": "idle",
     "stopped": "idle", "deleted": "idle", "disabled": "idle", "maintenance": "busy",
+    "success": "good", "refused": "bad", "declined": "idle",
 }  # fmt: skip
 
 
@@ -138,6 +142,15 @@ ACTION: dict[str, Promise] = {
     "volume_snapshot.create": _("snapshot the volume"),
     "volume_snapshot.delete": _("delete the volume snapshot"),
     "volume_snapshot.export": _("export the volume snapshot"),
+    "membership.invite": _("invite a member"),
+    "membership.create": _("add a member"),
+    "membership.update": _("change a member's role"),
+    "membership.delete": _("remove a member"),
+    "membership.decline": _("decline an invitation"),
+    "token.create": _("create an API token"),
+    "token.revoke": _("revoke an API token"),
+    "quota.update": _("change a quota"),
+    "tenant.create": _("create the tenant"),
 }
 
 

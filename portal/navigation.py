@@ -9,10 +9,21 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from tenants.models import Role
+
 TENANT_AREAS: list[tuple[str, Any]] = [
     ("portal:instances", _("Instances")),
     ("portal:keypairs", _("SSH keys")),
+    ("portal:members", _("Members")),
+    ("portal:tokens", _("API tokens")),
+    ("portal:audit", _("Audit log")),
+    ("portal:tenant-settings", _("Settings")),
 ]
+
+# Areas only some roles may read (as the API's `read_role`): not shown to the others.
+AREA_READ_ROLE: dict[str, str] = {
+    "portal:audit": Role.ADMIN,
+}
 
 
 def tenant_nav(request: HttpRequest) -> dict[str, Any]:
@@ -22,6 +33,8 @@ def tenant_nav(request: HttpRequest) -> dict[str, Any]:
         return {}
     items = []
     for name, label in TENANT_AREAS:
+        if not page.allows(AREA_READ_ROLE.get(name, Role.READER)):
+            continue
         url = reverse(name, kwargs={"tenant": page.tenant.slug})
         items.append({"url": url, "label": label, "current": request.path.startswith(url)})
     return {"tenant_nav": items, "page": page}

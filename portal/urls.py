@@ -5,7 +5,18 @@ for accessibility and isolation as soon as it is mounted."""
 
 from django.urls import include, path
 
-from portal.views import account, auth, console, dashboard, instances, keypairs
+from portal.views import (
+    account,
+    audit,
+    auth,
+    console,
+    dashboard,
+    instances,
+    keypairs,
+    members,
+    tenant_settings,
+    tokens,
+)
 
 app_name = "portal"
 
@@ -13,11 +24,16 @@ tenant_patterns = [
     *dashboard.urlpatterns,
     *instances.urlpatterns,
     *keypairs.urlpatterns,
+    *members.tenant_urlpatterns,
+    *tokens.urlpatterns,
+    *audit.urlpatterns,
+    *tenant_settings.urlpatterns,
 ]
 
 urlpatterns = [
     *auth.urlpatterns,
     *account.urlpatterns,
     *console.urlpatterns,
+    *members.account_urlpatterns,
     path("t/<slug:tenant>/", include(tenant_patterns)),
 ]
