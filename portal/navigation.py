@@ -7,8 +7,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
-TENANT_AREAS: list[tuple[str, Any]] = []
+TENANT_AREAS: list[tuple[str, Any]] = [
+    ("portal:images", _("Images")),
+    ("portal:volumes", _("Volumes")),
+]
 
 
 def tenant_nav(request: HttpRequest) -> dict[str, Any]:

@@ -5,12 +5,14 @@ for accessibility and isolation as soon as it is mounted."""
 
 from django.urls import include, path
 
-from portal.views import account, auth, dashboard
+from portal.views import account, auth, dashboard, images, volumes
 
 app_name = "portal"
 
 tenant_patterns = [
     *dashboard.urlpatterns,
+    *images.urlpatterns,
+    *volumes.urlpatterns,
 ]
 
 urlpatterns = [
