@@ -136,7 +136,9 @@ def test_the_upload_creates_the_record_then_the_api_takes_the_file_with_the_sess
     with the session cookie, the CSRF token and the tenant, then the outcome fragment."""
     web = signed_in(portal.member.user, csrf=True)
     form = web.get(images_url(tail="upload/")).content.decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert found is not None
+    token = found.group(1)
 
     made = web.post(
         images_url(tail="upload/"),
@@ -184,14 +186,16 @@ def test_a_failed_upload_is_said_in_the_users_language(portal):
     image = factories.image(portal.tenant, "my-debian")
     french = Client()
     french.force_login(portal.member.user)
+    status = images_url(tail=f"{image.pk}/upload-status/?error=image_not_queued")
 
-    english = portal.web.get(images_url(tail=f"{image.pk}/upload-status/?error=image_refused"))
-    in_french = french.get(images_url(tail=f"{image.pk}/upload-status/?error=image_refused"))
+    english = portal.web.get(status).content.decode()
+    in_french = french.get(status).content.decode()
+    unknown = portal.web.get(status.replace("image_not_queued", "bogus<b>")).content.decode()
 
-    assert "upload a qcow2 or raw disk image" in english.content.decode()
-    assert "upload-sha256" not in english.content.decode()
-    assert in_french.status_code == 200
-    assert "upload a qcow2" not in in_french.content.decode()
+    assert "create a new image to upload another file" in english
+    assert "upload-sha256" not in english  # no SHA-256 before a file is kept
+    assert "créez une nouvelle image pour envoyer un autre fichier" in in_french
+    assert "The upload failed (bogus&lt;b&gt;). Try again." in unknown
 
 
 def test_a_member_deletes_an_image_after_a_confirmation(portal, tiny_qcow2):
