@@ -177,8 +177,18 @@ def _volume_context(page: TenantPage, volume: Volume) -> dict[str, Any]:
         source_snapshot = selectors.volume_snapshot_find(
             page.tenant, str(volume.source_snapshot_id)
         )
-    exports = image_selectors.export_list(page.tenant).filter(
-        source_kind=Export.SourceKind.VOLUME, source_id=volume.pk
+    exports = list(
+        image_selectors.export_list(page.tenant).filter(
+            source_kind=Export.SourceKind.VOLUME, source_id=volume.pk
+        )
+    )
+    snapshots = list(
+        selectors.volume_snapshot_list(page.tenant).filter(volume=volume).order_by("-created_at")
+    )
+    busy = (
+        volume.status in BUSY
+        or any(e.status == Export.Status.CREATING for e in exports)
+        or any(s.status in BUSY for s in snapshots)
     )
     return {
         "volume": volume,
@@ -186,16 +196,12 @@ def _volume_context(page: TenantPage, volume: Volume) -> dict[str, Any]:
         "instance_name": instance_name,
         "source_image": image_selectors.image_of_volume(volume.source_image_id),
         "source_snapshot": source_snapshot,
-        "snapshots": list(
-            selectors.volume_snapshot_list(page.tenant)
-            .filter(volume=volume)
-            .order_by("-created_at")
-        ),
-        "exports": list(exports),
+        "snapshots": snapshots,
+        "exports": exports,
         "operations": list(
             operation_selectors.operation_history(page.tenant, volume.pk).order_by("-created_at")
         ),
-        "busy": volume.status in BUSY or any(e.status == "creating" for e in exports),
+        "busy": busy,
         "extend_form": VolumeExtendForm(initial={"size_gb": volume.size_gb + 1}),
         "snapshot_form": VolumeSnapshotCreateForm(),
     }

@@ -246,7 +246,9 @@ def test_the_detail_shows_the_snapshots_and_the_operations(vportal):
     assert "create the volume" in html  # the volume's operations
     snapshot_html = vportal.web.get(url(f"volume-snapshots/{snapshot.pk}/")).content.decode()
     assert "snapshot the volume" in snapshot_html  # the snapshot's
-    assert 'hx-trigger="every 3s"' in snapshots_page  # a snapshot in progress refreshes
+    # A snapshot in progress: both pages refresh themselves until it is made.
+    assert 'hx-trigger="every 3s"' in snapshots_page
+    assert 'hx-trigger="every 3s"' in html
 
 
 def test_an_export_is_made_then_downloaded_with_its_sha256(vportal):
