@@ -83,6 +83,54 @@ _MESSAGES: dict[str, Promise] = {
     ),
     "empty_upload": gettext_lazy("The file is empty: choose the image file again."),
     "tenant_suspended": gettext_lazy("This tenant is suspended: contact your provider."),
+    # Storage pages (images, volumes, snapshots, exports).
+    "public_image": gettext_lazy("Public images are managed by the operators."),
+    "image_saving": gettext_lazy(
+        "The image's file is being uploaded: delete the image once the upload ends."
+    ),
+    "image_not_queued": gettext_lazy(
+        "This image already has its file, or its file was refused: create a new image to "
+        "upload another file."
+    ),
+    "incomplete_upload": gettext_lazy("The file did not arrive whole: send it again."),
+    "upload_expired": gettext_lazy(
+        "The upload stalled for too long and was abandoned: send the file again."
+    ),
+    "residency_unsatisfiable": gettext_lazy(
+        "No storage in a zone your tenant's residency policy allows can take this: ask your "
+        "provider."
+    ),
+    "unknown_snapshot": gettext_lazy("That volume snapshot does not exist in this tenant."),
+    "volume_cannot_shrink": gettext_lazy(
+        "A volume only grows: enter a size larger than its current one."
+    ),
+    "snapshot_in_progress": gettext_lazy(
+        "A snapshot of this volume is being taken: wait for it to finish."
+    ),
+    "export_not_available": gettext_lazy(
+        "This export cannot be downloaded now: wait until it is available, or export again."
+    ),
+    "file_missing": gettext_lazy(
+        "The file is missing from its store: tell your provider's support."
+    ),
+    "no_export_store": gettext_lazy(
+        "This volume's zone has no storage for exports: ask your provider."
+    ),
+    "volume_smaller_than_image": gettext_lazy(
+        "The volume is smaller than the image needs: choose a larger size."
+    ),
+    "volume_smaller_than_snapshot": gettext_lazy(
+        "The volume is smaller than the snapshot: choose at least the snapshot's size."
+    ),
+    "snapshot_not_available": gettext_lazy(
+        "That snapshot is not available: wait until it is, or choose another."
+    ),
+    "volume_key_shredded": gettext_lazy(
+        "This volume's key was destroyed: its data can no longer be read. Delete it."
+    ),
+    "encryption_unavailable": gettext_lazy(
+        "Encrypted volumes cannot be made now: the operators have been told. Try again later."
+    ),
 }
 
 

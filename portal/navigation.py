@@ -13,6 +13,8 @@ from tenants.models import Role
 
 TENANT_AREAS: list[tuple[str, Any]] = [
     ("portal:instances", _("Instances")),
+    ("portal:images", _("Images")),
+    ("portal:volumes", _("Volumes")),
     ("portal:keypairs", _("SSH keys")),
     ("portal:members", _("Members")),
     ("portal:tokens", _("API tokens")),

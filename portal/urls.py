@@ -11,11 +11,13 @@ from portal.views import (
     auth,
     console,
     dashboard,
+    images,
     instances,
     keypairs,
     members,
     tenant_settings,
     tokens,
+    volumes,
 )
 
 app_name = "portal"
@@ -23,6 +25,8 @@ app_name = "portal"
 tenant_patterns = [
     *dashboard.urlpatterns,
     *instances.urlpatterns,
+    *images.urlpatterns,
+    *volumes.urlpatterns,
     *keypairs.urlpatterns,
     *members.tenant_urlpatterns,
     *tokens.urlpatterns,
