@@ -7,8 +7,14 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
-TENANT_AREAS: list[tuple[str, Any]] = []
+TENANT_AREAS: list[tuple[str, Any]] = [
+    ("portal:networks", _("Networks")),
+    ("portal:routers", _("Routers")),
+    ("portal:security-groups", _("Security groups")),
+    ("portal:floating-ips", _("Floating IPs")),
+]
 
 
 def tenant_nav(request: HttpRequest) -> dict[str, Any]:

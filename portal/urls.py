@@ -5,12 +5,24 @@ for accessibility and isolation as soon as it is mounted."""
 
 from django.urls import include, path
 
-from portal.views import account, auth, dashboard
+from portal.views import (
+    account,
+    auth,
+    dashboard,
+    floating_ips,
+    networks,
+    routers,
+    security_groups,
+)
 
 app_name = "portal"
 
 tenant_patterns = [
     *dashboard.urlpatterns,
+    *networks.urlpatterns,
+    *routers.urlpatterns,
+    *security_groups.urlpatterns,
+    *floating_ips.urlpatterns,
 ]
 
 urlpatterns = [
