@@ -51,14 +51,18 @@ _MESSAGES: dict[str, Promise] = {
     "snapshot_in_use": gettext_lazy("This snapshot is being used: wait for that to finish."),
     "network_in_use": gettext_lazy("Ports still use this network: remove them first."),
     "subnet_in_use": gettext_lazy("Addresses of this subnet are still used: free them first."),
-    "router_in_use": gettext_lazy("This router still has interfaces: remove them first."),
+    "router_in_use": gettext_lazy(
+        "This router is still in use (interfaces, or floating IPs reaching instances through "
+        "it): remove the interfaces or disassociate the floating IPs first."
+    ),
     "security_group_in_use": gettext_lazy(
         "Ports still use this security group: change them first."
     ),
     "default_security_group": gettext_lazy("The default security group cannot be deleted."),
     "rule_exists": gettext_lazy("This rule already exists in the group."),
     "no_address_available": gettext_lazy(
-        "The subnet has no free address left: enlarge it or free an address."
+        "No free address is left in that range: free an address (for a floating IP, "
+        "release one you no longer use or ask your provider)."
     ),
     "ip_in_use": gettext_lazy("That address is already in use: choose another one."),
     "last_admin": gettext_lazy("A tenant keeps at least one administrator: name another first."),
@@ -131,6 +135,60 @@ _MESSAGES: dict[str, Promise] = {
     "encryption_unavailable": gettext_lazy(
         "Encrypted volumes cannot be made now: the operators have been told. Try again later."
     ),
+    # The network pages' refusals (network/services/*).
+    "operator_network": gettext_lazy(
+        "This network belongs to the operator: you can use it, not change or delete it."
+    ),
+    "invalid_name": gettext_lazy(
+        "That name is not valid: use 1 to 64 letters, digits, '.', '_' and '-', starting "
+        "with a letter or digit."
+    ),
+    "invalid_description": gettext_lazy(
+        "The description is too long or holds control characters: keep it under 255 characters."
+    ),
+    "invalid_cidr": gettext_lazy(
+        "That address range is not valid: give an IPv4 range from /16 to /29 with its host "
+        "bits zero, such as 192.0.2.0/24."
+    ),
+    "ip_version_not_supported": gettext_lazy("Only IPv4 ranges are offered for now."),
+    "invalid_gateway": gettext_lazy(
+        "The gateway must be an address inside the subnet's range (not its first or last)."
+    ),
+    "invalid_allocation_pool": gettext_lazy(
+        "The allocation pools are not valid: they must lie in the range, without the gateway, "
+        "and not overlap."
+    ),
+    "invalid_dns": gettext_lazy("Give at most 5 DNS servers."),
+    "subnet_overlap": gettext_lazy(
+        "That range overlaps a subnet already on this network (or on this router): choose "
+        "another range."
+    ),
+    "not_external_network": gettext_lazy(
+        "That network is not an external network: choose one of the external networks."
+    ),
+    "no_gateway": gettext_lazy(
+        "This subnet has no gateway address, so a router cannot join it. Create a subnet with "
+        "a gateway."
+    ),
+    "subnet_has_router": gettext_lazy(
+        "This subnet is already joined to a router: remove that interface first."
+    ),
+    "no_such_interface": gettext_lazy("The router has no interface on that subnet."),
+    "no_route": gettext_lazy(
+        "No router of yours joins this address's subnet to the floating IP's network: add the "
+        "subnet to a router whose gateway is on that network, then try again."
+    ),
+    "port_has_floating_ip": gettext_lazy(
+        "This address already has a floating IP: disassociate that one first."
+    ),
+    "invalid_port": gettext_lazy("A floating IP can only point to one of your instances' ports."),
+    "invalid_subnet": gettext_lazy("That subnet is not one of yours."),
+    "invalid_rule": gettext_lazy(
+        "This rule is not valid. Check that ports go with TCP, UDP or ICMP, that the first "
+        "port is not above the last, that the range is an IPv4 range, and that you gave a "
+        "range or a group, not both."
+    ),
+    "invalid_mtu": gettext_lazy("The MTU must be between 576 and 9000."),
 }
 
 

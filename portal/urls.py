@@ -11,10 +11,14 @@ from portal.views import (
     auth,
     console,
     dashboard,
+    floating_ips,
     images,
     instances,
     keypairs,
     members,
+    networks,
+    routers,
+    security_groups,
     tenant_settings,
     tokens,
     volumes,
@@ -32,6 +36,10 @@ tenant_patterns = [
     *tokens.urlpatterns,
     *audit.urlpatterns,
     *tenant_settings.urlpatterns,
+    *networks.urlpatterns,
+    *routers.urlpatterns,
+    *security_groups.urlpatterns,
+    *floating_ips.urlpatterns,
 ]
 
 urlpatterns = [
