@@ -15,6 +15,8 @@ from images.models import Image
 from network import selectors as network_selectors
 from network.models import Network, SecurityGroup
 from tenants.models import Tenant
+from volumes import selectors as volume_selectors
+from volumes.models import Volume
 
 
 class InstanceCreateForm(forms.Form):
@@ -131,3 +133,27 @@ class KeypairImportForm(forms.Form):
 
 class KeypairGenerateForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=64)
+
+
+class VolumeAttachForm(forms.Form):
+    """An available volume of the tenant's (the service refuses one on another host)."""
+
+    volume = forms.ModelChoiceField(
+        label=_("Volume"), queryset=Volume.objects.none(), empty_label=None
+    )
+
+    def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["volume"]
+        field.queryset = volume_selectors.volume_list(tenant).filter(status="available")
+
+
+class InterfaceAttachForm(forms.Form):
+    network = forms.ModelChoiceField(
+        label=_("Network"), queryset=Network.objects.none(), empty_label=None
+    )
+
+    def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["network"]
+        field.queryset = network_selectors.network_list(tenant).order_by("name")

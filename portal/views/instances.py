@@ -19,7 +19,9 @@ from compute import selectors
 from compute.models import Instance
 from compute.services import console as console_services
 from compute.services import instances as instance_services
+from compute.services import interfaces as interface_services
 from compute.services import resize as resize_services
+from compute.services import volumes as volume_services
 from iaas.errors import DomainError
 from network import selectors as network_selectors
 from network.services.devices import NicRequest
@@ -27,10 +29,12 @@ from operations import selectors as operation_selectors
 from portal.errors import message_for
 from portal.forms.compute import (
     InstanceCreateForm,
+    InterfaceAttachForm,
     RebootForm,
     RebuildForm,
     ResizeForm,
     SnapshotForm,
+    VolumeAttachForm,
 )
 from portal.steps import with_step_timings
 from portal.tenancy import TenantPage, tenant_page
@@ -107,6 +111,8 @@ def instance_detail(request: HttpRequest, page: TenantPage, instance_id: UUID) -
         "snapshot_form": SnapshotForm(),
         "resize_form": ResizeForm(page.tenant),
         "rebuild_form": RebuildForm(page.tenant),
+        "volume_form": VolumeAttachForm(page.tenant),
+        "interface_form": InterfaceAttachForm(page.tenant),
     }
     return render(request, "portal/instances/detail.html", context)
 
@@ -286,6 +292,87 @@ def instance_delete(request: HttpRequest, page: TenantPage, instance_id: UUID) -
     return redirect("portal:instances", tenant=page.tenant.slug)
 
 
+@require_POST
+@tenant_page
+def instance_volume_attach(
+    request: HttpRequest, page: TenantPage, instance_id: UUID
+) -> HttpResponse:
+    _instance(page, instance_id)
+    form = VolumeAttachForm(page.tenant, request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose an available volume from the list."))
+        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: volume_services.instance_volume_attach(
+            actor=page.actor, instance=i, volume=form.cleaned_data["volume"]
+        ),
+        _("Attaching the volume."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_volume_detach(
+    request: HttpRequest, page: TenantPage, instance_id: UUID, volume_id: UUID
+) -> HttpResponse:
+    _instance(page, instance_id)
+    volume = get_object_or_404(volume_selectors.volume_list(page.tenant), pk=volume_id)
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: volume_services.instance_volume_detach(
+            actor=page.actor, instance=i, volume=volume
+        ),
+        _("Detaching the volume."),
+    )
+
+
+@require_POST
+@tenant_page
+def instance_interface_attach(
+    request: HttpRequest, page: TenantPage, instance_id: UUID
+) -> HttpResponse:
+    _instance(page, instance_id)
+    form = InterfaceAttachForm(page.tenant, request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a network from the list."))
+        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: interface_services.instance_interface_attach(
+            actor=page.actor, instance=i, network=form.cleaned_data["network"], port=None,
+            security_groups=None,
+        ),
+        _("Attaching a network interface."),
+    )  # fmt: skip
+
+
+@require_POST
+@tenant_page
+def instance_interface_detach(
+    request: HttpRequest, page: TenantPage, instance_id: UUID, port_id: UUID
+) -> HttpResponse:
+    instance = _instance(page, instance_id)
+    port = get_object_or_404(
+        network_selectors.port_list(page.tenant).filter(device_id=instance.pk), pk=port_id
+    )
+    return _verb(
+        request,
+        page,
+        instance_id,
+        lambda i: interface_services.instance_interface_detach(
+            actor=page.actor, instance=i, port=port
+        ),
+        _("Detaching the network interface."),
+    )
+
+
 _VERBS = [
     ("start", instance_start),
     ("stop", instance_stop),
@@ -307,4 +394,12 @@ urlpatterns = [
         path(f"instances/<uuid:instance_id>/{verb}/", view, name=f"instance-{verb}")
         for verb, view in _VERBS
     ],
-]
+    path("instances/<uuid:instance_id>/volumes/attach/", instance_volume_attach,
+         name="instance-volume-attach"),
+    path("instances/<uuid:instance_id>/volumes/<uuid:volume_id>/detach/",
+         instance_volume_detach, name="instance-volume-detach"),
+    path("instances/<uuid:instance_id>/interfaces/attach/", instance_interface_attach,
+         name="instance-interface-attach"),
+    path("instances/<uuid:instance_id>/interfaces/<uuid:port_id>/detach/",
+         instance_interface_detach, name="instance-interface-detach"),
+]  # fmt: skip

@@ -161,3 +161,31 @@ def test_the_console_page_shows_the_last_capture(cloud):
     page = client.get(f"/t/acme/instances/{instance.pk}/console/").content.decode()
 
     assert "ANDROMEDE-READY &lt;tag&gt;" in page  # escaped, never markup
+
+
+def test_a_volume_is_attached_and_detached_from_the_instance_page(cloud, monkeypatch):
+    from hypervisor.libvirt.hypervisor import LibvirtHypervisor
+    from tests import factories
+    from volumes.models import Volume
+
+    # libvirt's fake cannot attach devices (Unsupported): the attach is taken as done, as in
+    # tests/volumes/test_volume_attach.py, so the page's whole path runs.
+    monkeypatch.setattr(LibvirtHypervisor, "attach_disk", lambda self, name, disk: None)
+    monkeypatch.setattr(LibvirtHypervisor, "detach_disk", lambda self, *a, **k: None)
+    client = portal(cloud.member.user)
+    client.post("/t/acme/instances/new/", create_form(cloud))
+    instance = Instance.objects.get(tenant=cloud.tenant)
+    run_operation(Operation.objects.get(target_id=instance.pk).pk)
+    volume = factories.available_volume(
+        cloud.tenant, volume_type=factories.volume_type("standard", max_size_gb=10)
+    )
+    assert "Attach the volume" in client.get(f"/t/acme/instances/{instance.pk}/").content.decode()
+
+    client.post(f"/t/acme/instances/{instance.pk}/volumes/attach/", {"volume": str(volume.pk)})
+    run_operation(Operation.objects.get(target_id=instance.pk, action="instance.attach_volume").pk)
+
+    assert Volume.objects.get(pk=volume.pk).status == "in-use"
+    page = client.get(f"/t/acme/instances/{instance.pk}/").content.decode()
+    assert f"Detach {volume.name}" in page
+    client.post(f"/t/acme/instances/{instance.pk}/volumes/{volume.pk}/detach/")
+    assert Volume.objects.get(pk=volume.pk).status == "detaching"
