@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from tenants.forms import SignInForm
+from tenants.forms import OperatorSignInForm, SignInForm
 
 
 class PortalSignInForm(SignInForm):
@@ -39,3 +39,8 @@ class PortalSignInForm(SignInForm):
         otp.widget = forms.TextInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": "32"}
         )
+
+
+class PortalOperatorSignInForm(PortalSignInForm, OperatorSignInForm):
+    """The operator console's sign-in: the operator realm (staff accounts only, their own
+    lockout), worded as the portal's."""

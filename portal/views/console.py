@@ -11,6 +11,7 @@ from datetime import timedelta
 from itertools import groupby
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.core.management import CommandError, call_command
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,6 +27,7 @@ from hosts.selectors import host_list, orphan_list
 from iaas.audit.selectors import last_verification
 from operations.selectors import operations_failed_since, operations_unfinished_before
 from portal.capacity import capacity_svg, host_gauges
+from portal.forms.auth import PortalOperatorSignInForm
 from portal.tenancy import operator_page
 from tenants.quotas import quota_lines
 from tenants.selectors import tenant_list
@@ -127,6 +129,15 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
+    path(
+        "ops/login/",
+        auth_views.LoginView.as_view(
+            template_name="portal/ops/login.html",
+            authentication_form=PortalOperatorSignInForm,
+            next_page="portal:ops",
+        ),
+        name="ops-login",
+    ),
     path("ops/", overview, name="ops"),
     path("ops/operations/", operations, name="ops-operations"),
     path("ops/tenants/", tenants, name="ops-tenants"),

@@ -83,3 +83,30 @@ def test_verify_now_records_the_verification(cloud, make_caller):
     assert verification.events_checked > 0
     assert verification.by.startswith("op")
     assert "intact" in answer.content.decode()
+
+
+def test_operators_sign_in_on_their_own_page_with_their_code(cloud, make_caller):
+    from tests.support.callers import PASSWORD
+    from tests.support.mfa import current_code, enrol_totp
+
+    operator = make_caller(None, operator=True).user
+    device = enrol_totp(operator)
+    tenant_admin = make_caller(cloud.tenant, Role.ADMIN).user
+    client = Client()
+    client.cookies["andromede_language"] = "en"
+
+    assert client.get("/ops/")["Location"] == "/ops/login/?next=/ops/"
+    alone = client.post("/ops/login/", {"username": operator.username, "password": PASSWORD})
+    assert alone.status_code == 200  # the code is required
+    tenant = client.post(
+        "/ops/login/",
+        {"username": tenant_admin.username, "password": PASSWORD,
+         "otp_token": current_code(enrol_totp(tenant_admin))},
+    )  # fmt: skip
+    assert tenant.status_code == 200  # a tenant account is not an operator
+    signed = client.post(
+        "/ops/login/",
+        {"username": operator.username, "password": PASSWORD, "otp_token": current_code(device)},
+    )
+    assert signed["Location"] == "/ops/"
+    assert client.get("/ops/").status_code == 200
