@@ -28,7 +28,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from iaas.audit import Actor
+from iaas.audit import Actor, audit_record
+from iaas.models import AuditEvent
 from portal.labels import role_label
 from tenants.context import actor_from_request
 from tenants.mfa import mfa_bound, session_verified
@@ -79,6 +80,20 @@ def signed_in_gate(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _audit_refused_write(request: HttpRequest, page: TenantPage, required: str) -> None:
+    """A write refused for its role leaves one refused event in the tenant, as the API's
+    refused writes do (iaas.audit.refusals): who tried what, never the form's content."""
+    match = request.resolver_match
+    audit_record(
+        actor=page.actor,
+        action=f"portal.{match.url_name if match else 'page'}",
+        tenant_id=page.tenant.pk,
+        outcome=AuditEvent.Outcome.REFUSED,
+        details={"status": 403, "code": "permission_denied", "required_role": str(required),
+                 "your_role": str(page.role), "path": request.path[:200]},
+    )  # fmt: skip
+
+
 def tenant_page(view: View | None = None, *, write_role: str = Role.MEMBER) -> Any:
     """Decorator of a tenant page `view(request, page, **kwargs)` mounted under
     `/t/<tenant>/` (see the module docstring)."""
@@ -100,6 +115,7 @@ def tenant_page(view: View | None = None, *, write_role: str = Role.MEMBER) -> A
                 actor=actor_from_request(request),
             )
             if request.method not in ("GET", "HEAD") and not page.allows(write_role):
+                _audit_refused_write(request, page, write_role)
                 raise PermissionDenied(
                     _("This needs the %(required)s role; you are %(role)s in this tenant.")
                     % {"required": role_label(write_role), "role": role_label(page.role)}

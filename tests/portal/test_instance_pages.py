@@ -189,3 +189,20 @@ def test_a_volume_is_attached_and_detached_from_the_instance_page(cloud, monkeyp
     assert f"Detach {volume.name}" in page
     client.post(f"/t/acme/instances/{instance.pk}/volumes/{volume.pk}/detach/")
     assert Volume.objects.get(pk=volume.pk).status == "detaching"
+
+
+def test_a_readers_refused_write_is_audited_as_refused(cloud, make_caller):
+    from iaas.models import AuditEvent
+
+    reader = make_caller(cloud.tenant, Role.READER)
+    client = portal(reader.user)
+
+    assert client.post("/t/acme/keypairs/generate/", {"name": "x"}).status_code == 403
+
+    event = AuditEvent.objects.filter(tenant_id=cloud.tenant.pk).order_by("id").last()
+    assert (event.action, event.outcome, event.actor_id) == (
+        "portal.keypair-generate",
+        "refused",
+        reader.user.pk,
+    )
+    assert event.details["required_role"] == "member"

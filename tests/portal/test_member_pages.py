@@ -56,7 +56,7 @@ def test_a_reader_sees_no_write_buttons_and_is_refused_if_it_posts(acme, make_ca
     reader = make_caller(tenant, Role.READER)
     client = _client(reader.user)
     target = _membership(admin.user, tenant)
-    events = AuditEvent.objects.count()
+    events = AuditEvent.objects.exclude(outcome="refused").count()
 
     page = client.get("/t/acme/members/")
     role = client.post(f"/t/acme/members/{target.pk}/role/", {"role": Role.READER})
@@ -70,7 +70,9 @@ def test_a_reader_sees_no_write_buttons_and_is_refused_if_it_posts(acme, make_ca
     target.refresh_from_db()
     assert target.role == Role.ADMIN
     assert not Invitation.objects.filter(username="x").exists()
-    assert AuditEvent.objects.count() == events
+    # Nothing changed but the refusals, each audited as the API audits refused writes.
+    assert AuditEvent.objects.exclude(outcome="refused").count() == events
+    assert AuditEvent.objects.filter(outcome="refused", actor_id=reader.user.pk).count() == 3
 
 
 def test_a_member_cannot_see_the_removal_page_nor_the_invitations(acme, make_caller):
