@@ -199,7 +199,7 @@ def test_a_readers_refused_write_is_audited_as_refused(cloud, make_caller):
 
     assert client.post("/t/acme/keypairs/generate/", {"name": "x"}).status_code == 403
 
-    event = AuditEvent.objects.filter(tenant_id=cloud.tenant.pk).order_by("id").last()
+    event = AuditEvent.objects.filter(tenant_id=cloud.tenant.pk).latest("id")
     assert (event.action, event.outcome, event.actor_id) == (
         "portal.keypair-generate",
         "refused",
