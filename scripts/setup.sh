@@ -10,13 +10,17 @@ mode="${1:-run}"
 # test: the Ceph lab (scripts/ceph.sh: a throw-away single-node cluster for the RBD volume
 # backend, shared/notes/ceph-lab.md), QEMU's rbd block driver (qemu-block-extra) and libvirt's
 # rbd storage backend, which libvirtd loads only at start (scripts/libvirtd.sh restarts it).
+# gettext: msgfmt compiles the portal's translations (portal/locale; the .mo files are not
+# kept in the repository). test: Debian's chromium, which the browser tests drive with
+# Playwright (tests/browser; Playwright's own browser download is never used), and curl to
+# fetch axe-core from npm (scripts/axe-core.sh).
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
     openssh-client ca-certificates oathtool qemu-utils util-linux
-    openvswitch-switch ovn-central ovn-host)
+    openvswitch-switch ovn-central ovn-host gettext)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client openssh-server
         ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados
-        qemu-block-extra libvirt-daemon-driver-storage-rbd)
+        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl)
 fi
 apt_ensure "${packages[@]}"
 venv_ensure
@@ -24,3 +28,7 @@ mkdir -p "$VAR" "$RUN_DIR"
 # var/ holds the embedded default's database (sessions, user data), its secret key and the
 # control plane's SSH key: readable by its owner only.
 chmod 700 "$VAR"
+(cd "$ROOT" && "$VENV/bin/python" manage.py compilemessages --locale fr --ignore '.venv/*' >/dev/null)
+if [[ $mode == test ]]; then
+    "$ROOT/scripts/axe-core.sh" >/dev/null
+fi
