@@ -1,7 +1,8 @@
 """A pytest plugin (`-p tests.support.lanes`, as scripts/test.sh runs it): at the end of the
 run, the minutes each lane took — the fast lane on libvirt's fake hypervisor and PostgreSQL,
-the real libvirtd lane (tests marked `hypervisor`), the API fuzzing (tests/test_api_fuzz.py)
-— so a slow lane shows where CI's time goes."""
+the real libvirtd lane (tests marked `hypervisor`), the API fuzzing (tests/test_api_fuzz.py), the
+portal in Chromium (tests marked `browser`, run within the fast lane's process) — so a slow
+lane shows where CI's time goes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def lane(item: pytest.Item) -> str:
         return "hypervisor (real libvirtd)"
     if item.nodeid.startswith("tests/test_api_fuzz.py::"):
         return "fuzz (schemathesis)"  # review item 12: must stay under three minutes
+    if item.get_closest_marker("browser"):
+        return "browser (chromium)"
     return "fast"
 
 
