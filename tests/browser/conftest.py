@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
-from tests.support.browser import LANGUAGE_COOKIE, STARTED, TIMINGS, launch_chromium
+from tests.support.browser import LANGUAGE_COOKIE, STARTED, SURVEYED, TIMINGS, launch_chromium
 from tests.support.portal_world import portal_world  # noqa: F401 - a fixture
 
 
@@ -23,6 +23,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("browser (chromium)")
     terminalreporter.write_line(f"Chromium started in {STARTED['chromium']:.1f} s")
+    for language, kinds in sorted(SURVEYED.items()):
+        counted = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+        terminalreporter.write_line(f"{language}: the URL patterns hold {counted}")
     for language, seconds in sorted(TIMINGS.items()):
         if seconds:
             terminalreporter.write_line(

@@ -4,7 +4,7 @@ opened in Chromium in French and in English, keeps the production CSP, breaks no
 passes axe-core with no serious or critical WCAG 2.1 A/AA violation.
 
 Who looks: acme-admin (TOTP) for the tenant pages and the account's, the operator (TOTP) for
-/ops/, nobody for /login/. A pattern naming a URL kwarg the world does not know fails the
+/ops/, nobody for the sign-in pages. A pattern naming a URL kwarg the world does not know fails the
 test (add it to tests/support/portal_world.py); a 405 to a GET is a POST-only endpoint, not a
 page; a redirect must end on a page that answers; a download (not HTML) or a fragment (HTML
 that is not a document) is answered but not opened. Anything else must be a 200."""
@@ -16,21 +16,23 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Response
 
 from portal.middleware import CONTENT_SECURITY_POLICY
 from tests.support.browser import (
     LANGUAGE_COOKIE,
+    SURVEYED,
     TIMINGS,
     axe_violations,
     describe_violations,
     screenshot,
     sign_in,
-    sign_in_without_the_form,
 )
 from tests.support.mfa import sign_in_verified
 from tests.support.portal_world import (
@@ -109,19 +111,17 @@ def survey(world: PortalWorld, language: str) -> Survey:
 def signed_in_tabs(
     world: PortalWorld, live_server: Any, new_context: Callable[..., BrowserContext], language: str
 ) -> dict[str, Tab]:
-    """One tab per viewer, signed in once: acme-admin through the sign-in form with its TOTP
-    code, the operator with a session made on the server (no form signs an operator in yet:
-    tests/support/browser.sign_in_without_the_form); its context starts from that sign-in's
-    storage state. Each viewer's pages open one after the other in its tab: staying in one
+    """One tab per viewer, signed in once through its sign-in form with its TOTP code
+    (/login/ for acme-admin, /ops/login/ for the operator); its context starts from that
+    sign-in's storage state. Each viewer's pages open one after the other in its tab: staying in one
     renderer, Chromium compiles axe-core once rather than on every page (0.1 s a page, not
     0.4 s)."""
     tabs = {"": Tab(new_context(language).new_page())}
     for viewer in sorted({v for v in VIEWER.values() if v}):
         signing = new_context(language)
-        if viewer == OPERATOR:
-            sign_in_without_the_form(signing, live_server, world.user(viewer))
-        else:
-            sign_in(signing.new_page(), live_server, viewer, PASSWORD, world.devices[viewer])
+        path = "/ops/login/" if viewer == OPERATOR else "/login/"
+        device = world.devices[viewer]
+        sign_in(signing.new_page(), live_server, viewer, PASSWORD, device, path=path)
         tabs[viewer] = Tab(new_context(language, storage_state=signing.storage_state()).new_page())
         signing.close()
     return tabs
@@ -162,10 +162,29 @@ class Tab:
         return self.problems
 
 
+def assert_french_is_compiled() -> None:
+    """Without the compiled catalogue the French pages are English words in a page that says
+    lang="fr": neither language would be checked."""
+    po = Path(settings.BASE_DIR) / "portal" / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+    mo = po.with_suffix(".mo")
+    fresh = mo.is_file() and mo.stat().st_mtime >= po.stat().st_mtime
+    assert fresh, (
+        f"{mo} is missing or older than its .po: run manage.py compilemessages --locale fr "
+        "--ignore '.venv/*' (scripts/setup.sh does)"
+    )
+
+
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_every_page_answers_and_passes_axe(language, portal_world, live_server, new_context):
+    if language == "fr":
+        assert_french_is_compiled()
     found = survey(portal_world, language)
     assert len(found.pages) >= 10, found  # the walk found the portal, not an empty list
+    SURVEYED[language] = {
+        "pages": len(found.pages), "POST-only endpoints": len(found.post_only),
+        "redirects": len(found.redirects), "downloads": len(found.downloads),
+        "fragments": len(found.fragments), "failures": len(found.failures),
+    }  # fmt: skip
 
     tabs = signed_in_tabs(portal_world, live_server, new_context, language)
     # Screenshots of every page, in French, only when asked for (the variable set).

@@ -112,6 +112,7 @@ def foreign_url(world: PortalWorld, pattern: PortalPattern) -> str:
 def test_the_walk_finds_the_portal():
     names = {p.name for p in PATTERNS}
     assert {"login", "dashboard", "ops"} <= names
+    assert "login" in {p.name for p in PATTERNS if p.area == "login"}
     assert all(p.route.startswith("t/<slug:tenant>/") for p in TENANT_PATTERNS)
     assert OBJECT_PATTERNS
     assert names >= READER_WRITES, "READER_WRITES names a page that no longer exists"

@@ -22,12 +22,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright
-
-from tests.support.mfa import sign_in_verified
+from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_VERSION = "4.14.1"
@@ -39,6 +36,7 @@ LANGUAGE_COOKIE = "andromede_language"
 #: the seconds of each page check by language (tests/browser/test_every_page.py).
 STARTED: dict[str, float] = {}
 TIMINGS: dict[str, list[float]] = {}
+SURVEYED: dict[str, dict[str, int]] = {}  # by language: how many pages of each kind
 
 
 def axe_core_path() -> Path:
@@ -99,10 +97,13 @@ def sign_in(
     username: str,
     password: str,
     totp_device: TOTPDevice | None = None,
+    *,
+    path: str = "/login/",
 ) -> None:
-    """Sign in through the portal's /login/ form, with the device's current TOTP code when
-    given, and wait for the page it leads to; fails with the form's error if it stays."""
-    page.goto(f"{live_server.url}/login/")
+    """Sign in through the portal's sign-in form (/login/; operators': path="/ops/login/"),
+    with the device's current TOTP code when given, and wait for the page it leads to; fails
+    with the form's error if it stays there."""
+    page.goto(f"{live_server.url}{path}")
     form = page.locator("main form")
     form.locator("input[name=username]").fill(username)
     form.locator("input[name=password]").fill(password)
@@ -110,22 +111,10 @@ def sign_in(
         form.locator("input[name=otp_token]").fill(totp_code(totp_device))
     with page.expect_navigation():
         form.locator("button[type=submit]").click()
-    if page.url.split("?")[0].endswith("/login/"):
+    if page.url.split("?")[0].endswith(path):
         raise AssertionError(
             f"{username} could not sign in: {page.locator('main').inner_text()[:500]}"
         )
-
-
-def sign_in_without_the_form(context: BrowserContext, live_server: Any, user: Any) -> None:
-    """Give the context a session of `user` that passed its second factor, made on the server
-    side (tests/support/mfa.sign_in_verified), for accounts the portal's form cannot sign in
-    yet: operators, whom /login/ refuses (the tenant realm) and whose /admin/login/ page has
-    no field for their code."""
-    client = sign_in_verified(Client(), user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
 
 
 # ---- axe-core --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.views import LoginView
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RoutePattern
@@ -206,8 +207,8 @@ _PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
 class PortalPattern:
     """One URL pattern of portal.urls: its full route ("t/<slug:tenant>/instances/"), its
     name and who looks at it: `tenant` pages (under /t/<tenant>/, seen by acme-admin),
-    `ops` pages (the operator console), `login` (anonymous) and `account` (acme-admin's own
-    pages outside a tenant)."""
+    `login` (a sign-in page, Django's LoginView: anonymous), `ops` pages (the operator
+    console) and `account` (acme-admin's own pages outside a tenant)."""
 
     route: str
     name: str
@@ -221,10 +222,11 @@ class PortalPattern:
     def area(self) -> str:
         if "tenant" in self.kwargs:
             return "tenant"
+        view_class = getattr(getattr(self.pattern, "callback", None), "view_class", None)
+        if isinstance(view_class, type) and issubclass(view_class, LoginView):
+            return "login"
         if self.route.startswith("ops/"):
             return "ops"
-        if self.name == "login":
-            return "login"
         return "account"
 
     def url(self, values: Mapping[str, str]) -> str:
