@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,19 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwr
 
 from tests.support.browser import LANGUAGE_COOKIE, STARTED, SURVEYED, TIMINGS, launch_chromium
 from tests.support.portal_world import portal_world  # noqa: F401 - a fixture
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here must carry the `browser` marker (a module-level pytestmark), or its
+    minutes would be counted in the fast lane's (tests/support/lanes.py)."""
+    here = Path(__file__).parent
+    unmarked = [
+        item.nodeid
+        for item in items
+        if item.path.is_relative_to(here) and not item.get_closest_marker("browser")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"mark these browser tests `browser` (pytestmark): {unmarked}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
