@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 STATUS: dict[str, Promise] = {
     "building": _("building"),
@@ -61,6 +62,17 @@ TASK_STATE: dict[str, Promise] = {
     "detaching_vol": _("detaching a volume"),
 }
 
+POWER: dict[str, Promise] = {
+    "running": pgettext_lazy("power state", "running"),
+    "shutoff": pgettext_lazy("power state", "powered off"),
+    "paused": pgettext_lazy("power state", "paused"),
+    "crashed": pgettext_lazy("power state", "crashed"),
+    "shutdown": pgettext_lazy("power state", "shutting down"),
+    "suspended": pgettext_lazy("power state", "suspended"),
+    "blocked": pgettext_lazy("power state", "blocked"),
+    "nostate": pgettext_lazy("power state", "unknown"),
+}
+
 ROLE: dict[str, Promise] = {
     "reader": _("reader"),
     "member": _("member"),
@@ -87,6 +99,10 @@ def task_label(code: str | None) -> str:
     if not code:
         return ""
     return str(TASK_STATE.get(code, code))
+
+
+def power_label(code: str | None) -> str:
+    return str(POWER.get(code, code)) if code else ""
 
 
 def role_label(code: str) -> str:

@@ -63,3 +63,8 @@ def action(code: str) -> str:
 @register.filter
 def quota(resource: str) -> str:
     return labels.quota_label(resource)
+
+
+@register.filter
+def power(code: str | None) -> str:
+    return labels.power_label(code)
