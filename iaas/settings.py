@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # the portal's numbers in the user's locale (intcomma)
     "rest_framework",
     "django_filters",
     "drf_spectacular",
