@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from compute import selectors
@@ -149,28 +150,34 @@ def _verb(
     return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance.pk)
 
 
-@require_POST
-@tenant_page
-def instance_start(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: instance_services.instance_start(actor=page.actor, instance=i),
-        _("Starting the instance."),
-    )
+def _plain_verb(service: Callable[..., Any], done: Any) -> Callable[..., HttpResponse]:
+    """The view of a verb that takes nothing but the instance (start, stop, confirm or revert a
+    resize): POST only, through `service(actor=…, instance=…)`, `done` said on success."""
+
+    @require_POST
+    @tenant_page
+    def view(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
+        return _verb(
+            request,
+            page,
+            instance_id,
+            lambda i: service(actor=page.actor, instance=i),
+            str(done),
+        )
+
+    return view
 
 
-@require_POST
-@tenant_page
-def instance_stop(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: instance_services.instance_stop(actor=page.actor, instance=i),
-        _("Stopping the instance."),
-    )
+instance_start = _plain_verb(
+    instance_services.instance_start, gettext_lazy("Starting the instance.")
+)
+instance_stop = _plain_verb(instance_services.instance_stop, gettext_lazy("Stopping the instance."))
+instance_confirm_resize = _plain_verb(
+    resize_services.instance_confirm_resize, gettext_lazy("The new flavor is kept.")
+)
+instance_revert_resize = _plain_verb(
+    resize_services.instance_revert_resize, gettext_lazy("Going back to the previous flavor.")
+)
 
 
 @require_POST
@@ -224,34 +231,6 @@ def instance_resize(request: HttpRequest, page: TenantPage, instance_id: UUID) -
             actor=page.actor, instance=i, flavor=form.cleaned_data["flavor"]
         ),
         _("Resizing the instance; confirm or revert when it is done."),
-    )
-
-
-@require_POST
-@tenant_page
-def instance_confirm_resize(
-    request: HttpRequest, page: TenantPage, instance_id: UUID
-) -> HttpResponse:
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: resize_services.instance_confirm_resize(actor=page.actor, instance=i),
-        _("The new flavor is kept."),
-    )
-
-
-@require_POST
-@tenant_page
-def instance_revert_resize(
-    request: HttpRequest, page: TenantPage, instance_id: UUID
-) -> HttpResponse:
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: resize_services.instance_revert_resize(actor=page.actor, instance=i),
-        _("Going back to the previous flavor."),
     )
 
 

@@ -14,18 +14,13 @@ from django.utils import timezone
 from iaas.audit import Actor, audit_record
 from iaas.models import AuditEvent
 from tenants.models import Role
-from tests.support.mfa import sign_in_verified
+from tests.support.portal_client import portal_client
 
 SOMEONE = Actor(user_id=None, label="someone", credential="session")
 
 
 def _client(user: Any, *, verified: bool = False) -> Client:
-    client = Client()
-    client.cookies["andromede_language"] = "en"
-    if verified:
-        return sign_in_verified(client, user)
-    client.force_login(user)
-    return client
+    return portal_client(user, verified=verified)
 
 
 def _event(tenant: Any, label: str, action: str = "thing.poke") -> AuditEvent:

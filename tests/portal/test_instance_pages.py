@@ -13,15 +13,13 @@ from compute.selectors import console_cache_key
 from operations.models import Operation
 from operations.worker import run_operation
 from tenants.models import Quota, Role
+from tests.support.portal_client import portal_client
 
 pytestmark = pytest.mark.django_db
 
 
 def portal(user, language: str = "en") -> Client:
-    client = Client()
-    client.cookies["andromede_language"] = language
-    client.force_login(user)
-    return client
+    return portal_client(user, language)
 
 
 def create_form(cloud, **overrides):

@@ -11,15 +11,13 @@ from django.test import Client
 from compute.models import KeyPair
 from iaas.models import AuditEvent
 from tenants.models import Role
+from tests.support.portal_client import portal_client
 
 pytestmark = pytest.mark.django_db
 
 
 def portal(user, language: str = "en") -> Client:
-    client = Client()
-    client.cookies["andromede_language"] = language
-    client.force_login(user)
-    return client
+    return portal_client(user, language)
 
 
 def test_generating_a_key_shows_the_private_half_once_and_keeps_only_the_public(

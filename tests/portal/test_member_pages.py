@@ -14,15 +14,11 @@ from django.test import Client
 from iaas.models import AuditEvent
 from tenants.models import ApiToken, Invitation, Membership, Role, Tenant
 from tests.support.mfa import sign_in_verified
+from tests.support.portal_client import portal_client
 
 
 def _client(user: Any, *, verified: bool = False) -> Client:
-    client = Client()
-    client.cookies["andromede_language"] = "en"
-    if verified:
-        return sign_in_verified(client, user)
-    client.force_login(user)
-    return client
+    return portal_client(user, verified=verified)
 
 
 def _membership(user: Any, tenant: Tenant) -> Membership:

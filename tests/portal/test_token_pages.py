@@ -16,16 +16,11 @@ from tenants import services
 from tenants import tokens as token_secrets
 from tenants.models import ApiToken, Membership, Role
 from tests.support.callers import SYSTEM
-from tests.support.mfa import sign_in_verified
+from tests.support.portal_client import portal_client
 
 
 def _client(user: Any, *, verified: bool = False) -> Client:
-    client = Client()
-    client.cookies["andromede_language"] = "en"
-    if verified:
-        return sign_in_verified(client, user)
-    client.force_login(user)
-    return client
+    return portal_client(user, verified=verified)
 
 
 def _create(client: Client, **fields: Any) -> Any:
