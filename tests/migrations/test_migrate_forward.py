@@ -143,6 +143,8 @@ MODELS_ADDED_SINCE = {
     ("volumes", "volumesnapshot"),
     ("volumes", "tenantkey"),
     ("images", "export"),
+    ("iaas", "auditverification"),
+    ("portal", "preference"),
     ("hosts", "cephcluster"),
 }
 
