@@ -150,6 +150,24 @@ def _verb(
     return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance.pk)
 
 
+def _form_verb(
+    request: HttpRequest,
+    page: TenantPage,
+    instance_id: UUID,
+    form: Any,
+    invalid: str,
+    act: Callable[[Instance, dict[str, Any]], Any],
+    done: str,
+) -> HttpResponse:
+    """A verb with a small form (a name, a flavor, a volume, a network): a foreign instance is
+    a 404 before any form error; an invalid form says `invalid`; else `act(instance, data)`."""
+    _instance(page, instance_id)
+    if not form.is_valid():
+        messages.error(request, invalid)
+        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
+    return _verb(request, page, instance_id, lambda i: act(i, form.cleaned_data), done)
+
+
 def _plain_verb(service: Callable[..., Any], done: Any) -> Callable[..., HttpResponse]:
     """The view of a verb that takes nothing but the instance (start, stop, confirm or revert a
     resize): POST only, through `service(actor=…, instance=…)`, `done` said on success."""
@@ -199,39 +217,26 @@ def instance_reboot(request: HttpRequest, page: TenantPage, instance_id: UUID) -
 @require_POST
 @tenant_page
 def instance_snapshot(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
-    _instance(page, instance_id)  # a foreign instance is a 404 before any form error
-    form = SnapshotForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Give the snapshot a name."))
-        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: instance_services.instance_snapshot(
-            actor=page.actor, instance=i, name=form.cleaned_data["name"]
+    return _form_verb(
+        request, page, instance_id, SnapshotForm(request.POST), _("Give the snapshot a name."),
+        lambda i, data: instance_services.instance_snapshot(
+            actor=page.actor, instance=i, name=data["name"]
         ),
         _("Saving a snapshot as a new private image."),
-    )
+    )  # fmt: skip
 
 
 @require_POST
 @tenant_page
 def instance_resize(request: HttpRequest, page: TenantPage, instance_id: UUID) -> HttpResponse:
-    _instance(page, instance_id)
-    form = ResizeForm(page.tenant, request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Choose a flavor from the list."))
-        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: resize_services.instance_resize(
-            actor=page.actor, instance=i, flavor=form.cleaned_data["flavor"]
+    return _form_verb(
+        request, page, instance_id, ResizeForm(page.tenant, request.POST),
+        _("Choose a flavor from the list."),
+        lambda i, data: resize_services.instance_resize(
+            actor=page.actor, instance=i, flavor=data["flavor"]
         ),
         _("Resizing the instance; confirm or revert when it is done."),
-    )
+    )  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
@@ -276,20 +281,14 @@ def instance_delete(request: HttpRequest, page: TenantPage, instance_id: UUID) -
 def instance_volume_attach(
     request: HttpRequest, page: TenantPage, instance_id: UUID
 ) -> HttpResponse:
-    _instance(page, instance_id)
-    form = VolumeAttachForm(page.tenant, request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Choose an available volume from the list."))
-        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: volume_services.instance_volume_attach(
-            actor=page.actor, instance=i, volume=form.cleaned_data["volume"]
+    return _form_verb(
+        request, page, instance_id, VolumeAttachForm(page.tenant, request.POST),
+        _("Choose an available volume from the list."),
+        lambda i, data: volume_services.instance_volume_attach(
+            actor=page.actor, instance=i, volume=data["volume"]
         ),
         _("Attaching the volume."),
-    )
+    )  # fmt: skip
 
 
 @require_POST
@@ -315,18 +314,11 @@ def instance_volume_detach(
 def instance_interface_attach(
     request: HttpRequest, page: TenantPage, instance_id: UUID
 ) -> HttpResponse:
-    _instance(page, instance_id)
-    form = InterfaceAttachForm(page.tenant, request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Choose a network from the list."))
-        return redirect("portal:instance", tenant=page.tenant.slug, instance_id=instance_id)
-    return _verb(
-        request,
-        page,
-        instance_id,
-        lambda i: interface_services.instance_interface_attach(
-            actor=page.actor, instance=i, network=form.cleaned_data["network"], port=None,
-            security_groups=None,
+    return _form_verb(
+        request, page, instance_id, InterfaceAttachForm(page.tenant, request.POST),
+        _("Choose a network from the list."),
+        lambda i, data: interface_services.instance_interface_attach(
+            actor=page.actor, instance=i, network=data["network"]
         ),
         _("Attaching a network interface."),
     )  # fmt: skip

@@ -204,3 +204,22 @@ def test_a_readers_refused_write_is_audited_as_refused(cloud, make_caller):
         reader.user.pk,
     )
     assert event.details["required_role"] == "member"
+
+
+def test_a_nic_is_attached_from_the_instance_page(cloud):
+    from network.models import Port
+
+    client = portal(cloud.member.user)
+    client.post("/t/acme/instances/new/", create_form(cloud))
+    instance = Instance.objects.get(tenant=cloud.tenant)
+    run_operation(Operation.objects.get(target_id=instance.pk).pk)
+    network = Port.objects.get(device_id=instance.pk).network
+
+    client.post(f"/t/acme/instances/{instance.pk}/interfaces/attach/", {"network": ""})
+    assert Port.objects.filter(device_id=instance.pk).count() == 1  # an invalid form: nothing
+    client.post(f"/t/acme/instances/{instance.pk}/interfaces/attach/", {"network": network.pk})
+
+    assert Port.objects.filter(device_id=instance.pk).count() == 2
+    assert Operation.objects.filter(
+        target_id=instance.pk, action="instance.attach_interface", status="queued"
+    ).exists()
