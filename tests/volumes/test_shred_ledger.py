@@ -49,9 +49,7 @@ def test_keys_a_restore_brought_back_are_destroyed_again(vcloud):
     shred("acme")
     # A dump taken before the shred, restored: the key rows as they were.
     TenantKey.objects.filter(pk=key.pk).update(wrapped_key=older[0], destroyed_at=None)
-    Volume.objects.filter(pk=volume.pk).update(
-        wrapped_key=older[1], key_shredded_at=None, fault=""
-    )
+    Volume.objects.filter(pk=volume.pk).update(wrapped_key=older[1], key_shredded_at=None, fault="")
     assert crypto.volume_passphrase(Volume.objects.get(pk=volume.pk)) == passphrase  # the risk
     ((tenant, outcome),) = shred_ledger_reapply(actor=RESTORE)
     assert (tenant.slug, outcome.key_versions, outcome.volume_ids) == ("acme", [1], [volume.pk])
