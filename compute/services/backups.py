@@ -29,7 +29,7 @@ from typing import Any
 from compute.services.reconciler import reconcile_all
 from iaas.audit import Actor, audit_record
 from iaas.audit.checkpoints import checkpoint_write
-from iaas.audit.restore import ChainHead, restore_checkpoint_write
+from iaas.audit.restore import ChainHead, chain_head_now, restore_checkpoint_write
 from iaas.models import AuditChainHead, AuditEvent
 from images.services.backup import file_sha256, stores_back_up, stores_restore
 from volumes.models import TenantKey
@@ -149,39 +149,50 @@ class RestoreReport:
     reconciled: dict[str, object] | None = None
 
 
-def restore_finish(manifest_path: Path, *, reconcile: bool) -> RestoreReport:
+def restore_finish(
+    manifest_path: Path | None, *, restored_from: str = "", reconcile: bool
+) -> RestoreReport:
     """After `pg_restore` of the manifest's dump: sign the restore checkpoint (the restored
     head must be the manifest's), re-apply the shred ledger, put the image files back, run a
-    reconciler round (if `reconcile`). Safe to run again: a second restore checkpoint
-    supersedes nothing more; shredded keys stay destroyed; files already in place are
-    kept. CheckpointError / ShredLedgerError / BackupError stop it with the reason."""
-    manifest = manifest_read(manifest_path)
-    recorded = manifest["audit_chain_head"]
-    expected = ChainHead(recorded["event_id"], recorded["event_hash"], recorded["events"])
+    reconciler round (if `reconcile`). Without a manifest (a point-in-time recovery from a
+    base backup and WAL), the restore checkpoint is signed on the database's head as it is,
+    once proven against the checkpoints before it, and `restored_from` names the recovery
+    target. Safe to run again: the checkpoint is not signed twice for one restore; shredded
+    keys stay destroyed; files already in place are kept. CheckpointError, ShredLedgerError
+    or BackupError stop it with the reason."""
+    manifest: dict[str, Any] = {"image_stores": []}
+    if manifest_path is not None:
+        manifest = manifest_read(manifest_path)
+        recorded = manifest["audit_chain_head"]
+        expected = ChainHead(recorded["event_id"], recorded["event_hash"], recorded["events"])
+        restored_from, marker = manifest["taken_at"], file_sha256(manifest_path)
+    elif restored_from:
+        expected, marker = chain_head_now(), f"point-in-time {restored_from}"
+    else:
+        raise BackupError("give the backup's manifest, or the point in time recovered to")
     report = RestoreReport()
-    manifest_sha256 = file_sha256(manifest_path)
     actor = Actor.system("manage.py restore_finish")
-    restored = AuditEvent.objects.filter(
-        action="system.restore", details__manifest_sha256=manifest_sha256
-    )
-    if not restored.exists():  # else: run again, the checkpoint is written already
-        checkpoint = restore_checkpoint_write(expected=expected, restored_from=manifest["taken_at"])
+    if not AuditEvent.objects.filter(action="system.restore", details__marker=marker).exists():
+        checkpoint = restore_checkpoint_write(expected=expected, restored_from=restored_from)
         report.checkpoint_seq = checkpoint.seq
         report.superseded = (checkpoint.supersedes_after + 1, checkpoint.seq - 1)
         audit_record(
             actor=actor,
             action="system.restore",
             details={
-                "taken_at": manifest["taken_at"], "restored_head": recorded,
-                "restore_checkpoint": checkpoint.seq, "manifest_sha256": manifest_sha256,
+                "restored_from": restored_from, "marker": marker,
+                "restored_head": {"event_id": expected.event_id,
+                                  "event_hash": expected.event_hash, "events": expected.events},
+                "restore_checkpoint": checkpoint.seq,
             },
         )  # fmt: skip
     for tenant, outcome in shred_ledger_reapply(actor=actor):
         report.shreds_reapplied[tenant.slug] = outcome.key_versions
     checkpoint_write()  # anchors the restore's own events
-    report.images_restored, report.image_problems = stores_restore(
-        manifest_path.parent, manifest["image_stores"]
-    )
+    if manifest_path is not None:
+        report.images_restored, report.image_problems = stores_restore(
+            manifest_path.parent, manifest["image_stores"]
+        )
     if reconcile:
         report.reconciled = reconcile_all()
     return report

@@ -49,8 +49,9 @@ def database_url(name: str) -> str:
     return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{name}"
 
 
-def script(name: str, *args: str, database: str) -> str:
-    """scripts/<name> with the control plane's environment (this test's settings)."""
+def script(name: str, *args: str, database: str, fails: bool = False) -> str:
+    """scripts/<name> with the control plane's environment (this test's settings); its
+    output. It must succeed (or, with `fails`, exit 1)."""
     env = os.environ | {
         "DATABASE_URL": database_url(database),
         "DJANGO_SETTINGS_MODULE": "iaas.settings",
@@ -66,7 +67,7 @@ def script(name: str, *args: str, database: str) -> str:
         [str(ROOT / "scripts" / name), *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
-    assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == (1 if fails else 0), f"{name}:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
 
@@ -137,6 +138,14 @@ def test_backup_destroy_restore(
     assert checkpoint_write() is not None
     # Then the disaster: the database and the image store are lost.
     shutil.rmtree(settings.IMAGE_STORE_DIR)
+    # A damaged backup is refused before anything is touched.
+    copy = backup / held_path(manifest, str(vcloud.image.pk))
+    original = copy.read_bytes()
+    copy.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    damaged = script("restore.sh", str(backup), database=scratch_database, fails=True)
+    assert f"{held_path(manifest, str(vcloud.image.pk))}: FAILED" in damaged
+    assert "nothing was restored" in damaged  # and the next restore finds the database empty
+    copy.write_bytes(original)
     out = script("restore.sh", "--no-reconcile", str(backup), database=scratch_database)
     assert "restore checkpoint #3 signed; checkpoints #2 to #2 superseded" in out
     assert "tenant acme: shred re-applied, key version(s) [1]" in out
@@ -174,6 +183,33 @@ def test_backup_destroy_restore(
     )
     with pytest.raises(CommandError, match="events were removed"):
         call_command("audit_verify", "--require-checkpoint", stdout=io.StringIO())
+
+
+def held_path(manifest: dict, relative: str) -> str:
+    (store,) = manifest["image_stores"]
+    return next(f["path"] for f in store["files"] if f["relative"] == relative)
+
+
+@pytest.mark.django_db  # no pg_dump here: a plain test database
+def test_after_a_point_in_time_recovery_the_restore_checkpoint_names_the_target():
+    """PostgreSQL replayed WAL up to a point: the chain ends there, behind the checkpoints
+    signed since; `restore_finish --point-in-time` signs the head as it is."""
+    events = [audit_record(actor=Actor.system("tests"), action=f"test.{i}") for i in range(4)]
+    checkpoint_write()
+    audit_record(actor=Actor.system("tests"), action="test.later")
+    checkpoint_write()
+    kept = events[-1]
+    as_owner(
+        ("DELETE FROM iaas_auditevent WHERE id > %s", [kept.id]),
+        ("UPDATE iaas_auditchainhead SET last_event_id = %s, last_hash = %s", [kept.id, kept.hash]),
+    )
+    out = io.StringIO()
+    call_command("restore_finish", "--point-in-time", "2026-12-03 10:00:00+00",
+                 "--no-reconcile", stdout=out)  # fmt: skip
+    assert "restore checkpoint #3 signed; checkpoints #2 to #2 superseded" in out.getvalue()
+    verified = io.StringIO()
+    call_command("audit_verify", "--require-checkpoint", stdout=verified)
+    assert "from the backup of 2026-12-03 10:00:00+00" in verified.getvalue()
 
 
 def stat_mode(path: Path) -> int:

@@ -1,9 +1,11 @@
-"""`manage.py restore_finish --manifest DIR/manifest.json [--no-reconcile]`, run by
-scripts/restore.sh once `pg_restore` has put the dump back: signs a `restore` checkpoint on
-the restored audit chain, destroys again the keys shredded since the backup (the shred
-ledger), puts the image files back (checked against their SHA-256) and runs one reconciler
-round (compute.services.backups). Exit 1 with the reason when a step cannot be done; run it
-again once fixed (it is safe to)."""
+"""`manage.py restore_finish (--manifest DIR/manifest.json | --point-in-time WHEN)
+[--no-reconcile]`, run by scripts/restore.sh once `pg_restore` has put the dump back: signs
+a `restore` checkpoint on the restored audit chain, destroys again the keys shredded since
+the backup (the shred ledger), puts the image files back (checked against their SHA-256)
+and runs one reconciler round (compute.services.backups). After a point-in-time recovery,
+`--point-in-time` instead (no image files then: docs/operations.md, "Backups and restore").
+Exit 1 with the reason when a step cannot be done; run it again once fixed (it is safe to).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +24,16 @@ class Command(BaseCommand):
     help = "Finish a restore: restore checkpoint, shreds re-applied, image files, reconciler."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--manifest", type=Path, required=True)
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument(
+            "--manifest", type=Path, help="the manifest.json of the backup restored"
+        )
+        source.add_argument(
+            "--point-in-time",
+            metavar="WHEN",
+            help="a point-in-time recovery (base backup and WAL) to WHEN, the "
+            "recovery_target_time: the restore checkpoint is signed on the head as it is",
+        )
         parser.add_argument(
             "--no-reconcile",
             action="store_true",
@@ -31,7 +42,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            report = restore_finish(options["manifest"], reconcile=not options["no_reconcile"])
+            report = restore_finish(
+                options["manifest"],
+                restored_from=options["point_in_time"] or "",
+                reconcile=not options["no_reconcile"],
+            )
         except (BackupError, CheckpointError, SigningKeyError, ShredLedgerError) as exc:
             raise CommandError(f"restore NOT finished: {exc}") from exc
         if report.checkpoint_seq:
