@@ -9,10 +9,11 @@
 # ANDROMEDE_AUDIT_* settings (signing key, checkpoint file), ANDROMEDE_SHRED_LEDGER_FILE and
 # image store directories as production: they are not in the backup, by design.
 # Steps: 1. every file is checked against SHA256SUMS (nothing is changed if one differs);
-# 2. pg_restore --single-transaction --exit-on-error; 3. manage.py restore_finish: signs a
-# `restore` audit checkpoint, destroys again the keys shredded since the backup (the shred
-# ledger), puts the image files back checked against their SHA-256, and runs one reconciler
-# round (--no-reconcile: leave it to beat). Then start the API and workers.
+# 2. pg_restore --single-transaction --exit-on-error, then manage.py migrate (a backup of an
+# older release); 3. manage.py restore_finish: signs a `restore` audit checkpoint, destroys
+# again the keys shredded since the backup (the shred ledger), puts the image files back
+# checked against their SHA-256, and runs one reconciler round (--no-reconcile: leave it to
+# beat). Then start the API and workers. docs/operations.md, "Backups and restore".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { die "usage: $0 [--no-reconcile] DIR"; }
@@ -20,7 +21,7 @@ finish=(restore_finish)
 while (($#)); do
     case "$1" in
         --no-reconcile) finish+=(--no-reconcile); shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         -*) usage ;;
         *) break ;;
     esac
@@ -49,6 +50,11 @@ tables="$(timeout 60 psql --dbname="$url" --no-psqlrc --tuples-only --no-align \
 say "restoring the database (pg_restore)"
 timeout "${ANDROMEDE_RESTORE_TIMEOUT:-3600}" \
     pg_restore --exit-on-error --single-transaction --dbname="$url" "$dir/database.dump"
+
+# A backup of an older release: its schema brought to this one's (nothing to do otherwise;
+# migrations write no audit event, so the chain stays the backup's).
+say "migrating the restored database to this release's schema"
+"$VENV/bin/python" "$ROOT/manage.py" migrate --no-input
 
 say "finishing: restore checkpoint, shreds re-applied, image files, reconciler"
 "$VENV/bin/python" "$ROOT/manage.py" "${finish[@]}" --manifest "$dir/manifest.json"
