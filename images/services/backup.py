@@ -114,16 +114,21 @@ def store_directory_now(name: str, recorded: str) -> Path:
 def stores_restore(backup_dir: Path, stores: list[dict[str, Any]]) -> tuple[int, list[str]]:
     """Put every file of the manifest's `stores` back in place (through a temporary file
     renamed once its SHA-256 matches the manifest's; a file already there with that SHA-256
-    is left alone). Returns (files put back, problems): a copy whose checksum differs is not
-    put in place, and every active image of the restored database whose file the backup
-    does not hold, or holds with another checksum than the image's, is named."""
+    is left alone). Returns (files put back, problems): a copy whose checksum differs, or a
+    path leading out of its store, is not put in place, and every active image of the
+    restored database whose file the backup does not hold, or holds with another checksum
+    than the image's, is named."""
     restored, problems = 0, []
     held: dict[tuple[str, str], str] = {}
     for store in stores:
         directory = store_directory_now(store["name"], store["directory"])
         for entry in store["files"]:
+            relative = Path(entry["relative"])
+            if relative.is_absolute() or ".." in relative.parts:
+                problems.append(f"{entry['path']}: names a place outside its store; not restored")
+                continue
             held[(store["name"], entry["relative"])] = entry["sha256"]
-            target = directory / entry["relative"]
+            target = directory / relative
             if target.is_file() and file_sha256(target) == entry["sha256"]:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
