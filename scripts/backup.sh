@@ -30,12 +30,15 @@ done
 (($# == 1)) || usage
 dir="$1"
 
+# libpq's variables from the URL: no password on pg_dump's, pg_restore's or psql's command
+# line (scripts/pg_env.py).
 url="${DATABASE_MIGRATE_URL:-${DATABASE_URL:-}}"
-case "$url" in
-    postgres://*|postgresql://*) ;;
-    pgsql://*) url="postgresql://${url#pgsql://}" ;;
-    *) die "DATABASE_URL (or DATABASE_MIGRATE_URL) must name the PostgreSQL database to back up" ;;
-esac
+[[ "$url" == postgres://* || "$url" == postgresql://* || "$url" == pgsql://* ]] \
+    || die "DATABASE_URL (or DATABASE_MIGRATE_URL) must name the PostgreSQL database to back up"
+while IFS= read -r -d '' pair; do export "${pair?}"; done \
+    < <(ANDROMEDE_PG_URL="$url" "$VENV/bin/python" "$ROOT/scripts/pg_env.py")
+[[ -n "${PGDATABASE:-}" ]] || die "cannot read the database URL (above)"
+export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
 
 umask 077
 mkdir -p -- "$dir"
@@ -45,9 +48,8 @@ dir="$(cd -- "$dir" && pwd)"
 # The manifest's "when" is pg_dump's start: its snapshot is taken as it connects.
 taken_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "dumping the database (pg_dump -Fc) into $dir/database.dump"
-PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}" \
-    timeout "${ANDROMEDE_BACKUP_DUMP_TIMEOUT:-3600}" \
-    pg_dump --format=custom --file="$dir/database.dump" --dbname="$url"
+timeout "${ANDROMEDE_BACKUP_DUMP_TIMEOUT:-3600}" \
+    pg_dump --format=custom --file="$dir/database.dump"
 
 say "copying the image stores and writing the manifest"
 args=(backup_manifest "$dir" --taken-at "$taken_at")

@@ -31,25 +31,27 @@ dir="$(cd -- "$1" && pwd)" || die "no backup directory $1"
 [[ -f "$dir/manifest.json" && -f "$dir/SHA256SUMS" && -f "$dir/database.dump" ]] \
     || die "$dir is not a backup made by scripts/backup.sh (manifest.json, SHA256SUMS, database.dump)"
 
+# libpq's variables from the URL: no password on pg_dump's, pg_restore's or psql's command
+# line (scripts/pg_env.py).
 url="${DATABASE_MIGRATE_URL:-${DATABASE_URL:-}}"
-case "$url" in
-    postgres://*|postgresql://*) ;;
-    pgsql://*) url="postgresql://${url#pgsql://}" ;;
-    *) die "DATABASE_URL (or DATABASE_MIGRATE_URL) must name the PostgreSQL database to restore into" ;;
-esac
+[[ "$url" == postgres://* || "$url" == postgresql://* || "$url" == pgsql://* ]] \
+    || die "DATABASE_URL (or DATABASE_MIGRATE_URL) must name the PostgreSQL database to restore into"
+while IFS= read -r -d '' pair; do export "${pair?}"; done \
+    < <(ANDROMEDE_PG_URL="$url" "$VENV/bin/python" "$ROOT/scripts/pg_env.py")
+[[ -n "${PGDATABASE:-}" ]] || die "cannot read the database URL (above)"
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
 
 say "checking every file of $dir against SHA256SUMS"
 (cd -- "$dir" && sha256sum --check --strict --quiet SHA256SUMS) \
     || die "the backup in $dir is damaged (above): nothing was restored"
 
-tables="$(timeout 60 psql --dbname="$url" --no-psqlrc --tuples-only --no-align \
+tables="$(timeout 60 psql --no-psqlrc --tuples-only --no-align \
     --command="SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")"
 [[ "$tables" == 0 ]] || die "the database is not empty ($tables tables): restore into a new, empty database"
 
 say "restoring the database (pg_restore)"
 timeout "${ANDROMEDE_RESTORE_TIMEOUT:-3600}" \
-    pg_restore --exit-on-error --single-transaction --dbname="$url" "$dir/database.dump"
+    pg_restore --exit-on-error --single-transaction --dbname="$PGDATABASE" "$dir/database.dump"
 
 # A backup of an older release: its schema brought to this one's (nothing to do otherwise;
 # migrations write no audit event, so the chain stays the backup's).

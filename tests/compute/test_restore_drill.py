@@ -54,6 +54,7 @@ def script(name: str, *args: str, database: str, fails: bool = False) -> str:
     output. It must succeed (or, with `fails`, exit 1)."""
     env = os.environ | {
         "DATABASE_URL": database_url(database),
+        "DATABASE_MIGRATE_URL": "",  # one role here: the test database's owner
         "DJANGO_SETTINGS_MODULE": "iaas.settings",
         "PYTHONPATH": str(ROOT),
         "ANDROMEDE_AUDIT_SIGNING_KEY": str(settings.AUDIT_SIGNING_KEY),
