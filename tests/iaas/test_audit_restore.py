@@ -116,3 +116,18 @@ def test_a_restore_checkpoint_must_resume_after_an_anchor(restored):
     with locked_for_append(path) as fd:
         append_signed(fd, dataclasses.replace(written, supersedes_after=9, signature=""))
     assert "resumes after checkpoint #9, which is not an anchor" in verify_fails()
+
+
+def test_a_restore_from_a_backup_newer_than_every_checkpoint_supersedes_none():
+    record(3)
+    checkpoint()
+    record(2)
+    backup = chain_head_now()
+    record(1)  # written after the backup, lost, never anchored
+    back_to(backup)
+    written = restore_checkpoint_write(expected=backup, restored_from="x")
+    assert (written.seq, written.supersedes_after, written.events) == (2, 1, 5)
+    out = verify("--require-checkpoint")
+    assert "audit chain OK: 5 events verified" in out
+    assert "no checkpoint superseded" in out
+    assert "anchored: 2 checkpoints verified" in out

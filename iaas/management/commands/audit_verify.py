@@ -88,10 +88,12 @@ class Command(BaseCommand):
             self.stdout.write(f"no checkpoint in {path}: the chain is not anchored")
             return f"{ok}; not anchored (no checkpoint)"
         for restore in found.restores:
+            first, last = restore.supersedes_after + 1, restore.seq - 1
+            superseded = f"checkpoints #{first} to #{last}" if first <= last else "no checkpoint"
             self.stdout.write(
                 f"restored: checkpoint #{restore.seq} ({restore.created_at}) restored the chain "
                 f"to event {restore.event_id} from the backup of {restore.restored_from}; "
-                f"checkpoints #{restore.supersedes_after + 1} to #{restore.seq - 1} superseded"
+                f"{superseded} superseded"
             )
         after = report.checked - newest.events
         self.stdout.write(
