@@ -5,9 +5,12 @@ so its encrypted volumes can never be opened again, wherever their bytes are.
 attach takes the volume's lock, so none can start meanwhile): refused while any volume is
 attached or busy; else every tenant key's wrapped material is overwritten and the key marked
 destroyed, every encrypted volume loses its wrapped data key and is marked shredded, and
-the audit chain records `tenant.shred`. Then `tenant_secrets_sweep` undefines, on every host,
-whatever secret of the tenant's volumes is still defined (none should be: secrets live only
-while a volume is attached or being made; a host reached late is swept by running it again).
+the audit chain records `tenant.shred`; the shred is written to the shred ledger, outside the
+database, before the commit (volumes.services.shred_ledger), so that a restore of an older
+backup destroys the keys again (`shred_ledger_reapply`, the same `keys_destroy`). Then
+`tenant_secrets_sweep` undefines, on every host, whatever secret of the tenant's volumes is
+still defined (none should be: secrets live only while a volume is attached or being made; a
+host reached late is swept by running it again).
 """
 
 from __future__ import annotations
