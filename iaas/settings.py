@@ -612,5 +612,7 @@ LOGGING = {
         # Each audit checkpoint is logged, whatever the level, so that the log shipper keeps
         # a copy of it off this machine (review M2).
         "iaas.audit.checkpoints": {"level": "INFO"},
+        # So is each line of the shred ledger (a restore needs it: volumes.services.shred_ledger).
+        "volumes.services.shred_ledger": {"level": "INFO"},
     },
 }

@@ -21,7 +21,10 @@ def test_files_are_put_back_only_with_their_checksum_and_inside_their_store(clou
     path = image_file_path(cloud.image)
     original = path.read_bytes()
     (Path(settings.IMAGE_STORE_DIR) / "upload.part").write_bytes(b"half")  # not an image yet
-    (copy,) = [c.as_manifest() for c in stores_back_up(tmp_path)]
+    with pytest.raises(ValueError, match="no image store named elsewhere"):
+        stores_back_up(tmp_path, ["elsewhere"])  # backup.sh --stores elsewhere
+    (copy,) = [c.as_manifest() for c in stores_back_up(tmp_path, ["default"])]
+    assert (copy["zone"], copy["jurisdiction"]) == (settings.IMAGE_STORE_ZONE, "FR")
     assert [f["relative"] for f in copy["files"]] == [str(cloud.image.pk)]
     (entry,) = copy["files"]
     assert entry["sha256"] == hashlib.sha256(original).hexdigest() == cloud.image.checksum_sha256

@@ -23,10 +23,11 @@ __all__ = ["vcloud"]  # the fixture, imported to be used here
 RESTORE = Actor.system("tests: restore_finish")
 
 
-def test_a_shred_is_written_to_the_ledger_before_it_commits(vcloud):
+def test_a_shred_is_written_to_the_ledger_before_it_commits(vcloud, caplog):
     volume = encrypted_volume(vcloud)
     key = TenantKey.objects.get(tenant=vcloud.tenant)
     shred("acme")
+    (logged,) = [r for r in caplog.records if r.name == "volumes.services.shred_ledger"]
     ledger = Path(settings.SHRED_LEDGER_FILE)
     assert stat.S_IMODE(ledger.stat().st_mode) == 0o600
     (line,) = ledger.read_text().splitlines()
@@ -34,6 +35,7 @@ def test_a_shred_is_written_to_the_ledger_before_it_commits(vcloud):
     assert (entry["tenant_id"], entry["tenant_slug"]) == (str(vcloud.tenant.pk), "acme")
     assert (entry["key_ids"], entry["key_versions"]) == ([str(key.pk)], [1])
     assert "wrapped" not in line  # ids, never key material
+    assert logged.shred_ledger == line  # a copy for the log host
     shred("acme")  # nothing left to destroy: no second line
     assert len(ledger.read_text().splitlines()) == 1
     assert shred_ledger_reapply(actor=RESTORE) == []  # the live database: nothing to redo

@@ -4,7 +4,8 @@
 taken before the shred would bring the (wrapped) keys back, and with the master key they
 would open the tenant's volumes again. So each shred also appends one JSON line to
 `settings.SHRED_LEDGER_FILE` (default var/shred-ledger.jsonl, 0600, opened append-only, kept
-beside the audit checkpoints and never in a database backup):
+beside the audit checkpoints and never in a database backup; each line is also logged, by
+this module's logger whatever the log level, so the log shipper keeps a copy):
 
     {"at": "…", "tenant_id": "…", "tenant_slug": "acme", "key_ids": ["…"], "key_versions": [1]}
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 class ShredLedgerError(Exception):
@@ -79,6 +83,10 @@ def ledger_append(
         raise ShredLedgerError(
             f"cannot append to the shred ledger {path}: {exc.strerror}; nothing was shredded"
         ) from exc
+    logger.info(
+        "shred ledger: tenant %s, key versions %s", tenant_slug, [v for _, v in keys],
+        extra={"shred_ledger": line},
+    )  # fmt: skip
 
 
 def ledger_entries(path: Path | None = None) -> list[LedgerEntry]:
