@@ -472,6 +472,12 @@ VOLUME_MASTER_KEY_CREATE = not (
     os.environ.get("ANDROMEDE_VOLUME_MASTER_KEY")
     or os.environ.get("ANDROMEDE_VOLUME_MASTER_KEY_FILE")
 )
+# Every crypto-shred is also appended here (JSON lines, 0600), outside the database, so a
+# restore from an older dump destroys again the keys shredded since (volumes.services.
+# shred_ledger). Keep it beside the audit checkpoints, not in the database backups.
+SHRED_LEDGER_FILE = Path(
+    env_str("ANDROMEDE_SHRED_LEDGER_FILE", str(VAR_DIR / "shred-ledger.jsonl"))
+)
 
 # --- Celery (DESIGN §4) -----------------------------------------------------------------------
 PRIVATE_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
@@ -606,5 +612,7 @@ LOGGING = {
         # Each audit checkpoint is logged, whatever the level, so that the log shipper keeps
         # a copy of it off this machine (review M2).
         "iaas.audit.checkpoints": {"level": "INFO"},
+        # So is each line of the shred ledger (a restore needs it: volumes.services.shred_ledger).
+        "volumes.services.shred_ledger": {"level": "INFO"},
     },
 }

@@ -175,11 +175,13 @@ def _audit_anchor_files(settings: Any, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(autouse=True)
 def _volume_master_key(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Each test wraps volume keys with a master key of its own, made on first use in a
-    folder of its own (volumes.crypto), never the checkout's var/."""
+    folder of its own (volumes.crypto), and writes its shreds to a ledger there, never the
+    checkout's var/."""
     folder = tmp_path_factory.mktemp("volume-master-key")
     settings.VOLUME_MASTER_KEY = None
     settings.VOLUME_MASTER_KEY_FILE = folder / "volume-master.key"
     settings.VOLUME_MASTER_KEY_CREATE = True
+    settings.SHRED_LEDGER_FILE = folder / "shred-ledger.jsonl"
     return folder
 
 

@@ -5,9 +5,12 @@ so its encrypted volumes can never be opened again, wherever their bytes are.
 attach takes the volume's lock, so none can start meanwhile): refused while any volume is
 attached or busy; else every tenant key's wrapped material is overwritten and the key marked
 destroyed, every encrypted volume loses its wrapped data key and is marked shredded, and
-the audit chain records `tenant.shred`. Then `tenant_secrets_sweep` undefines, on every host,
-whatever secret of the tenant's volumes is still defined (none should be: secrets live only
-while a volume is attached or being made; a host reached late is swept by running it again).
+the audit chain records `tenant.shred`; the shred is written to the shred ledger, outside the
+database, before the commit (volumes.services.shred_ledger), so that a restore of an older
+backup destroys the keys again (`shred_ledger_reapply`, the same `keys_destroy`). Then
+`tenant_secrets_sweep` undefines, on every host, whatever secret of the tenant's volumes is
+still defined (none should be: secrets live only while a volume is attached or being made; a
+host reached late is swept by running it again).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +31,7 @@ from iaas.errors import ConflictError
 from tenants.models import Tenant
 from volumes.crypto import secret_uuid
 from volumes.models import TenantKey, Volume, VolumeAttachment
+from volumes.services.shred_ledger import ledger_append, ledger_entries, ledger_file
 from volumes.states import VolumeStatus
 
 logger = logging.getLogger(__name__)
@@ -74,18 +79,20 @@ def tenant_shred(*, actor: Actor, tenant: Tenant) -> ShredOutcome:
             details={"volumes": {str(v.pk): v.status for v in busy}},
         )
     now = timezone.now()
-    outcome = ShredOutcome()
-    for key in TenantKey.objects.select_for_update().filter(tenant=tenant, destroyed_at=None):
-        key.wrapped_key = b""  # the only copy of the (wrapped) key material, overwritten
-        key.destroyed_at = now
-        key.save(update_fields=["wrapped_key", "destroyed_at"])
-        outcome.key_versions.append(key.version)
-    for volume in volumes:
+    live = list(TenantKey.objects.select_for_update().filter(tenant=tenant, destroyed_at=None))
+    if live:
+        # Before the commit, so a committed shred is never missing from the ledger.
+        ledger_append(
+            at=now, tenant_id=tenant.pk, tenant_slug=tenant.slug,
+            keys=[(key.pk, key.version) for key in live],
+        )  # fmt: skip
+    outcome = keys_destroy(live, now)
+    for volume in volumes:  # volumes left by an older shred (none expected): marked too
         if volume.tenant_key_id is None or volume.key_shredded_at is not None:
             continue
-        Volume.objects.filter(pk=volume.pk).update(
-            wrapped_key=None, key_shredded_at=now, fault=SHREDDED_FAULT, updated_at=now
-        )
+        if volume.pk in outcome.volume_ids:
+            continue
+        _volume_shred(volume.pk, now)
         outcome.volume_ids.append(volume.pk)
     audit_record(
         actor=actor,
@@ -98,6 +105,61 @@ def tenant_shred(*, actor: Actor, tenant: Tenant) -> ShredOutcome:
         },
     )
     return outcome
+
+
+def keys_destroy(keys: list[TenantKey], now: datetime) -> ShredOutcome:
+    """Destroy `keys` (rows locked by the caller, in its transaction): their wrapped material
+    overwritten, `destroyed_at` set; every encrypted volume they protect loses its wrapped data
+    key and is marked shredded. The one destroy path of `tenant_shred` and of a restore's
+    `shred_ledger_reapply`."""
+    outcome = ShredOutcome()
+    for key in keys:
+        key.wrapped_key = b""  # the only copy of the (wrapped) key material, overwritten
+        key.destroyed_at = now
+        key.save(update_fields=["wrapped_key", "destroyed_at"])
+        outcome.key_versions.append(key.version)
+    protected = Volume.objects.filter(tenant_key__in=keys, key_shredded_at=None).order_by("id")
+    for pk in protected.values_list("pk", flat=True):
+        _volume_shred(pk, now)
+        outcome.volume_ids.append(pk)
+    return outcome
+
+
+def _volume_shred(pk: uuid.UUID, now: datetime) -> None:
+    Volume.objects.filter(pk=pk).update(
+        wrapped_key=None, key_shredded_at=now, fault=SHREDDED_FAULT, updated_at=now
+    )
+
+
+@transaction.atomic
+def shred_ledger_reapply(*, actor: Actor) -> list[tuple[Tenant, ShredOutcome]]:
+    """After a restore: destroy again, in one transaction, every key the shred ledger names
+    that the restored database holds live (a key shredded after the backup was taken), by
+    `keys_destroy`; one `tenant.shred_reapplied` event per tenant that had any. Keys the
+    database does not know (made after the backup) or already destroyed are left as they are.
+    ShredLedgerError, nothing changed, if the ledger cannot be read."""
+    wanted = {key_id for entry in ledger_entries() for key_id in entry.key_ids}
+    keys = TenantKey.objects.select_for_update().filter(pk__in=wanted, destroyed_at=None)
+    by_tenant: dict[uuid.UUID, list[TenantKey]] = {}
+    for key in keys.order_by("tenant_id", "version"):
+        by_tenant.setdefault(key.tenant_id, []).append(key)
+    now = timezone.now()
+    done = []
+    for tenant in Tenant.objects.select_for_update().filter(pk__in=by_tenant).order_by("pk"):
+        outcome = keys_destroy(by_tenant[tenant.pk], now)
+        audit_record(
+            actor=actor,
+            action="tenant.shred_reapplied",
+            tenant_id=tenant.pk,
+            target=tenant,
+            details={
+                "key_versions_destroyed": outcome.key_versions,
+                "volumes_shredded": [str(pk) for pk in outcome.volume_ids],
+                "ledger": str(ledger_file()),
+            },
+        )
+        done.append((tenant, outcome))
+    return done
 
 
 @dataclass(frozen=True)

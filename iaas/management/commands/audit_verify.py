@@ -1,5 +1,8 @@
 """`manage.py audit_verify`: check the audit chain and that it still matches every signed
-checkpoint; exit 1 naming the first broken link or the checkpoint it no longer matches."""
+checkpoint; exit 1 naming the first broken link or the checkpoint it no longer matches. A
+signed `restore` checkpoint (iaas.audit.restore) supersedes the checkpoints between the
+backup it restored and itself: the chain must match it and every checkpoint before the
+backup instead."""
 
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,14 @@ class Command(BaseCommand):
         if newest is None:
             self.stdout.write(f"no checkpoint in {path}: the chain is not anchored")
             return f"{ok}; not anchored (no checkpoint)"
+        for restore in found.restores:
+            first, last = restore.supersedes_after + 1, restore.seq - 1
+            superseded = f"checkpoints #{first} to #{last}" if first <= last else "no checkpoint"
+            self.stdout.write(
+                f"restored: checkpoint #{restore.seq} ({restore.created_at}) restored the chain "
+                f"to event {restore.event_id} from the backup of {restore.restored_from}; "
+                f"{superseded} superseded"
+            )
         after = report.checked - newest.events
         self.stdout.write(
             f"anchored: {report.anchors_checked} checkpoints verified, the newest #{newest.seq} "

@@ -4,7 +4,9 @@ Crypto-shred a tenant (volumes.services.shred): refused (exit 1, nothing changed
 of its volumes is attached or busy; otherwise its volume keys are destroyed, its encrypted
 volumes marked so they are never opened again, `tenant.shred` audited, and its secrets
 undefined on every host. A host that could not be reached: exit 2, the keys are destroyed
-all the same; run the command again once the host is back to sweep it. What this means
+all the same; run the command again once the host is back to sweep it. Each shred is also
+written to the shred ledger (settings.SHRED_LEDGER_FILE) before it commits, so a restore
+from an older backup destroys the keys again (`restore_finish`). What this means
 for database backups: docs/operations.md, "Crypto-shredding".
 """
 
@@ -18,6 +20,7 @@ from iaas.audit import Actor
 from iaas.errors import DomainError
 from tenants.models import Tenant
 from volumes.services.shred import tenant_secrets_sweep, tenant_shred
+from volumes.services.shred_ledger import ShredLedgerError
 
 
 class Command(BaseCommand):
@@ -32,7 +35,7 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant {options['tenant']!r}.")
         try:
             outcome = tenant_shred(actor=Actor.system("manage.py tenant_shred"), tenant=tenant)
-        except DomainError as exc:
+        except (DomainError, ShredLedgerError) as exc:
             raise CommandError(f"Refused, nothing changed: {exc}") from exc
         self.stdout.write(
             f"Tenant {tenant.slug}: {len(outcome.key_versions)} key(s) destroyed "
