@@ -1,0 +1,172 @@
+"""Draining a host and cold migration, on libvirt's fake hypervisor (test:///default). Both
+hosts here are the same fake libvirt (one process-wide connection), so what the guest looks
+like after the move is the real-hypervisor test's (tests/e2e/test_host_drain.py); these
+check the states, the claims, the refusals and the clean-up of a failure."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import libvirt
+import pytest
+
+from compute.models import Allocation, Instance, Migration
+from compute.services.reconciler import check_host_usage
+from hosts import naming
+from hosts.hypervisors import hypervisor_for
+from hosts.models import Host
+from iaas.models import AuditEvent
+from operations.models import Operation
+from operations.worker import run_operation
+from tests import factories
+from tests.support.instance_api import active_instance, create, run_verb
+from volumes.models import VolumeAttachment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def two_hosts(cloud: SimpleNamespace, make_caller) -> SimpleNamespace:
+    """The `cloud` with an instance `web-1` running on h01, then a second host h02 in the
+    same zone, and an operator's client."""
+    cloud.instance_id = active_instance(cloud)
+    cloud.h02 = factories.host("h02", cloud.zone)
+    cloud.operator = make_caller(None, operator=True).client()
+    return cloud
+
+
+def usage(host: Host) -> tuple[int, int, int]:
+    host.refresh_from_db()
+    return host.allocated_vcpus, host.allocated_memory_mb, host.allocated_disk_gb
+
+
+def drain(cloud: SimpleNamespace, host: Host) -> dict:
+    answer = cloud.operator.post(f"/api/v1/admin/hosts/{host.pk}/drain", {}, format="json")
+    assert answer.status_code == 202, answer.content
+    return answer.json()
+
+
+def host_shown(cloud: SimpleNamespace, host: Host) -> dict:
+    return cloud.operator.get(f"/api/v1/admin/hosts/{host.pk}").json()
+
+
+def test_a_drain_moves_the_instance_and_placements_avoid_the_host(two_hosts, settings):
+    cloud = two_hosts
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    before = cloud.client.get(f"/api/v1/instances/{cloud.instance_id}").json()
+
+    body = drain(cloud, cloud.host)
+    assert (body["host"]["state"], body["host"]["instances"], body["refused"]) == (
+        "draining", 1, []
+    )  # fmt: skip
+    [operation] = body["operations"]
+    assert (operation["action"], operation["target_id"]) == ("instance.migrate", cloud.instance_id)
+    assert Instance.objects.get(pk=cloud.instance_id).task_state == "migrating"
+    # While it runs the target's claim is counted on the target, and it is no drift.
+    assert usage(cloud.h02) == usage(cloud.host) == (1, 256, 1)
+    assert check_host_usage() == []
+    # A new instance avoids the draining host, though it has as much room.
+    other = create(cloud.client, cloud.image, name="web-2").json()
+    assert Instance.objects.get(pk=other["instance"]["id"]).host_id == cloud.h02.pk
+
+    assert run_operation(operation["id"]) == "succeeded"
+    steps = Operation.objects.get(pk=operation["id"]).steps
+    assert [s["name"] for s in steps] == [
+        "shutdown", "wait_shutoff", "copy_root_disk", "copy_seed", "network",
+        "undefine_source", "define", "start", "wait_running",
+    ]  # fmt: skip
+    moved = Instance.objects.get(pk=cloud.instance_id)
+    assert (moved.host_id, moved.status, moved.task_state, moved.power_state) == (
+        cloud.h02.pk, "active", None, "running"
+    )  # fmt: skip
+    assert Allocation.objects.get(instance_id=moved.pk).host_id == cloud.h02.pk
+    assert usage(cloud.host) == (0, 0, 0)
+    assert usage(cloud.h02) == (1 + 1, 256 + 256, 1 + 1)  # web-1 moved in, web-2 born there
+    assert check_host_usage() == []
+    assert Migration.objects.get(instance_id=moved.pk).status == "succeeded"
+    # The tenant sees the same instance, addresses and all.
+    after = cloud.client.get(f"/api/v1/instances/{cloud.instance_id}").json()
+    for key in ("id", "name", "ip", "zone", "flavor", "status", "power_state"):
+        assert after[key] == before[key], key
+    # The source pool holds none of its disks; the target's holds them.
+    hv = hypervisor_for(cloud.host)
+    pools = {h: naming.storage_pool(h.name, "instances") for h in (cloud.host, cloud.h02)}
+    names = {h: {v.name for v in hv.list_storage_volumes(p)} for h, p in pools.items()}
+    mine = {naming.root_disk(moved.pk), naming.seed(moved.pk)}
+    assert not mine & names[cloud.host]
+    assert mine <= names[cloud.h02]
+    assert hv.domain_info(naming.domain(moved.pk)).power_state == "running"
+    # The host is empty; the request and the move are audited.
+    assert host_shown(cloud, cloud.host)["instances"] == 0
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"host.drain", "instance.migrate", "instance.migrated"} <= actions
+    # The moved instance works as before on its new host: stop, then start.
+    run_verb(cloud.client, cloud.instance_id, "stop")
+    run_verb(cloud.client, cloud.instance_id, "start")
+
+
+def test_instances_that_cannot_move_are_listed_and_left_as_they_were(two_hosts, settings):
+    """A local volume attached: `local_volume_attached`; no other host with room (h02 is
+    disabled): `residency_unsatisfiable`. Nothing changes for those instances."""
+    cloud = two_hosts
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    cloud.volume_type = factories.volume_type("standard", max_size_gb=100)
+    volume = factories.available_volume(cloud.tenant, volume_type=cloud.volume_type)
+    VolumeAttachment.objects.create(
+        volume=volume, instance_id=cloud.instance_id, host=cloud.host, device="vdb"
+    )  # as an attach leaves it (the fake cannot hot-plug: tests/volumes/test_volume_attach.py)
+    body = drain(cloud, cloud.host)
+    assert body["operations"] == []
+    [refused] = body["refused"]
+    assert (refused["instance"], refused["code"]) == (cloud.instance_id, "local_volume_attached")
+    assert refused["message"].startswith("Instance web-1 has 1 volume(s) stored on its host")
+    VolumeAttachment.objects.filter(volume=volume).delete()
+
+    disabled = cloud.operator.post(
+        f"/api/v1/admin/hosts/{cloud.h02.pk}/disable", {"reason": "rack work"}, format="json"
+    )
+    assert disabled.status_code == 200, disabled.content
+    body = drain(cloud, cloud.host)
+    assert [r["code"] for r in body["refused"]] == ["residency_unsatisfiable"]
+    instance = Instance.objects.get(pk=cloud.instance_id)
+    assert (instance.status, instance.task_state, instance.host_id) == (
+        "active",
+        None,
+        cloud.host.pk,
+    )
+    assert usage(cloud.h02) == (0, 0, 0)
+    assert not Migration.objects.exists()
+    assert host_shown(cloud, cloud.host)["state"] == "draining"
+
+
+def test_a_failed_migration_leaves_the_instance_on_its_host_as_it_was(two_hosts, settings):
+    """The target's instances pool is gone (a real failure of libvirt's): the copy fails;
+    the guest runs again on its source, the target holds nothing and no claim, and the
+    operation says why."""
+    cloud = two_hosts
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    conn = libvirt.open("test:///default")
+    pool = conn.storagePoolLookupByName(naming.storage_pool(cloud.h02.name, "instances"))
+    pool.destroy()
+    pool.undefine()
+    conn.close()
+
+    [operation] = drain(cloud, cloud.host)["operations"]
+    assert run_operation(operation["id"]) == "failed"
+    failed = Operation.objects.get(pk=operation["id"])
+    assert failed.steps[-1]["name"] == "copy_root_disk"
+    assert failed.error.startswith("The migration failed:")
+    instance = Instance.objects.get(pk=cloud.instance_id)
+    assert (instance.host_id, instance.status, instance.task_state, instance.power_state) == (
+        cloud.host.pk, "active", None, "running"
+    )  # fmt: skip
+    assert instance.fault.startswith("The migration failed:")
+    assert usage(cloud.h02) == (0, 0, 0)
+    assert usage(cloud.host) == (1, 256, 1)
+    assert Migration.objects.get(instance_id=instance.pk).status == "failed"
+    hv = hypervisor_for(cloud.host)
+    assert hv.domain_info(naming.domain(instance.pk)).power_state == "running"
+    on_source = {v.name for v in hv.list_storage_volumes(naming.storage_pool("h01", "instances"))}
+    assert {naming.root_disk(instance.pk), naming.seed(instance.pk)} <= on_source
+    # The tenant may act on it again.
+    run_verb(cloud.client, cloud.instance_id, "stop")
