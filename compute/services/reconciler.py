@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from compute.models import Allocation, Instance, Migration
-from compute.services.reconciler_storage import check_host_storage
+from compute.services.reconciler_storage import arriving_instances, check_host_storage
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hosts.models import ONBOARDED_STATES, Host, OrphanReport
@@ -53,7 +53,7 @@ def reconcile_host(host: Host) -> dict[str, int]:
         Instance.objects.filter(host=host)
         .exclude(status=Instance.Status.DELETED)
         .values_list("pk", flat=True)
-    )
+    ) | arriving_instances(host)
     for instance in live.filter(task_state__isnull=True):
         domain = domains.get(naming.domain(instance.pk))
         if domain is None:

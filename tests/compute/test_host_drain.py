@@ -11,10 +11,12 @@ import libvirt
 import pytest
 
 from compute.models import Allocation, Instance, Migration
-from compute.services.reconciler import check_host_usage
+from compute.services.reconciler import check_host_usage, reconcile_host
+from compute.worker import migrate as migrate_worker
+from compute.worker.steps import ensure_network
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
-from hosts.models import Host
+from hosts.models import Host, OrphanReport
 from iaas.models import AuditEvent
 from operations.models import Operation
 from operations.worker import run_operation
@@ -50,9 +52,18 @@ def host_shown(cloud: SimpleNamespace, host: Host) -> dict:
     return cloud.operator.get(f"/api/v1/admin/hosts/{host.pk}").json()
 
 
-def test_a_drain_moves_the_instance_and_placements_avoid_the_host(two_hosts, settings):
+def test_a_drain_moves_the_instance_and_placements_avoid_the_host(two_hosts, settings, monkeypatch):
     cloud = two_hosts
     settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    # Halfway (its disks copied to h02, still on h01 in the database), a reconciler round
+    # finds no orphan of it on either host: the disks arriving on h02 are the migration's.
+    midway: list[dict[str, int]] = []
+
+    def network_step(*args, **kwargs):
+        midway.extend(reconcile_host(host) for host in (cloud.host, cloud.h02))
+        return ensure_network(*args, **kwargs)
+
+    monkeypatch.setattr(migrate_worker, "ensure_network", network_step)
     before = cloud.client.get(f"/api/v1/instances/{cloud.instance_id}").json()
 
     body = drain(cloud, cloud.host)
@@ -70,6 +81,9 @@ def test_a_drain_moves_the_instance_and_placements_avoid_the_host(two_hosts, set
     assert Instance.objects.get(pk=other["instance"]["id"]).host_id == cloud.h02.pk
 
     assert run_operation(operation["id"]) == "succeeded"
+    assert len(midway) == 2
+    # (libvirt's fake always holds its own domain `test`: an orphan on every host.)
+    assert set(OrphanReport.objects.values_list("name", flat=True)) == {"test"}
     steps = Operation.objects.get(pk=operation["id"]).steps
     assert [s["name"] for s in steps] == [
         "shutdown", "wait_shutoff", "copy_root_disk", "copy_seed", "network",
