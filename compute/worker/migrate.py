@@ -1,12 +1,13 @@
 """Worker handler of a cold migration (the API side: compute.services.migrate).
 
 Steps, each safe to run again: stop the guest on the source (graceful, forced after the
-deadline); copy its root disk (flattened: the copy does not depend on the source's cached
-image) and its seed to the target, through the worker (hypervisor.transfer); the tenant's
-networks on the target; undefine the source domain (its disks stay until the end); define
-the domain on the target and start it if it was running. Then, in one transaction, the
-instance, its Allocation, its ports and its shared volumes' attachments move to the target
-and the operation succeeds; only then are the source's disks erased.
+deadline); remove what an earlier attempt left on the target; copy its root disk
+(flattened: the copy does not depend on the source's cached image) and its seed to the
+target, through the worker (hypervisor.transfer); the tenant's networks on the target;
+undefine the source domain (its disks stay until the end); define the domain on the target
+and start it if it was running. Then, in one transaction, the instance, its Allocation, its
+ports and its shared volumes' attachments move to the target and the operation succeeds;
+only then are the source's disks erased.
 
 A failure at any step puts everything back: whatever was made on the target is removed,
 the source domain is defined again (and started, if it was running), the target's claim is
@@ -96,6 +97,9 @@ def migrate_steps(migration: Migration, instance: Instance, *, was_active: bool)
     steps: Steps = []
     if _exists(hv_source, name):  # a run again after the source was undefined: skip
         steps += shutdown_steps(hv_source, _at(instance, migration.source_host))
+    # A run again after a worker died may find a domain of the last attempt on the target:
+    # it goes, with its disks, before they are copied anew (a partial copy is never kept).
+    steps.append(("clear_target", lambda: remove_artefacts(hv_target, at_target)))
     if boot_attachment(instance.pk) is None:  # a (shared) boot volume does not move
         root = naming.root_disk(instance.pk)
         steps.append(("copy_root_disk", lambda: _copy_disk(migration, root, "qcow2", flatten=True)))

@@ -86,7 +86,7 @@ def test_a_drain_moves_the_instance_and_placements_avoid_the_host(two_hosts, set
     assert set(OrphanReport.objects.values_list("name", flat=True)) == {"test"}
     steps = Operation.objects.get(pk=operation["id"]).steps
     assert [s["name"] for s in steps] == [
-        "shutdown", "wait_shutoff", "copy_root_disk", "copy_seed", "network",
+        "shutdown", "wait_shutoff", "clear_target", "copy_root_disk", "copy_seed", "network",
         "undefine_source", "define", "start", "wait_running",
     ]  # fmt: skip
     moved = Instance.objects.get(pk=cloud.instance_id)
@@ -168,8 +168,8 @@ def test_a_failed_migration_leaves_the_instance_on_its_host_as_it_was(two_hosts,
     [operation] = drain(cloud, cloud.host)["operations"]
     assert run_operation(operation["id"]) == "failed"
     failed = Operation.objects.get(pk=operation["id"])
-    assert failed.steps[-1]["name"] == "copy_root_disk"
-    assert failed.error.startswith("The migration failed:")
+    assert failed.steps[-1]["name"] == "clear_target"  # the first step on the target
+    assert failed.error.startswith("The migration failed: volumes of pool")
     instance = Instance.objects.get(pk=cloud.instance_id)
     assert (instance.host_id, instance.status, instance.task_state, instance.power_state) == (
         cloud.host.pk, "active", None, "running"
