@@ -38,6 +38,7 @@ class HostDrainViewSet(OperatorViewSet):
     """The drain verb of /api/v1/admin/hosts/{id}."""
 
     audit_resource = "host"
+    serializer_class = HostDrainSerializer
 
     def get_queryset(self) -> QuerySet[Host]:
         return host_selectors.host_list()
