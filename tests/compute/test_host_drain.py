@@ -5,10 +5,12 @@ check the states, the claims, the refusals and the clean-up of a failure."""
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 
 import libvirt
 import pytest
+from django.core.management import call_command
 
 from compute.models import Allocation, Instance, Migration
 from compute.services.reconciler import check_host_usage, reconcile_host
@@ -19,6 +21,7 @@ from hosts.hypervisors import hypervisor_for
 from hosts.models import Host, OrphanReport
 from iaas.models import AuditEvent
 from operations.models import Operation
+from operations.services.outcomes import release_abandoned
 from operations.worker import run_operation
 from tests import factories
 from tests.support.instance_api import active_instance, create, run_verb
@@ -184,3 +187,37 @@ def test_a_failed_migration_leaves_the_instance_on_its_host_as_it_was(two_hosts,
     assert {naming.root_disk(instance.pk), naming.seed(instance.pk)} <= on_source
     # The tenant may act on it again.
     run_verb(cloud.client, cloud.instance_id, "stop")
+
+
+def test_manage_py_drains_a_stopped_instance_which_stays_stopped(two_hosts, settings):
+    cloud = two_hosts
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    run_verb(cloud.client, cloud.instance_id, "stop")
+    out = io.StringIO()
+    call_command("host_drain", "h01", stdout=out)
+    assert "host h01 draining: 1 migration(s) queued" in out.getvalue()
+    # Asked again while it is queued: the migration in progress is left alone.
+    call_command("host_drain", "h01", stdout=out)
+    assert "host h01 draining: 0 migration(s) queued" in out.getvalue()
+    operation = Operation.objects.get(action="instance.migrate")
+    assert run_operation(str(operation.pk)) == "succeeded"
+    operation.refresh_from_db()
+    assert "start" not in [s["name"] for s in operation.steps]
+    moved = Instance.objects.get(pk=cloud.instance_id)
+    assert (moved.host_id, moved.status, moved.power_state) == (cloud.h02.pk, "stopped", "shutoff")
+    run_verb(cloud.client, cloud.instance_id, "start")  # it boots on its new host
+
+
+def test_an_abandoned_migration_releases_its_claim(two_hosts):
+    """The sweeper gives up on a migration (its deadline passed, its host lost): the
+    target's claim goes with it and the instance is idle again, on its host."""
+    cloud = two_hosts
+    [operation] = drain(cloud, cloud.host)["operations"]
+    assert usage(cloud.h02) == (1, 256, 1)
+    release_abandoned(Operation.objects.get(pk=operation["id"]), "its worker never came back")
+    assert usage(cloud.h02) == (0, 0, 0)
+    migration = Migration.objects.get(instance_id=cloud.instance_id)
+    assert (migration.status, migration.error) == ("failed", "its worker never came back")
+    instance = Instance.objects.get(pk=cloud.instance_id)
+    assert (instance.host_id, instance.task_state) == (cloud.host.pk, None)
+    assert check_host_usage() == []
