@@ -37,6 +37,7 @@ class TaskState(models.TextChoices):
     DETACHING_INTERFACE = "detaching_nic"
     ATTACHING_VOLUME = "attaching_vol"
     DETACHING_VOLUME = "detaching_vol"
+    MIGRATING = "migrating"
 
 
 _S = InstanceStatus
@@ -69,6 +70,7 @@ INSTANCE_LIFECYCLE = Lifecycle(
         ),
         "attach_volume": Transition("attach a volume", _RUNNABLE, TaskState.ATTACHING_VOLUME),
         "detach_volume": Transition("detach a volume", _RUNNABLE, TaskState.DETACHING_VOLUME),
+        "migrate": Transition("be migrated", _RUNNABLE, TaskState.MIGRATING),
         "revert_resize": Transition(
             "revert a resize",
             frozenset({_S.VERIFY_RESIZE}),

@@ -80,6 +80,9 @@ class Host(models.Model):
         ENABLED = "enabled"
         DISABLED = "disabled"
         MAINTENANCE = "maintenance"
+        # Being emptied: placements avoid it (the scheduler takes only enabled hosts) and
+        # its instances are cold-migrated away (compute.services.drain).
+        DRAINING = "draining"
         DOWN = "down"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -180,6 +183,7 @@ ONBOARDED_STATES = (
     Host.State.ENABLED,
     Host.State.DISABLED,
     Host.State.MAINTENANCE,
+    Host.State.DRAINING,
     Host.State.DOWN,
 )
 

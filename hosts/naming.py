@@ -40,6 +40,7 @@ class VolumeKind(enum.StrEnum):
     CONSOLE_LOG = "console_log"
     CACHED_IMAGE = "cached_image"
     SNAPSHOT_COPY = "snapshot_copy"
+    MIGRATION_COPY = "migration_copy"
     VOLUME = "volume"
     VOLUME_SNAPSHOT = "volume_snapshot"
 
@@ -69,6 +70,7 @@ _VOLUME_PATTERNS = {
     ),
     VolumeKind.CACHED_IMAGE: (re.compile(rf"^image-({_UUID})$"), "image-{}"),
     VolumeKind.SNAPSHOT_COPY: (re.compile(rf"^snapshot-({_UUID})$"), "snapshot-{}"),
+    VolumeKind.MIGRATION_COPY: (re.compile(rf"^migration-({_UUID})$"), "migration-{}"),
     VolumeKind.VOLUME: (re.compile(rf"^volume-({_UUID})$"), "volume-{}"),
     VolumeKind.VOLUME_SNAPSHOT: (re.compile(rf"^volsnap-({_UUID})$"), "volsnap-{}"),
 }
@@ -101,6 +103,12 @@ def cached_image(image_id: uuid.UUID | str) -> str:
 def snapshot_copy(image_id: uuid.UUID | str) -> str:
     """The flattened copy of a root disk while a snapshot stores it into image `image_id`."""
     return volume_name(VolumeKind.SNAPSHOT_COPY, image_id)
+
+
+def migration_copy(migration_id: uuid.UUID | str) -> str:
+    """The flattened copy of a root disk, on its source host, while a cold migration sends
+    it to its target (compute.models.Migration `migration_id`)."""
+    return volume_name(VolumeKind.MIGRATION_COPY, migration_id)
 
 
 def volume(volume_id: uuid.UUID | str) -> str:

@@ -461,6 +461,8 @@ OPERATOR_ENDPOINTS = [
           target="host", ready="disabled_host"),
     write("admin-hosts.maintenance", "POST", "/admin/hosts/{pk}/maintenance", OP,
           "host.maintenance", target="host"),
+    write("admin-hosts.drain", "POST", "/admin/hosts/{pk}/drain", OP, "host.drain", 202,
+          target="host"),
     read("admin-images.list", "/admin/images", OP),
     write("admin-images.create", "POST", "/admin/images", OP, "image.create", 201, body="image"),
     read("admin-images.retrieve", "/admin/images/{pk}", OP, target="image"),

@@ -20,8 +20,8 @@ import uuid
 from django.db import transaction
 from django.db.models import Sum
 
-from compute.models import Allocation, Instance
-from compute.services.reconciler_storage import check_host_storage
+from compute.models import Allocation, Instance, Migration
+from compute.services.reconciler_storage import arriving_instances, check_host_storage
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hosts.models import ONBOARDED_STATES, Host, OrphanReport
@@ -53,7 +53,7 @@ def reconcile_host(host: Host) -> dict[str, int]:
         Instance.objects.filter(host=host)
         .exclude(status=Instance.Status.DELETED)
         .values_list("pk", flat=True)
-    )
+    ) | arriving_instances(host)
     for instance in live.filter(task_state__isnull=True):
         domain = domains.get(naming.domain(instance.pk))
         if domain is None:
@@ -125,19 +125,25 @@ _USAGE = (
 
 
 def _allocated(host_ids: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, int]]:
-    """Sums of the Allocation rows per host (hosts without any are absent)."""
-    rows = Allocation.objects.all()
+    """Sums per host of the Allocation rows and of the claims of migrations in progress
+    (compute.models.Migration) on their target (hosts without any are absent)."""
+    allocations = Allocation.objects.all()
+    claims = Migration.objects.filter(status=Migration.Status.CLAIMED)
     if host_ids is not None:
-        rows = rows.filter(host_id__in=host_ids)
-    sums = rows.values_list("host_id").annotate(Sum("vcpus"), Sum("memory_mb"), Sum("disk_gb"))
-    return {
-        host_id: {
-            "allocated_vcpus": vcpus or 0,
-            "allocated_memory_mb": memory_mb or 0,
-            "allocated_disk_gb": disk_gb or 0,
-        }
-        for host_id, vcpus, memory_mb, disk_gb in sums
-    }
+        allocations = allocations.filter(host_id__in=host_ids)
+        claims = claims.filter(target_host_id__in=host_ids)
+    totals: dict[uuid.UUID, dict[str, int]] = {}
+    for rows in (
+        allocations.values_list("host_id"),
+        claims.values_list("target_host_id"),
+    ):
+        sums = rows.annotate(Sum("vcpus"), Sum("memory_mb"), Sum("disk_gb"))
+        for host_id, vcpus, memory_mb, disk_gb in sums:
+            total = totals.setdefault(host_id, {col: 0 for col, _f in _USAGE})
+            total["allocated_vcpus"] += vcpus or 0
+            total["allocated_memory_mb"] += memory_mb or 0
+            total["allocated_disk_gb"] += disk_gb or 0
+    return totals
 
 
 def check_host_usage() -> list[str]:

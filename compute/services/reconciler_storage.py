@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from compute.models import Instance
+from compute.models import Instance, Migration
 from hosts import naming
 from hosts.models import Host, OrphanReport
 from hosts.services.orphans import orphan_report
@@ -81,11 +81,35 @@ def _instance_volume_orphans(
         Instance.objects.filter(host=host, pk__in=set(owners.values()))
         .exclude(status=Instance.Status.DELETED)
         .values_list("pk", flat=True)
+    ) | arriving_instances(host)
+    # A migration's scratch copy belongs to it while it runs (on its source host).
+    migrations = {v.owner_id: name for name, v in owned.items() if v.kind == _MIGRATION_COPY}
+    running = set(
+        Migration.objects.filter(
+            pk__in=migrations, source_host=host, status=Migration.Status.CLAIMED
+        ).values_list("pk", flat=True)
     )
     return sum(
         _report_orphan(host, pool, name, actor, "no live instance owns it")
         for name, owner in sorted(owners.items())
         if owner not in live
+    ) + sum(
+        _report_orphan(host, pool, name, actor, "no migration in progress owns it")
+        for migration_id, name in sorted(migrations.items())
+        if migration_id not in running
+    )
+
+
+_MIGRATION_COPY = naming.VolumeKind.MIGRATION_COPY
+
+
+def arriving_instances(host: Host) -> set[uuid.UUID]:
+    """Instances being cold-migrated to `host`: their domain and disks appear there before
+    the instance's host changes (compute.worker.migrate); they are no orphans."""
+    return set(
+        Migration.objects.filter(target_host=host, status=Migration.Status.CLAIMED).values_list(
+            "instance_id", flat=True
+        )
     )
 
 
@@ -110,6 +134,7 @@ def check_host_storage(hv: Hypervisor, host: Host, actor: Actor) -> dict[str, in
             naming.VolumeKind.SEED,
             naming.VolumeKind.CONSOLE_LOG,
             naming.VolumeKind.SNAPSHOT_COPY,
+            naming.VolumeKind.MIGRATION_COPY,
         },
     )
     cached: dict[uuid.UUID, str] = {v.owner_id: name for name, v in in_images.items()}

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from django.db.models import F, FloatField, QuerySet
 from django.db.models.functions import Cast
+from django.utils import timezone
 
-from compute.models import Allocation, Instance, ServerGroup
+from compute.models import Allocation, Instance, Migration, ServerGroup
 from hosts.models import Host
 from iaas.errors import ConflictError
 
@@ -50,6 +51,7 @@ class PlacementRequest:
     strategy: str = "spread"  # spread | pack
     server_group_id: uuid.UUID | None = None
     host_id: uuid.UUID | None = None  # this host only (the instance boots from a volume there)
+    exclude_host_id: uuid.UUID | None = None  # not this host (a migration leaves it)
 
 
 def _free(capacity: str, reserved: str, ratio: str, allocated: str) -> object:
@@ -67,6 +69,8 @@ def candidates(request: PlacementRequest) -> QuerySet[Host]:
         hosts = hosts.filter(zone__name=request.zone)
     if request.host_id is not None:
         hosts = hosts.filter(pk=request.host_id)
+    if request.exclude_host_id is not None:
+        hosts = hosts.exclude(pk=request.exclude_host_id)
     hosts = hosts.annotate(
         free_vcpus=_free("cpus", "reserved_cpus", "cpu_allocation_ratio", "allocated_vcpus"),
         free_memory=_free(
@@ -104,9 +108,26 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
     adding it to the host's `allocated_*` columns under the host row's lock.
     Raises ResidencyUnsatisfiable when no enabled host lies in an allowed jurisdiction, and
     NoValidHost when none has room."""
+    host = place(instance, request)
+    Allocation.objects.create(
+        instance=instance,
+        host=host,
+        vcpus=request.vcpus,
+        memory_mb=request.memory_mb,
+        disk_gb=request.disk_gb,
+    )
+    return host
+
+
+def place(instance: Instance, request: PlacementRequest) -> Host:
+    """Choose a host and add the request to its `allocated_*` columns under its row lock, in
+    the caller's transaction, which must record what holds that capacity: an Allocation
+    (`claim`) or a Migration (`claim_migration`). The errors of `claim`."""
     in_policy = Host.objects.filter(
         state=Host.State.ENABLED, zone__jurisdiction__in=request.jurisdictions
     )
+    if request.exclude_host_id is not None:
+        in_policy = in_policy.exclude(pk=request.exclude_host_id)
     if request.zone:
         in_policy = in_policy.filter(zone__name=request.zone)
     if not in_policy.exists():
@@ -129,13 +150,6 @@ def claim(instance: Instance, request: PlacementRequest) -> Host:
     for host_pk in best_first:
         host = locked[host_pk]
         if host.state == Host.State.ENABLED and _fits(host, request):
-            Allocation.objects.create(
-                instance=instance,
-                host=host,
-                vcpus=request.vcpus,
-                memory_mb=request.memory_mb,
-                disk_gb=request.disk_gb,
-            )
             Host.objects.filter(pk=host.pk).update(
                 allocated_vcpus=F("allocated_vcpus") + request.vcpus,
                 allocated_memory_mb=F("allocated_memory_mb") + request.memory_mb,
@@ -257,3 +271,68 @@ def resize_allocation(instance: Instance, *, vcpus: int, memory_mb: int, disk_gb
         allocated_memory_mb=F("allocated_memory_mb") + delta_memory,
         allocated_disk_gb=F("allocated_disk_gb") + delta_disk,
     )
+
+
+def _add_usage(host_id: uuid.UUID, sign: int, vcpus: int, memory_mb: int, disk_gb: int) -> None:
+    """Add (sign 1) or subtract (-1) a size to the host's `allocated_*` columns; the caller
+    holds the host row's lock."""
+    Host.objects.filter(pk=host_id).update(
+        allocated_vcpus=F("allocated_vcpus") + sign * vcpus,
+        allocated_memory_mb=F("allocated_memory_mb") + sign * memory_mb,
+        allocated_disk_gb=F("allocated_disk_gb") + sign * disk_gb,
+    )
+
+
+def claim_migration(instance: Instance, request: PlacementRequest) -> Migration:
+    """Choose a target host for the instance (`request.exclude_host_id`: its own) and claim
+    the request's size there, held by a new `claimed` Migration, in the caller's
+    transaction; the instance's Allocation keeps holding its source. The errors of `claim`."""
+    assert instance.host_id is not None
+    target = place(instance, request)
+    return Migration.objects.create(
+        instance=instance,
+        source_host_id=instance.host_id,
+        target_host=target,
+        vcpus=request.vcpus,
+        memory_mb=request.memory_mb,
+        disk_gb=request.disk_gb,
+    )
+
+
+def _lock_hosts(*host_ids: uuid.UUID) -> None:
+    """Lock host rows in primary-key order, the order every placement takes them in."""
+    list(Host.objects.select_for_update().filter(pk__in=host_ids).order_by("pk").values("pk"))
+
+
+def migration_complete(migration: Migration) -> bool:
+    """The instance now runs on the migration's target: its Allocation moves there (the
+    claim becomes it: the target's columns already count it) and leaves its source's
+    columns; the migration `succeeded`. Must run in a transaction. False (nothing changed)
+    when the migration is no longer claimed."""
+    _lock_hosts(migration.source_host_id, migration.target_host_id)
+    if not Migration.objects.filter(pk=migration.pk, status=Migration.Status.CLAIMED).update(
+        status=Migration.Status.SUCCEEDED, finished_at=timezone.now()
+    ):
+        return False
+    allocation = Allocation.objects.get(instance_id=migration.instance_id)
+    _add_usage(allocation.host_id, -1, allocation.vcpus, allocation.memory_mb, allocation.disk_gb)
+    Allocation.objects.filter(pk=allocation.pk).update(
+        host_id=migration.target_host_id,
+        vcpus=migration.vcpus,
+        memory_mb=migration.memory_mb,
+        disk_gb=migration.disk_gb,
+    )
+    return True
+
+
+def migration_release(migration: Migration, error: str) -> bool:
+    """The migration failed: its claim on the target is released, the migration `failed`
+    with `error`. Must run in a transaction. False when it was no longer claimed."""
+    _lock_hosts(migration.target_host_id)
+    if not Migration.objects.filter(pk=migration.pk, status=Migration.Status.CLAIMED).update(
+        status=Migration.Status.FAILED, finished_at=timezone.now(), error=error[:2000]
+    ):
+        return False
+    size = (migration.vcpus, migration.memory_mb, migration.disk_gb)
+    _add_usage(migration.target_host_id, -1, *size)
+    return True

@@ -3,7 +3,7 @@ built from the shared steps. `register()` puts them in the operation registry.""
 
 from __future__ import annotations
 
-from compute.worker import interfaces, lifecycle, resize, snapshot, targets, volumes
+from compute.worker import interfaces, lifecycle, migrate, resize, snapshot, targets, volumes
 from operations import registry
 
 
@@ -26,6 +26,7 @@ def register() -> None:
         registry.Action("instance.rebuild", lifecycle.run_rebuild),
         registry.Action("instance.resize", resize.run_resize),
         registry.Action("instance.revert_resize", resize.run_revert_resize),
+        registry.Action("instance.migrate", migrate.run_migrate, migrate.abandon_migrate),
         registry.Action("instance.snapshot", snapshot.run_snapshot, snapshot.abandon_snapshot),
         registry.Action(
             "instance.attach_interface",

@@ -265,21 +265,27 @@ def remove_artefacts(hv: Hypervisor, instance: Instance) -> None:
     output is the tenant's); every call is a no-op when the thing is gone."""
     host = instance.host
     assert host is not None
-    pools = pool_names(host)
     hv.destroy_domain(naming.domain(instance.pk))
     hv.undefine_domain(naming.domain(instance.pk))
+    remove_disks(hv, host, instance.pk)
+
+
+def remove_disks(hv: Hypervisor, host: Host, instance_id: uuid.UUID) -> None:
+    """Erase the instance's root disk, seed and console log (with its rotated files) from
+    the host's instances pool; each a no-op when gone."""
+    pool = pool_names(host)["instances"]
     for volume in (
-        naming.root_disk(instance.pk),
-        naming.seed(instance.pk),
-        naming.console_log(instance.pk),
+        naming.root_disk(instance_id),
+        naming.seed(instance_id),
+        naming.console_log(instance_id),
     ):
-        hv.delete_storage_volume(pools["instances"], volume)
+        hv.delete_storage_volume(pool, volume)
     # The console log's rotated files (virtlogd's .0, .1, …) hold the tenant's output too
     # (review M12): every volume the naming module reads as this instance's console log.
-    for info in hv.list_storage_volumes(pools["instances"]):
+    for info in hv.list_storage_volumes(pool):
         parsed = naming.parse_volume(info.name)
-        if parsed == naming.VolumeName(naming.VolumeKind.CONSOLE_LOG, uuid.UUID(str(instance.pk))):
-            hv.delete_storage_volume(pools["instances"], info.name)
+        if parsed == naming.VolumeName(naming.VolumeKind.CONSOLE_LOG, uuid.UUID(str(instance_id))):
+            hv.delete_storage_volume(pool, info.name)
 
 
 def release_capacity(instance: Instance) -> None:

@@ -45,6 +45,9 @@ class HostSerializer(serializers.ModelSerializer):
     domain_type = serializers.ChoiceField(
         choices=Host.DomainType.choices, allow_blank=True, read_only=True
     )
+    instances = serializers.SerializerMethodField(
+        help_text="How many instances (not deleted) the host holds: a drain ends at 0."
+    )
 
     class Meta:
         model = Host
@@ -56,9 +59,15 @@ class HostSerializer(serializers.ModelSerializer):
             "libvirt_version", "hypervisor_version", "reserved_cpus", "reserved_memory_mb",
             "reserved_disk_gb", "cpu_allocation_ratio", "ram_allocation_ratio",
             "disk_allocation_ratio", "state", "state_reason", "last_heartbeat_at",
-            "last_heartbeat_error", "storage_pools", "created_at",
+            "last_heartbeat_error", "storage_pools", "instances", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_instances(self, host: Host) -> int:
+        counted: int | None = getattr(host, "instances_count", None)  # selectors.host_list
+        if counted is None:
+            counted = getattr(selectors.host_list().get(pk=host.pk), "instances_count", 0)
+        return int(counted)
 
 
 class HostCreateSerializer(StrictSerializer):

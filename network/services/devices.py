@@ -144,3 +144,12 @@ def device_port_release(port: Port) -> None:
         device_id=None, device_owner="", binding_host="", device_index=None
     )
     realise.port_changed(port)
+
+
+def device_ports_move(device_id: uuid.UUID, binding_host: str) -> int:
+    """The device now runs on host `binding_host` (a cold migration): its ports say so.
+    Returns how many. (OVN binds a port to whichever chassis plugs its interface id, so
+    nothing changes in the northbound database.)"""
+    return Port.objects.filter(device_id=device_id, device_owner=Port.Owner.INSTANCE).update(
+        binding_host=binding_host
+    )

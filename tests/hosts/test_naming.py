@@ -17,6 +17,7 @@ BUILDERS = {
     naming.VolumeKind.CONSOLE_LOG: naming.console_log,
     naming.VolumeKind.CACHED_IMAGE: naming.cached_image,
     naming.VolumeKind.SNAPSHOT_COPY: naming.snapshot_copy,
+    naming.VolumeKind.MIGRATION_COPY: naming.migration_copy,
     naming.VolumeKind.VOLUME: naming.volume,
     naming.VolumeKind.VOLUME_SNAPSHOT: naming.volume_snapshot,
 }
@@ -39,6 +40,7 @@ def test_the_names_are_the_ones_hosts_already_hold() -> None:
     assert naming.console_log(owner) == f"instance-{owner}-console.log"
     assert naming.cached_image(owner) == f"image-{owner}"
     assert naming.snapshot_copy(owner) == f"snapshot-{owner}"
+    assert naming.migration_copy(owner) == f"migration-{owner}"
     assert naming.volume(owner) == f"volume-{owner}"
     assert naming.volume_snapshot(owner) == f"volsnap-{owner}"
     assert naming.domain(owner) == str(owner)
@@ -87,6 +89,7 @@ def test_only_instance_volumes_belong_to_an_instance() -> None:
         naming.VolumeKind.CONSOLE_LOG: True,
         naming.VolumeKind.CACHED_IMAGE: False,
         naming.VolumeKind.SNAPSHOT_COPY: False,
+        naming.VolumeKind.MIGRATION_COPY: False,  # owned by a migration
         naming.VolumeKind.VOLUME: False,  # a volume outlives the instances it is attached to
         naming.VolumeKind.VOLUME_SNAPSHOT: False,  # and its snapshots outlive it
     }

@@ -146,6 +146,7 @@ MODELS_ADDED_SINCE = {
     ("iaas", "auditverification"),
     ("portal", "preference"),
     ("hosts", "cephcluster"),
+    ("compute", "migration"),
 }
 
 #: Permissions (app label, codename) of existing models that did not exist in that layout.

@@ -177,3 +177,12 @@ def _settle(volume_id: uuid.UUID, status: str, fault: str) -> None:
     Volume.objects.filter(pk=volume_id).exclude(status=VolumeStatus.EXTENDING).update(
         status=status, fault=fault[:2000], updated_at=timezone.now()
     )
+
+
+def volume_attachments_move(instance_id: uuid.UUID, host: Host) -> int:
+    """The instance's active attachments now plug into `host` (it was cold-migrated there;
+    only attachments of shared, rbd volumes can move: compute refuses the others). Returns
+    how many moved."""
+    return VolumeAttachment.objects.filter(
+        instance_id=instance_id, detached_at__isnull=True, volume__ceph_cluster__isnull=False
+    ).update(host=host)
