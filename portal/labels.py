@@ -33,6 +33,7 @@ STATUS: dict[str, Promise] = {
     "enabled": _("enabled"),
     "disabled": _("disabled"),
     "maintenance": _("maintenance"),
+    "draining": _("draining"),
     "down": _("down"),
     "up": _("up"),
     "pending": _("pending"),
@@ -60,6 +61,7 @@ TASK_STATE: dict[str, Promise] = {
     "detaching_nic": _("detaching a network interface"),
     "attaching_vol": _("attaching a volume"),
     "detaching_vol": _("detaching a volume"),
+    "migrating": _("moving to another host"),
 }
 
 POWER: dict[str, Promise] = {
@@ -85,6 +87,7 @@ TONE = {
     "enabled": "good", "up": "good", "accepted": "good",
     "error": "bad", "failed": "bad", "down": "bad", "revoked": "idle", "expired": "idle",
     "stopped": "idle", "deleted": "idle", "disabled": "idle", "maintenance": "busy",
+    "draining": "busy",
     "success": "good", "refused": "bad", "declined": "idle",
 }  # fmt: skip
 

@@ -34,7 +34,10 @@ from tenants.selectors import tenant_list
 
 STUCK_AFTER = timedelta(minutes=10)
 FAILED_WINDOW = timedelta(hours=24)
-NOT_SERVING = {Host.State.DOWN, Host.State.MAINTENANCE, Host.State.DISABLED, Host.State.ERROR}
+NOT_SERVING = {
+    Host.State.DOWN, Host.State.MAINTENANCE, Host.State.DRAINING, Host.State.DISABLED,
+    Host.State.ERROR,
+}  # fmt: skip
 
 
 def _zones() -> list[dict[str, object]]:
