@@ -152,6 +152,7 @@ ACTION: dict[str, Promise] = {
     "instance.detach_interface": _("detach a network interface"),
     "instance.attach_volume": _("attach a volume"),
     "instance.detach_volume": _("detach a volume"),
+    "instance.migrate": _("move to another host"),
     "volume.create": _("create the volume"),
     "volume.delete": _("delete the volume"),
     "volume.export": _("export the volume"),
