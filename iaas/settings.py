@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: times every request, whatever answers it (iaas/metrics).
+    "iaas.metrics.api_requests.RequestMetricsMiddleware",
     "iaas.proxy.TrustedProxyMiddleware",
     "iaas.middleware.RequestIdMiddleware",
     "iaas.middleware.BodySizeLimitMiddleware",
@@ -187,6 +189,11 @@ API_THROTTLE_RATES: dict[str, str | None] = {
 }
 # Reverse proxies (CIDRs) whose X-Forwarded-For names the client (iaas.proxy); none by default.
 TRUSTED_PROXIES = env_list("ANDROMEDE_TRUSTED_PROXIES", [])
+# Who may read /metrics (iaas/metrics/access.py): an operator's token, from these networks only
+# (CIDRs; the peer address as iaas.proxy sees it). Loopback by default.
+METRICS_ALLOWED_NETWORKS = env_list(
+    "ANDROMEDE_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]
+)
 SIGNIN_MAX_FAILURES = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES", 5)
 SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 20)
 SIGNIN_WINDOW = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_WINDOW_SECONDS", 900))
