@@ -11,37 +11,13 @@ import io
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from prometheus_client.parser import text_string_to_metric_families
 
 from iaas.celery import app
 from operations.worker import run_operation
 from tests.support.instance_api import create
+from tests.support.metrics_scrape import present, scrape, value
 
 pytestmark = pytest.mark.django_db
-
-
-def scrape(caller, **extra) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(sample name, sorted labels): value} of one scrape by `caller` (must answer 200)."""
-    response = Client().get("/metrics", **caller.bearer(), **extra)
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.content.decode())
-        for sample in family.samples
-    }
-
-
-def value(samples, name: str, **labels: str) -> float:
-    """The sample's value, 0 if the scrape has none (a counter not yet started)."""
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def present(samples, name: str, **labels: str) -> float:
-    """The sample's value; the scrape must have it."""
-    key = (name, tuple(sorted(labels.items())))
-    assert key in samples, key
-    return samples[key]
 
 
 @pytest.fixture
