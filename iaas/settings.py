@@ -194,6 +194,9 @@ TRUSTED_PROXIES = env_list("ANDROMEDE_TRUSTED_PROXIES", [])
 METRICS_ALLOWED_NETWORKS = env_list(
     "ANDROMEDE_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]
 )
+# A scrape's queries are cancelled past this (iaas/metrics/registry.py): that collector is then
+# reported failed, the others still answer. 500k operations take ~0.5 s to summarise.
+METRICS_QUERY_TIMEOUT_MS = env_int("ANDROMEDE_METRICS_QUERY_TIMEOUT_MS", 5000)
 SIGNIN_MAX_FAILURES = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES", 5)
 SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 20)
 SIGNIN_WINDOW = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_WINDOW_SECONDS", 900))

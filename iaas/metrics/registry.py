@@ -4,7 +4,8 @@ A collector is any object with `collect()` yielding prometheus_client metric fam
 read the database at scrape time (operations, hosts, the audit chain), so their figures are
 the truth across every process. One collector failing (a broker that does not answer) costs
 only its own families: the scrape still answers, and `andromede_metrics_collector_up` says
-which collector failed.
+which collector failed. A collector's queries are bounded (METRICS_QUERY_TIMEOUT_MS), so a
+table grown too large for a scrape fails that collector instead of holding the scrape.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import os
 from collections.abc import Iterator
 
+from django.conf import settings
+from django.db import connection, transaction
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -47,7 +50,7 @@ class _Registered:
         )
         for name in collector_names():
             try:
-                families = list(_collectors[name].collect())
+                families = _bounded(_collectors[name])
             except Exception:
                 logger.exception("metrics collector %s failed", name)
                 up.add_metric([name], 0)
@@ -55,6 +58,19 @@ class _Registered:
             up.add_metric([name], 1)
             yield from families
         yield up
+
+
+def _bounded(collector: Collector) -> list[Metric]:
+    """The collector's families, its queries each cut at METRICS_QUERY_TIMEOUT_MS (in its own
+    transaction, so a cancelled query costs only this collector)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [str(settings.METRICS_QUERY_TIMEOUT_MS)],
+                )
+        return list(collector.collect())
 
 
 def multiprocess_dir() -> str | None:

@@ -7,6 +7,7 @@ request metrics; the audit chain's verification and the broker's queues are ther
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from django.core.management import call_command
@@ -123,3 +124,27 @@ def test_a_dead_broker_costs_only_its_own_figures(operator, monkeypatch):
     samples = scrape(operator)
     assert present(samples, "andromede_broker_up") == 0
     assert value(samples, "andromede_metrics_collector_up", collector="operations") == 1
+
+
+def test_a_collector_too_slow_for_a_scrape_is_cut_and_reported(operator, settings):
+    from django.db import connection
+
+    from iaas.metrics import register_collector
+    from iaas.metrics.registry import _collectors
+
+    class Slow:
+        def collect(self):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(5)")
+            return []
+
+    settings.METRICS_QUERY_TIMEOUT_MS = 200
+    register_collector("slow", Slow())
+    try:
+        started = time.monotonic()
+        samples = scrape(operator)
+        assert time.monotonic() - started < 3
+    finally:
+        del _collectors["slow"]
+    assert present(samples, "andromede_metrics_collector_up", collector="slow") == 0
+    assert present(samples, "andromede_metrics_collector_up", collector="operations") == 1
