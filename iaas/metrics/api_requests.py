@@ -11,12 +11,15 @@ process's figures in a memory-mapped file that any process's scrape sums (regist
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, Histogram
+
+logger = logging.getLogger(__name__)
 
 #: Only this module's metrics: a scrape outside multiprocess mode reads them from here.
 REGISTRY = CollectorRegistry()
@@ -60,7 +63,12 @@ class RequestMetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         method = request.method if request.method in METHODS else "other"
-        REQUEST_SECONDS.labels(method, route_of(request), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
+        try:
+            REQUEST_SECONDS.labels(method, route_of(request), str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+        except OSError:
+            # Counting must never cost the request its answer (PROMETHEUS_MULTIPROC_DIR
+            # missing or full): logged, the request answered as if nothing happened.
+            logger.exception("request metrics not recorded")
         return response

@@ -84,9 +84,11 @@ def scrape() -> bytes:
     multiprocess mode, else of this one) and every registered collector."""
     registry = CollectorRegistry()
     directory = multiprocess_dir()
-    if directory:
-        MultiProcessCollector(registry, path=directory)
-    else:
+    if not directory:
         registry.register(api_requests.REGISTRY)
+    elif os.path.isdir(directory):
+        MultiProcessCollector(registry, path=directory)
+    else:  # the request metrics are lost (api_requests logs it); the others still answer
+        logger.error("PROMETHEUS_MULTIPROC_DIR %s is not a directory", directory)
     registry.register(_Registered())
     return generate_latest(registry)

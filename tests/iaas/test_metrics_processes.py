@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,21 +58,23 @@ def healthz_count(text: bytes) -> float:
     return 0.0
 
 
-@pytest.fixture
-def gunicorn(tmp_path: Path):
-    """The API as `make run` serves it: gunicorn, two worker processes, multiprocess metrics."""
+@contextmanager
+def serving(metrics_dir: Path, workers: int) -> Iterator[str]:
+    """The API as `make run` serves it: gunicorn, `workers` processes, multiprocess metrics in
+    `metrics_dir`; its base URL."""
     database = settings.DATABASES["default"]
     env = os.environ | {
         "DATABASE_URL": (
             f"postgresql://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
             f"{database['PORT']}/{database['NAME']}"
         ),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "iaas.wsgi", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread", "--threads", "4"],
+         f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
+         "--threads", "4", "--graceful-timeout", "2"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -82,6 +86,12 @@ def gunicorn(tmp_path: Path):
         server.wait(timeout=30)
 
 
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[str]:
+    with serving(tmp_path, workers=2) as base:
+        yield base
+
+
 def test_every_worker_s_scrape_counts_every_worker_s_requests(gunicorn, make_caller):
     operator = make_caller(None, operator=True)
     before = healthz_count(get(f"{gunicorn}/metrics", operator.token))
@@ -90,3 +100,12 @@ def test_every_worker_s_scrape_counts_every_worker_s_requests(gunicorn, make_cal
     # Several scrapes, each on its own connection: either worker may answer each of them.
     counts = {healthz_count(get(f"{gunicorn}/metrics", operator.token)) for _ in range(6)}
     assert counts == {before + REQUESTS}
+
+
+def test_requests_are_answered_even_if_their_metrics_cannot_be_written(tmp_path, make_caller):
+    # A metrics directory that does not exist (a deployment that forgot to create it):
+    # counting fails, the requests do not.
+    with serving(tmp_path / "missing", workers=1) as base:
+        assert get(f"{base}/healthz") == b'{"status": "ok"}'
+        operator = make_caller(None, operator=True)
+        assert b"andromede_operations_finished" in get(f"{base}/metrics", operator.token)
