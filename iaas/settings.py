@@ -20,6 +20,7 @@ from iaas.env import (
     env_int,
     env_json_dict,
     env_list,
+    env_networks,
     env_str,
 )
 
@@ -191,7 +192,7 @@ API_THROTTLE_RATES: dict[str, str | None] = {
 TRUSTED_PROXIES = env_list("ANDROMEDE_TRUSTED_PROXIES", [])
 # Who may read /metrics (iaas/metrics/access.py): an operator's token, from these networks only
 # (CIDRs; the peer address as iaas.proxy sees it). Loopback by default.
-METRICS_ALLOWED_NETWORKS = env_list(
+METRICS_ALLOWED_NETWORKS = env_networks(
     "ANDROMEDE_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]
 )
 # A scrape's queries are cancelled past this (iaas/metrics/registry.py): that collector is then

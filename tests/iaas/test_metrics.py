@@ -148,3 +148,15 @@ def test_a_collector_too_slow_for_a_scrape_is_cut_and_reported(operator, setting
         del _collectors["slow"]
     assert present(samples, "andromede_metrics_collector_up", collector="slow") == 0
     assert present(samples, "andromede_metrics_collector_up", collector="operations") == 1
+
+
+def test_a_mistyped_allowed_network_stops_the_start(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from iaas.env import env_networks
+
+    monkeypatch.setenv("ANDROMEDE_METRICS_ALLOWED_NETWORKS", "10.0.0.0/8, 10.0.0.300/32")
+    with pytest.raises(ImproperlyConfigured, match="ANDROMEDE_METRICS_ALLOWED_NETWORKS"):
+        env_networks("ANDROMEDE_METRICS_ALLOWED_NETWORKS", [])
+    monkeypatch.setenv("ANDROMEDE_METRICS_ALLOWED_NETWORKS", "10.0.0.0/8, 192.0.2.7")
+    assert env_networks("ANDROMEDE_METRICS_ALLOWED_NETWORKS", []) == ["10.0.0.0/8", "192.0.2.7"]
