@@ -35,7 +35,7 @@ def assert_hidden(response) -> None:
 
 def test_an_operator_from_loopback_reads_the_metrics(operator):
     samples = scrape(operator)
-    for collector in ("audit", "broker", "hosts", "operations"):
+    for collector in ("audit", "broker", "hosts", "instances", "operations"):
         assert value(samples, "andromede_metrics_collector_up", collector=collector) == 1
 
 
@@ -91,6 +91,7 @@ def test_a_boot_shows_in_the_operation_host_and_request_metrics(cloud, operator)
     assert value(after, "andromede_host_allocated", **host, resource="memory_mb") == 256
     assert value(after, "andromede_host_capacity", **host, resource="vcpus") >= 1
     assert value(after, "andromede_host_state", **host, state="enabled") == 1
+    assert value(after, "andromede_instances", zone="fr-par-1", status="active") == 1
     assert present(after, "andromede_broker_up") == 1
     assert present(after, "andromede_broker_queue_messages", queue="host.h01") >= 0
 
