@@ -7,8 +7,8 @@
   (compute.services.scheduler), for onboarded hosts;
 - `andromede_host_heartbeat_age_seconds{host,zone}`: since the host's last heartbeat;
 - `andromede_broker_up` and `andromede_broker_queue_messages{queue}`: the messages waiting in
-  the control queue and each host's queue (Redis: LLEN), every broker call bounded by
-  BROKER_TIMEOUT_SECONDS so a dead broker cannot hold a scrape.
+  the control queue and each host's queue (Redis: LLEN; RabbitMQ exports its own), every
+  broker call bounded by BROKER_TIMEOUT_SECONDS so a dead broker cannot hold a scrape.
 """
 
 from __future__ import annotations
@@ -86,26 +86,21 @@ def queue_names() -> list[str]:
 
 
 def queue_depths(queues: list[str]) -> dict[str, int]:
-    """Messages waiting in each queue of the configured broker (raises if it does not answer)."""
+    """Messages waiting in each queue of the configured broker (raises if it does not answer).
+    Redis only: RabbitMQ exports its queues' depths itself (its rabbitmq_prometheus plugin,
+    `rabbitmq_queue_messages`), so for it this only checks that the broker answers."""
     timeout = BROKER_TIMEOUT_SECONDS
     options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
     with app.connection_for_read(transport_options=options) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout)
         channel: Any = conn.default_channel  # kombu's transport-specific channel
-        if conn.transport.driver_type == "redis":
-            # Celery's Redis transport keeps a queue's messages in a list of its name.
-            pipe = channel.client.pipeline()
-            for queue in queues:
-                pipe.llen(queue)
-            return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
-        # AMQP: a passive declare reads the count without creating the queue.
-        depths = {}
+        if conn.transport.driver_type != "redis":
+            return {}
+        # Celery's Redis transport keeps a queue's messages in a list of the queue's name.
+        pipe = channel.client.pipeline()
         for queue in queues:
-            try:
-                depths[queue] = int(channel.queue_declare(queue, passive=True).message_count)
-            except conn.channel_errors:
-                channel = conn.channel()  # a missing queue closes the channel; none waits
-        return depths
+            pipe.llen(queue)
+        return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
 
 
 class BrokerCollector:
