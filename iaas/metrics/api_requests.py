@@ -17,9 +17,13 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
 
 logger = logging.getLogger(__name__)
+
+# No `_created` series beside each histogram: multiprocess mode has none, and a scrape should
+# not depend on which mode the process runs in.
+disable_created_metrics()
 
 #: Only this module's metrics: a scrape outside multiprocess mode reads them from here.
 REGISTRY = CollectorRegistry()

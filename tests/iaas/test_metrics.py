@@ -100,6 +100,7 @@ def test_a_boot_shows_in_the_operation_host_and_request_metrics(cloud, operator)
     count = "andromede_http_request_duration_seconds_count"
     assert value(after, count, **request) == value(before, count, **request) + 1
     assert not any("/api/v1/instances/" in str(labels) for (_, labels) in after)
+    assert not any(name.endswith("_created") for (name, _) in after)
 
 
 def test_a_queued_operation_shows_as_in_progress(cloud, operator):
