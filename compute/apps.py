@@ -7,7 +7,7 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from compute import quota_usage, selectors, worker
+        from compute import metrics, quota_usage, selectors, worker
         from compute.services.instances import image_build_in_progress
         from hosts.residency import register_holdings
         from images.usage import register_in_use_check
@@ -19,3 +19,4 @@ class ComputeConfig(AppConfig):
         worker.register()
         register_in_use_check(image_build_in_progress)
         register_holdings("instances", selectors.instance_holdings)
+        metrics.register()

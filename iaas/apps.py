@@ -10,6 +10,10 @@ class IaasConfig(AppConfig):
     def ready(self) -> None:
         from iaas.audit import admin_log  # noqa: F401 - connects the admin-write receiver
         from iaas.db_roles import grant_after_migrate
+        from iaas.metrics import register_collector
+        from iaas.metrics.audit import AuditChainCollector
+
+        register_collector("audit", AuditChainCollector())
 
         # Once per migrate (sender: this app), after every app's migrations: new tables
         # get the runtime role's grants (ANDROMEDE_DATABASE_RUNTIME_ROLE).

@@ -7,6 +7,7 @@ typo in production fails at start-up instead of silently falling back to a defau
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from typing import Any
@@ -46,6 +47,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not raw:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of CIDRs (`10.0.0.0/8,::1/128`; an address alone is one host)."""
+    cidrs = env_list(name, default)
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {cidr!r} is not a network (CIDR)") from exc
+    return cidrs
 
 
 def env_json_dict(name: str, default: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from iaas.env import (
     env_int,
     env_json_dict,
     env_list,
+    env_networks,
     env_str,
 )
 
@@ -82,6 +83,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: times every request, whatever answers it (iaas/metrics).
+    "iaas.metrics.api_requests.RequestMetricsMiddleware",
     "iaas.proxy.TrustedProxyMiddleware",
     "iaas.middleware.RequestIdMiddleware",
     "iaas.middleware.BodySizeLimitMiddleware",
@@ -187,6 +190,14 @@ API_THROTTLE_RATES: dict[str, str | None] = {
 }
 # Reverse proxies (CIDRs) whose X-Forwarded-For names the client (iaas.proxy); none by default.
 TRUSTED_PROXIES = env_list("ANDROMEDE_TRUSTED_PROXIES", [])
+# Who may read /metrics (iaas/metrics/access.py): an operator's token, from these networks only
+# (CIDRs; the peer address as iaas.proxy sees it). Loopback by default.
+METRICS_ALLOWED_NETWORKS = env_networks(
+    "ANDROMEDE_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]
+)
+# A scrape's queries are cancelled past this (iaas/metrics/registry.py): that collector is then
+# reported failed, the others still answer. 500k operations take ~0.5 s to summarise.
+METRICS_QUERY_TIMEOUT_MS = env_int("ANDROMEDE_METRICS_QUERY_TIMEOUT_MS", 5000)
 SIGNIN_MAX_FAILURES = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES", 5)
 SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("ANDROMEDE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 20)
 SIGNIN_WINDOW = timedelta(seconds=env_int("ANDROMEDE_SIGNIN_WINDOW_SECONDS", 900))

@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from iaas.api import errors
 from iaas.api.views import ApiRootView, healthz, readyz
+from iaas.metrics.view import metrics
 
 SIGNED_IN = [IsAuthenticated]
 
@@ -33,6 +34,8 @@ urlpatterns = [
     ),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # Operators' scrapes from internal addresses only; a 404 for anyone else (iaas/metrics).
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]

@@ -35,4 +35,10 @@ say "migrating the database"
 test_image="$("$ROOT/scripts/build-test-image.sh")"
 "$VENV/bin/python" manage.py image_import andromede-test "$test_image" \
     --disk-format qcow2 --public --if-missing
+# /metrics: gunicorn's workers share their request metrics through files here
+# (prometheus_client's multiprocess mode, docs/decisions.md); emptied at every start, as that
+# mode requires, before any process writes to it.
+export PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 exec "$VENV/bin/python" scripts/supervise.py

@@ -13,14 +13,17 @@ mode="${1:-run}"
 # gettext: msgfmt compiles the portal's translations (portal/locale; the .mo files are not
 # kept in the repository). test: Debian's chromium, which the browser tests drive with
 # Playwright (tests/browser; Playwright's own browser download is never used), and curl to
-# fetch axe-core from npm (scripts/axe-core.sh).
+# fetch axe-core from npm (scripts/axe-core.sh). test: prometheus for promtool, which checks
+# and unit-tests the alert rules (ansible/roles/controlplane/files/prometheus); Debian ships
+# no promtool alone. On a machine with systemd the package also starts a Prometheus server
+# (port 9090): `systemctl disable --now prometheus` if you do not want it.
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
     openssh-client ca-certificates oathtool qemu-utils util-linux
     openvswitch-switch ovn-central ovn-host gettext)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client openssh-server
         ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados
-        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl)
+        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl prometheus)
 fi
 apt_ensure "${packages[@]}"
 venv_ensure

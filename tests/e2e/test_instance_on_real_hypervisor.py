@@ -30,6 +30,7 @@ from images.models import Image
 from network.models import Port
 from tests.support import hypervisor_lab
 from tests.support.local_host import onboarded_local_host
+from tests.support.metrics_scrape import present, scrape
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]
 SYSTEM = Actor.system("e2e")
@@ -109,6 +110,13 @@ def test_a_tenant_boots_reads_and_deletes_an_instance(
         ready_after = time.monotonic() - started
         assert re.search(r"ANDROMEDE-USERDATA bytes=\d+", console)
         print(f"\nPOST → active {running_after:.1f} s, → ready line {ready_after:.1f} s")
+        # An operator's scrape of /metrics shows the boot in the operations' duration
+        # histogram, whichever process ran it (issue 13).
+        samples = scrape(make_caller(None, operator=True))
+        booted = {"action": "instance.create", "outcome": "succeeded"}
+        assert present(samples, "andromede_operation_duration_seconds_count", **booted) == 1
+        ran = present(samples, "andromede_operation_duration_seconds_sum", **booted)
+        assert 0 < ran < running_after
         # The guest's QEMU runs as the unprivileged libvirt-qemu user, never root (review H2),
         # and the host reports it runs guests without sVirt confinement (no LSM here).
         assert qemu_user(instance_id) == "libvirt-qemu"
