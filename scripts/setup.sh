@@ -13,14 +13,15 @@ mode="${1:-run}"
 # gettext: msgfmt compiles the portal's translations (portal/locale; the .mo files are not
 # kept in the repository). test: Debian's chromium, which the browser tests drive with
 # Playwright (tests/browser; Playwright's own browser download is never used), and curl to
-# fetch axe-core from npm (scripts/axe-core.sh).
+# fetch axe-core from npm (scripts/axe-core.sh). test: rabbitmq-server, which the fault tests
+# start as a private node of their own (tests/support/rabbitmq.py) to run beside Redis.
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
     openssh-client ca-certificates oathtool qemu-utils util-linux
     openvswitch-switch ovn-central ovn-host gettext)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client openssh-server
         ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados
-        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl)
+        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl rabbitmq-server)
 fi
 apt_ensure "${packages[@]}"
 venv_ensure

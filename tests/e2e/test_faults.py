@@ -1,6 +1,6 @@
-"""Issue 4's faults, with real components: a private Redis broker that is stopped and
-started again, real Celery workers (in-process, and subprocesses killed with SIGKILL), the
-sweeper as beat runs it, and the real libvirtd for the killed-worker create."""
+"""Issue 4's faults, with real components: a private broker (Redis, and RabbitMQ) that is
+stopped and started again, real Celery workers (in-process, and subprocesses killed with
+SIGKILL), the sweeper as beat runs it, and the real libvirtd for the killed-worker create."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from images.models import Image
 from network.models import Port
 from operations.models import Operation
 from operations.services import outbox as operations
+from tests.e2e.conftest import Broker
 from tests.support import hypervisor_lab
 from tests.support.fault_lab import PrivateRedis, wait_for
 from tests.support.local_host import onboarded_local_host
@@ -63,9 +64,16 @@ def keypair_client(make_tenant: Any, make_caller: Any, ssh_public_keys: Any) -> 
 # --- 1. The broker is down while creates are accepted ---------------------------------------
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def each_broker(request: pytest.FixtureRequest) -> Broker:
+    """Each broker in turn: a private Redis (`broker`), then the session's RabbitMQ."""
+    return request.getfixturevalue("broker" if request.param == "redis" else "rabbitmq_broker")
+
+
 def test_creates_accepted_while_the_broker_is_down_all_end_active(
-    broker: PrivateRedis, unlimited_quotas: None, make_tenant, make_caller, ssh_public_keys
+    each_broker: Broker, unlimited_quotas: None, make_tenant, make_caller, ssh_public_keys
 ):
+    broker = each_broker
     zone = zones.zone_create(
         actor=SYSTEM, region="r1", name="fr-par-1", site="dc", city="c", country="FR",
         jurisdiction="FR",
@@ -148,7 +156,7 @@ def _test_database_url() -> str:
 
 @contextmanager
 def worker_process(
-    broker: PrivateRedis, log: Path, *, slow_define: float = 0, lease: int = 5
+    broker: Broker, log: Path, *, slow_define: float = 0, lease: int = 5
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker for HOST's queue in its own process; killed on the way out."""
     env = os.environ | {
