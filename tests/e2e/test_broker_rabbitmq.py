@@ -1,13 +1,18 @@
 """RabbitMQ as the broker (iaas/broker.py): what an operator sees of Andromède's queues on
-it, and that a task accepted by the broker outlives the broker's restart."""
+it, that a task accepted by the broker outlives the broker's restart, and that a delayed task
+waits in the broker."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
+from celery.contrib.testing.worker import start_worker
+from celery.signals import task_received
 
-from iaas.celery import CONTROL_QUEUE, host_queue, publish
+from iaas.celery import CONTROL_QUEUE, app, host_queue, publish
+from tests.support.fault_lab import wait_for
 from tests.support.rabbitmq import PrivateRabbitMQ
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,3 +36,27 @@ def test_queues_are_durable_quorum_queues_whose_messages_outlive_a_broker_restar
     rabbitmq_broker.stop()
     rabbitmq_broker.start()
     assert observed() == expected
+
+
+def test_a_task_sent_with_a_countdown_waits_in_rabbitmq_not_in_a_worker(
+    rabbitmq_broker: PrivateRabbitMQ,
+):
+    """A retry's back-off (network convergence) must not sit unacknowledged in a worker:
+    quorum queues give a worker one message at a time, which a held message would block."""
+    received: list[float] = []
+
+    def on_received(**_: object) -> None:
+        received.append(time.monotonic())
+
+    task_received.connect(on_received, weak=False)
+    try:
+        # The worker declares RabbitMQ's delayed-delivery exchanges and binds its queues.
+        with start_worker(app, queues=[CONTROL_QUEUE], pool="solo", perform_ping_check=False):
+            sent = time.monotonic()
+            app.send_task("operations.sweep", countdown=1)
+            assert rabbitmq_broker.ready_messages(CONTROL_QUEUE) == 0
+            assert rabbitmq_broker.ready_messages("celery_delayed_0") == 1  # 1 s = level 0
+            wait_for(lambda: received, 10, "the worker to receive the task")
+    finally:
+        task_received.disconnect(on_received)
+    assert received[0] - sent >= 0.9, "the worker got the task before its countdown ended"
