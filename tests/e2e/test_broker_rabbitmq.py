@@ -4,12 +4,14 @@ waits in the broker."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_received
+from django.conf import settings
 
 from iaas.celery import CONTROL_QUEUE, app, host_queue, publish
 from tests.support.fault_lab import wait_for
@@ -60,3 +62,13 @@ def test_a_task_sent_with_a_countdown_waits_in_rabbitmq_not_in_a_worker(
     finally:
         task_received.disconnect(on_received)
     assert received[0] - sent >= 0.9, "the worker got the task before its countdown ended"
+
+
+def test_the_node_lets_a_worker_hold_a_task_longer_than_the_longest_operation(
+    private_rabbitmq: PrivateRabbitMQ,
+):
+    """Workers acknowledge a task once it has run: RabbitMQ must not take it back sooner."""
+    answer = private_rabbitmq.ctl("eval", "application:get_env(rabbit, consumer_timeout).")
+    found = re.fullmatch(r"\{ok,(\d+)\}", answer.strip())  # scripts/rabbitmq.conf's value
+    assert found, answer
+    assert int(found[1]) > settings.LONGEST_OPERATION_SECONDS * 1000

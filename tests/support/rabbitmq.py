@@ -129,13 +129,16 @@ class PrivateRabbitMQ:
         """What `rabbitmqctl list_queues` shows an operator: per queue, its type and whether
         it is durable. (Not its message count: quorum queues report theirs every 5 s.)"""
         fields = ["name", "type", "durable"]
-        listed = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "--node", self.env()["RABBITMQ_NODENAME"],
-             "list_queues", "--quiet", "--no-table-headers", *fields],
-            env=self.env(), capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        rows = [line.split("\t") for line in listed.stdout.splitlines() if line.strip()]
+        listed = self.ctl("list_queues", "--quiet", "--no-table-headers", *fields)
+        rows = [line.split("\t") for line in listed.splitlines() if line.strip()]
         return {row[0]: dict(zip(fields[1:], row[1:], strict=True)) for row in rows}
+
+    def ctl(self, *args: str) -> str:
+        """The output of `rabbitmqctl ARGS` run against this node."""
+        return subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "--node", self.env()["RABBITMQ_NODENAME"], *args],
+            env=self.env(), capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
 
     def ready_messages(self, name: str) -> int:
         """How many messages queue `name` holds ready for a consumer, as the queue itself
