@@ -14,6 +14,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from iaas.broker import celery_broker_conf
 from iaas.env import (
     database_from_url,
     env_bool,
@@ -532,12 +533,24 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 5
 # Workers log through Django's LOGGING (JSON lines with the request id), not Celery's format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Longer than the longest operation, so a slow task is not redelivered while it runs.
-    "visibility_timeout": env_int("ANDROMEDE_VISIBILITY_TIMEOUT", 4 * 3600),
-    "socket_timeout": 5,
-    "socket_connect_timeout": 5,
-}
+# The longest an operation may run: Redis's visibility timeout (a slow task is not delivered
+# again while it runs); RabbitMQ's consumer_timeout must be longer (scripts/rabbitmq.conf).
+LONGEST_OPERATION_SECONDS = env_int("ANDROMEDE_VISIBILITY_TIMEOUT", 4 * 3600)
+# Quorum queues and publisher confirms on RabbitMQ, the visibility timeout on Redis.
+_BROKER_CONF = celery_broker_conf(
+    CELERY_BROKER_URL, longest_operation_seconds=LONGEST_OPERATION_SECONDS
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = _BROKER_CONF["broker_transport_options"]
+CELERY_BROKER_HEARTBEAT = _BROKER_CONF["broker_heartbeat"]
+CELERY_BROKER_HEARTBEAT_CHECKRATE = _BROKER_CONF["broker_heartbeat_checkrate"]
+CELERY_TASK_DEFAULT_QUEUE_TYPE = _BROKER_CONF["task_default_queue_type"]
+CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = _BROKER_CONF["task_create_missing_queue_type"]
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = _BROKER_CONF["task_default_exchange_type"]
+CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = _BROKER_CONF[
+    "task_create_missing_queue_exchange_type"
+]
+CELERY_TASK_DEFAULT_DELIVERY_MODE = _BROKER_CONF["task_default_delivery_mode"]
+CELERY_WORKER_DETECT_QUORUM_QUEUES = _BROKER_CONF["worker_detect_quorum_queues"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "summarise-auth-noise": {

@@ -17,13 +17,16 @@ mode="${1:-run}"
 # and unit-tests the alert rules (ansible/roles/controlplane/files/prometheus); Debian ships
 # no promtool alone. On a machine with systemd the package also starts a Prometheus server
 # (port 9090): `systemctl disable --now prometheus` if you do not want it.
+# test: rabbitmq-server, which the fault tests
+# start as a private node of their own (tests/support/rabbitmq.py) to run beside Redis.
 packages=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev redis-server
     openssh-client ca-certificates oathtool qemu-utils util-linux
     openvswitch-switch ovn-central ovn-host gettext)
 if [[ $mode == test ]]; then
     packages+=(postgresql postgresql-client openssh-server
         ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados
-        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl prometheus)
+        qemu-block-extra libvirt-daemon-driver-storage-rbd chromium curl prometheus
+        rabbitmq-server)
 fi
 apt_ensure "${packages[@]}"
 venv_ensure

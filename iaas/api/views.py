@@ -18,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from iaas.broker import probe_transport_options
+
 API_PREFIX = "/api/v1/"
 #: Single resources that are not router collections, by URL name.
 SINGLE_RESOURCES = ("me", "tenant", "quotas")
@@ -77,8 +79,8 @@ def _check_broker() -> dict[str, Any]:
     timeout = settings.READINESS_TIMEOUT_SECONDS
     # One attempt, every socket bounded by the probe's timeout: kombu's default retry sleeps
     # 2 s and the broker's own timeouts are longer than a probe may take.
-    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
-    with app.connection_for_write(transport_options=options) as conn:
+    options = probe_transport_options(str(app.conf.broker_write_url), timeout)
+    with app.connection_for_write(connect_timeout=timeout, transport_options=options) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout)
         conn.default_channel  # noqa: B018 - opens a channel: the broker really answers
     return {"ok": True}

@@ -65,8 +65,13 @@ def test_readyz_is_ready_when_database_and_broker_answer():
     assert body["checks"]["broker"]["ok"] is True
 
 
-def test_readyz_names_the_broker_when_it_is_down(broker_at, closed_port):
-    broker_at(f"redis://127.0.0.1:{closed_port}/0")
+# Redis, and RabbitMQ (iaas/broker.py: its transport names its timeouts differently).
+BROKER_URLS = ["redis://127.0.0.1:{port}/0", "amqp://guest:guest@127.0.0.1:{port}//"]
+
+
+@pytest.mark.parametrize("url", BROKER_URLS)
+def test_readyz_names_the_broker_when_it_is_down(broker_at, closed_port, url):
+    broker_at(url.format(port=closed_port))
     started = time.monotonic()
     with override_settings(READINESS_TIMEOUT_SECONDS=1):
         response = Client().get("/readyz")
@@ -82,8 +87,9 @@ def test_readyz_names_the_broker_when_it_is_down(broker_at, closed_port):
     assert elapsed < 1.5, "a refused connection must fail fast, not after retries"
 
 
-def test_readyz_gives_a_hung_broker_no_more_than_its_timeout(broker_at, silent_server):
-    broker_at(f"redis://127.0.0.1:{silent_server}/0")
+@pytest.mark.parametrize("url", BROKER_URLS)
+def test_readyz_gives_a_hung_broker_no_more_than_its_timeout(broker_at, silent_server, url):
+    broker_at(url.format(port=silent_server))
     started = time.monotonic()
     with override_settings(READINESS_TIMEOUT_SECONDS=1):
         response = Client().get("/readyz")
