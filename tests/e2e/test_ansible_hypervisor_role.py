@@ -24,6 +24,7 @@ from iaas.audit import Actor
 from iaas.celery import CONTROL_QUEUE, app, host_queue
 from tests.e2e.conftest import import_test_image_and_tiny_flavor
 from tests.support import hypervisor_lab
+from tests.support.fault_lab import wait_for
 from tests.support.local_host import network_names, remove_leftovers
 from tests.support.sshd import LocalSshd
 
@@ -88,14 +89,14 @@ def changed_task_names(output: str) -> list[str]:
     return names
 
 
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def settled(client, url: str, transient: str, timeout: float, what: str) -> dict:
+    """The resource at `url` once its `state` or `status` is no longer `transient`."""
+
+    def body_if_settled() -> dict | None:
+        body = client.get(url).json()
+        return body if body.get("state", body.get("status")) != transient else None
+
+    return wait_for(body_if_settled, timeout, what, every=0.5)
 
 
 def test_the_role_reapplied_over_ssh_changes_nothing_then_the_host_onboards_and_boots(
@@ -121,6 +122,7 @@ def test_the_role_reapplied_over_ssh_changes_nothing_then_the_host_onboards_and_
 
     # Onboarding through the API, the host key pinned by its fingerprint.
     networks_before = network_names()
+    remove_leftovers(HOST, networks_before)  # of a run killed before its cleanup
     storage = Path(tempfile.mkdtemp(prefix=f"andromede-{HOST}-", dir="/var/tmp"))
     storage.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     settings.SSH_PRIVATE_KEY = sshd.client_key_path
@@ -149,11 +151,7 @@ def test_the_role_reapplied_over_ssh_changes_nothing_then_the_host_onboards_and_
             answer = operator.post("/api/v1/admin/hosts", registration, format="json")
             assert answer.status_code == 202, answer.content
             host_url = f"/api/v1/admin/hosts/{answer.json()['id']}"
-            host = wait_for(
-                lambda: (body := operator.get(host_url).json())["state"] != "pending" and body,
-                60,
-                "the onboarding to finish",
-            )
+            host = settled(operator, host_url, "pending", 60, "the onboarding to finish")
             assert host["state"] == "enabled", host
             assert host["ssh_host_key_fingerprint"] == sshd.host_key_fingerprint
 
@@ -168,11 +166,7 @@ def test_the_role_reapplied_over_ssh_changes_nothing_then_the_host_onboards_and_
             assert answer.status_code == 202, answer.content
             instance = answer.json()["instance"]
             url = f"/api/v1/instances/{instance['id']}"
-            shown = wait_for(
-                lambda: (body := client.get(url).json())["status"] != "building" and body,
-                120,
-                "the instance to leave building",
-            )
+            shown = settled(client, url, "building", 120, "the instance to leave building")
             assert shown["status"] == "active", shown
             assert Instance.objects.filter(pk=instance["id"], host__name=HOST).exists()
             ready = f"ANDROMEDE-READY instance-id={instance['id']}"
@@ -180,6 +174,7 @@ def test_the_role_reapplied_over_ssh_changes_nothing_then_the_host_onboards_and_
                 lambda: ready in client.get(f"{url}/console").json()["output"],
                 60,
                 "the guest's ready line on its console",
+                every=0.5,
             )
             whole = time.monotonic() - started
             print(f"\nthe role over SSH {applied_after:.1f} s; the whole test {whole:.1f} s")
