@@ -39,21 +39,15 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
-_role_applied = False
-
-
 def ensure_libvirtd(timeout: float = 900) -> None:
     """Install (first time only) and start libvirtd + virtlogd; return once qemu:///system
     answers. Needs root. The timeout covers a first-time apt install.
 
-    The hypervisor role (scripts/libvirtd.sh) is applied at most once per test process, and
-    not at all while libvirtd already answers: `make test` applied it just before the lanes
-    started, and each application costs 15-40 s of Ansible on a loaded machine."""
-    global _role_applied
-    if _role_applied or _libvirtd_answers():
-        return
-    subprocess.run([str(LIBVIRTD_SCRIPT)], check=True, timeout=timeout)
-    _role_applied = True
+    While libvirtd answers, nothing is done: `make test` applied the hypervisor role
+    (scripts/libvirtd.sh) just before the lanes started, and each application costs 10-30 s
+    of Ansible on a loaded machine. Otherwise the role is applied again."""
+    if not _libvirtd_answers():
+        subprocess.run([str(LIBVIRTD_SCRIPT)], check=True, timeout=timeout)
 
 
 def _libvirtd_answers() -> bool:
