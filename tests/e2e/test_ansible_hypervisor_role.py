@@ -40,7 +40,8 @@ from tests.support.fault_lab import (
     wait_for,
     worker_subprocess,
 )
-from tests.support.local_host import network_names, remove_leftovers
+from tests.support.local_host import _network_names as network_names
+from tests.support.local_host import _remove_leftovers as remove_leftovers
 from tests.support.sshd import LocalSshd
 
 pytestmark = [pytest.mark.hypervisor, pytest.mark.django_db(transaction=True)]

@@ -20,7 +20,7 @@ from tests.support import hypervisor_lab
 URI = "qemu:///system"
 
 
-def network_names() -> set[str]:
+def _network_names() -> set[str]:
     conn = libvirt.open(URI)
     try:
         return {net.name() for net in conn.listAllNetworks()}
@@ -28,7 +28,7 @@ def network_names() -> set[str]:
         conn.close()
 
 
-def remove_leftovers(host_name: str, networks_before: set[str]) -> None:
+def _remove_leftovers(host_name: str, networks_before: set[str]) -> None:
     """Domains whose disks live in this host's pools (even of a test that failed before its
     delete), the tenant networks this run created, and this host's pools."""
     conn = libvirt.open(URI)
@@ -59,7 +59,7 @@ def onboarded_local_host(settings: Any, host_name: str, zone_name: str) -> Itera
     """This machine's libvirtd as host `host_name` (qemu/TCG) in a French zone; the image
     store and pools in a temporary directory; cleaned up on exit, whatever happened."""
     hypervisor_lab.ensure_libvirtd()
-    networks_before = network_names()
+    networks_before = _network_names()
     root = Path(tempfile.mkdtemp(prefix=f"andromede-{host_name}-", dir="/var/tmp"))
     root.chmod(0o711)  # guests run as libvirt-qemu: their disks' path must be traversable
     settings.IMAGE_STORE_DIR = root / "image-store"
@@ -82,5 +82,5 @@ def onboarded_local_host(settings: Any, host_name: str, zone_name: str) -> Itera
             ),
         )  # fmt: skip
     finally:
-        remove_leftovers(host_name, networks_before)
+        _remove_leftovers(host_name, networks_before)
         shutil.rmtree(root, ignore_errors=True)
