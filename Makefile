@@ -9,7 +9,7 @@ SHELL := /bin/bash
 help:
 	@echo "make run         install what is missing, migrate, create the demo, run API + worker + beat"
 	@echo "make test        install what is missing, start PostgreSQL/Redis if needed, lint and test"
-	@echo "make lint        ruff, ruff format --check, mypy, manage.py check, makemigrations --check"
+	@echo "make lint        ruff, ruff format --check, mypy, ansible-lint, manage.py check, makemigrations --check"
 	@echo "make reset-demo  new demo passwords and a new demo API token"
 	@echo "make lock        regenerate requirements.lock from pyproject.toml"
 

@@ -5,7 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# The local libvirtd is the embedded default's hypervisor (installed and started if needed).
+# The local libvirtd is the embedded default's hypervisor: Ansible's hypervisor role applied
+# to this machine, -c local (installs and starts what is missing; see ansible/README.md).
 "$ROOT/scripts/libvirtd.sh"
 
 # OVN: this installation's NB/SB databases and northd (under $VAR/ovn), its chassis on the

@@ -6,10 +6,13 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 lint() {
-    say "lint: ruff, ruff format, mypy, manage.py check, makemigrations --check"
+    say "lint: ruff, ruff format, mypy, ansible-lint, manage.py check, makemigrations --check"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy" .
+    # ansible/: the production profile, offline (no Galaxy); it runs ansible-playbook
+    # --syntax-check on the playbooks, which it finds on PATH.
+    PATH="$VENV/bin:$PATH" "$VENV/bin/ansible-lint" -q --offline --profile production ansible/
     "$VENV/bin/python" manage.py check --fail-level WARNING
     "$VENV/bin/python" manage.py makemigrations --check --dry-run
 }
@@ -102,7 +105,10 @@ postgres_ensure
 redis_ensure
 # The hypervisor lane (tests marked `hypervisor`) must run, never skip: a real libvirtd with
 # QEMU, and the tiny test image (built once per recipe, then cached outside the checkout).
-say "hypervisor lane: libvirtd and the test image"
+# This machine becomes a hypervisor host by Ansible's hypervisor role, applied -c local
+# (scripts/libvirtd.sh), on every run; tests/e2e/test_ansible_hypervisor_role.py re-applies
+# it over SSH and expects no change.
+say "hypervisor lane: the hypervisor role on this machine, and the test image"
 "$ROOT/scripts/libvirtd.sh"
 "$ROOT/scripts/build-test-image.sh" >/dev/null
 "$ROOT/scripts/build-debian-image.sh" >/dev/null # tests/e2e/test_debian_cloud_init.py

@@ -31,8 +31,13 @@ from operations.services.host_lost import HOST_LOST_REASON
 from operations.tasks import sweep_operations
 from tests import factories
 from tests.e2e.conftest import import_test_image_and_tiny_flavor, onboard_private_host
-from tests.e2e.test_faults import _test_database_url
-from tests.support.fault_lab import PrivateLibvirtd, stop_process, wait_for, worker_subprocess
+from tests.support.fault_lab import (
+    PrivateLibvirtd,
+    shared_database_url,
+    stop_process,
+    wait_for,
+    worker_subprocess,
+)
 
 OPERATOR = Actor.system("operator")
 LOST = "faults-lost"
@@ -55,7 +60,7 @@ def test_a_host_lost_mid_create_is_marked_down_and_its_operation_failed_not_move
 
     logs = Path(tempfile.mkdtemp(prefix="andr-lost-"))
     env = os.environ | {
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": shared_database_url(),
         "CELERY_BROKER_URL": broker.url,
         "ANDROMEDE_OPERATION_LEASE_SECONDS": "5",
         "ANDROMEDE_IMAGE_STORE_DIR": str(django_settings.IMAGE_STORE_DIR),

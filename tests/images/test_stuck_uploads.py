@@ -17,11 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from iaas.celery import app as celery_app
@@ -32,6 +30,7 @@ from images.services import images as image_services
 from images.tasks import expire_uploads
 from tests import factories
 from tests.factories import SYSTEM
+from tests.support.fault_lab import shared_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,15 +47,6 @@ image = Image.objects.get(pk=sys.argv[1])
 body = os.fdopen(0, "rb", buffering=0)
 image_upload(actor=Actor.system("receiver"), image=image, stream=body, length=int(sys.argv[2]))
 """
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    assert db["ENGINE"].endswith("postgresql"), "the receiving process needs a shared database"
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
@@ -93,7 +83,7 @@ def killed_upload(
     ).json()["id"]
     content = tiny_qcow2.read_bytes()
     env = os.environ | {
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": shared_database_url(),
         "DJANGO_SETTINGS_MODULE": "iaas.settings",
         "PYTHONPATH": str(ROOT),
         "ANDROMEDE_IMAGE_STORE_DIR": str(image_store),

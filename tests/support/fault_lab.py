@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import redis
 
@@ -300,6 +301,19 @@ def _destroy_everything(uri: str) -> None:
 
 
 # --- The API in a subprocess, and Django commands on another database ------------------------
+
+
+def shared_database_url() -> str:
+    """The URL of the database this test runs on (PostgreSQL): for the worker or API
+    processes a test starts, which must see what it committed."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    assert db["ENGINE"].endswith("postgresql"), "a subprocess needs a shared database"
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def django_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
