@@ -118,7 +118,7 @@ def connection_uri(
     host_key: HostKey | None,
 ) -> str:
     """The URI a worker opens for a host: the registered one, except that a ``qemu+ssh``
-    channel goes through libvirt's libssh transport pinned to `host_key`. Only worker
+    channel goes through libvirt's libssh2 transport pinned to `host_key`. Only worker
     processes get here (hosts.hypervisors refuses in the API process)."""
     try:
         # A host recorded before these rules (say qemu+tcp) is refused here too, not only

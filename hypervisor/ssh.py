@@ -176,7 +176,7 @@ class HostKey:
 
     def known_hosts_line(self, host: str, port: int = 22) -> str:
         """The OpenSSH known_hosts line pinning this key for `host`:`port` (``[host]:port``
-        unless the port is 22), for clients that read such files (libvirt's libssh
+        unless the port is 22), for clients that read such files (libvirt's libssh2
         transport)."""
         if not host or any(c in host for c in " \t\n,*?!") or not 1 <= port <= 65535:
             raise ValueError(f"not a host for a known_hosts line: {host!r}:{port}")

@@ -1,7 +1,7 @@
 """libvirt's own SSH channel trusts only the pinned host key (M6): this machine's libvirtd
 reached as `qemu+ssh://` through the real sshd on 127.0.0.1 (tests/support/sshd.py), whose far
 side runs virt-ssh-helper (libvirt 9.0: present at /usr/bin/virt-ssh-helper; `nc` is not
-installed and not needed). No paramiko on this path: the check is libvirt's (libssh)."""
+installed and not needed). No paramiko on this path: the check is libvirt's (libssh2)."""
 
 from __future__ import annotations
 
