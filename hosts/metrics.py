@@ -7,12 +7,13 @@
   (compute.services.scheduler), for onboarded hosts;
 - `andromede_host_heartbeat_age_seconds{host,zone}`: since the host's last heartbeat;
 - `andromede_broker_up` and `andromede_broker_queue_messages{queue}`: the messages waiting in
-  the control queue and each host's queue (Redis: LLEN; RabbitMQ exports its own), every
+  the control queue and each host's queue (Redis: LLEN; RabbitMQ: a passive queue declare), every
   broker call bounded by BROKER_TIMEOUT_SECONDS so a dead broker cannot hold a scrape.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -87,20 +88,39 @@ def queue_names() -> list[str]:
 
 def queue_depths(queues: list[str]) -> dict[str, int]:
     """Messages waiting in each queue of the configured broker (raises if it does not answer).
-    Redis only: RabbitMQ exports its queues' depths itself (its rabbitmq_prometheus plugin,
-    `rabbitmq_queue_messages`), so for it this only checks that the broker answers."""
+    A queue the broker has not seen yet (no message, no worker so far) is left out."""
     timeout = BROKER_TIMEOUT_SECONDS
     options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
     with app.connection_for_read(transport_options=options) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout)
-        channel: Any = conn.default_channel  # kombu's transport-specific channel
+        if conn.transport.driver_type == "amqp":
+            return _amqp_queue_depths(conn, queues)
         if conn.transport.driver_type != "redis":
             return {}
+        channel: Any = conn.default_channel  # kombu's transport-specific channel
         # Celery's Redis transport keeps a queue's messages in a list of the queue's name.
         pipe = channel.client.pipeline()
         for queue in queues:
             pipe.llen(queue)
         return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
+
+
+def _amqp_queue_depths(conn: Any, queues: list[str]) -> dict[str, int]:
+    """RabbitMQ: a passive declare answers a queue's ready messages without creating it (the
+    management plugin is not needed). A queue that does not exist closes the channel it was
+    asked on, so each queue is asked on a channel of its own."""
+    depths = {}
+    for queue in queues:
+        channel = conn.channel()
+        try:
+            _, messages, _ = channel.queue_declare(queue=queue, passive=True)
+            depths[queue] = int(messages)
+        except conn.channel_errors:
+            continue  # not declared yet: nothing was ever sent to it
+        finally:
+            with contextlib.suppress(*conn.channel_errors, *conn.connection_errors):
+                channel.close()
+    return depths
 
 
 class BrokerCollector:

@@ -7,14 +7,18 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_received
 from django.conf import settings
 
+from hosts.models import Zone
 from iaas.celery import CONTROL_QUEUE, app, host_queue, publish
+from tests import factories
 from tests.support.fault_lab import wait_for
+from tests.support.metrics_scrape import present, scrape
 from tests.support.rabbitmq import PrivateRabbitMQ
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,3 +76,35 @@ def test_the_node_lets_a_worker_hold_a_task_longer_than_the_longest_operation(
     found = re.fullmatch(r"\{ok,(\d+)\}", answer.strip())  # scripts/rabbitmq.conf's value
     assert found, answer
     assert int(found[1]) > settings.LONGEST_OPERATION_SECONDS * 1000
+
+
+def test_an_operator_reads_the_queue_depths_on_rabbitmq_in_the_metrics(
+    rabbitmq_broker: PrivateRabbitMQ, make_caller: Any
+):
+    """/metrics asks RabbitMQ for each queue's ready messages (a passive declare): a host's
+    queue with two tasks and no worker shows 2, as `rabbitmqctl` counts them; a host whose
+    queue was never used is left out, and nothing is declared by asking."""
+    factories.host("h42", factories.zone("fr-par-1"))
+    factories.host("h43", Zone.objects.get(name="fr-par-1"))
+    for _ in range(2):
+        publish("operations.run_operation", args=(str(uuid.uuid4()),), queue=host_queue("h42"))
+    operator = make_caller(None, operator=True)
+
+    samples = scrape(operator)
+    assert present(samples, "andromede_broker_up") == 1
+    assert present(samples, "andromede_broker_queue_messages", queue=host_queue("h42")) == 2
+    assert rabbitmq_broker.ready_messages(host_queue("h42")) == 2
+    assert ("andromede_broker_queue_messages", (("queue", host_queue("h43")),)) not in samples
+    assert host_queue("h43") not in rabbitmq_broker.queues()
+
+
+def test_a_publish_after_a_broker_restart_goes_through_on_a_new_connection(
+    rabbitmq_broker: PrivateRabbitMQ,
+):
+    """The pooled connection the broker dropped is noticed on use, and the message is sent
+    once more on a new one (iaas.celery.publish), instead of waiting for the sweeper."""
+    publish("operations.sweep", args=())  # the pool now holds an open connection
+    rabbitmq_broker.stop()
+    rabbitmq_broker.start()
+    publish("operations.sweep", args=())
+    assert rabbitmq_broker.ready_messages(CONTROL_QUEUE) == 2
