@@ -35,6 +35,7 @@ from iaas.audit.checkpoints import checkpoint_write
 from images.services.images import image_file_path
 from tests.compute.test_reconciler import built
 from tests.iaas.test_audit_anchoring import as_owner
+from tests.support.databases import throwaway_database
 from tests.volumes.test_volume_encryption import encrypted_volume, shred, vcloud
 from volumes import crypto
 from volumes.models import Volume
@@ -75,13 +76,8 @@ def script(name: str, *args: str, database: str, fails: bool = False) -> str:
 @pytest.fixture
 def scratch_database() -> Iterator[str]:
     """A new, empty database on the same server, dropped afterwards whatever happened."""
-    name = f"{connection.settings_dict['NAME']}_drill"
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("drill") as name:
+        yield name
 
 
 @pytest.fixture

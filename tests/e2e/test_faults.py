@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from compute.models import Allocation, Flavor, Instance
@@ -36,7 +34,7 @@ from operations.models import Operation
 from operations.services import outbox as operations
 from tests.e2e.conftest import Broker
 from tests.support import hypervisor_lab
-from tests.support.fault_lab import wait_for
+from tests.support.fault_lab import shared_database_url, wait_for
 from tests.support.local_host import onboarded_local_host
 from tests.support.rabbitmq import PrivateRabbitMQ
 
@@ -146,22 +144,13 @@ def real_host(settings: Any) -> Iterator[Host]:
         yield host
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    assert db["ENGINE"].endswith("postgresql"), "the worker subprocess needs a shared database"
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @contextmanager
 def worker_process(
     broker: Broker, log: Path, *, slow_define: float = 0, lease: int = 5
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker for HOST's queue in its own process; killed on the way out."""
     env = os.environ | {
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": shared_database_url(),
         "CELERY_BROKER_URL": broker.url,
         "ANDROMEDE_OPERATION_LEASE_SECONDS": str(lease),
         "ANDROMEDE_IMAGE_STORE_DIR": str(django_settings.IMAGE_STORE_DIR),

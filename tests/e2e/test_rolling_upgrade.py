@@ -20,17 +20,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from django.conf import settings
 
 from tests.support import hypervisor_lab
+from tests.support.databases import database_url, throwaway_database
 from tests.support.fault_lab import PrivateRedis, stop_process, wait_for
 from tests.support.hypervisor_lanes import run_token
 from tests.support.local_host import _network_names, _remove_leftovers
@@ -83,25 +80,11 @@ elif command == "delete":
 """
 
 
-def _admin() -> psycopg.Connection[Any]:
-    db = settings.DATABASES["default"]
-    return psycopg.connect(
-        dbname="postgres", host=db["HOST"] or None, port=db["PORT"] or None,
-        user=db["USER"] or None, password=db["PASSWORD"] or None, autocommit=True,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def database() -> Iterator[str]:
     """The DATABASE_URL of an empty database of this test's own, dropped afterwards."""
-    name = f"andromede_upgrade_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
-    finally:
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("upgrade") as name:
+        yield database_url(name)
 
 
 class Release:

@@ -17,37 +17,18 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 from django.conf import settings
 
+from tests.support import databases
 from tests.support.migration_forward import MOVED
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = "tests.support.migration_forward"
-#: Django's OPTIONS that are not libpq connection parameters.
-NOT_LIBPQ = {"isolation_level", "pool", "server_side_binding", "assume_role", "cursor_factory"}
-
-
-def _admin_connection() -> psycopg.Connection[Any]:
-    """A connection to the `postgres` database of the server the tests run on."""
-    db = settings.DATABASES["default"]
-    options = {k: v for k, v in db.get("OPTIONS", {}).items() if k not in NOT_LIBPQ}
-    return psycopg.connect(
-        dbname="postgres",
-        host=db["HOST"] or None,
-        port=db["PORT"] or None,
-        user=db["USER"] or None,
-        password=db["PASSWORD"] or None,
-        autocommit=True,
-        **options,
-    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,15 +39,8 @@ def throwaway_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         return
     if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         pytest.skip("needs PostgreSQL (DESIGN §12): the tests run on SQLite")
-    name = f"{settings.DATABASES['default']['NAME'][:30]}_migrate_fwd_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = urlsplit(os.environ["DATABASE_URL"])
-        yield urlunsplit(url._replace(path=f"/{name}"))
-    finally:
-        with _admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with databases.throwaway_database("migrate_fwd") as name:
+        yield databases.database_url(name)
 
 
 def _run(args: list[str], database_url: str, tmp_path: Path) -> str:

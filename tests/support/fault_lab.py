@@ -32,7 +32,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import redis
 
@@ -306,14 +305,9 @@ def _destroy_everything(uri: str) -> None:
 def shared_database_url() -> str:
     """The URL of the database this test runs on (PostgreSQL): for the worker or API
     processes a test starts, which must see what it committed."""
-    from django.db import connection
+    from tests.support.databases import database_url
 
-    db = connection.settings_dict
-    assert db["ENGINE"].endswith("postgresql"), "a subprocess needs a shared database"
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return database_url()
 
 
 def django_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
