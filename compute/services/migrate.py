@@ -18,7 +18,6 @@ stays draining, and the operator deals with them (stop, detach, delete) and drai
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from hosts.services.hosts import host_begin_drain
 from iaas.audit import Actor
 from iaas.errors import ConflictError, DomainError
 from operations.models import Operation
+from operations.services.deadlines import copy_deadline_params
 from volumes.selectors import attachments_of
 
 
@@ -76,7 +76,12 @@ def instance_migrate(*, actor: Actor, instance: Instance) -> Operation:
         actor=actor,
         instance=instance,
         action="instance.migrate",
-        params={"migration": str(migration.pk), "was_active": was_active},
+        # The disks pass through the worker twice (download, upload): a copy's deadline.
+        params={
+            "migration": str(migration.pk),
+            "was_active": was_active,
+            **copy_deadline_params(instance.disk_gb),
+        },
     )
 
 
@@ -110,11 +115,6 @@ def host_drain(*, actor: Actor, host: Host) -> DrainResult:
                 {"instance": str(instance.pk), "code": exc.code, "message": exc.message}
             )
     return result
-
-
-def host_instances_left(host_id: uuid.UUID) -> int:
-    """How many instances (not deleted) the host still holds."""
-    return Instance.objects.filter(host_id=host_id).exclude(status=Instance.Status.DELETED).count()
 
 
 def migration_of(operation: Operation) -> Migration:

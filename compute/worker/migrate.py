@@ -4,7 +4,8 @@ Steps, each safe to run again: stop the guest on the source (graceful, forced af
 deadline); remove what an earlier attempt left on the target; copy its root disk
 (flattened: the copy does not depend on the source's cached image) and its seed to the
 target, through the worker (hypervisor.transfer); the tenant's networks on the target;
-undefine the source domain (its disks stay until the end); define the domain on the target
+check the run still holds the operation and its claim (a run given up stops there); undefine
+the source domain (its disks stay until the end); define the domain on the target
 and start it if it was running. Then, in one transaction, the instance, its Allocation, its
 ports and its shared volumes' attachments move to the target and the operation succeeds;
 only then are the source's disks erased.
@@ -49,7 +50,7 @@ from network.services.devices import device_ports_move
 from operations.messages import tenant_text
 from operations.models import Operation
 from operations.services.outcomes import fail, succeed
-from operations.services.runs import finish, worker_actor
+from operations.services.runs import LeaseLost, still_held, worker_actor
 from volumes.selectors import boot_attachment
 from volumes.services.attachments import volume_attachments_move
 
@@ -88,7 +89,19 @@ def _copy_disk(migration: Migration, volume: str, fmt: str, *, flatten: bool) ->
     transfer_storage_volume(hv_source, source_pool, volume, hv_target, spec, flatten_as=scratch)
 
 
-def migrate_steps(migration: Migration, instance: Instance, *, was_active: bool) -> Steps:
+def _still_ours(operation: Operation, migration: Migration) -> None:
+    """Before the source's domain goes: the operation is still this run's and its claim on
+    the target still holds. A run the sweeper gave up (a copy past the deadline) or that
+    another worker took over stops here, and its roll-back puts the guest back on the
+    source, where the database says it is."""
+    still_held(operation)
+    if not Migration.objects.filter(pk=migration.pk, status=Migration.Status.CLAIMED).exists():
+        raise LeaseLost(f"migration {migration.pk} was given up")
+
+
+def migrate_steps(
+    operation: Operation, migration: Migration, instance: Instance, *, was_active: bool
+) -> Steps:
     hv_source = hypervisor_for(migration.source_host)
     hv_target = hypervisor_for(migration.target_host)
     at_target = _at(instance, migration.target_host)
@@ -107,6 +120,7 @@ def migrate_steps(migration: Migration, instance: Instance, *, was_active: bool)
     steps += [
         ("copy_seed", lambda: _copy_disk(migration, seed, "raw", flatten=False)),
         ("network", lambda: ensure_network(hv_target, ports)),
+        ("still_ours", lambda: _still_ours(operation, migration)),
         ("undefine_source", lambda: hv_source.undefine_domain(name)),
         ("define", lambda: hv_target.define_domain(domain_spec(at_target, ports))),
     ]
@@ -121,11 +135,8 @@ def migrate_steps(migration: Migration, instance: Instance, *, was_active: bool)
 def run_migrate(operation: Operation, instance: Instance) -> None:
     migration = migration_of(operation)
     was_active = bool(operation.params.get("was_active"))
-    if migration.status != Migration.Status.CLAIMED:  # ended by an earlier run or abandoned
-        finish(operation, error=migration.error)
-        return
     try:
-        run_steps(operation, migrate_steps(migration, instance, was_active=was_active))
+        run_steps(operation, migrate_steps(operation, migration, instance, was_active=was_active))
     except Exception as exc:
         _roll_back(operation, migration, instance, exc, was_active=was_active)
         return

@@ -77,6 +77,18 @@ class LeaseLost(Exception):
     wanted to write on the target is rolled back with it."""
 
 
+def still_held(operation: Operation) -> None:
+    """LeaseLost unless this run still holds the operation (running, under its lease owner):
+    for a step past which the run must not go on for someone else's operation."""
+    held = Operation.objects.filter(
+        pk=operation.pk, status=Operation.Status.RUNNING, lease_owner=operation.lease_owner
+    ).exists()
+    if not held:
+        raise LeaseLost(
+            f"operation {operation.pk} is no longer held by {operation.lease_owner or 'this run'}"
+        )
+
+
 def finish(operation: Operation, *, error: str = "") -> None:
     """End the operation: `failed` with `error` (without host paths or URIs: tenants read
     it), `succeeded` without — only while this run still holds it (running, under the lease

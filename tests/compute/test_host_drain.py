@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 
 from compute.models import Allocation, Instance, Migration
 from compute.services.reconciler import check_host_usage, reconcile_host
@@ -90,7 +91,7 @@ def test_a_drain_moves_the_instance_and_placements_avoid_the_host(two_hosts, set
     steps = Operation.objects.get(pk=operation["id"]).steps
     assert [s["name"] for s in steps] == [
         "shutdown", "wait_shutoff", "clear_target", "copy_root_disk", "copy_seed", "network",
-        "undefine_source", "define", "start", "wait_running",
+        "still_ours", "undefine_source", "define", "start", "wait_running",
     ]  # fmt: skip
     moved = Instance.objects.get(pk=cloud.instance_id)
     assert (moved.host_id, moved.status, moved.task_state, moved.power_state) == (
@@ -220,4 +221,37 @@ def test_an_abandoned_migration_releases_its_claim(two_hosts):
     assert (migration.status, migration.error) == ("failed", "its worker never came back")
     instance = Instance.objects.get(pk=cloud.instance_id)
     assert (instance.host_id, instance.task_state) == (cloud.host.pk, None)
+    assert check_host_usage() == []
+
+
+def test_a_run_given_up_mid_copy_stops_before_the_source_goes(two_hosts, settings, monkeypatch):
+    """The sweeper gives the migration up while its worker is still copying (a copy past the
+    deadline): the worker must not undefine the source and start the guest on the target
+    behind the sweeper's back. It stops at `still_ours`, the guest runs again on its source
+    (where the database says it is), and no claim is left on the target."""
+    cloud = two_hosts
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    [queued] = drain(cloud, cloud.host)["operations"]
+
+    def given_up_meanwhile(hv, ports):
+        with transaction.atomic():  # what the sweeper does to an operation past its deadline
+            operation = Operation.objects.get(pk=queued["id"])
+            Operation.objects.filter(pk=operation.pk).update(status="failed", error="too slow")
+            release_abandoned(operation, "too slow")
+        ensure_network(hv, ports)
+
+    monkeypatch.setattr(migrate_worker, "ensure_network", given_up_meanwhile)
+    run_operation(queued["id"])
+
+    operation = Operation.objects.get(pk=queued["id"])
+    assert (operation.status, operation.error) == ("failed", "too slow")  # the sweeper's
+    names = [step["name"] for step in operation.steps]
+    assert names[-1] == "still_ours", names
+    assert "undefine_source" not in names
+    instance = Instance.objects.get(pk=cloud.instance_id)
+    assert (instance.host_id, instance.task_state) == (cloud.host.pk, None)
+    hv = hypervisor_for(cloud.host)
+    assert hv.domain_info(naming.domain(instance.pk)).power_state == "running"
+    assert usage(cloud.h02) == (0, 0, 0)
+    assert Migration.objects.get(instance_id=instance.pk).status == "failed"
     assert check_host_usage() == []
