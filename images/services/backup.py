@@ -102,13 +102,23 @@ def stores_back_up(backup_dir: Path, names: list[str] | None = None) -> list[Sto
     return copies
 
 
-def store_directory_now(name: str, recorded: str) -> Path:
+#: The permission bits a restored file may get, whatever the manifest says.
+RESTORED_MODE_MASK = 0o640
+
+
+def store_directory_now(name: str) -> Path | None:
     """Where the restored database (and these settings) keep the store `name`: its row's
-    directory, the settings' for the default store, else the directory the backup recorded."""
+    directory, or the settings' for the default store; None for a store they do not know.
+    Never a directory the manifest names: a manifest is not trusted to choose where a
+    restore writes."""
     store = ImageStore.objects.filter(name=name).first()
     if store is not None:
         return store.directory
-    return Path(settings.IMAGE_STORE_DIR) if name == DEFAULT_STORE else Path(recorded)
+    return Path(settings.IMAGE_STORE_DIR) if name == DEFAULT_STORE else None
+
+
+def _inside(path: Path) -> bool:
+    return not path.is_absolute() and ".." not in path.parts
 
 
 def stores_restore(backup_dir: Path, stores: list[dict[str, Any]]) -> tuple[int, list[str]]:
@@ -121,10 +131,15 @@ def stores_restore(backup_dir: Path, stores: list[dict[str, Any]]) -> tuple[int,
     restored, problems = 0, []
     held: dict[tuple[str, str], str] = {}
     for store in stores:
-        directory = store_directory_now(store["name"], store["directory"])
+        directory = store_directory_now(store["name"])
+        if directory is None:
+            problems.append(
+                f"image store {store['name']}: not in the restored database; not restored"
+            )
+            continue
         for entry in store["files"]:
             relative = Path(entry["relative"])
-            if relative.is_absolute() or ".." in relative.parts:
+            if not (_inside(relative) and _inside(Path(entry["path"]))):
                 problems.append(f"{entry['path']}: names a place outside its store; not restored")
                 continue
             held[(store["name"], entry["relative"])] = entry["sha256"]
@@ -133,7 +148,12 @@ def stores_restore(backup_dir: Path, stores: list[dict[str, Any]]) -> tuple[int,
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".restore-{target.name}")
-            sha256, _ = copy_hashed(backup_dir / entry["path"], partial, entry["mode"])
+            mode = int(entry["mode"]) & RESTORED_MODE_MASK
+            try:
+                sha256, _ = copy_hashed(backup_dir / entry["path"], partial, mode)
+            except OSError:
+                partial.unlink(missing_ok=True)
+                raise
             if sha256 != entry["sha256"]:
                 partial.unlink()
                 problems.append(

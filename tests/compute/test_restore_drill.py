@@ -28,6 +28,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from compute.models import Instance
+from compute.services.backups import restore_finish
 from compute.services.reconciler import reconcile_all
 from hosts.models import OrphanReport
 from iaas.audit import Actor, audit_record
@@ -150,13 +151,13 @@ def test_backup_destroy_restore(
 
     on_database(scratch_database)
     assert sha256(image_file) == image_sha
-    # The reconciler's round (restore_finish run again: it is safe to, and reconciles).
-    ran = io.StringIO()
-    call_command("restore_finish", "--manifest", str(backup / "manifest.json"), stdout=ran)
-    assert "restore checkpoint already signed" in ran.getvalue()
-    again = reconcile_all()
-    assert again["host_usage_corrected"] == []
-    assert again["hosts"] == {
+    # The reconciler's first round after the restore (restore_finish run again: it is safe
+    # to, and reconciles): the hosts and the restored database agree, nothing to correct.
+    report = restore_finish(backup / "manifest.json", reconcile=True)
+    assert report.checkpoint_seq == 0  # already signed by the run above
+    assert report.reconciled is not None
+    assert report.reconciled["host_usage_corrected"] == []
+    assert report.reconciled["hosts"] == {
         vcloud.host.name: {"drift": 0, "missing": 0, "orphans": 0, "volumes_removed": 0}
     }
     assert Instance.objects.get(pk=seen.instance.pk).status == "active"

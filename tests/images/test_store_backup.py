@@ -46,3 +46,29 @@ def test_files_are_put_back_only_with_their_checksum_and_inside_their_store(clou
     assert stores_restore(tmp_path, [copy]) == (1, [])
     assert path.read_bytes() == original
     assert stores_restore(tmp_path, [copy]) == (0, [])  # already in place: left alone
+
+
+def test_a_tampered_manifest_chooses_neither_the_directory_nor_the_mode(cloud, tmp_path):
+    """A manifest is not trusted where it could make a restore write elsewhere: a store the
+    restored database does not know (whatever directory the manifest names), a source path
+    leading out of the backup, and permission bits beyond owner read-write, group read."""
+    path = image_file_path(cloud.image)
+    (copy,) = [c.as_manifest() for c in stores_back_up(tmp_path / "backup", ["default"])]
+    (entry,) = copy["files"]
+    elsewhere = tmp_path / "elsewhere"
+    stranger = dict(copy, name="stranger", directory=str(elsewhere))
+    outside = dict(entry, path="../../etc/passwd")
+    path.unlink()
+
+    restored, problems = stores_restore(
+        tmp_path / "backup", [stranger, dict(copy, files=[outside])]
+    )
+    assert restored == 0
+    assert problems[0] == "image store stranger: not in the restored database; not restored"
+    assert "names a place outside its store" in problems[1]
+    assert not elsewhere.exists()
+    assert not path.exists()
+
+    set_uid = dict(entry, mode=0o4777)
+    assert stores_restore(tmp_path / "backup", [dict(copy, files=[set_uid])]) == (1, [])
+    assert path.stat().st_mode & 0o7777 == 0o640
