@@ -22,6 +22,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from hosts.models import ONBOARDED_STATES, Host
+from iaas.broker import probe_transport_options
 from iaas.celery import CONTROL_QUEUE, app, host_queue
 from iaas.metrics import register_collector
 
@@ -90,8 +91,10 @@ def queue_depths(queues: list[str]) -> dict[str, int]:
     """Messages waiting in each queue of the configured broker (raises if it does not answer).
     A queue the broker has not seen yet (no message, no worker so far) is left out."""
     timeout = BROKER_TIMEOUT_SECONDS
-    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
-    with app.connection_for_read(transport_options=options) as conn:
+    # Every socket bounded, in the names the broker's transport reads (as the readiness
+    # probe's): Redis' socket timeouts, RabbitMQ's connect, read and write timeouts.
+    options = probe_transport_options(str(app.conf.broker_read_url), timeout)
+    with app.connection_for_read(connect_timeout=timeout, transport_options=options) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout)
         if conn.transport.driver_type == "amqp":
             return _amqp_queue_depths(conn, queues)

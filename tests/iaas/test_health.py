@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from django.test import Client, override_settings
 
 from iaas.celery import app
+from tests.iaas.conftest import BROKER_URLS
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker_at(monkeypatch) -> Callable[[str], None]:
-    """broker_at(url) points the already-configured Celery app at another broker for this test.
-
-    Celery reads CELERY_BROKER_URL from the environment before its own configuration, so both
-    are patched; monkeypatch restores them afterwards."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("CELERY_BROKER_URL", url)
-        monkeypatch.setitem(app.conf, "broker_url", url)
-        assert app.conf.broker_write_url == url
-
-    return point
 
 
 @pytest.fixture
@@ -35,18 +20,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]  # closed again when the block ends
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A port that accepts TCP connections and never says a word (a hung broker)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
 
 
 def test_healthz_answers_without_credentials_or_database(django_assert_num_queries):
@@ -66,7 +39,6 @@ def test_readyz_is_ready_when_database_and_broker_answer():
 
 
 # Redis, and RabbitMQ (iaas/broker.py: its transport names its timeouts differently).
-BROKER_URLS = ["redis://127.0.0.1:{port}/0", "amqp://guest:guest@127.0.0.1:{port}//"]
 
 
 @pytest.mark.parametrize("url", BROKER_URLS)

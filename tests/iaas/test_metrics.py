@@ -1,20 +1,25 @@
 """/metrics (issue 13): an operator's token from an internal address reads the cloud's figures
-in Prometheus' text format; anyone else gets the API's 404. The figures come from what really
-happened: an instance created through the API and built by the worker on libvirt's fake
-hypervisor shows in the operations' duration histogram, the host's allocation and the
-request metrics; the audit chain's verification and the broker's queues are there too."""
+in Prometheus' text format; anyone else gets the 404 of a path that does not exist. The
+figures come from what really happened: an instance created through the API and built by
+the worker on libvirt's fake hypervisor shows in the operations' duration histogram, the
+host's allocation and the request metrics; the audit chain's verification and the broker's
+queues are there too."""
 
 from __future__ import annotations
 
 import io
+import re
 import time
+import uuid
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from iaas.celery import app
+from hosts.metrics import BROKER_TIMEOUT_SECONDS
+from iaas.celery import app, host_queue, publish
 from operations.worker import run_operation
+from tests.iaas.conftest import BROKER_URLS
 from tests.support.instance_api import create
 from tests.support.metrics_scrape import present, scrape, value
 
@@ -26,11 +31,21 @@ def operator(make_caller):
     return make_caller(None, operator=True)
 
 
-def assert_hidden(response) -> None:
-    assert response.status_code == 404
-    assert response.json() == {
-        "error": {"code": "not_found", "message": "No such endpoint or resource.", "details": {}}
-    }
+def _page(response) -> str:
+    """A 404 page without what differs on every request (its CSRF token, its own path)."""
+    text = response.content.decode()
+    text = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", text)
+    return re.sub(r'name="next" value="[^"]*"', "", text)
+
+
+def assert_hidden(client, **extra) -> None:
+    """`client` (with `extra`) gets for /metrics the answer a path that does not exist gets:
+    nothing tells it that /metrics is there."""
+    response = client.get("/metrics", **extra)
+    nothing = client.get("/metricz", **extra)
+    assert nothing.status_code == 404
+    assert (response.status_code, response["Content-Type"]) == (404, nothing["Content-Type"])
+    assert _page(response) == _page(nothing)
 
 
 def test_an_operator_from_loopback_reads_the_metrics(operator):
@@ -41,25 +56,25 @@ def test_an_operator_from_loopback_reads_the_metrics(operator):
 
 def test_a_tenant_member_gets_a_404(make_tenant, make_caller):
     member = make_caller(make_tenant("acme"), "admin")
-    assert_hidden(Client().get("/metrics", **member.bearer()))
+    assert_hidden(Client(), **member.bearer())
 
 
 def test_anonymous_and_bad_tokens_get_a_404(operator):
-    assert_hidden(Client().get("/metrics"))
-    assert_hidden(Client().get("/metrics", HTTP_AUTHORIZATION="Bearer nope"))
+    assert_hidden(Client())
+    assert_hidden(Client(), HTTP_AUTHORIZATION="Bearer nope")
 
 
 def test_an_operator_session_without_a_token_gets_a_404(admin_client):
-    assert_hidden(admin_client.get("/metrics"))
+    assert_hidden(admin_client)
 
 
 def test_an_operator_from_a_not_allowed_address_gets_a_404(operator, settings):
     # 192.0.2.0/24 is a documentation network: an address outside the allowed ones.
-    assert_hidden(Client().get("/metrics", REMOTE_ADDR="192.0.2.10", **operator.bearer()))
+    assert_hidden(Client(), REMOTE_ADDR="192.0.2.10", **operator.bearer())
     settings.METRICS_ALLOWED_NETWORKS = ["192.0.2.0/24"]
     allowed = Client().get("/metrics", REMOTE_ADDR="192.0.2.10", **operator.bearer())
     assert allowed.status_code == 200
-    assert_hidden(Client().get("/metrics", **operator.bearer()))  # loopback is no longer allowed
+    assert_hidden(Client(), **operator.bearer())  # loopback is no longer allowed
 
 
 def test_a_boot_shows_in_the_operation_host_and_request_metrics(cloud, operator):
@@ -126,6 +141,31 @@ def test_a_dead_broker_costs_only_its_own_figures(operator, monkeypatch):
     samples = scrape(operator)
     assert present(samples, "andromede_broker_up") == 0
     assert value(samples, "andromede_metrics_collector_up", collector="operations") == 1
+
+
+@pytest.mark.parametrize("url", BROKER_URLS)
+def test_a_hung_broker_holds_a_scrape_no_longer_than_its_bound(
+    operator, broker_at, silent_server, url
+):
+    """A broker that accepts connections and never answers (Redis or RabbitMQ): the scrape
+    ends within the broker's bound and says the broker is down."""
+    broker_at(url.format(port=silent_server))
+    started = time.monotonic()
+    samples = scrape(operator)
+    elapsed = time.monotonic() - started
+    assert present(samples, "andromede_broker_up") == 0
+    assert elapsed < BROKER_TIMEOUT_SECONDS + 1.5, f"the scrape took {elapsed:.1f} s"
+
+
+def test_a_host_queue_shows_the_tasks_waiting_in_redis(cloud, operator):
+    """Two more tasks sent to a host's queue with no worker: the scrape counts two more (LLEN;
+    the tests' broker may hold earlier tests' tasks)."""
+    queue = host_queue(cloud.host.name)
+    before = present(scrape(operator), "andromede_broker_queue_messages", queue=queue)
+    for _ in range(2):
+        publish("operations.run_operation", args=(str(uuid.uuid4()),), queue=queue)
+    after = present(scrape(operator), "andromede_broker_queue_messages", queue=queue)
+    assert after == before + 2
 
 
 def test_a_collector_too_slow_for_a_scrape_is_cut_and_reported(operator, settings):
