@@ -25,6 +25,11 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
+def address_in(address: str, cidrs: Sequence[str]) -> bool:
+    """Whether `address` (a textual IP; anything else is in no network) is in one of `cidrs`."""
+    return _trusted(address, _networks(tuple(cidrs)))
+
+
 def _trusted(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -156,8 +156,9 @@ def checkpoint_write(now: datetime | None = None) -> Checkpoint | None:
 
 @contextmanager
 def locked_for_append(path: Path) -> Iterator[int]:
-    """The checkpoint file opened append-only (made 0600, its folder 0700), under an exclusive
-    lock: one writer at a time (beat's task, the commands, a restore)."""
+    """An append-only file of records (the checkpoints, the shred ledger) opened append-only
+    (made 0600, its folder 0700), under an exclusive lock: one writer at a time (beat's task,
+    the commands, a restore)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

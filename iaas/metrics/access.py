@@ -8,37 +8,27 @@ package may not import it (DESIGN §1). With no check registered, nobody may.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
-from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
 
+from iaas.proxy import address_in
+
 CallerCheck = Callable[[HttpRequest], bool]
 
-_caller_checks: list[CallerCheck] = []
+_caller_check: CallerCheck | None = None
 
 
 def register_caller_check(check: CallerCheck) -> None:
     """Set the check of who may scrape (one; registering again replaces it)."""
-    _caller_checks[:] = [check]
-
-
-@lru_cache(maxsize=8)
-def _networks(
-    cidrs: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+    global _caller_check
+    _caller_check = check
 
 
 def peer_allowed(address: str) -> bool:
     """Whether `address` is in one of METRICS_ALLOWED_NETWORKS."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in _networks(tuple(settings.METRICS_ALLOWED_NETWORKS)))
+    return address_in(address, settings.METRICS_ALLOWED_NETWORKS)
 
 
 def may_scrape(request: HttpRequest) -> bool:
@@ -46,4 +36,4 @@ def may_scrape(request: HttpRequest) -> bool:
     the caller."""
     if not peer_allowed(request.META.get("REMOTE_ADDR", "")):
         return False
-    return bool(_caller_checks) and _caller_checks[0](request)
+    return _caller_check is not None and _caller_check(request)

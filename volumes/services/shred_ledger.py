@@ -18,7 +18,6 @@ Key ids and versions are not secret: the ledger holds no key material.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from iaas.audit.checkpoints import locked_for_append
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +72,9 @@ def ledger_append(
     )
     path = ledger_file()
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked_for_append(path) as fd:
             os.write(fd, (line + "\n").encode())
             os.fsync(fd)
-        finally:
-            os.close(fd)
     except OSError as exc:
         raise ShredLedgerError(
             f"cannot append to the shred ledger {path}: {exc.strerror}; nothing was shredded"
