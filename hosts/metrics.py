@@ -21,6 +21,7 @@ from typing import Any
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from hosts.capacity import capacity_and_allocated
 from hosts.models import ONBOARDED_STATES, Host
 from iaas.broker import probe_transport_options
 from iaas.celery import CONTROL_QUEUE, app, host_queue
@@ -29,22 +30,6 @@ from iaas.metrics import register_collector
 logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT_SECONDS = 2
-
-
-def schedulable(physical: int, reserved: int, ratio: float) -> int:
-    return max(int((physical - reserved) * ratio), 0)
-
-
-def capacity_and_allocated(host: Host) -> list[tuple[str, int, int]]:
-    """(resource, capacity, allocated) as placement sees them."""
-    return [
-        ("vcpus", schedulable(host.cpus, host.reserved_cpus, host.cpu_allocation_ratio),
-         host.allocated_vcpus),
-        ("memory_mb", schedulable(host.memory_mb, host.reserved_memory_mb,
-                                  host.ram_allocation_ratio), host.allocated_memory_mb),
-        ("disk_gb", schedulable(host.disk_gb, host.reserved_disk_gb, host.disk_allocation_ratio),
-         host.allocated_disk_gb),
-    ]  # fmt: skip
 
 
 class HostsCollector:

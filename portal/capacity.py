@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hosts.capacity import capacity_and_allocated
 from hosts.models import Host
 
 
@@ -27,17 +28,10 @@ class Gauge:
 
 
 def host_gauges(host: Host) -> list[Gauge]:
-    def capacity(physical: int, reserved: int, ratio: float) -> int:
-        return max(int((physical - reserved) * ratio), 0)
-
     return [
-        Gauge("vcpus", host.allocated_vcpus,
-              capacity(host.cpus, host.reserved_cpus, host.cpu_allocation_ratio)),
-        Gauge("memory_mb", host.allocated_memory_mb,
-              capacity(host.memory_mb, host.reserved_memory_mb, host.ram_allocation_ratio)),
-        Gauge("disk_gb", host.allocated_disk_gb,
-              capacity(host.disk_gb, host.reserved_disk_gb, host.disk_allocation_ratio)),
-    ]  # fmt: skip
+        Gauge(resource, allocated, capacity)
+        for resource, capacity, allocated in capacity_and_allocated(host)
+    ]
 
 
 ROW_HEIGHT = 64
