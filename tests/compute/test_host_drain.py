@@ -20,6 +20,7 @@ from compute.worker.steps import ensure_network
 from hosts import naming
 from hosts.hypervisors import hypervisor_for
 from hosts.models import Host, OrphanReport
+from hypervisor.base import DriverError
 from iaas.models import AuditEvent
 from operations.models import Operation
 from operations.services.outcomes import release_abandoned
@@ -255,3 +256,38 @@ def test_a_run_given_up_mid_copy_stops_before_the_source_goes(two_hosts, setting
     assert usage(cloud.h02) == (0, 0, 0)
     assert Migration.objects.get(instance_id=instance.pk).status == "failed"
     assert check_host_usage() == []
+
+
+def test_a_failure_after_the_source_was_undefined_defines_it_there_again(
+    two_hosts, settings, monkeypatch
+):
+    """The riskiest point: the source's domain is gone and the target refuses the guest.
+    The roll-back defines it on the source again and starts it; the target's copies go."""
+    cloud = two_hosts
+    settings.INSTANCE_STOP_TIMEOUT_SECONDS = 1
+    real_spec, calls = migrate_worker.domain_spec, []
+
+    def refused_on_the_target(instance, ports):
+        calls.append(instance.host.name)
+        if instance.host.name == cloud.h02.name:
+            raise DriverError("the target refused the domain")
+        return real_spec(instance, ports)
+
+    monkeypatch.setattr(migrate_worker, "domain_spec", refused_on_the_target)
+    [queued] = drain(cloud, cloud.host)["operations"]
+    assert run_operation(queued["id"]) == "failed"
+
+    operation = Operation.objects.get(pk=queued["id"])
+    names = [step["name"] for step in operation.steps]
+    assert names[-2:] == ["undefine_source", "define"], names
+    assert calls == [cloud.h02.name, cloud.host.name]  # the target's, then the source's again
+    instance = Instance.objects.get(pk=cloud.instance_id)
+    assert (instance.host_id, instance.status, instance.power_state) == (
+        cloud.host.pk, "active", "running"
+    )  # fmt: skip
+    hv = hypervisor_for(cloud.host)
+    assert hv.domain_info(naming.domain(instance.pk)).power_state == "running"
+    on_target = {v.name for v in hv.list_storage_volumes(naming.storage_pool("h02", "instances"))}
+    assert on_target == set()
+    assert usage(cloud.h02) == (0, 0, 0)
+    assert Migration.objects.get(instance_id=instance.pk).status == "failed"
